@@ -1,0 +1,168 @@
+//! Aggregation: spans become per-minute latency histograms.
+//!
+//! In: validated [`Span`]s. Out: one [`LatencyRow`] per (service, operation, span kind, minute)
+//! with its histogram, request count, error count and duration sum, taken by the flusher every
+//! few seconds. A late span lands in the minute it started in, and because stored rows add up in
+//! ClickHouse, a minute flushed twice (or by two collectors) sums correctly.
+
+pub mod histogram;
+
+use crate::normalise::Span;
+use crate::store::rows::LatencyRow;
+use histogram::LatencyHistogram;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// What one aggregate is keyed by.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct AggregateKey {
+    /// Service name.
+    pub service: Arc<str>,
+    /// Operation.
+    pub operation: String,
+    /// Span kind (OTLP numbers).
+    pub kind: i8,
+    /// Start of the minute, seconds since the epoch.
+    pub minute_unix_s: u32,
+}
+
+#[derive(Debug, Default)]
+struct Aggregate {
+    histogram: LatencyHistogram,
+    requests: u64,
+    errors: u64,
+    duration_sum_us: u64,
+}
+
+/// The in-memory aggregates between two flushes.
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    state: Mutex<HashMap<AggregateKey, Aggregate>>,
+}
+
+impl Aggregator {
+    /// An empty aggregator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds spans to their minute's aggregates.
+    pub fn record(&self, spans: &[Span]) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for span in spans {
+            let key = AggregateKey {
+                service: Arc::clone(&span.service),
+                operation: span.operation.clone(),
+                kind: span.kind,
+                minute_unix_s: span.minute_unix_s(),
+            };
+            let agg = state.entry(key).or_default();
+            let us = span.duration_us();
+            agg.histogram.record(us);
+            agg.requests += 1;
+            agg.errors += u64::from(span.is_error);
+            agg.duration_sum_us = agg.duration_sum_us.saturating_add(us);
+        }
+    }
+
+    /// Takes every aggregate as a row, leaving the aggregator empty.
+    pub fn take(&self) -> Vec<LatencyRow> {
+        let drained = std::mem::take(&mut *self.state.lock().unwrap_or_else(PoisonError::into_inner));
+        drained
+            .into_iter()
+            .map(|(key, agg)| {
+                let (buckets, counts) = agg.histogram.buckets();
+                LatencyRow {
+                    minute: key.minute_unix_s,
+                    service: key.service.to_string(),
+                    operation: key.operation,
+                    kind: key.kind,
+                    requests: agg.requests,
+                    errors: agg.errors,
+                    duration_sum_us: agg.duration_sum_us,
+                    buckets,
+                    counts,
+                }
+            })
+            .collect()
+    }
+
+    /// Puts rows that could not be written back, merged with anything recorded since.
+    pub fn restore(&self, rows: Vec<LatencyRow>) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for row in rows {
+            let key = AggregateKey {
+                service: Arc::from(row.service),
+                operation: row.operation,
+                kind: row.kind,
+                minute_unix_s: row.minute,
+            };
+            let agg = state.entry(key).or_default();
+            agg.histogram
+                .merge(&LatencyHistogram::from_buckets(&row.buckets, &row.counts));
+            agg.requests += row.requests;
+            agg.errors += row.errors;
+            agg.duration_sum_us = agg.duration_sum_us.saturating_add(row.duration_sum_us);
+        }
+    }
+
+    /// Number of keys held.
+    pub fn len(&self) -> usize {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(op: &str, start_s: u64, dur_us: u64, error: bool) -> Span {
+        Span {
+            service: Arc::from("svc"),
+            operation: op.into(),
+            name: op.into(),
+            kind: 2,
+            trace_id: [1; 16],
+            span_id: [1; 8],
+            parent_span_id: [0; 8],
+            start_unix_ns: start_s * 1_000_000_000,
+            duration_ns: dur_us * 1_000,
+            status_code: 0,
+            status_message: String::new(),
+            http_status_code: 200,
+            is_error: error,
+            attributes: vec![],
+            resource: Arc::new(vec![]),
+        }
+    }
+
+    #[test]
+    fn spans_land_in_their_own_minute() {
+        let agg = Aggregator::new();
+        agg.record(&[span("a", 120, 10, false), span("a", 179, 20, true), span("a", 180, 30, false)]);
+        let mut rows = agg.take();
+        rows.sort_by_key(|r| r.minute);
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].minute, rows[0].requests, rows[0].errors, rows[0].duration_sum_us), (120, 2, 1, 30));
+        assert_eq!((rows[1].minute, rows[1].requests), (180, 1));
+        assert!(agg.is_empty());
+    }
+
+    #[test]
+    fn restore_merges_with_new_data() {
+        let agg = Aggregator::new();
+        agg.record(&[span("a", 60, 10, false)]);
+        let rows = agg.take();
+        agg.record(&[span("a", 60, 10, true)]);
+        agg.restore(rows);
+        let rows = agg.take();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].requests, rows[0].errors), (2, 1));
+        assert_eq!((rows[0].buckets.clone(), rows[0].counts.clone()), (vec![10], vec![2]));
+    }
+}

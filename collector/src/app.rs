@@ -1,0 +1,227 @@
+//! Wiring: starts storage, the pipeline, the writers and the three listeners, and shuts them
+//! down in stages.
+//!
+//! Start-up: find or start ClickHouse, wait for it, apply migrations, start the writers and the
+//! retention task, then open the listeners (so a ready listener means a ready collector).
+//! Shutdown: stop accepting (listeners close, in-flight requests finish), then the writers drain
+//! their queues and the aggregator's last histograms, each within `--shutdown-timeout`, then the
+//! local ClickHouse (if any) is stopped.
+
+use crate::aggregate::Aggregator;
+use crate::config::CollectorConfig;
+use crate::normalise::SpanLimits;
+use crate::pipeline::{Pipeline, PipelineSettings};
+use crate::receive::{Metrics, Traces, grpc::OtlpGrpcService};
+use crate::store::local_server::{LocalClickHouse, LocalServerError, ServerBinary};
+use crate::store::writer::{WriterSettings, run_batch_writer, run_histogram_flusher};
+use crate::store::{Store, StoreConfig, StoreError, retention, schema};
+use crate::telemetry::Telemetry;
+use crate::{query, receive};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// How long to wait for ClickHouse at start-up.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Why the collector could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The local ClickHouse could not be started.
+    #[error(transparent)]
+    LocalServer(#[from] LocalServerError),
+    /// ClickHouse could not be used.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A listener could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A server failed while running.
+    #[error("{0} server failed: {1}")]
+    Serve(&'static str, String),
+}
+
+/// Runs the collector until `shutdown` completes, then shuts down in stages.
+pub async fn run(config: CollectorConfig, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let (store, mut local) = connect(&config).await?;
+    let applied = schema::migrate(&store).await?;
+    tracing::info!(database = store.database(), ?applied, "schema up to date");
+
+    let telemetry = Arc::new(Telemetry::new());
+    let aggregator = Arc::new(Aggregator::new());
+    let (stop_writers, writers_stop) = watch::channel(false);
+    let (span_tx, span_rx) = mpsc::channel(config.queue_batches);
+    let (metric_tx, metric_rx) = mpsc::channel(config.queue_batches);
+    let writer_settings = WriterSettings {
+        batch_rows: config.batch_rows,
+        flush_interval: config.flush_interval,
+        shutdown_timeout: config.shutdown_timeout,
+    };
+    let writers: Vec<JoinHandle<()>> = vec![
+        tokio::spawn(run_batch_writer(store.clone(), "spans", span_rx, writer_settings, writers_stop.clone(), Arc::clone(&telemetry))),
+        tokio::spawn(run_batch_writer(store.clone(), "metrics", metric_rx, writer_settings, writers_stop.clone(), Arc::clone(&telemetry))),
+        tokio::spawn(run_histogram_flusher(store.clone(), Arc::clone(&aggregator), writer_settings, writers_stop, Arc::clone(&telemetry))),
+    ];
+    let retention_task = tokio::spawn(run_retention(store.clone(), config.retention_days));
+
+    let pipeline = Arc::new(Pipeline::new(
+        PipelineSettings {
+            limits: SpanLimits { max_age: config.max_span_age, max_future: config.max_span_future },
+            max_operations_per_service: config.max_operations_per_service,
+            enqueue_timeout: config.enqueue_timeout,
+        },
+        aggregator,
+        span_tx,
+        metric_tx,
+        Arc::clone(&telemetry),
+    ));
+
+    let (stop_servers, servers_stop) = watch::channel(false);
+    let servers = start_servers(&config, &pipeline, &store, &telemetry, &servers_stop).await?;
+    drop(pipeline);
+    tracing::info!(
+        grpc = %config.grpc_addr, http = %config.http_addr, query = %config.query_addr,
+        "plumb-collector ready"
+    );
+
+    let mut failure = None;
+    tokio::select! {
+        () = shutdown => tracing::info!("shutdown requested: closing listeners"),
+        result = wait_first(servers.clone_handles()) => failure = Some(result),
+    }
+    let _ = stop_servers.send(true);
+    servers.join(config.shutdown_timeout).await;
+    tracing::info!("listeners closed: flushing to ClickHouse");
+    let _ = stop_writers.send(true);
+    for writer in writers {
+        let _ = writer.await;
+    }
+    retention_task.abort();
+    if let Some(local) = local.as_mut() {
+        local.stop(Duration::from_secs(30));
+    }
+    tracing::info!("plumb-collector stopped");
+    match failure {
+        Some(Err(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Connects to the configured ClickHouse, or starts a local one.
+async fn connect(config: &CollectorConfig) -> Result<(Store, Option<LocalClickHouse>), RunError> {
+    let mut store_config = StoreConfig {
+        url: config.clickhouse_url.clone().unwrap_or_default(),
+        user: config.clickhouse_user.clone(),
+        password: config.clickhouse_password.clone(),
+        database: config.database.clone(),
+    };
+    if config.clickhouse_url.is_some() {
+        let store = Store::new(&store_config)?;
+        store.wait_ready(STARTUP_TIMEOUT).await?;
+        return Ok((store, None));
+    }
+    let binary = ServerBinary::find(config.clickhouse_binary.as_deref())?;
+    let mut local = LocalClickHouse::start(&binary, &config.data_dir.join("clickhouse"))?;
+    tracing::info!(url = local.url(), "started local ClickHouse");
+    store_config.url = local.url().to_owned();
+    let store = Store::new(&store_config)?;
+    let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        local.check_running()?;
+        match store.ping().await {
+            Ok(()) => return Ok((store, Some(local))),
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e.into()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+async fn run_retention(store: Store, days: u32) {
+    loop {
+        match retention::drop_expired_partitions(&store, days).await {
+            Ok(dropped) if !dropped.is_empty() => tracing::info!(?dropped, days, "dropped expired partitions"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention check failed; will try again"),
+        }
+        tokio::time::sleep(RETENTION_EVERY).await;
+    }
+}
+
+/// The running listeners.
+struct Servers {
+    handles: Vec<(&'static str, JoinHandle<Result<(), String>>)>,
+}
+
+impl Servers {
+    fn clone_handles(&self) -> Vec<(&'static str, tokio::task::AbortHandle)> {
+        self.handles.iter().map(|(n, h)| (*n, h.abort_handle())).collect()
+    }
+
+    async fn join(self, timeout: Duration) {
+        for (name, handle) in self.handles {
+            match tokio::time::timeout(timeout, handle).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::error!(server = name, error = %e, "server stopped with an error"),
+                Ok(Err(e)) => tracing::error!(server = name, error = %e, "server task failed"),
+                Err(_) => tracing::warn!(server = name, "server did not stop in time"),
+            }
+        }
+    }
+}
+
+/// Resolves when any server task ends on its own (which is a failure).
+async fn wait_first(handles: Vec<(&'static str, tokio::task::AbortHandle)>) -> Result<(), RunError> {
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Some((name, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
+            return Err(RunError::Serve(name, "stopped unexpectedly".into()));
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, RunError> {
+    TcpListener::bind(addr).await.map_err(|source| RunError::Bind { addr, source })
+}
+
+async fn start_servers(
+    config: &CollectorConfig,
+    pipeline: &Arc<Pipeline>,
+    store: &Store,
+    telemetry: &Arc<Telemetry>,
+    stop: &watch::Receiver<bool>,
+) -> Result<Servers, RunError> {
+    let grpc_listener = bind(config.grpc_addr).await?;
+    let http_listener = bind(config.http_addr).await?;
+    let query_listener = bind(config.query_addr).await?;
+    let signal = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let grpc = tonic::transport::Server::builder()
+        .add_service(OtlpGrpcService::<Traces>::new(Arc::clone(pipeline), config.max_request_bytes))
+        .add_service(OtlpGrpcService::<Metrics>::new(Arc::clone(pipeline), config.max_request_bytes))
+        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(grpc_listener), signal(stop.clone()));
+    let http = axum::serve(http_listener, receive::http::router(Arc::clone(pipeline), config.max_request_bytes))
+        .with_graceful_shutdown(signal(stop.clone()));
+    let query = axum::serve(query_listener, query::api::router(store.clone(), Arc::clone(telemetry)))
+        .with_graceful_shutdown(signal(stop.clone()));
+    Ok(Servers {
+        handles: vec![
+            ("otlp-grpc", tokio::spawn(async move { grpc.await.map_err(|e| e.to_string()) })),
+            ("otlp-http", tokio::spawn(async move { http.await.map_err(|e| e.to_string()) })),
+            ("query", tokio::spawn(async move { query.await.map_err(|e| e.to_string()) })),
+        ],
+    })
+}

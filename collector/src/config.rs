@@ -1,0 +1,256 @@
+//! Collector configuration: flags, `PLUMB_*` environment variables and a TOML file.
+//!
+//! Precedence, highest first: command-line flags, environment variables, the config file
+//! (`--config` / `PLUMB_CONFIG`), then the defaults shown by `--help`. The file is flat: every
+//! key is a long flag name (`grpc_addr` or `grpc-addr`). Unknown keys are an error, so a typo
+//! never goes unnoticed.
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Errors loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Bad flags or environment (includes `--help` and `--version`, which clap renders).
+    #[error(transparent)]
+    Args(#[from] clap::Error),
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or not flat.
+    #[error("config file {path}: {message}")]
+    File {
+        /// File path.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        /// The option's name.
+        field: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+/// Every option of `plumb-collector`.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "plumb-collector", version, about = "Plumb collector: OTLP in, latency histograms and spans in ClickHouse, slow endpoints out")]
+pub struct CollectorConfig {
+    /// TOML config file; its keys are the long option names below.
+    #[arg(long, env = "PLUMB_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// OTLP/gRPC listen address.
+    #[arg(long, env = "PLUMB_GRPC_ADDR", default_value = "127.0.0.1:4317")]
+    pub grpc_addr: SocketAddr,
+
+    /// OTLP/HTTP listen address (`/v1/traces`, `/v1/metrics`).
+    #[arg(long, env = "PLUMB_HTTP_ADDR", default_value = "127.0.0.1:4318")]
+    pub http_addr: SocketAddr,
+
+    /// Query API listen address: gRPC `plumb.v1.QueryService`, HTTP `/api/v1/*`, `/metrics`, `/healthz`, `/readyz`.
+    #[arg(long, env = "PLUMB_QUERY_ADDR", default_value = "127.0.0.1:7318")]
+    pub query_addr: SocketAddr,
+
+    /// ClickHouse HTTP URL. When unset, Plumb starts and supervises a local ClickHouse under --data-dir.
+    #[arg(long, env = "PLUMB_CLICKHOUSE_URL")]
+    pub clickhouse_url: Option<String>,
+
+    /// ClickHouse user.
+    #[arg(long, env = "PLUMB_CLICKHOUSE_USER", default_value = "default")]
+    pub clickhouse_user: String,
+
+    /// ClickHouse password (prefer the environment variable; never logged).
+    #[arg(long, env = "PLUMB_CLICKHOUSE_PASSWORD", default_value = "", hide_default_value = true, hide_env_values = true)]
+    pub clickhouse_password: String,
+
+    /// ClickHouse database for Plumb's tables.
+    #[arg(long, env = "PLUMB_DATABASE", default_value = "plumb")]
+    pub database: String,
+
+    /// ClickHouse server binary for the local server (default: `clickhouse` or `clickhouse-server` on PATH).
+    #[arg(long, env = "PLUMB_CLICKHOUSE_BINARY")]
+    pub clickhouse_binary: Option<PathBuf>,
+
+    /// Folder for the collector's own data (the local ClickHouse lives in `clickhouse/` under it).
+    #[arg(long, env = "PLUMB_DATA_DIR", default_value = "plumb-data")]
+    pub data_dir: PathBuf,
+
+    /// How often aggregated histograms and buffered rows are written to ClickHouse.
+    #[arg(long, env = "PLUMB_FLUSH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub flush_interval: Duration,
+
+    /// Days of data kept; older daily partitions are dropped (checked at start-up and hourly).
+    #[arg(long, env = "PLUMB_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
+
+    /// Operations tracked per service; spans of further operations are counted under `[overflow]`.
+    #[arg(long, env = "PLUMB_MAX_OPERATIONS_PER_SERVICE", default_value_t = 2000)]
+    pub max_operations_per_service: usize,
+
+    /// Largest OTLP request accepted, in bytes (after decompression).
+    #[arg(long, env = "PLUMB_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// Spans older than this are rejected (reported through OTLP partial success).
+    #[arg(long, env = "PLUMB_MAX_SPAN_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub max_span_age: Duration,
+
+    /// Spans starting further than this in the future are rejected.
+    #[arg(long, env = "PLUMB_MAX_SPAN_FUTURE", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub max_span_future: Duration,
+
+    /// Batches of spans (or metric points) queued for ClickHouse before receivers push back.
+    #[arg(long, env = "PLUMB_QUEUE_BATCHES", default_value_t = 512)]
+    pub queue_batches: usize,
+
+    /// Largest number of rows in one ClickHouse insert.
+    #[arg(long, env = "PLUMB_BATCH_ROWS", default_value_t = 50_000)]
+    pub batch_rows: usize,
+
+    /// How long a request may wait for queue room before it is refused with RESOURCE_EXHAUSTED / 429.
+    #[arg(long, env = "PLUMB_ENQUEUE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub enqueue_timeout: Duration,
+
+    /// How long shutdown may take to flush everything before giving up.
+    #[arg(long, env = "PLUMB_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Log format: text or json. The level comes from PLUMB_LOG (default `info`).
+    #[arg(long, env = "PLUMB_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+impl CollectorConfig {
+    /// Loads flags from `args` (the first item is the program name), the environment and the
+    /// config file, and checks the values.
+    pub fn load<I, T>(args: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let command = Self::command();
+        let first = command.clone().try_get_matches_from(&args)?;
+        let config = match first.get_one::<PathBuf>("config") {
+            None => Self::from_arg_matches(&first)?,
+            Some(path) => {
+                let injected = file_args(&command, path)?;
+                let mut merged = Vec::with_capacity(args.len() + injected.len());
+                merged.extend(args.first().cloned());
+                merged.extend(injected);
+                merged.extend(args.iter().skip(1).cloned());
+                Self::from_arg_matches(&command.try_get_matches_from(merged)?)?
+            }
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |field, message: &str| Err(ConfigError::Invalid { field, message: message.into() });
+        if !crate::store::is_identifier(&self.database) {
+            return invalid("database", "use letters, digits and underscores, not starting with a digit");
+        }
+        if self.retention_days == 0 {
+            return invalid("retention_days", "must be at least 1");
+        }
+        if self.max_operations_per_service == 0 {
+            return invalid("max_operations_per_service", "must be at least 1");
+        }
+        if self.max_request_bytes < 1024 {
+            return invalid("max_request_bytes", "must be at least 1024");
+        }
+        if self.queue_batches == 0 || self.batch_rows == 0 {
+            return invalid("queue_batches", "queue_batches and batch_rows must be at least 1");
+        }
+        if self.flush_interval.is_zero() {
+            return invalid("flush_interval", "must be more than zero");
+        }
+        if let Some(url) = &self.clickhouse_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return invalid("clickhouse_url", "must be an http:// or https:// URL (ClickHouse's HTTP port, usually 8123)");
+        }
+        Ok(())
+    }
+}
+
+/// Turns the config file into `--name=value` arguments, leaving out options whose environment
+/// variable is set (the environment ranks above the file).
+fn file_args(command: &clap::Command, path: &PathBuf) -> Result<Vec<OsString>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::File {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let id = key.replace('-', "_");
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_id().as_str() == id && id != "config")
+            .ok_or_else(|| ConfigError::File { path: path.clone(), message: format!("unknown option {key:?}") })?;
+        if arg.get_env().is_some_and(|env| std::env::var_os(env).is_some()) {
+            continue;
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(ConfigError::File {
+                    path: path.clone(),
+                    message: format!("option {key:?} must be a string, number or boolean, not {}", other.type_str()),
+                });
+            }
+        };
+        let long = arg.get_long().unwrap_or(arg.get_id().as_str());
+        out.push(OsString::from(format!("--{long}={text}")));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_flags_override_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("plumb.toml");
+        std::fs::write(&path, "grpc-addr = \"127.0.0.1:14317\"\nretention_days = 7\ndatabase = \"from_file\"\n").expect("write");
+        let c = CollectorConfig::load(["plumb-collector", "--config", path.to_str().expect("utf8"), "--database", "from_flag"])
+            .expect("loads");
+        assert_eq!(c.grpc_addr.port(), 14317);
+        assert_eq!(c.retention_days, 7);
+        assert_eq!(c.database, "from_flag");
+        assert_eq!(c.http_addr.port(), 4318);
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("plumb.toml");
+        std::fs::write(&path, "grpc_adr = \"x\"\n").expect("write");
+        let e = CollectorConfig::load(["plumb-collector", "--config", path.to_str().expect("utf8")]).unwrap_err();
+        assert!(e.to_string().contains("unknown option \"grpc_adr\""), "{e}");
+        let e = CollectorConfig::load(["plumb-collector", "--database", "x; DROP"]).unwrap_err();
+        assert!(e.to_string().contains("invalid database"), "{e}");
+        let e = CollectorConfig::load(["plumb-collector", "--retention-days", "0"]).unwrap_err();
+        assert!(e.to_string().contains("retention_days"), "{e}");
+    }
+}

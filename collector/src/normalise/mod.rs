@@ -1,0 +1,62 @@
+//! Normalisation: turns decoded OTLP requests into Plumb's own records.
+//!
+//! In: `ExportTraceServiceRequest` / `ExportMetricsServiceRequest` as decoded by the receivers.
+//! Out: validated [`Span`]s (service, operation, kind, timing, error flag, attributes as text)
+//! and metric rows, plus a count and a message for what was rejected, which the receivers
+//! report back through OTLP partial success.
+
+mod attributes;
+mod metrics;
+mod operation;
+pub mod route;
+mod spans;
+
+pub use attributes::{any_value_to_string, find_attribute};
+pub use metrics::normalise_metrics;
+pub use operation::{OVERFLOW_OPERATION, OperationLimiter, operation_name};
+pub use spans::{Span, SpanLimits, normalise_traces};
+
+/// Service name used when a resource carries no `service.name`.
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// The result of normalising one request: what was kept and what was rejected.
+#[derive(Debug)]
+pub struct Normalised<T> {
+    /// Records that passed validation.
+    pub accepted: Vec<T>,
+    /// How many items were rejected.
+    pub rejected: u64,
+    /// The first rejection's reason, for OTLP partial success.
+    pub first_error: Option<String>,
+    /// How many items came without a `service.name` and were filed under `unknown_service`.
+    pub unknown_service: u64,
+}
+
+impl<T> Default for Normalised<T> {
+    fn default() -> Self {
+        Self { accepted: Vec::new(), rejected: 0, first_error: None, unknown_service: 0 }
+    }
+}
+
+impl<T> Normalised<T> {
+    pub(crate) fn reject(&mut self, reason: impl FnOnce() -> String) {
+        self.rejected += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(reason());
+        }
+    }
+}
+
+/// The `service.name` of a resource, or [`UNKNOWN_SERVICE`] (second value `true`) when missing.
+pub(crate) fn service_name(
+    resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>,
+) -> (String, bool) {
+    let name = resource
+        .and_then(|r| find_attribute(&r.attributes, "service.name"))
+        .map(any_value_to_string)
+        .filter(|s| !s.is_empty());
+    match name {
+        Some(name) => (name, false),
+        None => (UNKNOWN_SERVICE.to_owned(), true),
+    }
+}

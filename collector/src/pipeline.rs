@@ -1,0 +1,163 @@
+//! The ingest pipeline: what a receiver calls once it has decoded an OTLP request.
+//!
+//! In: decoded `ExportTraceServiceRequest`s and `ExportMetricsServiceRequest`s. Out: spans and
+//! metric points queued for the ClickHouse writers, spans added to the latency aggregates, and an
+//! [`IngestOutcome`] saying what was rejected. The queues are bounded: when a writer falls
+//! behind, a request waits up to `enqueue_timeout` for room and is then refused with
+//! [`IngestError::Busy`] before anything of it is recorded, so a client's retry never counts
+//! twice.
+
+use crate::aggregate::Aggregator;
+use crate::clock::now_unix_ns;
+use crate::normalise::{
+    Normalised, OVERFLOW_OPERATION, OperationLimiter, SpanLimits, normalise_metrics,
+    normalise_traces,
+};
+use crate::store::rows::{MetricRow, SpanRow};
+use crate::telemetry::{METRIC_POINTS, SPANS, SignalLabel, Telemetry};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Why a request was refused whole.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The writers are behind; retry later.
+    #[error("the collector is busy writing to ClickHouse; retry in {retry_after:?}")]
+    Busy {
+        /// Suggested wait.
+        retry_after: Duration,
+    },
+    /// The collector is shutting down.
+    #[error("the collector is shutting down")]
+    ShuttingDown,
+}
+
+/// What happened to an accepted request.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Items rejected one by one.
+    pub rejected: u64,
+    /// The first rejection's reason.
+    pub message: Option<String>,
+}
+
+/// Settings for [`Pipeline::new`].
+#[derive(Clone, Copy, Debug)]
+pub struct PipelineSettings {
+    /// Which timestamps are believable.
+    pub limits: SpanLimits,
+    /// Operations remembered per service before folding into `[overflow]`.
+    pub max_operations_per_service: usize,
+    /// How long a request may wait for queue room before being refused.
+    pub enqueue_timeout: Duration,
+}
+
+/// The shared ingest path.
+#[derive(Debug)]
+pub struct Pipeline {
+    settings: PipelineSettings,
+    operations: OperationLimiter,
+    aggregator: Arc<Aggregator>,
+    spans: mpsc::Sender<Vec<SpanRow>>,
+    metrics: mpsc::Sender<Vec<MetricRow>>,
+    telemetry: Arc<Telemetry>,
+}
+
+impl Pipeline {
+    /// A pipeline feeding `aggregator` and the two writer queues.
+    pub fn new(
+        settings: PipelineSettings,
+        aggregator: Arc<Aggregator>,
+        spans: mpsc::Sender<Vec<SpanRow>>,
+        metrics: mpsc::Sender<Vec<MetricRow>>,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
+        Self {
+            operations: OperationLimiter::new(settings.max_operations_per_service),
+            settings,
+            aggregator,
+            spans,
+            metrics,
+            telemetry,
+        }
+    }
+
+    /// The collector's telemetry.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    /// Validates, aggregates and queues the spans of one request.
+    pub async fn ingest_traces(
+        &self,
+        request: ExportTraceServiceRequest,
+    ) -> Result<IngestOutcome, IngestError> {
+        let normalised = normalise_traces(request, self.settings.limits, &self.operations, now_unix_ns());
+        let overflowed = normalised
+            .accepted
+            .iter()
+            .filter(|s| s.operation == OVERFLOW_OPERATION)
+            .count();
+        let accepted = self.count(SPANS, &normalised);
+        let permit = self.reserve(&self.spans, SPANS, accepted).await?;
+        self.telemetry.operations_overflowed.inc_by(overflowed as u64);
+        self.aggregator.record(&normalised.accepted);
+        let rows = normalised.accepted.into_iter().map(SpanRow::from).collect();
+        permit.send(rows);
+        self.telemetry.accepted.get_or_create(&SPANS).inc_by(accepted);
+        Ok(IngestOutcome {
+            rejected: normalised.rejected,
+            message: normalised.first_error,
+        })
+    }
+
+    /// Validates and queues the data points of one request.
+    pub async fn ingest_metrics(
+        &self,
+        request: ExportMetricsServiceRequest,
+    ) -> Result<IngestOutcome, IngestError> {
+        let normalised = normalise_metrics(request, self.settings.limits, now_unix_ns());
+        let accepted = self.count(METRIC_POINTS, &normalised);
+        let permit = self.reserve(&self.metrics, METRIC_POINTS, accepted).await?;
+        permit.send(normalised.accepted);
+        self.telemetry.accepted.get_or_create(&METRIC_POINTS).inc_by(accepted);
+        Ok(IngestOutcome {
+            rejected: normalised.rejected,
+            message: normalised.first_error,
+        })
+    }
+
+    /// Counts what came in; returns how many were accepted.
+    fn count<T>(&self, signal: SignalLabel, normalised: &Normalised<T>) -> u64 {
+        let accepted = normalised.accepted.len() as u64;
+        let t = &self.telemetry;
+        t.received.get_or_create(&signal).inc_by(accepted + normalised.rejected);
+        t.rejected.get_or_create(&signal).inc_by(normalised.rejected);
+        t.unknown_service.get_or_create(&signal).inc_by(normalised.unknown_service);
+        accepted
+    }
+
+    /// Waits for room in a writer queue, or refuses the request.
+    async fn reserve<'a, T>(
+        &self,
+        queue: &'a mpsc::Sender<Vec<T>>,
+        signal: SignalLabel,
+        items: u64,
+    ) -> Result<mpsc::Permit<'a, Vec<T>>, IngestError> {
+        let refused = |e: IngestError| {
+            self.telemetry.rejected.get_or_create(&signal).inc_by(items);
+            self.telemetry.requests_refused.inc();
+            e
+        };
+        match tokio::time::timeout(self.settings.enqueue_timeout, queue.reserve()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_closed)) => Err(refused(IngestError::ShuttingDown)),
+            Err(_elapsed) => Err(refused(IngestError::Busy {
+                retry_after: Duration::from_secs(5),
+            })),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The query API: questions about stored latency, answered from ClickHouse.
+//!
+//! In: `plumb.v1.QueryService` calls over gRPC, or the same questions as HTTP GETs with query
+//! parameters. Out: protobuf messages, or the same messages as JSON. [`top`] ranks endpoints;
+//! [`api`] serves it, next to `/metrics`, `/healthz` and `/readyz`.
+
+pub mod api;
+pub mod top;
+
+use crate::store::StoreError;
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The caller asked something malformed.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<QueryError> for tonic::Status {
+    fn from(error: QueryError) -> Self {
+        match error {
+            QueryError::InvalidArgument(m) => tonic::Status::invalid_argument(m),
+            QueryError::Store(e) => tonic::Status::unavailable(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! OTLP/gRPC: `TraceService/Export` and `MetricsService/Export` on one tonic server.
+//!
+//! The services are written against tonic's server building blocks rather than generated,
+//! so that decoding is ours: a malformed message is INVALID_ARGUMENT (tonic's stock codec says
+//! INTERNAL) and one over the size limit is RESOURCE_EXHAUSTED. gzip is accepted.
+
+use super::ExportHandler;
+use crate::pipeline::{IngestError, Pipeline};
+use bytes::Buf;
+use prost::Message;
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
+use tonic::server::{NamedService, UnaryService};
+use tonic::Status;
+
+/// tonic refuses frames past this multiple of our limit before buffering them; between the two,
+/// our decoder answers RESOURCE_EXHAUSTED with a clear message.
+const FRAME_LIMIT_FACTOR: usize = 4;
+
+/// The gRPC service for one OTLP signal.
+pub struct OtlpGrpcService<H> {
+    pipeline: Arc<Pipeline>,
+    max_message_bytes: usize,
+    handler: PhantomData<fn() -> H>,
+}
+
+impl<H> Clone for OtlpGrpcService<H> {
+    fn clone(&self) -> Self {
+        Self {
+            pipeline: Arc::clone(&self.pipeline),
+            max_message_bytes: self.max_message_bytes,
+            handler: PhantomData,
+        }
+    }
+}
+
+impl<H: ExportHandler> OtlpGrpcService<H> {
+    /// A service that accepts messages up to `max_message_bytes` (after decompression).
+    pub fn new(pipeline: Arc<Pipeline>, max_message_bytes: usize) -> Self {
+        Self { pipeline, max_message_bytes, handler: PhantomData }
+    }
+}
+
+impl<H: ExportHandler> NamedService for OtlpGrpcService<H> {
+    const NAME: &'static str = H::GRPC_SERVICE;
+}
+
+impl<H, B> Service<http::Request<B>> for OtlpGrpcService<H>
+where
+    H: ExportHandler,
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != H::GRPC_PATH {
+            let status = Status::unimplemented(format!("{} is not served here", request.uri().path()));
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
+        let limit = self.max_message_bytes;
+        let export = Export::<H> { pipeline: Arc::clone(&self.pipeline), handler: PhantomData };
+        Box::pin(async move {
+            let codec = OtlpCodec::<H> { max_message_bytes: limit, handler: PhantomData };
+            let mut grpc = tonic::server::Grpc::new(codec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(limit.saturating_mul(FRAME_LIMIT_FACTOR));
+            Ok(grpc.unary(export, request).await)
+        })
+    }
+}
+
+/// The unary `Export` call.
+struct Export<H> {
+    pipeline: Arc<Pipeline>,
+    handler: PhantomData<fn() -> H>,
+}
+
+impl<H: ExportHandler> UnaryService<H::Request> for Export<H> {
+    type Response = H::Response;
+    type Future = BoxFuture<tonic::Response<H::Response>, Status>;
+
+    fn call(&mut self, request: tonic::Request<H::Request>) -> Self::Future {
+        let pipeline = Arc::clone(&self.pipeline);
+        Box::pin(async move {
+            H::export(&pipeline, request.into_inner())
+                .await
+                .map(tonic::Response::new)
+                .map_err(status_for)
+        })
+    }
+}
+
+/// The gRPC status for a refused request.
+fn status_for(error: IngestError) -> Status {
+    match error {
+        IngestError::Busy { .. } => Status::resource_exhausted(error.to_string()),
+        IngestError::ShuttingDown => Status::unavailable(error.to_string()),
+    }
+}
+
+struct OtlpCodec<H> {
+    max_message_bytes: usize,
+    handler: PhantomData<fn() -> H>,
+}
+
+impl<H: ExportHandler> Codec for OtlpCodec<H> {
+    type Encode = H::Response;
+    type Decode = H::Request;
+    type Encoder = ProstEncoder<H::Response>;
+    type Decoder = OtlpDecoder<H>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        OtlpDecoder { max_message_bytes: self.max_message_bytes, handler: PhantomData }
+    }
+}
+
+struct ProstEncoder<T>(PhantomData<fn(T)>);
+
+impl<T: Message> Encoder for ProstEncoder<T> {
+    type Item = T;
+    type Error = Status;
+
+    fn encode(&mut self, item: T, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("could not encode the response: {e}")))
+    }
+}
+
+struct OtlpDecoder<H> {
+    max_message_bytes: usize,
+    handler: PhantomData<fn() -> H>,
+}
+
+impl<H: ExportHandler> Decoder for OtlpDecoder<H> {
+    type Item = H::Request;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<H::Request>, Status> {
+        let size = src.remaining();
+        if size > self.max_message_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "message of {size} bytes is over the limit of {} bytes; send smaller batches",
+                self.max_message_bytes
+            )));
+        }
+        H::Request::decode(src).map(Some).map_err(|e| {
+            Status::invalid_argument(format!("malformed OTLP protobuf ({} export request): {e}", H::ITEMS))
+        })
+    }
+}

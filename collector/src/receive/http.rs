@@ -1,0 +1,202 @@
+//! OTLP/HTTP: `POST /v1/traces` and `POST /v1/metrics` with protobuf
+//! (`application/x-protobuf`) or JSON (`application/json`) bodies, optionally gzip-encoded.
+//!
+//! Errors follow the OTLP/HTTP rules: 400 for a body that does not decode, 413 for one over the
+//! size limit (before or after decompression), 415 for an unknown content type or encoding, 429
+//! with `Retry-After` when the collector is busy, 503 when it is shutting down. Error bodies are
+//! a `google.rpc.Status` (code and message) in the request's encoding.
+
+use super::{ExportHandler, Metrics, Traces};
+use crate::pipeline::{IngestError, Pipeline};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use std::io::Read;
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct HttpState {
+    pipeline: Arc<Pipeline>,
+    max_body_bytes: usize,
+}
+
+/// The OTLP/HTTP routes; bodies over `max_body_bytes` (compressed or not) get 413.
+pub fn router(pipeline: Arc<Pipeline>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/traces", post(export::<Traces>))
+        .route("/v1/metrics", post(export::<Metrics>))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(HttpState { pipeline, max_body_bytes })
+}
+
+/// The two OTLP/HTTP encodings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Self::Protobuf => "application/x-protobuf",
+            Self::Json => "application/json",
+        })
+    }
+}
+
+/// `google.rpc.Status`, the body of an OTLP/HTTP error.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// An HTTP error with its gRPC-style code.
+struct HttpError {
+    status: StatusCode,
+    grpc_code: tonic::Code,
+    message: String,
+    retry_after_s: Option<u64>,
+}
+
+impl HttpError {
+    fn new(status: StatusCode, grpc_code: tonic::Code, message: impl Into<String>) -> Self {
+        Self { status, grpc_code, message: message.into(), retry_after_s: None }
+    }
+
+    fn into_response(self, encoding: Encoding) -> Response {
+        let body = RpcStatus { code: self.grpc_code as i32, message: self.message };
+        let mut response = encode(encoding, &body).into_response();
+        *response.status_mut() = self.status;
+        if let Some(secs) = self.retry_after_s {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<IngestError> for HttpError {
+    fn from(error: IngestError) -> Self {
+        match error {
+            IngestError::Busy { retry_after } => Self {
+                retry_after_s: Some(retry_after.as_secs().max(1)),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, tonic::Code::ResourceExhausted, error.to_string())
+            },
+            IngestError::ShuttingDown => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, error.to_string())
+            }
+        }
+    }
+}
+
+async fn export<H: ExportHandler>(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Errors are answered in the request's encoding when it is known, else JSON.
+    let encoding = match request_encoding(&headers) {
+        Ok(e) => e,
+        Err(e) => return e.into_response(Encoding::Json),
+    };
+    match handle::<H>(&state, &headers, encoding, body).await {
+        Ok(response) => response,
+        Err(e) => {
+            if e.status != StatusCode::TOO_MANY_REQUESTS && e.status != StatusCode::SERVICE_UNAVAILABLE {
+                state.pipeline.telemetry().requests_refused.inc();
+            }
+            e.into_response(encoding)
+        }
+    }
+}
+
+async fn handle<H: ExportHandler>(
+    state: &HttpState,
+    headers: &HeaderMap,
+    encoding: Encoding,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let body = decompress(headers, body, state.max_body_bytes)?;
+    let request: H::Request = match encoding {
+        Encoding::Protobuf => prost::Message::decode(body.as_ref()).map_err(|e| {
+            HttpError::new(
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                format!("malformed OTLP protobuf ({} export request): {e}", H::ITEMS),
+            )
+        })?,
+        Encoding::Json => serde_json::from_slice(&body).map_err(|e| {
+            HttpError::new(
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                format!("malformed OTLP JSON ({} export request): {e}", H::ITEMS),
+            )
+        })?,
+    };
+    let response = H::export(&state.pipeline, request).await?;
+    Ok(encode(encoding, &response))
+}
+
+fn request_encoding(headers: &HeaderMap) -> Result<Encoding, HttpError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let mime = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match mime.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
+        "application/json" => Ok(Encoding::Json),
+        _ => Err(HttpError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            tonic::Code::InvalidArgument,
+            format!("unsupported content type {content_type:?}: send application/x-protobuf or application/json"),
+        )),
+    }
+}
+
+fn decompress(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, HttpError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    match encoding.as_str() {
+        "" | "identity" => Ok(body),
+        "gzip" => {
+            let mut out = Vec::new();
+            let mut reader = flate2::read::GzDecoder::new(body.as_ref()).take(limit as u64 + 1);
+            reader.read_to_end(&mut out).map_err(|e| {
+                HttpError::new(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, format!("body is not valid gzip: {e}"))
+            })?;
+            if out.len() > limit {
+                return Err(HttpError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    tonic::Code::ResourceExhausted,
+                    format!("decompressed body is over the limit of {limit} bytes; send smaller batches"),
+                ));
+            }
+            Ok(Bytes::from(out))
+        }
+        other => Err(HttpError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            tonic::Code::InvalidArgument,
+            format!("unsupported content encoding {other:?}: send gzip or no encoding"),
+        )),
+    }
+}
+
+fn encode<M: prost::Message + serde::Serialize>(encoding: Encoding, message: &M) -> Response {
+    let body = match encoding {
+        Encoding::Protobuf => message.encode_to_vec(),
+        // Serialising plain generated messages cannot fail.
+        Encoding::Json => serde_json::to_vec(message).unwrap_or_default(),
+    };
+    ([(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
+}

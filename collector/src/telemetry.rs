@@ -1,0 +1,133 @@
+//! The collector's own metrics, served on `/metrics` in Prometheus text format.
+//!
+//! Every name is listed in `docs/telemetry.md`; they follow `plumb_<thing>_<unit>_total` for
+//! counters. In: counts from the receivers, normaliser and writers. Out: the text exposition.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label naming the ClickHouse table a writer metric is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabel {
+    /// Table name.
+    pub table: &'static str,
+}
+
+/// Label naming the signal (traces or metrics) an ingest metric is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignalLabel {
+    /// `spans` or `metric_points`.
+    pub signal: &'static str,
+}
+
+/// All counters and gauges the collector reports.
+#[derive(Debug)]
+pub struct Telemetry {
+    registry: Registry,
+    /// Items received, before validation.
+    pub received: Family<SignalLabel, Counter>,
+    /// Items accepted.
+    pub accepted: Family<SignalLabel, Counter>,
+    /// Items rejected (bad ids, timestamps) or refused (back-pressure).
+    pub rejected: Family<SignalLabel, Counter>,
+    /// Items whose resource had no `service.name`.
+    pub unknown_service: Family<SignalLabel, Counter>,
+    /// Spans folded into the overflow operation by the per-service cap.
+    pub operations_overflowed: Counter,
+    /// Requests refused whole (malformed, too large, wrong type, back-pressure).
+    pub requests_refused: Counter,
+    /// Rows written to ClickHouse.
+    pub rows_written: Family<TableLabel, Counter>,
+    /// Failed writes (each retried).
+    pub write_errors: Family<TableLabel, Counter>,
+    /// Duration of each histogram flush and batch write.
+    pub flush_duration: Family<TableLabel, Histogram>,
+    /// Span and metric batches waiting for the writers.
+    pub queue_depth: Gauge,
+    /// Aggregation keys held in memory.
+    pub aggregates_held: Gauge,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("plumb");
+        let received = Family::<SignalLabel, Counter>::default();
+        let accepted = Family::<SignalLabel, Counter>::default();
+        let rejected = Family::<SignalLabel, Counter>::default();
+        let unknown_service = Family::<SignalLabel, Counter>::default();
+        let operations_overflowed = Counter::default();
+        let requests_refused = Counter::default();
+        let rows_written = Family::<TableLabel, Counter>::default();
+        let write_errors = Family::<TableLabel, Counter>::default();
+        let flush_duration = Family::<TableLabel, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.001, 2.0, 16))) as fn() -> Histogram,
+        );
+        let queue_depth = Gauge::default();
+        let aggregates_held = Gauge::default();
+        registry.register("received", "Items received over OTLP, by signal", received.clone());
+        registry.register("accepted", "Items accepted, by signal", accepted.clone());
+        registry.register("rejected", "Items rejected or refused, by signal", rejected.clone());
+        registry.register(
+            "unknown_service",
+            "Items without a service.name, filed under unknown_service",
+            unknown_service.clone(),
+        );
+        registry.register(
+            "operations_overflowed",
+            "Spans folded into the [overflow] operation by the per-service operation cap",
+            operations_overflowed.clone(),
+        );
+        registry.register(
+            "requests_refused",
+            "OTLP requests refused whole (malformed, too large, wrong content type, back-pressure)",
+            requests_refused.clone(),
+        );
+        registry.register("rows_written", "Rows written to ClickHouse, by table", rows_written.clone());
+        registry.register("write_errors", "Failed ClickHouse writes (retried), by table", write_errors.clone());
+        registry.register(
+            "flush_duration_seconds",
+            "Time taken by each ClickHouse write, by table",
+            flush_duration.clone(),
+        );
+        registry.register("queue_depth", "Batches waiting for the ClickHouse writers", queue_depth.clone());
+        registry.register("aggregates_held", "Latency aggregates held in memory until the next flush", aggregates_held.clone());
+        Self {
+            registry,
+            received,
+            accepted,
+            rejected,
+            unknown_service,
+            operations_overflowed,
+            requests_refused,
+            rows_written,
+            write_errors,
+            flush_duration,
+            queue_depth,
+            aggregates_held,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Labels for the two signals.
+pub const SPANS: SignalLabel = SignalLabel { signal: "spans" };
+/// Label for metric data points.
+pub const METRIC_POINTS: SignalLabel = SignalLabel { signal: "metric_points" };
