@@ -46,7 +46,7 @@ pub enum ConfigError {
 
 /// Every option of `plumb-collector`.
 #[derive(Clone, Debug, Parser)]
-#[command(name = "plumb-collector", version, about = "Plumb collector: OTLP in, latency histograms and spans in ClickHouse, slow endpoints out")]
+#[command(name = "plumb-collector", version, args_override_self = true, about = "Plumb collector: OTLP in, latency histograms and spans in ClickHouse, slow endpoints out")]
 pub struct CollectorConfig {
     /// TOML config file; its keys are the long option names below.
     #[arg(long, env = "PLUMB_CONFIG")]

@@ -1,6 +1,7 @@
 //! `plumb-collector`: see `plumb-collector --help` and the README.
 
 use anyhow::Context;
+use std::io::IsTerminal;
 use plumb_collector::config::{CollectorConfig, ConfigError};
 use tracing_subscriber::EnvFilter;
 
@@ -21,7 +22,10 @@ fn main() -> anyhow::Result<()> {
 
 fn init_logging(format: &str) {
     let filter = EnvFilter::try_from_env("PLUMB_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {

@@ -51,6 +51,9 @@ impl ServerBinary {
     /// Uses `explicit` when given, else searches PATH, `/usr/bin` and `/usr/sbin`.
     pub fn find(explicit: Option<&Path>) -> Result<Self, LocalServerError> {
         if let Some(path) = explicit {
+            if !path.is_file() {
+                return Err(LocalServerError::NotFound);
+            }
             let needs_subcommand = path.file_name().is_some_and(|n| n == "clickhouse");
             return Ok(Self { path: path.to_owned(), needs_subcommand });
         }

@@ -24,7 +24,7 @@ pub async fn drop_expired_partitions(
         .client
         .query(
             "SELECT DISTINCT table, partition FROM system.parts
-             WHERE database = ? AND active AND table IN ?
+             WHERE database = ? AND active AND has(?, table)
                AND partition < toString(toYYYYMMDD(today() - ?))",
         )
         .bind(store.database())

@@ -1,0 +1,8 @@
+//! Integration tests: real `plumb-collector` processes, a real ClickHouse, the official
+//! OpenTelemetry SDK exporters, and the `plumb` CLI, all on loopback.
+
+mod bad_input;
+mod end_to_end;
+mod lifecycle;
+mod storage;
+mod support;

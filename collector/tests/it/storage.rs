@@ -1,0 +1,177 @@
+//! Storage behaviour: histograms from two collectors add up, the operation cap folds the
+//! excess into `[overflow]`, retention drops old partitions, migrations are idempotent, and
+//! OTLP metrics land in the `metrics` table.
+
+use crate::support::*;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::trace::SpanKind;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use plumb_collector::store::schema;
+use std::time::{Duration, SystemTime};
+
+fn server_spans(route: &str, durations: impl IntoIterator<Item = u64>, start: SystemTime) -> Vec<SpanSpec> {
+    durations
+        .into_iter()
+        .map(|d| SpanSpec {
+            name: route.into(),
+            kind: SpanKind::Server,
+            attributes: vec![KeyValue::new("http.request.method", "GET"), KeyValue::new("http.route", route.to_owned())],
+            duration_us: d,
+            error: false,
+            start,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_collectors_writing_the_same_minute_add_up() {
+    let database = unique_database("merge");
+    let a = Collector::start(&database, &[]).await;
+    let b = Collector::start(&database, &[]).await;
+    let start = SystemTime::now() - Duration::from_secs(1);
+    let fast: Vec<u64> = (0..900).map(|i| 1_000 + i).collect();
+    let slow: Vec<u64> = (0..100).map(|i| 500_000 + i * 100).collect();
+    send_spans(&a, Transport::Grpc, "shared", server_spans("/x", fast.clone(), start)).await;
+    send_spans(&b, Transport::Grpc, "shared", server_spans("/x", slow.clone(), start)).await;
+    let endpoints = a.wait_for_requests("shared", 1000, &[]).await;
+    let all: Vec<u64> = fast.into_iter().chain(slow).collect();
+    let e = endpoint(&endpoints, "GET /x");
+    for (q, field) in [(0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")] {
+        assert_within_one_percent(e[field].as_f64().expect("p"), exact_quantile(&all, q), field);
+    }
+    assert!(a.stop().await && b.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_past_the_cap_fold_into_overflow_and_are_counted() {
+    let database = unique_database("overflow");
+    let collector = Collector::start(&database, &["--max-operations-per-service", "3"]).await;
+    let start = SystemTime::now() - Duration::from_secs(1);
+    let mut spans = Vec::new();
+    for route in ["/a", "/b", "/c", "/d", "/e"] {
+        spans.extend(server_spans(route, [1_000; 10], start));
+    }
+    send_spans(&collector, Transport::Grpc, "capped", spans).await;
+    let endpoints = collector.wait_for_requests("capped", 50, &[]).await;
+    assert_eq!(endpoints.len(), 4, "{endpoints:#?}");
+    assert_eq!(endpoint(&endpoints, "[overflow]")["requests"], 20);
+    let metrics = reqwest::get(format!("{}/metrics", collector.query_url())).await.expect("get").text().await.expect("text");
+    assert!(metrics.contains("plumb_operations_overflowed_total 20"), "{metrics}");
+    assert!(collector.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_daily_partitions_older_than_the_limit() {
+    let database = unique_database("retention");
+    let first = Collector::start(&database, &["--max-span-age", "90d"]).await;
+    let old = SystemTime::now() - Duration::from_secs(40 * 86_400);
+    let fresh = SystemTime::now() - Duration::from_secs(1);
+    let mut spans = server_spans("/old", [1_000; 5], old);
+    spans.extend(server_spans("/new", [1_000; 7], fresh));
+    send_spans(&first, Transport::Grpc, "kept", spans).await;
+    let store = store(&database).await;
+    let count = |sql: &'static str| {
+        let store = store.clone();
+        async move { store.client().query(sql).fetch_one::<u64>().await.expect("count") }
+    };
+    for _ in 0..120 {
+        if count("SELECT count() FROM spans").await == 12 && count("SELECT sum(requests) FROM latency_minute").await == 12 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(first.stop().await);
+    // Retention runs at start-up.
+    let second = Collector::start(&database, &["--retention-days", "30"]).await;
+    let mut left = (0, 0);
+    for _ in 0..120 {
+        left = (count("SELECT count() FROM spans").await, count("SELECT sum(requests) FROM latency_minute").await);
+        if left == (7, 7) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(left, (7, 7), "old partitions dropped, fresh data kept");
+    assert!(second.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_recorded_once_and_safe_to_repeat() {
+    let database = unique_database("migrate");
+    let store = store(&database).await;
+    let first = schema::migrate(&store).await.expect("first run");
+    assert_eq!(first, (1..=schema::MIGRATIONS.len() as u32).collect::<Vec<_>>());
+    assert!(schema::migrate(&store).await.expect("second run").is_empty());
+    let recorded: u64 = store.client().query("SELECT count() FROM schema_migrations").fetch_one().await.expect("count");
+    assert_eq!(recorded, schema::MIGRATIONS.len() as u64);
+    // The hourly rollup follows the minute table.
+    let hour_rows: u64 = store.client().query("SELECT count() FROM latency_hour").fetch_one().await.expect("count");
+    assert_eq!(hour_rows, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_metrics_are_stored_as_rows() {
+    let database = unique_database("metrics");
+    let collector = Collector::start(&database, &[]).await;
+    let endpoint = collector.grpc_url();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let _guard = handle.enter();
+        let exporter = opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .build()
+            .expect("exporter");
+        let provider = SdkMeterProvider::builder()
+            .with_periodic_exporter(exporter)
+            .with_resource(opentelemetry_sdk::Resource::builder().with_service_name("metered").build())
+            .build();
+        let meter = provider.meter("plumb-it");
+        let counter = meter.u64_counter("jobs.done").with_unit("{job}").build();
+        counter.add(5, &[KeyValue::new("queue", "mail")]);
+        let histogram = meter.f64_histogram("job.duration").with_unit("s").build();
+        for v in [0.1, 0.2, 3.0] {
+            histogram.record(v, &[]);
+        }
+        let gauge = meter.f64_gauge("system.memory.utilization").build();
+        gauge.record(0.42, &[]);
+        provider.force_flush().expect("flush");
+        provider.shutdown().expect("shutdown");
+    })
+    .await
+    .expect("metrics thread");
+    let store = store(&database).await;
+    #[derive(Debug, clickhouse::Row, serde::Deserialize)]
+    struct Point {
+        name: String,
+        kind: String,
+        value: f64,
+        count: u64,
+        sum: f64,
+    }
+    let mut points = Vec::new();
+    for _ in 0..120 {
+        points = store
+            .client()
+            .query("SELECT name, toString(metric_type) AS kind, value, count, sum FROM metrics WHERE service = ? ORDER BY name")
+            .bind("metered")
+            .fetch_all::<Point>()
+            .await
+            .expect("points");
+        if points.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let find = |n: &str| points.iter().find(|p| p.name == n).unwrap_or_else(|| panic!("{n} in {points:?}"));
+    let jobs = find("jobs.done");
+    assert_eq!((jobs.kind.as_str(), jobs.value), ("sum", 5.0));
+    let duration = find("job.duration");
+    assert_eq!((duration.kind.as_str(), duration.count), ("histogram", 3));
+    assert!((duration.sum - 3.3).abs() < 1e-9);
+    let memory = find("system.memory.utilization");
+    assert_eq!((memory.kind.as_str(), memory.value), ("gauge", 0.42));
+    assert!(collector.stop().await);
+}

@@ -1,0 +1,339 @@
+//! The shared test harness: one real ClickHouse per test binary (started with the collector's
+//! own `LocalClickHouse`, or `PLUMB_CLICKHOUSE_URL` when set), a fresh database per test, real
+//! `plumb-collector` processes on free loopback ports, and the official OpenTelemetry SDK
+//! exporters to send data.
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use plumb_collector::store::local_server::{LocalClickHouse, ServerBinary};
+use plumb_collector::store::{Store, StoreConfig};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::OnceCell;
+
+struct SharedClickHouse {
+    url: String,
+    _server: Option<LocalClickHouse>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static CLICKHOUSE: OnceCell<SharedClickHouse> = OnceCell::const_new();
+
+/// The URL of the ClickHouse server all tests of this binary share.
+pub async fn clickhouse_url() -> &'static str {
+    let shared = CLICKHOUSE
+        .get_or_init(|| async {
+            if let Ok(url) = std::env::var("PLUMB_CLICKHOUSE_URL") {
+                return SharedClickHouse { url, _server: None, _dir: None };
+            }
+            let dir = tempfile::tempdir().expect("temp dir for ClickHouse");
+            let binary = ServerBinary::find(None).expect("ClickHouse installed (the test command installs it)");
+            let server = LocalClickHouse::start(&binary, dir.path()).expect("ClickHouse starts");
+            let url = server.url().to_owned();
+            let store = store_for(&url, "default");
+            store.wait_ready(Duration::from_secs(60)).await.expect("ClickHouse answers");
+            SharedClickHouse { url, _server: Some(server), _dir: Some(dir) }
+        })
+        .await;
+    &shared.url
+}
+
+fn store_for(url: &str, database: &str) -> Store {
+    Store::new(&StoreConfig {
+        url: url.to_owned(),
+        user: "default".into(),
+        password: String::new(),
+        database: database.into(),
+    })
+    .expect("valid store config")
+}
+
+/// A database name no other test uses.
+pub fn unique_database(test: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("it_{test}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A store handle for checking rows directly.
+pub async fn store(database: &str) -> Store {
+    store_for(clickhouse_url().await, database)
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A running `plumb-collector` process.
+pub struct Collector {
+    child: Option<Child>,
+    /// OTLP/gRPC address.
+    pub grpc: SocketAddr,
+    /// OTLP/HTTP address.
+    pub http: SocketAddr,
+    /// Query API address.
+    pub query: SocketAddr,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Collector {
+    /// Starts a collector on `database` of the shared ClickHouse, with a 1 s flush interval
+    /// unless `extra` says otherwise, and waits until it is ready.
+    pub async fn start(database: &str, extra: &[&str]) -> Self {
+        let url = clickhouse_url().await.to_owned();
+        Self::start_with(database, &["--clickhouse-url", &url], extra).await
+    }
+
+    /// Starts a collector with exactly these storage arguments (e.g. none, for a local server).
+    pub async fn start_with(database: &str, storage: &[&str], extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("collector.log");
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let (grpc, http, query) = (addr(free_port()), addr(free_port()), addr(free_port()));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_plumb-collector"));
+        command
+            .args(storage)
+            .args(["--database", database, "--flush-interval", "1s"])
+            .args(["--grpc-addr", &grpc.to_string(), "--http-addr", &http.to_string()])
+            .args(["--query-addr", &query.to_string()])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(extra)
+            .env_remove("PLUMB_CLICKHOUSE_URL")
+            .env("PLUMB_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        let child = command.spawn().expect("plumb-collector starts");
+        let mut collector = Self { child: Some(child), grpc, http, query, log, _dir: dir };
+        collector.wait_ready().await;
+        collector
+    }
+
+    async fn wait_ready(&mut self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("collector exited during start-up ({status}):\n{}", self.log());
+            }
+            if let Ok(r) = client.get(format!("{}/readyz", self.query_url())).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "collector not ready in time:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The collector's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `http://` URL of the query API.
+    pub fn query_url(&self) -> String {
+        format!("http://{}", self.query)
+    }
+
+    /// `http://` URL of OTLP/gRPC.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// `http://` URL of OTLP/HTTP (without a path).
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
+    pub async fn stop(mut self) -> bool {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + Duration::from_secs(90);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Some(status);
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .await
+        .expect("wait task");
+        status.is_some_and(|s| s.success())
+    }
+
+    /// Runs `plumb top --json` with `args` against this collector.
+    pub async fn top(&self, args: &[&str]) -> serde_json::Value {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_plumb"))
+            .args(["--endpoint", &self.query_url(), "top", "--json"])
+            .args(args)
+            .output()
+            .await
+            .expect("plumb runs");
+        assert!(output.status.success(), "plumb top failed: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).expect("plumb top --json prints JSON")
+    }
+
+    /// Polls `plumb top` until the endpoints of `service` add up to `requests`, and returns them.
+    pub async fn wait_for_requests(&self, service: &str, requests: u64, extra: &[&str]) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut args = vec!["--service", service, "--limit", "1000"];
+        args.extend_from_slice(extra);
+        loop {
+            let top = self.top(&args).await;
+            let endpoints = top["endpoints"].as_array().cloned().unwrap_or_default();
+            let total: u64 = endpoints.iter().map(|e| e["requests"].as_u64().unwrap_or(0)).sum();
+            if total == requests {
+                return endpoints;
+            }
+            assert!(total < requests, "more requests than sent for {service}: {total} > {requests}");
+            assert!(Instant::now() < deadline, "only {total} of {requests} requests arrived for {service}\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The endpoint named `operation` in `plumb top` output.
+pub fn endpoint<'a>(endpoints: &'a [serde_json::Value], operation: &str) -> &'a serde_json::Value {
+    endpoints
+        .iter()
+        .find(|e| e["operation"] == operation)
+        .unwrap_or_else(|| panic!("no endpoint {operation:?} in {endpoints:#?}"))
+}
+
+/// How the SDK exporter talks to the collector.
+#[derive(Clone, Copy, Debug)]
+pub enum Transport {
+    /// OTLP/gRPC with gzip.
+    Grpc,
+    /// OTLP/HTTP with JSON bodies.
+    HttpJson,
+}
+
+/// One span to send: what it looks like and how long it took.
+#[derive(Clone, Debug)]
+pub struct SpanSpec {
+    /// Span name.
+    pub name: String,
+    /// Span kind.
+    pub kind: SpanKind,
+    /// Attributes.
+    pub attributes: Vec<KeyValue>,
+    /// Duration in microseconds.
+    pub duration_us: u64,
+    /// Whether to set status ERROR.
+    pub error: bool,
+    /// Start time.
+    pub start: SystemTime,
+}
+
+/// Records `spans` through the SDK and flushes them to the collector.
+pub async fn send_spans(collector: &Collector, transport: Transport, service: &str, spans: Vec<SpanSpec>) {
+    let service = service.to_owned();
+    let (grpc, http) = (collector.grpc_url(), collector.http_url());
+    // The SDK's batch processor and the HTTP client block; keep them off the async workers.
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let _guard = handle.enter();
+        let provider = tracer_provider_for(&grpc, &http, transport, &service);
+        let tracer = provider.tracer("plumb-it");
+        for s in spans {
+            let mut span = tracer
+                .span_builder(s.name)
+                .with_kind(s.kind)
+                .with_start_time(s.start)
+                .with_attributes(s.attributes)
+                .start(&tracer);
+            if s.error {
+                span.set_status(Status::error("failed"));
+            }
+            span.end_with_timestamp(s.start + Duration::from_micros(s.duration_us));
+        }
+        provider.force_flush().expect("spans flushed to the collector");
+        provider.shutdown().expect("provider shuts down");
+    })
+    .await
+    .expect("sender thread");
+}
+
+/// A tracer provider using the official OTLP exporter, with a queue large enough that the SDK
+/// never drops a span in these tests.
+fn tracer_provider_for(grpc: &str, http: &str, transport: Transport, service: &str) -> SdkTracerProvider {
+    let exporter = match transport {
+        Transport::Grpc => opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(grpc).build(),
+        Transport::HttpJson => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpJson)
+            .with_endpoint(format!("{http}/v1/traces"))
+            .build(),
+    }
+    .expect("exporter builds");
+    let config = BatchConfigBuilder::default()
+        .with_max_queue_size(200_000)
+        .with_max_export_batch_size(1000)
+        .with_scheduled_delay(Duration::from_millis(200))
+        .build();
+    SdkTracerProvider::builder()
+        .with_span_processor(BatchSpanProcessor::builder(exporter).with_batch_config(config).build())
+        .with_resource(Resource::builder().with_service_name(service.to_owned()).build())
+        .build()
+}
+
+/// The exact value at quantile `q` of `values` (nearest rank).
+pub fn exact_quantile(values: &[u64], q: f64) -> u64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+    sorted[rank - 1]
+}
+
+/// Asserts a reported percentile (ms) is within the histogram's 1% of the exact value (µs).
+pub fn assert_within_one_percent(reported_ms: f64, exact_us: u64, what: &str) {
+    let exact_ms = exact_us as f64 / 1000.0;
+    assert!(
+        (reported_ms - exact_ms).abs() <= exact_ms * 0.01 + 0.001,
+        "{what}: reported {reported_ms} ms, exact {exact_ms} ms"
+    );
+}
+
+/// A small deterministic pseudo-random sequence (xorshift), so workloads repeat exactly.
+pub struct Sequence(u64);
+
+impl Sequence {
+    /// A sequence from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    /// The next value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
