@@ -54,7 +54,10 @@ pub enum RunError {
 }
 
 /// Runs the collector until `shutdown` completes, then shuts down in stages.
-pub async fn run(config: CollectorConfig, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+pub async fn run(
+    config: CollectorConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
     let (store, mut local) = connect(&config).await?;
     let applied = schema::migrate(&store).await?;
     tracing::info!(database = store.database(), ?applied, "schema up to date");
@@ -70,15 +73,38 @@ pub async fn run(config: CollectorConfig, shutdown: impl Future<Output = ()>) ->
         shutdown_timeout: config.shutdown_timeout,
     };
     let writers: Vec<JoinHandle<()>> = vec![
-        tokio::spawn(run_batch_writer(store.clone(), "spans", span_rx, writer_settings, writers_stop.clone(), Arc::clone(&telemetry))),
-        tokio::spawn(run_batch_writer(store.clone(), "metrics", metric_rx, writer_settings, writers_stop.clone(), Arc::clone(&telemetry))),
-        tokio::spawn(run_histogram_flusher(store.clone(), Arc::clone(&aggregator), writer_settings, writers_stop, Arc::clone(&telemetry))),
+        tokio::spawn(run_batch_writer(
+            store.clone(),
+            "spans",
+            span_rx,
+            writer_settings,
+            writers_stop.clone(),
+            Arc::clone(&telemetry),
+        )),
+        tokio::spawn(run_batch_writer(
+            store.clone(),
+            "metrics",
+            metric_rx,
+            writer_settings,
+            writers_stop.clone(),
+            Arc::clone(&telemetry),
+        )),
+        tokio::spawn(run_histogram_flusher(
+            store.clone(),
+            Arc::clone(&aggregator),
+            writer_settings,
+            writers_stop,
+            Arc::clone(&telemetry),
+        )),
     ];
     let retention_task = tokio::spawn(run_retention(store.clone(), config.retention_days));
 
     let pipeline = Arc::new(Pipeline::new(
         PipelineSettings {
-            limits: SpanLimits { max_age: config.max_span_age, max_future: config.max_span_future },
+            limits: SpanLimits {
+                max_age: config.max_span_age,
+                max_future: config.max_span_future,
+            },
             max_operations_per_service: config.max_operations_per_service,
             enqueue_timeout: config.enqueue_timeout,
         },
@@ -151,7 +177,9 @@ async fn connect(config: &CollectorConfig) -> Result<(Store, Option<LocalClickHo
 async fn run_retention(store: Store, days: u32) {
     loop {
         match retention::drop_expired_partitions(&store, days).await {
-            Ok(dropped) if !dropped.is_empty() => tracing::info!(?dropped, days, "dropped expired partitions"),
+            Ok(dropped) if !dropped.is_empty() => {
+                tracing::info!(?dropped, days, "dropped expired partitions")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention check failed; will try again"),
         }
@@ -166,14 +194,19 @@ struct Servers {
 
 impl Servers {
     fn clone_handles(&self) -> Vec<(&'static str, tokio::task::AbortHandle)> {
-        self.handles.iter().map(|(n, h)| (*n, h.abort_handle())).collect()
+        self.handles
+            .iter()
+            .map(|(n, h)| (*n, h.abort_handle()))
+            .collect()
     }
 
     async fn join(self, timeout: Duration) {
         for (name, handle) in self.handles {
             match tokio::time::timeout(timeout, handle).await {
                 Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => tracing::error!(server = name, error = %e, "server stopped with an error"),
+                Ok(Ok(Err(e))) => {
+                    tracing::error!(server = name, error = %e, "server stopped with an error")
+                }
                 Ok(Err(e)) => tracing::error!(server = name, error = %e, "server task failed"),
                 Err(_) => tracing::warn!(server = name, "server did not stop in time"),
             }
@@ -182,7 +215,9 @@ impl Servers {
 }
 
 /// Resolves when any server task ends on its own (which is a failure).
-async fn wait_first(handles: Vec<(&'static str, tokio::task::AbortHandle)>) -> Result<(), RunError> {
+async fn wait_first(
+    handles: Vec<(&'static str, tokio::task::AbortHandle)>,
+) -> Result<(), RunError> {
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if let Some((name, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
@@ -192,7 +227,9 @@ async fn wait_first(handles: Vec<(&'static str, tokio::task::AbortHandle)>) -> R
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, RunError> {
-    TcpListener::bind(addr).await.map_err(|source| RunError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Bind { addr, source })
 }
 
 async fn start_servers(
@@ -210,18 +247,42 @@ async fn start_servers(
     };
 
     let grpc = tonic::transport::Server::builder()
-        .add_service(OtlpGrpcService::<Traces>::new(Arc::clone(pipeline), config.max_request_bytes))
-        .add_service(OtlpGrpcService::<Metrics>::new(Arc::clone(pipeline), config.max_request_bytes))
-        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(grpc_listener), signal(stop.clone()));
-    let http = axum::serve(http_listener, receive::http::router(Arc::clone(pipeline), config.max_request_bytes))
-        .with_graceful_shutdown(signal(stop.clone()));
-    let query = axum::serve(query_listener, query::api::router(store.clone(), Arc::clone(telemetry)))
-        .with_graceful_shutdown(signal(stop.clone()));
+        .add_service(OtlpGrpcService::<Traces>::new(
+            Arc::clone(pipeline),
+            config.max_request_bytes,
+        ))
+        .add_service(OtlpGrpcService::<Metrics>::new(
+            Arc::clone(pipeline),
+            config.max_request_bytes,
+        ))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(grpc_listener),
+            signal(stop.clone()),
+        );
+    let http = axum::serve(
+        http_listener,
+        receive::http::router(Arc::clone(pipeline), config.max_request_bytes),
+    )
+    .with_graceful_shutdown(signal(stop.clone()));
+    let query = axum::serve(
+        query_listener,
+        query::api::router(store.clone(), Arc::clone(telemetry)),
+    )
+    .with_graceful_shutdown(signal(stop.clone()));
     Ok(Servers {
         handles: vec![
-            ("otlp-grpc", tokio::spawn(async move { grpc.await.map_err(|e| e.to_string()) })),
-            ("otlp-http", tokio::spawn(async move { http.await.map_err(|e| e.to_string()) })),
-            ("query", tokio::spawn(async move { query.await.map_err(|e| e.to_string()) })),
+            (
+                "otlp-grpc",
+                tokio::spawn(async move { grpc.await.map_err(|e| e.to_string()) }),
+            ),
+            (
+                "otlp-http",
+                tokio::spawn(async move { http.await.map_err(|e| e.to_string()) }),
+            ),
+            (
+                "query",
+                tokio::spawn(async move { query.await.map_err(|e| e.to_string()) }),
+            ),
         ],
     })
 }

@@ -46,7 +46,12 @@ pub enum ConfigError {
 
 /// Every option of `plumb-collector`.
 #[derive(Clone, Debug, Parser)]
-#[command(name = "plumb-collector", version, args_override_self = true, about = "Plumb collector: OTLP in, latency histograms and spans in ClickHouse, slow endpoints out")]
+#[command(
+    name = "plumb-collector",
+    version,
+    args_override_self = true,
+    about = "Plumb collector: OTLP in, latency histograms and spans in ClickHouse, slow endpoints out"
+)]
 pub struct CollectorConfig {
     /// TOML config file; its keys are the long option names below.
     #[arg(long, env = "PLUMB_CONFIG")]
@@ -73,7 +78,13 @@ pub struct CollectorConfig {
     pub clickhouse_user: String,
 
     /// ClickHouse password (prefer the environment variable; never logged).
-    #[arg(long, env = "PLUMB_CLICKHOUSE_PASSWORD", default_value = "", hide_default_value = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PLUMB_CLICKHOUSE_PASSWORD",
+        default_value = "",
+        hide_default_value = true,
+        hide_env_values = true
+    )]
     pub clickhouse_password: String,
 
     /// ClickHouse database for Plumb's tables.
@@ -160,9 +171,17 @@ impl CollectorConfig {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        let invalid = |field, message: &str| Err(ConfigError::Invalid { field, message: message.into() });
+        let invalid = |field, message: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                message: message.into(),
+            })
+        };
         if !crate::store::is_identifier(&self.database) {
-            return invalid("database", "use letters, digits and underscores, not starting with a digit");
+            return invalid(
+                "database",
+                "use letters, digits and underscores, not starting with a digit",
+            );
         }
         if self.retention_days == 0 {
             return invalid("retention_days", "must be at least 1");
@@ -174,7 +193,10 @@ impl CollectorConfig {
             return invalid("max_request_bytes", "must be at least 1024");
         }
         if self.queue_batches == 0 || self.batch_rows == 0 {
-            return invalid("queue_batches", "queue_batches and batch_rows must be at least 1");
+            return invalid(
+                "queue_batches",
+                "queue_batches and batch_rows must be at least 1",
+            );
         }
         if self.flush_interval.is_zero() {
             return invalid("flush_interval", "must be more than zero");
@@ -182,7 +204,10 @@ impl CollectorConfig {
         if let Some(url) = &self.clickhouse_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return invalid("clickhouse_url", "must be an http:// or https:// URL (ClickHouse's HTTP port, usually 8123)");
+            return invalid(
+                "clickhouse_url",
+                "must be an http:// or https:// URL (ClickHouse's HTTP port, usually 8123)",
+            );
         }
         Ok(())
     }
@@ -191,19 +216,30 @@ impl CollectorConfig {
 /// Turns the config file into `--name=value` arguments, leaving out options whose environment
 /// variable is set (the environment ranks above the file).
 fn file_args(command: &clap::Command, path: &PathBuf) -> Result<Vec<OsString>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::File {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.clone(),
-        message: e.to_string(),
+        source,
     })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::File {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     let mut out = Vec::new();
     for (key, value) in table {
         let id = key.replace('-', "_");
         let arg = command
             .get_arguments()
             .find(|a| a.get_id().as_str() == id && id != "config")
-            .ok_or_else(|| ConfigError::File { path: path.clone(), message: format!("unknown option {key:?}") })?;
-        if arg.get_env().is_some_and(|env| std::env::var_os(env).is_some()) {
+            .ok_or_else(|| ConfigError::File {
+                path: path.clone(),
+                message: format!("unknown option {key:?}"),
+            })?;
+        if arg
+            .get_env()
+            .is_some_and(|env| std::env::var_os(env).is_some())
+        {
             continue;
         }
         let text = match value {
@@ -214,7 +250,10 @@ fn file_args(command: &clap::Command, path: &PathBuf) -> Result<Vec<OsString>, C
             other => {
                 return Err(ConfigError::File {
                     path: path.clone(),
-                    message: format!("option {key:?} must be a string, number or boolean, not {}", other.type_str()),
+                    message: format!(
+                        "option {key:?} must be a string, number or boolean, not {}",
+                        other.type_str()
+                    ),
                 });
             }
         };
@@ -232,9 +271,19 @@ mod tests {
     fn defaults_load_and_flags_override_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("plumb.toml");
-        std::fs::write(&path, "grpc-addr = \"127.0.0.1:14317\"\nretention_days = 7\ndatabase = \"from_file\"\n").expect("write");
-        let c = CollectorConfig::load(["plumb-collector", "--config", path.to_str().expect("utf8"), "--database", "from_flag"])
-            .expect("loads");
+        std::fs::write(
+            &path,
+            "grpc-addr = \"127.0.0.1:14317\"\nretention_days = 7\ndatabase = \"from_file\"\n",
+        )
+        .expect("write");
+        let c = CollectorConfig::load([
+            "plumb-collector",
+            "--config",
+            path.to_str().expect("utf8"),
+            "--database",
+            "from_flag",
+        ])
+        .expect("loads");
         assert_eq!(c.grpc_addr.port(), 14317);
         assert_eq!(c.retention_days, 7);
         assert_eq!(c.database, "from_flag");
@@ -246,11 +295,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("plumb.toml");
         std::fs::write(&path, "grpc_adr = \"x\"\n").expect("write");
-        let e = CollectorConfig::load(["plumb-collector", "--config", path.to_str().expect("utf8")]).unwrap_err();
+        let e =
+            CollectorConfig::load(["plumb-collector", "--config", path.to_str().expect("utf8")])
+                .expect_err("must fail");
         assert!(e.to_string().contains("unknown option \"grpc_adr\""), "{e}");
-        let e = CollectorConfig::load(["plumb-collector", "--database", "x; DROP"]).unwrap_err();
+        let e = CollectorConfig::load(["plumb-collector", "--database", "x; DROP"])
+            .expect_err("must fail");
         assert!(e.to_string().contains("invalid database"), "{e}");
-        let e = CollectorConfig::load(["plumb-collector", "--retention-days", "0"]).unwrap_err();
+        let e = CollectorConfig::load(["plumb-collector", "--retention-days", "0"])
+            .expect_err("must fail");
         assert!(e.to_string().contains("retention_days"), "{e}");
     }
 }

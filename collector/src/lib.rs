@@ -11,6 +11,7 @@ pub mod aggregate;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod loadgen;
 pub mod normalise;
 pub mod pipeline;
 pub mod query;

@@ -1,8 +1,8 @@
 //! `plumb-collector`: see `plumb-collector --help` and the README.
 
 use anyhow::Context;
-use std::io::IsTerminal;
 use plumb_collector::config::{CollectorConfig, ConfigError};
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {

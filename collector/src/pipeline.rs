@@ -95,7 +95,12 @@ impl Pipeline {
         &self,
         request: ExportTraceServiceRequest,
     ) -> Result<IngestOutcome, IngestError> {
-        let normalised = normalise_traces(request, self.settings.limits, &self.operations, now_unix_ns());
+        let normalised = normalise_traces(
+            request,
+            self.settings.limits,
+            &self.operations,
+            now_unix_ns(),
+        );
         let overflowed = normalised
             .accepted
             .iter()
@@ -103,11 +108,16 @@ impl Pipeline {
             .count();
         let accepted = self.count(SPANS, &normalised);
         let permit = self.reserve(&self.spans, SPANS, accepted).await?;
-        self.telemetry.operations_overflowed.inc_by(overflowed as u64);
+        self.telemetry
+            .operations_overflowed
+            .inc_by(overflowed as u64);
         self.aggregator.record(&normalised.accepted);
         let rows = normalised.accepted.into_iter().map(SpanRow::from).collect();
         permit.send(rows);
-        self.telemetry.accepted.get_or_create(&SPANS).inc_by(accepted);
+        self.telemetry
+            .accepted
+            .get_or_create(&SPANS)
+            .inc_by(accepted);
         Ok(IngestOutcome {
             rejected: normalised.rejected,
             message: normalised.first_error,
@@ -123,7 +133,10 @@ impl Pipeline {
         let accepted = self.count(METRIC_POINTS, &normalised);
         let permit = self.reserve(&self.metrics, METRIC_POINTS, accepted).await?;
         permit.send(normalised.accepted);
-        self.telemetry.accepted.get_or_create(&METRIC_POINTS).inc_by(accepted);
+        self.telemetry
+            .accepted
+            .get_or_create(&METRIC_POINTS)
+            .inc_by(accepted);
         Ok(IngestOutcome {
             rejected: normalised.rejected,
             message: normalised.first_error,
@@ -134,9 +147,15 @@ impl Pipeline {
     fn count<T>(&self, signal: SignalLabel, normalised: &Normalised<T>) -> u64 {
         let accepted = normalised.accepted.len() as u64;
         let t = &self.telemetry;
-        t.received.get_or_create(&signal).inc_by(accepted + normalised.rejected);
-        t.rejected.get_or_create(&signal).inc_by(normalised.rejected);
-        t.unknown_service.get_or_create(&signal).inc_by(normalised.unknown_service);
+        t.received
+            .get_or_create(&signal)
+            .inc_by(accepted + normalised.rejected);
+        t.rejected
+            .get_or_create(&signal)
+            .inc_by(normalised.rejected);
+        t.unknown_service
+            .get_or_create(&signal)
+            .inc_by(normalised.unknown_service);
         accepted
     }
 

@@ -75,9 +75,17 @@ impl Telemetry {
         );
         let queue_depth = Gauge::default();
         let aggregates_held = Gauge::default();
-        registry.register("received", "Items received over OTLP, by signal", received.clone());
+        registry.register(
+            "received",
+            "Items received over OTLP, by signal",
+            received.clone(),
+        );
         registry.register("accepted", "Items accepted, by signal", accepted.clone());
-        registry.register("rejected", "Items rejected or refused, by signal", rejected.clone());
+        registry.register(
+            "rejected",
+            "Items rejected or refused, by signal",
+            rejected.clone(),
+        );
         registry.register(
             "unknown_service",
             "Items without a service.name, filed under unknown_service",
@@ -93,15 +101,31 @@ impl Telemetry {
             "OTLP requests refused whole (malformed, too large, wrong content type, back-pressure)",
             requests_refused.clone(),
         );
-        registry.register("rows_written", "Rows written to ClickHouse, by table", rows_written.clone());
-        registry.register("write_errors", "Failed ClickHouse writes (retried), by table", write_errors.clone());
+        registry.register(
+            "rows_written",
+            "Rows written to ClickHouse, by table",
+            rows_written.clone(),
+        );
+        registry.register(
+            "write_errors",
+            "Failed ClickHouse writes (retried), by table",
+            write_errors.clone(),
+        );
         registry.register(
             "flush_duration_seconds",
             "Time taken by each ClickHouse write, by table",
             flush_duration.clone(),
         );
-        registry.register("queue_depth", "Batches waiting for the ClickHouse writers", queue_depth.clone());
-        registry.register("aggregates_held", "Latency aggregates held in memory until the next flush", aggregates_held.clone());
+        registry.register(
+            "queue_depth",
+            "Batches waiting for the ClickHouse writers",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "aggregates_held",
+            "Latency aggregates held in memory until the next flush",
+            aggregates_held.clone(),
+        );
         Self {
             registry,
             received,
@@ -130,4 +154,6 @@ impl Telemetry {
 /// Labels for the two signals.
 pub const SPANS: SignalLabel = SignalLabel { signal: "spans" };
 /// Label for metric data points.
-pub const METRIC_POINTS: SignalLabel = SignalLabel { signal: "metric_points" };
+pub const METRIC_POINTS: SignalLabel = SignalLabel {
+    signal: "metric_points",
+};

@@ -67,7 +67,8 @@ impl Aggregator {
 
     /// Takes every aggregate as a row, leaving the aggregator empty.
     pub fn take(&self) -> Vec<LatencyRow> {
-        let drained = std::mem::take(&mut *self.state.lock().unwrap_or_else(PoisonError::into_inner));
+        let drained =
+            std::mem::take(&mut *self.state.lock().unwrap_or_else(PoisonError::into_inner));
         drained
             .into_iter()
             .map(|(key, agg)| {
@@ -108,7 +109,10 @@ impl Aggregator {
 
     /// Number of keys held.
     pub fn len(&self) -> usize {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Whether nothing is held.
@@ -144,11 +148,23 @@ mod tests {
     #[test]
     fn spans_land_in_their_own_minute() {
         let agg = Aggregator::new();
-        agg.record(&[span("a", 120, 10, false), span("a", 179, 20, true), span("a", 180, 30, false)]);
+        agg.record(&[
+            span("a", 120, 10, false),
+            span("a", 179, 20, true),
+            span("a", 180, 30, false),
+        ]);
         let mut rows = agg.take();
         rows.sort_by_key(|r| r.minute);
         assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].minute, rows[0].requests, rows[0].errors, rows[0].duration_sum_us), (120, 2, 1, 30));
+        assert_eq!(
+            (
+                rows[0].minute,
+                rows[0].requests,
+                rows[0].errors,
+                rows[0].duration_sum_us
+            ),
+            (120, 2, 1, 30)
+        );
         assert_eq!((rows[1].minute, rows[1].requests), (180, 1));
         assert!(agg.is_empty());
     }
@@ -163,6 +179,9 @@ mod tests {
         let rows = agg.take();
         assert_eq!(rows.len(), 1);
         assert_eq!((rows[0].requests, rows[0].errors), (2, 1));
-        assert_eq!((rows[0].buckets.clone(), rows[0].counts.clone()), (vec![10], vec![2]));
+        assert_eq!(
+            (rows[0].buckets.clone(), rows[0].counts.clone()),
+            (vec![10], vec![2])
+        );
     }
 }

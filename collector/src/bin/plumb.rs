@@ -10,10 +10,19 @@ use plumb_proto::v1::{EndpointStats, TopEndpointsRequest};
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "plumb", version, about = "Ask a Plumb collector where the time goes")]
+#[command(
+    name = "plumb",
+    version,
+    about = "Ask a Plumb collector where the time goes"
+)]
 struct Cli {
     /// The collector's query API.
-    #[arg(long, global = true, env = "PLUMB_QUERY_URL", default_value = "http://127.0.0.1:7318")]
+    #[arg(
+        long,
+        global = true,
+        env = "PLUMB_QUERY_URL",
+        default_value = "http://127.0.0.1:7318"
+    )]
     endpoint: String,
     #[command(subcommand)]
     command: Command,
@@ -58,7 +67,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot reach the Plumb query API at {} (is plumb-collector running? set --endpoint or PLUMB_QUERY_URL)", cli.endpoint))?;
     match cli.command {
-        Command::Top { since, service, by, kind, limit, json } => {
+        Command::Top {
+            since,
+            service,
+            by,
+            kind,
+            limit,
+            json,
+        } => {
             let response = client
                 .top_endpoints(TopEndpointsRequest {
                     since_seconds: since.as_secs().max(1),
@@ -73,7 +89,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&response)?);
             } else {
-                print!("{}", render_table(&response.endpoints, response.window_seconds));
+                print!(
+                    "{}",
+                    render_table(&response.endpoints, response.window_seconds)
+                );
             }
         }
     }
@@ -82,9 +101,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn render_table(rows: &[EndpointStats], window_s: u64) -> String {
     if rows.is_empty() {
-        return format!("no requests in the last {}\n", humantime::format_duration(Duration::from_secs(window_s)));
+        return format!(
+            "no requests in the last {}\n",
+            humantime::format_duration(Duration::from_secs(window_s))
+        );
     }
-    let header = ["SERVICE", "OPERATION", "REQUESTS", "RPS", "ERR%", "P50", "P95", "P99", "TIME%"];
+    let header = [
+        "SERVICE",
+        "OPERATION",
+        "REQUESTS",
+        "RPS",
+        "ERR%",
+        "P50",
+        "P95",
+        "P99",
+        "TIME%",
+    ];
     let mut table: Vec<[String; 9]> = vec![header.map(str::to_owned)];
     for r in rows {
         table.push([
@@ -110,7 +142,13 @@ fn render_table(rows: &[EndpointStats], window_s: u64) -> String {
         let line: Vec<String> = row
             .iter()
             .enumerate()
-            .map(|(i, cell)| if i < 2 { format!("{cell:<w$}", w = widths[i]) } else { format!("{cell:>w$}", w = widths[i]) })
+            .map(|(i, cell)| {
+                if i < 2 {
+                    format!("{cell:<w$}", w = widths[i])
+                } else {
+                    format!("{cell:>w$}", w = widths[i])
+                }
+            })
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');

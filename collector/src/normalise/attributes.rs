@@ -88,11 +88,20 @@ mod tests {
     fn renders_every_kind() {
         assert_eq!(any_value_to_string(&v(Value::IntValue(-3))), "-3");
         assert_eq!(any_value_to_string(&v(Value::BoolValue(true))), "true");
-        assert_eq!(any_value_to_string(&v(Value::BytesValue(vec![0xab, 1]))), "ab01");
+        assert_eq!(
+            any_value_to_string(&v(Value::BytesValue(vec![0xab, 1]))),
+            "ab01"
+        );
         let array = v(Value::ArrayValue(ArrayValue {
-            values: vec![v(Value::StringValue("a".into())), v(Value::DoubleValue(1.5))],
+            values: vec![
+                v(Value::StringValue("a".into())),
+                v(Value::DoubleValue(1.5)),
+            ],
         }));
         assert_eq!(any_value_to_string(&array), "[a,1.5]");
-        assert_eq!(any_value_to_i64(&v(Value::StringValue(" 503 ".into()))), Some(503));
+        assert_eq!(
+            any_value_to_i64(&v(Value::StringValue(" 503 ".into()))),
+            Some(503)
+        );
     }
 }

@@ -35,7 +35,9 @@ pub fn normalise_metrics(
         for scope in resource_metrics.scope_metrics {
             for metric in scope.metrics {
                 let Some(data) = metric.data else { continue };
-                let mut push = |time_ns: u64, attributes: &[KeyValue], fill: &dyn Fn(&mut MetricRow)| {
+                let mut push = |time_ns: u64,
+                                attributes: &[KeyValue],
+                                fill: &dyn Fn(&mut MetricRow)| {
                     if unknown {
                         out.unknown_service += 1;
                     }
@@ -43,7 +45,8 @@ pub fn normalise_metrics(
                         out.reject(|| format!("metric {:?}: point time {time_ns} ns is outside the accepted window", metric.name));
                         return;
                     }
-                    let (attribute_keys, attribute_values) = text_pairs(attributes).into_iter().unzip();
+                    let (attribute_keys, attribute_values) =
+                        text_pairs(attributes).into_iter().unzip();
                     let mut row = MetricRow {
                         timestamp: u32::try_from(time_ns / 1_000_000_000).unwrap_or(u32::MAX),
                         time_ns,
@@ -133,20 +136,34 @@ fn number_value(point: &NumberDataPoint) -> f64 {
 }
 
 fn temporality(value: i32) -> i8 {
-    i8::try_from(value).ok().filter(|t| (0..=2).contains(t)).unwrap_or(0)
+    i8::try_from(value)
+        .ok()
+        .filter(|t| (0..=2).contains(t))
+        .unwrap_or(0)
 }
 
 fn text_pairs(attributes: &[KeyValue]) -> Vec<(String, String)> {
     attributes
         .iter()
-        .map(|kv| (kv.key.clone(), kv.value.as_ref().map(any_value_to_string).unwrap_or_default()))
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                kv.value
+                    .as_ref()
+                    .map(any_value_to_string)
+                    .unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
 /// Explicit `(upper bounds, counts)` for an exponential histogram point.
 fn exponential_to_explicit(point: &ExponentialHistogramDataPoint) -> (Vec<f64>, Vec<u64>) {
     let base = 2f64.powf(2f64.powi(-point.scale.clamp(-10, 20)));
-    let negative: u64 = point.negative.as_ref().map_or(0, |b| b.bucket_counts.iter().sum());
+    let negative: u64 = point
+        .negative
+        .as_ref()
+        .map_or(0, |b| b.bucket_counts.iter().sum());
     let (offset, positive) = point
         .positive
         .as_ref()
@@ -173,7 +190,10 @@ mod tests {
         let point = ExponentialHistogramDataPoint {
             scale: 0,
             zero_count: 2,
-            positive: Some(Buckets { offset: 1, bucket_counts: vec![3, 4] }),
+            positive: Some(Buckets {
+                offset: 1,
+                bucket_counts: vec![3, 4],
+            }),
             ..Default::default()
         };
         let (bounds, counts) = exponential_to_explicit(&point);

@@ -34,7 +34,12 @@ pub struct Normalised<T> {
 
 impl<T> Default for Normalised<T> {
     fn default() -> Self {
-        Self { accepted: Vec::new(), rejected: 0, first_error: None, unknown_service: 0 }
+        Self {
+            accepted: Vec::new(),
+            rejected: 0,
+            first_error: None,
+            unknown_service: 0,
+        }
     }
 }
 

@@ -102,14 +102,23 @@ mod tests {
     #[test]
     fn server_spans_use_method_and_route() {
         let server = SpanKind::Server as i32;
-        let current = [kv("http.request.method", "get"), kv("http.route", "/users/:id")];
+        let current = [
+            kv("http.request.method", "get"),
+            kv("http.route", "/users/:id"),
+        ];
         assert_eq!(operation_name(server, "x", &current), "GET /users/:id");
-        let old = [kv("http.method", "POST"), kv("http.target", "/orders/42?x=1")];
+        let old = [
+            kv("http.method", "POST"),
+            kv("http.target", "/orders/42?x=1"),
+        ];
         assert_eq!(operation_name(server, "x", &old), "POST /orders/{id}");
         let no_method = [kv("http.route", "/a")];
         assert_eq!(operation_name(server, "handler", &no_method), "handler");
         let client = SpanKind::Client as i32;
-        assert_eq!(operation_name(client, "SELECT users", &current), "SELECT users");
+        assert_eq!(
+            operation_name(client, "SELECT users", &current),
+            "SELECT users"
+        );
     }
 
     #[test]

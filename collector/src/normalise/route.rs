@@ -72,10 +72,7 @@ mod tests {
             template_path("/blobs/9f86d081884c7d659a2feaa0c55ad015"),
             "/blobs/{id}"
         );
-        assert_eq!(
-            template_path("/s/AbCdEfGhIjKlMnOp1234xyz"),
-            "/s/{id}"
-        );
+        assert_eq!(template_path("/s/AbCdEfGhIjKlMnOp1234xyz"), "/s/{id}");
     }
 
     #[test]

@@ -175,7 +175,11 @@ fn attributes_as_text(attributes: &[KeyValue]) -> Vec<(String, String)> {
     attributes
         .iter()
         .map(|kv| {
-            let value = kv.value.as_ref().map(any_value_to_string).unwrap_or_default();
+            let value = kv
+                .value
+                .as_ref()
+                .map(any_value_to_string)
+                .unwrap_or_default();
             (kv.key.clone(), value)
         })
         .collect()

@@ -31,7 +31,9 @@ impl QueryService for QueryApi {
         request: tonic::Request<TopEndpointsRequest>,
     ) -> Result<tonic::Response<TopEndpointsResponse>, tonic::Status> {
         let query = TopQuery::try_from(request.into_inner())?;
-        Ok(tonic::Response::new(top_endpoints(&self.store, &query, now_unix_s()).await?))
+        Ok(tonic::Response::new(
+            top_endpoints(&self.store, &query, now_unix_s()).await?,
+        ))
     }
 }
 
@@ -43,8 +45,10 @@ struct ApiState {
 
 /// The query port's routes: gRPC query service, HTTP/JSON API, metrics and health.
 pub fn router(store: Store, telemetry: Arc<Telemetry>) -> Router {
-    let grpc = tonic::service::Routes::new(QueryServiceServer::new(QueryApi { store: store.clone() }))
-        .into_axum_router();
+    let grpc = tonic::service::Routes::new(QueryServiceServer::new(QueryApi {
+        store: store.clone(),
+    }))
+    .into_axum_router();
     Router::new()
         .route("/api/v1/top", get(http_top))
         .route("/metrics", get(metrics))
@@ -70,7 +74,10 @@ fn json_error(status: StatusCode, message: String) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-async fn http_top(State(state): State<ApiState>, params: Result<Query<TopParams>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn http_top(
+    State(state): State<ApiState>,
+    params: Result<Query<TopParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Query(params) = match params {
         Ok(p) => p,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e.body_text()),
@@ -79,7 +86,10 @@ async fn http_top(State(state): State<ApiState>, params: Result<Query<TopParams>
         None => 0,
         Some(Ok(d)) => d.as_secs(),
         Some(Err(e)) => {
-            return json_error(StatusCode::BAD_REQUEST, format!("invalid since: {e} (examples: 15m, 1h, 2d)"));
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid since: {e} (examples: 15m, 1h, 2d)"),
+            );
         }
     };
     let request = TopEndpointsRequest {
@@ -102,7 +112,10 @@ async fn http_top(State(state): State<ApiState>, params: Result<Query<TopParams>
 
 async fn metrics(State(state): State<ApiState>) -> Response {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.telemetry.render(),
     )
         .into_response()

@@ -57,7 +57,14 @@ impl FromStr for SortKey {
     }
 }
 
-const KINDS: &[&str] = &["unspecified", "internal", "server", "client", "producer", "consumer"];
+const KINDS: &[&str] = &[
+    "unspecified",
+    "internal",
+    "server",
+    "client",
+    "producer",
+    "consumer",
+];
 
 /// A checked `TopEndpointsRequest`.
 #[derive(Clone, Debug)]
@@ -72,16 +79,26 @@ pub struct TopQuery {
 impl TryFrom<TopEndpointsRequest> for TopQuery {
     type Error = QueryError;
     fn try_from(r: TopEndpointsRequest) -> Result<Self, QueryError> {
-        let kind = if r.kind.is_empty() { "server".to_owned() } else { r.kind.to_ascii_lowercase() };
+        let kind = if r.kind.is_empty() {
+            "server".to_owned()
+        } else {
+            r.kind.to_ascii_lowercase()
+        };
         if kind != "all" && !KINDS.contains(&kind.as_str()) {
             return Err(QueryError::InvalidArgument(format!(
                 "unknown span kind {:?}: use server, client, internal, producer, consumer or all",
                 r.kind
             )));
         }
-        let window_s = if r.since_seconds == 0 { DEFAULT_WINDOW_S } else { r.since_seconds };
+        let window_s = if r.since_seconds == 0 {
+            DEFAULT_WINDOW_S
+        } else {
+            r.since_seconds
+        };
         if window_s > 400 * 86_400 {
-            return Err(QueryError::InvalidArgument("the window may be at most 400 days".into()));
+            return Err(QueryError::InvalidArgument(
+                "the window may be at most 400 days".into(),
+            ));
         }
         Ok(Self {
             window_s,
@@ -136,7 +153,14 @@ const HOURS: Source = Source {
 };
 
 fn ranking_sql(s: &Source) -> String {
-    let Source { table, time, requests, errors, sum, map } = s;
+    let Source {
+        table,
+        time,
+        requests,
+        errors,
+        sum,
+        map,
+    } = s;
     format!(
         "SELECT service, operation, kind_name, req_total, err_total, sum_us,
                 keys[arrayFirstIndex(c -> c >= ceil(0.5 * total), cum)] AS p50,
@@ -162,7 +186,11 @@ pub async fn top_endpoints(
     query: &TopQuery,
     now_unix_s: u32,
 ) -> Result<TopEndpointsResponse, QueryError> {
-    let source = if query.window_s > HOURLY_FROM_S { &HOURS } else { &MINUTES };
+    let source = if query.window_s > HOURLY_FROM_S {
+        &HOURS
+    } else {
+        &MINUTES
+    };
     let from = u64::from(now_unix_s).saturating_sub(query.window_s);
     let rows: Vec<EndpointRow> = store
         .client()
@@ -184,7 +212,9 @@ pub async fn top_endpoints(
 fn rank(rows: Vec<EndpointRow>, query: &TopQuery) -> Vec<EndpointStats> {
     let mut service_time: HashMap<(String, String), u64> = HashMap::new();
     for r in &rows {
-        *service_time.entry((r.service.clone(), r.kind_name.clone())).or_default() += r.sum_us;
+        *service_time
+            .entry((r.service.clone(), r.kind_name.clone()))
+            .or_default() += r.sum_us;
     }
     let window = query.window_s as f64;
     let ms = |us: u64| us as f64 / 1000.0;

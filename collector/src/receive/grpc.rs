@@ -12,10 +12,10 @@ use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use tonic::Status;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{NamedService, UnaryService};
-use tonic::Status;
 
 /// tonic refuses frames past this multiple of our limit before buffering them; between the two,
 /// our decoder answers RESOURCE_EXHAUSTED with a clear message.
@@ -41,7 +41,11 @@ impl<H> Clone for OtlpGrpcService<H> {
 impl<H: ExportHandler> OtlpGrpcService<H> {
     /// A service that accepts messages up to `max_message_bytes` (after decompression).
     pub fn new(pipeline: Arc<Pipeline>, max_message_bytes: usize) -> Self {
-        Self { pipeline, max_message_bytes, handler: PhantomData }
+        Self {
+            pipeline,
+            max_message_bytes,
+            handler: PhantomData,
+        }
     }
 }
 
@@ -65,13 +69,20 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         if request.uri().path() != H::GRPC_PATH {
-            let status = Status::unimplemented(format!("{} is not served here", request.uri().path()));
+            let status =
+                Status::unimplemented(format!("{} is not served here", request.uri().path()));
             return Box::pin(async move { Ok(status.into_http()) });
         }
         let limit = self.max_message_bytes;
-        let export = Export::<H> { pipeline: Arc::clone(&self.pipeline), handler: PhantomData };
+        let export = Export::<H> {
+            pipeline: Arc::clone(&self.pipeline),
+            handler: PhantomData,
+        };
         Box::pin(async move {
-            let codec = OtlpCodec::<H> { max_message_bytes: limit, handler: PhantomData };
+            let codec = OtlpCodec::<H> {
+                max_message_bytes: limit,
+                handler: PhantomData,
+            };
             let mut grpc = tonic::server::Grpc::new(codec)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip)
@@ -126,7 +137,10 @@ impl<H: ExportHandler> Codec for OtlpCodec<H> {
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        OtlpDecoder { max_message_bytes: self.max_message_bytes, handler: PhantomData }
+        OtlpDecoder {
+            max_message_bytes: self.max_message_bytes,
+            handler: PhantomData,
+        }
     }
 }
 
@@ -160,7 +174,10 @@ impl<H: ExportHandler> Decoder for OtlpDecoder<H> {
             )));
         }
         H::Request::decode(src).map(Some).map_err(|e| {
-            Status::invalid_argument(format!("malformed OTLP protobuf ({} export request): {e}", H::ITEMS))
+            Status::invalid_argument(format!(
+                "malformed OTLP protobuf ({} export request): {e}",
+                H::ITEMS
+            ))
         })
     }
 }

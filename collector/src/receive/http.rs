@@ -29,7 +29,10 @@ pub fn router(pipeline: Arc<Pipeline>, max_body_bytes: usize) -> Router {
         .route("/v1/traces", post(export::<Traces>))
         .route("/v1/metrics", post(export::<Metrics>))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(HttpState { pipeline, max_body_bytes })
+        .with_state(HttpState {
+            pipeline,
+            max_body_bytes,
+        })
 }
 
 /// The two OTLP/HTTP encodings.
@@ -67,15 +70,25 @@ struct HttpError {
 
 impl HttpError {
     fn new(status: StatusCode, grpc_code: tonic::Code, message: impl Into<String>) -> Self {
-        Self { status, grpc_code, message: message.into(), retry_after_s: None }
+        Self {
+            status,
+            grpc_code,
+            message: message.into(),
+            retry_after_s: None,
+        }
     }
 
     fn into_response(self, encoding: Encoding) -> Response {
-        let body = RpcStatus { code: self.grpc_code as i32, message: self.message };
+        let body = RpcStatus {
+            code: self.grpc_code as i32,
+            message: self.message,
+        };
         let mut response = encode(encoding, &body).into_response();
         *response.status_mut() = self.status;
         if let Some(secs) = self.retry_after_s {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -86,11 +99,17 @@ impl From<IngestError> for HttpError {
         match error {
             IngestError::Busy { retry_after } => Self {
                 retry_after_s: Some(retry_after.as_secs().max(1)),
-                ..Self::new(StatusCode::TOO_MANY_REQUESTS, tonic::Code::ResourceExhausted, error.to_string())
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    tonic::Code::ResourceExhausted,
+                    error.to_string(),
+                )
             },
-            IngestError::ShuttingDown => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, error.to_string())
-            }
+            IngestError::ShuttingDown => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                tonic::Code::Unavailable,
+                error.to_string(),
+            ),
         }
     }
 }
@@ -108,7 +127,9 @@ async fn export<H: ExportHandler>(
     match handle::<H>(&state, &headers, encoding, body).await {
         Ok(response) => response,
         Err(e) => {
-            if e.status != StatusCode::TOO_MANY_REQUESTS && e.status != StatusCode::SERVICE_UNAVAILABLE {
+            if e.status != StatusCode::TOO_MANY_REQUESTS
+                && e.status != StatusCode::SERVICE_UNAVAILABLE
+            {
                 state.pipeline.telemetry().requests_refused.inc();
             }
             e.into_response(encoding)
@@ -148,14 +169,21 @@ fn request_encoding(headers: &HeaderMap) -> Result<Encoding, HttpError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let mime = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     match mime.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
         "application/json" => Ok(Encoding::Json),
         _ => Err(HttpError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             tonic::Code::InvalidArgument,
-            format!("unsupported content type {content_type:?}: send application/x-protobuf or application/json"),
+            format!(
+                "unsupported content type {content_type:?}: send application/x-protobuf or application/json"
+            ),
         )),
     }
 }
@@ -173,13 +201,19 @@ fn decompress(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, H
             let mut out = Vec::new();
             let mut reader = flate2::read::GzDecoder::new(body.as_ref()).take(limit as u64 + 1);
             reader.read_to_end(&mut out).map_err(|e| {
-                HttpError::new(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, format!("body is not valid gzip: {e}"))
+                HttpError::new(
+                    StatusCode::BAD_REQUEST,
+                    tonic::Code::InvalidArgument,
+                    format!("body is not valid gzip: {e}"),
+                )
             })?;
             if out.len() > limit {
                 return Err(HttpError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     tonic::Code::ResourceExhausted,
-                    format!("decompressed body is over the limit of {limit} bytes; send smaller batches"),
+                    format!(
+                        "decompressed body is over the limit of {limit} bytes; send smaller batches"
+                    ),
                 ));
             }
             Ok(Bytes::from(out))

@@ -60,7 +60,10 @@ impl ExportHandler for Traces {
         let outcome = pipeline.ingest_traces(request).await?;
         Ok(ExportTraceServiceResponse {
             partial_success: partial(outcome).map(|(rejected_spans, error_message)| {
-                ExportTracePartialSuccess { rejected_spans, error_message }
+                ExportTracePartialSuccess {
+                    rejected_spans,
+                    error_message,
+                }
             }),
         })
     }
@@ -70,7 +73,8 @@ impl ExportHandler for Metrics {
     type Request = ExportMetricsServiceRequest;
     type Response = ExportMetricsServiceResponse;
     const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
-    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    const GRPC_PATH: &'static str =
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
     const ITEMS: &'static str = "data points";
 
     async fn export(
@@ -80,7 +84,10 @@ impl ExportHandler for Metrics {
         let outcome = pipeline.ingest_metrics(request).await?;
         Ok(ExportMetricsServiceResponse {
             partial_success: partial(outcome).map(|(rejected_data_points, error_message)| {
-                ExportMetricsPartialSuccess { rejected_data_points, error_message }
+                ExportMetricsPartialSuccess {
+                    rejected_data_points,
+                    error_message,
+                }
             }),
         })
     }

@@ -55,7 +55,10 @@ impl ServerBinary {
                 return Err(LocalServerError::NotFound);
             }
             let needs_subcommand = path.file_name().is_some_and(|n| n == "clickhouse");
-            return Ok(Self { path: path.to_owned(), needs_subcommand });
+            return Ok(Self {
+                path: path.to_owned(),
+                needs_subcommand,
+            });
         }
         let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).collect())
@@ -65,7 +68,10 @@ impl ServerBinary {
             for (name, needs_subcommand) in [("clickhouse", true), ("clickhouse-server", false)] {
                 let path = dir.join(name);
                 if path.is_file() {
-                    return Ok(Self { path, needs_subcommand });
+                    return Ok(Self {
+                        path,
+                        needs_subcommand,
+                    });
                 }
             }
         }

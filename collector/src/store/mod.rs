@@ -19,7 +19,9 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database name is not a plain identifier.
-    #[error("database name {0:?} is invalid: use letters, digits and underscores, not starting with a digit")]
+    #[error(
+        "database name {0:?} is invalid: use letters, digits and underscores, not starting with a digit"
+    )]
     InvalidDatabase(String),
     /// ClickHouse answered with an error or could not be reached.
     #[error("ClickHouse {what} failed: {source}")]
@@ -43,7 +45,9 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn clickhouse(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Error) -> Self {
+    pub(crate) fn clickhouse(
+        what: impl Into<String>,
+    ) -> impl FnOnce(clickhouse::error::Error) -> Self {
         let what = what.into();
         move |source| Self::ClickHouse { what, source }
     }
@@ -162,7 +166,10 @@ impl Store {
             .await
             .map_err(StoreError::clickhouse(what()))?;
         for row in rows {
-            insert.write(row).await.map_err(StoreError::clickhouse(what()))?;
+            insert
+                .write(row)
+                .await
+                .map_err(StoreError::clickhouse(what()))?;
         }
         insert.end().await.map_err(StoreError::clickhouse(what()))
     }

@@ -44,10 +44,16 @@ pub async fn drop_expired_partitions(
         }
         store
             .client
-            .query(&format!("ALTER TABLE {table} DROP PARTITION {}", p.partition))
+            .query(&format!(
+                "ALTER TABLE {table} DROP PARTITION {}",
+                p.partition
+            ))
             .execute()
             .await
-            .map_err(StoreError::clickhouse(format!("drop partition {} of {table}", p.partition)))?;
+            .map_err(StoreError::clickhouse(format!(
+                "drop partition {} of {table}",
+                p.partition
+            )))?;
         dropped.push((p.table, p.partition));
     }
     Ok(dropped)

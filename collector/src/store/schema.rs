@@ -144,7 +144,10 @@ pub async fn migrate(store: &Store) -> Result<Vec<u32>, StoreError> {
                 .query(statement)
                 .execute()
                 .await
-                .map_err(StoreError::clickhouse(format!("migration {}", migration.version)))?;
+                .map_err(StoreError::clickhouse(format!(
+                    "migration {}",
+                    migration.version
+                )))?;
         }
         let record = MigrationRecord {
             version: migration.version,

@@ -113,8 +113,14 @@ where
     let started = std::time::Instant::now();
     match store.insert(table, &rows).await {
         Ok(()) => {
-            telemetry.flush_duration.get_or_create(&label).observe(started.elapsed().as_secs_f64());
-            telemetry.rows_written.get_or_create(&label).inc_by(rows.len() as u64);
+            telemetry
+                .flush_duration
+                .get_or_create(&label)
+                .observe(started.elapsed().as_secs_f64());
+            telemetry
+                .rows_written
+                .get_or_create(&label)
+                .inc_by(rows.len() as u64);
             Ok(())
         }
         Err(e) => {
@@ -144,8 +150,14 @@ async fn write_with_retry<T>(
         let started = std::time::Instant::now();
         match store.insert(table, rows).await {
             Ok(()) => {
-                telemetry.flush_duration.get_or_create(&label).observe(started.elapsed().as_secs_f64());
-                telemetry.rows_written.get_or_create(&label).inc_by(rows.len() as u64);
+                telemetry
+                    .flush_duration
+                    .get_or_create(&label)
+                    .observe(started.elapsed().as_secs_f64());
+                telemetry
+                    .rows_written
+                    .get_or_create(&label)
+                    .inc_by(rows.len() as u64);
                 return;
             }
             Err(e) => {

@@ -2,72 +2,39 @@
 //! accepted before is still there afterwards.
 
 use crate::support::*;
-use bytes::{Buf, BufMut};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use plumb_collector::loadgen::{RawGrpcClient, TRACE_EXPORT_PATH};
 use prost::Message;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-
-const TRACES: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
-/// Sends raw bytes as a gRPC message, so malformed payloads can be tried.
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = Self;
-    type Decoder = Self;
-    fn encoder(&mut self) -> Self {
-        Self
-    }
-    fn decoder(&mut self) -> Self {
-        Self
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
-    }
-}
 
 async fn raw_grpc(collector: &Collector, body: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
-    let channel = tonic::transport::Channel::from_shared(collector.grpc_url())
-        .expect("url")
-        .connect()
+    RawGrpcClient::connect(collector.grpc_url(), TRACE_EXPORT_PATH, false)
         .await
-        .expect("connect");
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.expect("ready");
-    grpc.unary(tonic::Request::new(body), http::uri::PathAndQuery::from_static(TRACES), RawCodec)
+        .expect("connect")
+        .send(body)
         .await
-        .map(tonic::Response::into_inner)
 }
 
 fn text(key: &str, value: &str) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(Value::StringValue(value.into())) }), ..Default::default() }
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
 }
 
 fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64
 }
 
 fn span(name: &str, trace_id: Vec<u8>, start_ns: u64, duration_ns: u64) -> Span {
@@ -85,8 +52,14 @@ fn span(name: &str, trace_id: Vec<u8>, start_ns: u64, duration_ns: u64) -> Span 
 fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            resource: Some(Resource { attributes: vec![text("service.name", service)], ..Default::default() }),
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            resource: Some(Resource {
+                attributes: vec![text("service.name", service)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -125,16 +98,37 @@ async fn invalid_spans_are_rejected_one_by_one_and_the_rest_kept() {
         span("short trace id", vec![1; 5], now, 1),
         span("from the future", vec![1; 16], now + day, 1),
         span("ancient", vec![1; 16], now - 100 * day, 1),
-        Span { end_time_unix_nano: now - 10, ..span("ends before it starts", vec![1; 16], now, 0) },
+        Span {
+            end_time_unix_nano: now - 10,
+            ..span("ends before it starts", vec![1; 16], now, 0)
+        },
     ];
-    let mut client = TraceServiceClient::connect(collector.grpc_url()).await.expect("connect");
-    let response = client.export(request("partial", spans)).await.expect("accepted").into_inner();
+    let mut client = TraceServiceClient::connect(collector.grpc_url())
+        .await
+        .expect("connect");
+    let response = client
+        .export(request("partial", spans))
+        .await
+        .expect("accepted")
+        .into_inner();
     let partial = response.partial_success.expect("partial success reported");
     assert_eq!(partial.rejected_spans, 5);
-    assert!(partial.error_message.contains("zero"), "{}", partial.error_message);
+    assert!(
+        partial.error_message.contains("zero"),
+        "{}",
+        partial.error_message
+    );
     wait_for_spans(&database, "partial", 1).await;
-    let metrics = reqwest::get(format!("{}/metrics", collector.query_url())).await.expect("metrics").text().await.expect("text");
-    assert!(metrics.contains("plumb_rejected_total{signal=\"spans\"} 5"), "{metrics}");
+    let metrics = reqwest::get(format!("{}/metrics", collector.query_url()))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("plumb_rejected_total{signal=\"spans\"} 5"),
+        "{metrics}"
+    );
     assert!(collector.stop().await);
 }
 
@@ -143,23 +137,59 @@ async fn malformed_and_oversized_grpc_requests_get_clear_statuses() {
     let database = unique_database("badgrpc");
     let collector = Collector::start(&database, &["--max-request-bytes", "65536"]).await;
     // Something accepted first must survive everything that follows.
-    let mut client = TraceServiceClient::connect(collector.grpc_url()).await.expect("connect");
-    client.export(request("kept", vec![span("ok", vec![2; 16], now_ns() - 1_000_000, 1_000)])).await.expect("accepted");
+    let mut client = TraceServiceClient::connect(collector.grpc_url())
+        .await
+        .expect("connect");
+    client
+        .export(request(
+            "kept",
+            vec![span("ok", vec![2; 16], now_ns() - 1_000_000, 1_000)],
+        ))
+        .await
+        .expect("accepted");
 
-    let malformed = raw_grpc(&collector, vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]).await.unwrap_err();
-    assert_eq!(malformed.code(), tonic::Code::InvalidArgument, "{malformed:?}");
-    assert!(malformed.message().contains("malformed OTLP protobuf"), "{}", malformed.message());
+    let malformed = raw_grpc(&collector, vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01])
+        .await
+        .expect_err("must fail");
+    assert_eq!(
+        malformed.code(),
+        tonic::Code::InvalidArgument,
+        "{malformed:?}"
+    );
+    assert!(
+        malformed.message().contains("malformed OTLP protobuf"),
+        "{}",
+        malformed.message()
+    );
 
-    let big = request("big", (0..2000).map(|i| span(&format!("span {i:0>40}"), vec![3; 16], now_ns(), 1)).collect());
-    let oversized = raw_grpc(&collector, big.encode_to_vec()).await.unwrap_err();
-    assert_eq!(oversized.code(), tonic::Code::ResourceExhausted, "{oversized:?}");
-    assert!(oversized.message().contains("over the limit"), "{}", oversized.message());
+    let big = request(
+        "big",
+        (0..2000)
+            .map(|i| span(&format!("span {i:0>40}"), vec![3; 16], now_ns(), 1))
+            .collect(),
+    );
+    let oversized = raw_grpc(&collector, big.encode_to_vec())
+        .await
+        .expect_err("must fail");
+    assert_eq!(
+        oversized.code(),
+        tonic::Code::ResourceExhausted,
+        "{oversized:?}"
+    );
+    assert!(
+        oversized.message().contains("over the limit"),
+        "{}",
+        oversized.message()
+    );
 
     // Invalid UTF-8 in a string field is malformed protobuf too.
     let mut bad_utf8 = request("x", vec![span("NAME", vec![4; 16], now_ns(), 1)]).encode_to_vec();
-    let at = bad_utf8.windows(4).position(|w| w == b"NAME").expect("name bytes");
+    let at = bad_utf8
+        .windows(4)
+        .position(|w| w == b"NAME")
+        .expect("name bytes");
     bad_utf8[at] = 0xff;
-    let status = raw_grpc(&collector, bad_utf8).await.unwrap_err();
+    let status = raw_grpc(&collector, bad_utf8).await.expect_err("must fail");
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
 
     wait_for_spans(&database, "kept", 1).await;
@@ -172,12 +202,25 @@ async fn bad_http_requests_get_4xx_with_a_message() {
     let collector = Collector::start(&database, &["--max-request-bytes", "65536"]).await;
     let url = format!("{}/v1/traces", collector.http_url());
     let client = reqwest::Client::new();
-    let good = request("http-kept", vec![span("ok", vec![5; 16], now_ns() - 1_000_000, 1_000)]).encode_to_vec();
-    let ok = client.post(&url).header("content-type", "application/x-protobuf").body(good.clone()).send().await.expect("post");
+    let good = request(
+        "http-kept",
+        vec![span("ok", vec![5; 16], now_ns() - 1_000_000, 1_000)],
+    )
+    .encode_to_vec();
+    let ok = client
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .body(good.clone())
+        .send()
+        .await
+        .expect("post");
     assert_eq!(ok.status(), 200);
 
     let post = |content_type: &'static str, encoding: Option<&'static str>, body: Vec<u8>| {
-        let mut r = client.post(&url).header("content-type", content_type).body(body);
+        let mut r = client
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body);
         if let Some(e) = encoding {
             r = r.header("content-encoding", e);
         }
@@ -204,16 +247,36 @@ async fn bad_http_requests_get_4xx_with_a_message() {
     // A small gzip body that expands past the limit.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&vec![0u8; 1_000_000]).expect("gzip");
-    let (status, body) = post("application/x-protobuf", Some("gzip"), gz.finish().expect("gzip")).await;
+    let (status, body) = post(
+        "application/x-protobuf",
+        Some("gzip"),
+        gz.finish().expect("gzip"),
+    )
+    .await;
     assert_eq!(status, 413);
-    assert!(body.contains("decompressed body is over the limit"), "{body}");
+    assert!(
+        body.contains("decompressed body is over the limit"),
+        "{body}"
+    );
     let (status, body) = post("application/x-protobuf", Some("gzip"), b"not gzip".to_vec()).await;
     assert_eq!(status, 400);
     assert!(body.contains("gzip"), "{body}");
     // gzip that is fine is accepted.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&request("http-kept", vec![span("ok2", vec![6; 16], now_ns() - 1_000_000, 1_000)]).encode_to_vec()).expect("gzip");
-    let (status, _) = post("application/x-protobuf", Some("gzip"), gz.finish().expect("gzip")).await;
+    gz.write_all(
+        &request(
+            "http-kept",
+            vec![span("ok2", vec![6; 16], now_ns() - 1_000_000, 1_000)],
+        )
+        .encode_to_vec(),
+    )
+    .expect("gzip");
+    let (status, _) = post(
+        "application/x-protobuf",
+        Some("gzip"),
+        gz.finish().expect("gzip"),
+    )
+    .await;
     assert_eq!(status, 200);
 
     wait_for_spans(&database, "http-kept", 2).await;

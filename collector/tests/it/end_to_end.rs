@@ -7,15 +7,22 @@ use opentelemetry::trace::SpanKind;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+/// Per (service, operation): the exact durations (µs) and the error count.
+type Expected = HashMap<(String, String), (Vec<u64>, u64)>;
+/// Spans to send per service, and what must come out.
+type Workload = (Vec<(String, Vec<SpanSpec>)>, Expected);
+
 /// Builds a workload: for each endpoint, durations and errors of a known shape, spread over the
 /// last few minutes so several minute buckets are merged.
-fn workload(seed: u64) -> (Vec<(String, Vec<SpanSpec>)>, HashMap<(String, String), (Vec<u64>, u64)>) {
+fn workload(seed: u64) -> Workload {
     let mut rng = Sequence::new(seed);
     let now = SystemTime::now();
-    let mut expected: HashMap<(String, String), (Vec<u64>, u64)> = HashMap::new();
+    let mut expected = Expected::new();
     let mut by_service: HashMap<String, Vec<SpanSpec>> = HashMap::new();
     let mut add = |service: &str, operation: &str, spec: SpanSpec, is_error: bool| {
-        let e = expected.entry((service.into(), operation.into())).or_default();
+        let e = expected
+            .entry((service.into(), operation.into()))
+            .or_default();
         e.0.push(spec.duration_us);
         e.1 += u64::from(is_error);
         by_service.entry(service.into()).or_default().push(spec);
@@ -77,7 +84,11 @@ fn workload(seed: u64) -> (Vec<(String, Vec<SpanSpec>)>, HashMap<(String, String
                 KeyValue::new("http.request.method", "GET"),
                 KeyValue::new("http.route", "/search"),
             ],
-            duration_us: if slow { 700_000 + rng.below(200_000) } else { 4_000 + rng.below(2_000) },
+            duration_us: if slow {
+                700_000 + rng.below(200_000)
+            } else {
+                4_000 + rng.below(2_000)
+            },
             error: false,
             start: start(&mut rng),
         };
@@ -86,18 +97,36 @@ fn workload(seed: u64) -> (Vec<(String, Vec<SpanSpec>)>, HashMap<(String, String
     (by_service.into_iter().collect(), expected)
 }
 
-fn check_endpoint(endpoints: &[serde_json::Value], service: &str, operation: &str, durations: &[u64], errors: u64, service_total_us: u64) {
+fn check_endpoint(
+    endpoints: &[serde_json::Value],
+    service: &str,
+    operation: &str,
+    durations: &[u64],
+    errors: u64,
+    service_total_us: u64,
+) {
     let e = endpoint(endpoints, operation);
     assert_eq!(e["service"], service);
-    assert_eq!(e["requests"].as_u64(), Some(durations.len() as u64), "{operation} requests");
+    assert_eq!(
+        e["requests"].as_u64(),
+        Some(durations.len() as u64),
+        "{operation} requests"
+    );
     assert_eq!(e["errors"].as_u64(), Some(errors), "{operation} errors");
     for (q, field) in [(0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")] {
         let reported = e[field].as_f64().expect("percentile");
-        assert_within_one_percent(reported, exact_quantile(durations, q), &format!("{operation} {field}"));
+        assert_within_one_percent(
+            reported,
+            exact_quantile(durations, q),
+            &format!("{operation} {field}"),
+        );
     }
     let share = e["time_share_percent"].as_f64().expect("share");
     let exact_share = 100.0 * durations.iter().sum::<u64>() as f64 / service_total_us as f64;
-    assert!((share - exact_share).abs() < 0.01, "{operation} time share {share} vs {exact_share}");
+    assert!(
+        (share - exact_share).abs() < 0.01,
+        "{operation} time share {share} vs {exact_share}"
+    );
     let error_percent = e["error_percent"].as_f64().expect("error %");
     assert!((error_percent - 100.0 * errors as f64 / durations.len() as f64).abs() < 1e-9);
 }
@@ -110,23 +139,46 @@ async fn run_workload(transport: Transport, seed: u64) {
         send_spans(&collector, transport, &service, spans).await;
     }
     for service in ["checkout", "search"] {
-        let server_ops: Vec<_> = expected.keys().filter(|(s, o)| s == service && o != "SELECT orders").collect();
+        let server_ops: Vec<_> = expected
+            .keys()
+            .filter(|(s, o)| s == service && o != "SELECT orders")
+            .collect();
         let total_requests: u64 = server_ops.iter().map(|k| expected[*k].0.len() as u64).sum();
-        let service_total_us: u64 = server_ops.iter().map(|k| expected[*k].0.iter().sum::<u64>()).sum();
-        let endpoints = collector.wait_for_requests(service, total_requests, &["--since", "10m"]).await;
-        assert_eq!(endpoints.len(), server_ops.len(), "only server endpoints are ranked: {endpoints:#?}");
+        let service_total_us: u64 = server_ops
+            .iter()
+            .map(|k| expected[*k].0.iter().sum::<u64>())
+            .sum();
+        let endpoints = collector
+            .wait_for_requests(service, total_requests, &["--since", "10m"])
+            .await;
+        assert_eq!(
+            endpoints.len(),
+            server_ops.len(),
+            "only server endpoints are ranked: {endpoints:#?}"
+        );
         for (_, operation) in server_ops {
             let (durations, errors) = &expected[&(service.to_owned(), operation.clone())];
-            check_endpoint(&endpoints, service, operation, durations, *errors, service_total_us);
+            check_endpoint(
+                &endpoints,
+                service,
+                operation,
+                durations,
+                *errors,
+                service_total_us,
+            );
         }
     }
     // The client span is there with --kind client.
-    let clients = collector.wait_for_requests("checkout", 500, &["--kind", "client"]).await;
+    let clients = collector
+        .wait_for_requests("checkout", 500, &["--kind", "client"])
+        .await;
     assert_eq!(endpoint(&clients, "SELECT orders")["kind"], "client");
     // Sorting: by p99 the slow-tail search endpoint leads; by rps the busiest does.
     let by_p99 = collector.top(&["--since", "10m"]).await;
     assert_eq!(by_p99["endpoints"][0]["operation"], "GET /search");
-    let by_errors = collector.top(&["--since", "10m", "--by", "errors", "--limit", "1"]).await;
+    let by_errors = collector
+        .top(&["--since", "10m", "--by", "errors", "--limit", "1"])
+        .await;
     assert_eq!(by_errors["endpoints"][0]["operation"], "POST /checkout");
     assert_eq!(by_errors["endpoints"].as_array().map(Vec::len), Some(1));
     // Spans are stored too, one row each.
@@ -160,7 +212,10 @@ async fn http_json_query_api_matches_the_cli() {
         .map(|i| SpanSpec {
             name: "GET /health".into(),
             kind: SpanKind::Server,
-            attributes: vec![KeyValue::new("http.request.method", "GET"), KeyValue::new("http.route", "/health")],
+            attributes: vec![
+                KeyValue::new("http.request.method", "GET"),
+                KeyValue::new("http.route", "/health"),
+            ],
             duration_us: 1000 + i * 10,
             error: false,
             start: SystemTime::now() - Duration::from_secs(2),
@@ -170,7 +225,10 @@ async fn http_json_query_api_matches_the_cli() {
     let from_cli = collector.wait_for_requests("api", 100, &[]).await;
     let client = reqwest::Client::new();
     let body: serde_json::Value = client
-        .get(format!("{}/api/v1/top?since=15m&service=api", collector.query_url()))
+        .get(format!(
+            "{}/api/v1/top?since=15m&service=api",
+            collector.query_url()
+        ))
         .send()
         .await
         .expect("GET /api/v1/top")
@@ -188,7 +246,10 @@ async fn http_json_query_api_matches_the_cli() {
     let text = bad.text().await.expect("body");
     assert!(text.contains("unknown sort key"), "{text}");
     let bad_since = client
-        .get(format!("{}/api/v1/top?since=yesterday", collector.query_url()))
+        .get(format!(
+            "{}/api/v1/top?since=yesterday",
+            collector.query_url()
+        ))
         .send()
         .await
         .expect("GET");

@@ -11,7 +11,10 @@ fn spans(n: u64, route: &str) -> Vec<SpanSpec> {
         .map(|i| SpanSpec {
             name: route.into(),
             kind: SpanKind::Server,
-            attributes: vec![KeyValue::new("http.request.method", "GET"), KeyValue::new("http.route", route.to_owned())],
+            attributes: vec![
+                KeyValue::new("http.request.method", "GET"),
+                KeyValue::new("http.route", route.to_owned()),
+            ],
             duration_us: 100 + i,
             error: false,
             start: SystemTime::now() - Duration::from_secs(1),
@@ -27,8 +30,18 @@ async fn sigterm_flushes_every_accepted_span_and_histogram() {
     send_spans(&collector, Transport::Grpc, "flushme", spans(3000, "/a")).await;
     assert!(collector.stop().await, "clean exit");
     let store = store(&database).await;
-    let spans: u64 = store.client().query("SELECT count() FROM spans").fetch_one().await.expect("count");
-    let requests: u64 = store.client().query("SELECT sum(requests) FROM latency_minute").fetch_one().await.expect("sum");
+    let spans: u64 = store
+        .client()
+        .query("SELECT count() FROM spans")
+        .fetch_one()
+        .await
+        .expect("count");
+    let requests: u64 = store
+        .client()
+        .query("SELECT sum(requests) FROM latency_minute")
+        .fetch_one()
+        .await
+        .expect("sum");
     assert_eq!((spans, requests), (3000, 3000));
 }
 
@@ -43,27 +56,42 @@ async fn without_a_url_the_collector_runs_its_own_clickhouse_and_stops_it() {
         .split("started local ClickHouse url=\"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
-        .or_else(|| log.split("url=").nth(1).and_then(|r| r.split_whitespace().next()))
+        .or_else(|| {
+            log.split("url=")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+        })
         .unwrap_or_else(|| panic!("no local ClickHouse URL in log:\n{log}"))
         .trim_matches('"')
         .to_owned();
     let port = url.rsplit(':').next().expect("port").to_owned();
     assert!(collector.stop().await, "clean exit");
     let gone = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err();
-    assert!(gone, "the local ClickHouse at {url} was stopped with the collector");
+    assert!(
+        gone,
+        "the local ClickHouse at {url} was stopped with the collector"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_clickhouse_binary_says_how_to_install_it() {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_plumb-collector"))
-        .args(["--clickhouse-binary", "/nonexistent/clickhouse", "--grpc-addr", "127.0.0.1:0"])
+        .args([
+            "--clickhouse-binary",
+            "/nonexistent/clickhouse",
+            "--grpc-addr",
+            "127.0.0.1:0",
+        ])
         .env_remove("PLUMB_CLICKHOUSE_URL")
         .output()
         .await
         .expect("runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("apt-get install -y clickhouse-server"), "{stderr}");
+    assert!(
+        stderr.contains("apt-get install -y clickhouse-server"),
+        "{stderr}"
+    );
     assert!(stderr.contains("--clickhouse-url"), "{stderr}");
 }
 

@@ -11,13 +11,20 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use plumb_collector::store::schema;
 use std::time::{Duration, SystemTime};
 
-fn server_spans(route: &str, durations: impl IntoIterator<Item = u64>, start: SystemTime) -> Vec<SpanSpec> {
+fn server_spans(
+    route: &str,
+    durations: impl IntoIterator<Item = u64>,
+    start: SystemTime,
+) -> Vec<SpanSpec> {
     durations
         .into_iter()
         .map(|d| SpanSpec {
             name: route.into(),
             kind: SpanKind::Server,
-            attributes: vec![KeyValue::new("http.request.method", "GET"), KeyValue::new("http.route", route.to_owned())],
+            attributes: vec![
+                KeyValue::new("http.request.method", "GET"),
+                KeyValue::new("http.route", route.to_owned()),
+            ],
             duration_us: d,
             error: false,
             start,
@@ -33,13 +40,29 @@ async fn two_collectors_writing_the_same_minute_add_up() {
     let start = SystemTime::now() - Duration::from_secs(1);
     let fast: Vec<u64> = (0..900).map(|i| 1_000 + i).collect();
     let slow: Vec<u64> = (0..100).map(|i| 500_000 + i * 100).collect();
-    send_spans(&a, Transport::Grpc, "shared", server_spans("/x", fast.clone(), start)).await;
-    send_spans(&b, Transport::Grpc, "shared", server_spans("/x", slow.clone(), start)).await;
+    send_spans(
+        &a,
+        Transport::Grpc,
+        "shared",
+        server_spans("/x", fast.clone(), start),
+    )
+    .await;
+    send_spans(
+        &b,
+        Transport::Grpc,
+        "shared",
+        server_spans("/x", slow.clone(), start),
+    )
+    .await;
     let endpoints = a.wait_for_requests("shared", 1000, &[]).await;
     let all: Vec<u64> = fast.into_iter().chain(slow).collect();
     let e = endpoint(&endpoints, "GET /x");
     for (q, field) in [(0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")] {
-        assert_within_one_percent(e[field].as_f64().expect("p"), exact_quantile(&all, q), field);
+        assert_within_one_percent(
+            e[field].as_f64().expect("p"),
+            exact_quantile(&all, q),
+            field,
+        );
     }
     assert!(a.stop().await && b.stop().await);
 }
@@ -57,8 +80,16 @@ async fn operations_past_the_cap_fold_into_overflow_and_are_counted() {
     let endpoints = collector.wait_for_requests("capped", 50, &[]).await;
     assert_eq!(endpoints.len(), 4, "{endpoints:#?}");
     assert_eq!(endpoint(&endpoints, "[overflow]")["requests"], 20);
-    let metrics = reqwest::get(format!("{}/metrics", collector.query_url())).await.expect("get").text().await.expect("text");
-    assert!(metrics.contains("plumb_operations_overflowed_total 20"), "{metrics}");
+    let metrics = reqwest::get(format!("{}/metrics", collector.query_url()))
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("plumb_operations_overflowed_total 20"),
+        "{metrics}"
+    );
     assert!(collector.stop().await);
 }
 
@@ -74,10 +105,19 @@ async fn retention_drops_daily_partitions_older_than_the_limit() {
     let store = store(&database).await;
     let count = |sql: &'static str| {
         let store = store.clone();
-        async move { store.client().query(sql).fetch_one::<u64>().await.expect("count") }
+        async move {
+            store
+                .client()
+                .query(sql)
+                .fetch_one::<u64>()
+                .await
+                .expect("count")
+        }
     };
     for _ in 0..120 {
-        if count("SELECT count() FROM spans").await == 12 && count("SELECT sum(requests) FROM latency_minute").await == 12 {
+        if count("SELECT count() FROM spans").await == 12
+            && count("SELECT sum(requests) FROM latency_minute").await == 12
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -87,7 +127,10 @@ async fn retention_drops_daily_partitions_older_than_the_limit() {
     let second = Collector::start(&database, &["--retention-days", "30"]).await;
     let mut left = (0, 0);
     for _ in 0..120 {
-        left = (count("SELECT count() FROM spans").await, count("SELECT sum(requests) FROM latency_minute").await);
+        left = (
+            count("SELECT count() FROM spans").await,
+            count("SELECT sum(requests) FROM latency_minute").await,
+        );
         if left == (7, 7) {
             break;
         }
@@ -102,12 +145,30 @@ async fn migrations_are_recorded_once_and_safe_to_repeat() {
     let database = unique_database("migrate");
     let store = store(&database).await;
     let first = schema::migrate(&store).await.expect("first run");
-    assert_eq!(first, (1..=schema::MIGRATIONS.len() as u32).collect::<Vec<_>>());
-    assert!(schema::migrate(&store).await.expect("second run").is_empty());
-    let recorded: u64 = store.client().query("SELECT count() FROM schema_migrations").fetch_one().await.expect("count");
+    assert_eq!(
+        first,
+        (1..=schema::MIGRATIONS.len() as u32).collect::<Vec<_>>()
+    );
+    assert!(
+        schema::migrate(&store)
+            .await
+            .expect("second run")
+            .is_empty()
+    );
+    let recorded: u64 = store
+        .client()
+        .query("SELECT count() FROM schema_migrations")
+        .fetch_one()
+        .await
+        .expect("count");
     assert_eq!(recorded, schema::MIGRATIONS.len() as u64);
     // The hourly rollup follows the minute table.
-    let hour_rows: u64 = store.client().query("SELECT count() FROM latency_hour").fetch_one().await.expect("count");
+    let hour_rows: u64 = store
+        .client()
+        .query("SELECT count() FROM latency_hour")
+        .fetch_one()
+        .await
+        .expect("count");
     assert_eq!(hour_rows, 0);
 }
 
@@ -126,7 +187,11 @@ async fn sdk_metrics_are_stored_as_rows() {
             .expect("exporter");
         let provider = SdkMeterProvider::builder()
             .with_periodic_exporter(exporter)
-            .with_resource(opentelemetry_sdk::Resource::builder().with_service_name("metered").build())
+            .with_resource(
+                opentelemetry_sdk::Resource::builder()
+                    .with_service_name("metered")
+                    .build(),
+            )
             .build();
         let meter = provider.meter("plumb-it");
         let counter = meter.u64_counter("jobs.done").with_unit("{job}").build();
@@ -165,7 +230,12 @@ async fn sdk_metrics_are_stored_as_rows() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let find = |n: &str| points.iter().find(|p| p.name == n).unwrap_or_else(|| panic!("{n} in {points:?}"));
+    let find = |n: &str| {
+        points
+            .iter()
+            .find(|p| p.name == n)
+            .unwrap_or_else(|| panic!("{n} in {points:?}"))
+    };
     let jobs = find("jobs.done");
     assert_eq!((jobs.kind.as_str(), jobs.value), ("sum", 5.0));
     let duration = find("job.duration");

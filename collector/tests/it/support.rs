@@ -30,15 +30,27 @@ pub async fn clickhouse_url() -> &'static str {
     let shared = CLICKHOUSE
         .get_or_init(|| async {
             if let Ok(url) = std::env::var("PLUMB_CLICKHOUSE_URL") {
-                return SharedClickHouse { url, _server: None, _dir: None };
+                return SharedClickHouse {
+                    url,
+                    _server: None,
+                    _dir: None,
+                };
             }
             let dir = tempfile::tempdir().expect("temp dir for ClickHouse");
-            let binary = ServerBinary::find(None).expect("ClickHouse installed (the test command installs it)");
+            let binary = ServerBinary::find(None)
+                .expect("ClickHouse installed (the test command installs it)");
             let server = LocalClickHouse::start(&binary, dir.path()).expect("ClickHouse starts");
             let url = server.url().to_owned();
             let store = store_for(&url, "default");
-            store.wait_ready(Duration::from_secs(60)).await.expect("ClickHouse answers");
-            SharedClickHouse { url, _server: Some(server), _dir: Some(dir) }
+            store
+                .wait_ready(Duration::from_secs(60))
+                .await
+                .expect("ClickHouse answers");
+            SharedClickHouse {
+                url,
+                _server: Some(server),
+                _dir: Some(dir),
+            }
         })
         .await;
     &shared.url
@@ -57,7 +69,11 @@ fn store_for(url: &str, database: &str) -> Store {
 /// A database name no other test uses.
 pub fn unique_database(test: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!("it_{test}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "it_{test}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A store handle for checking rows directly.
@@ -67,7 +83,10 @@ pub async fn store(database: &str) -> Store {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// A running `plumb-collector` process.
@@ -101,7 +120,12 @@ impl Collector {
         command
             .args(storage)
             .args(["--database", database, "--flush-interval", "1s"])
-            .args(["--grpc-addr", &grpc.to_string(), "--http-addr", &http.to_string()])
+            .args([
+                "--grpc-addr",
+                &grpc.to_string(),
+                "--http-addr",
+                &http.to_string(),
+            ])
             .args(["--query-addr", &query.to_string()])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
@@ -112,7 +136,14 @@ impl Collector {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
         let child = command.spawn().expect("plumb-collector starts");
-        let mut collector = Self { child: Some(child), grpc, http, query, log, _dir: dir };
+        let mut collector = Self {
+            child: Some(child),
+            grpc,
+            http,
+            query,
+            log,
+            _dir: dir,
+        };
         collector.wait_ready().await;
         collector
     }
@@ -121,15 +152,29 @@ impl Collector {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("collector exited during start-up ({status}):\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "collector exited during start-up ({status}):\n{}",
+                    self.log()
+                );
             }
-            if let Ok(r) = client.get(format!("{}/readyz", self.query_url())).send().await
+            if let Ok(r) = client
+                .get(format!("{}/readyz", self.query_url()))
+                .send()
+                .await
                 && r.status().is_success()
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "collector not ready in time:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "collector not ready in time:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -185,24 +230,43 @@ impl Collector {
             .output()
             .await
             .expect("plumb runs");
-        assert!(output.status.success(), "plumb top failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "plumb top failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         serde_json::from_slice(&output.stdout).expect("plumb top --json prints JSON")
     }
 
     /// Polls `plumb top` until the endpoints of `service` add up to `requests`, and returns them.
-    pub async fn wait_for_requests(&self, service: &str, requests: u64, extra: &[&str]) -> Vec<serde_json::Value> {
+    pub async fn wait_for_requests(
+        &self,
+        service: &str,
+        requests: u64,
+        extra: &[&str],
+    ) -> Vec<serde_json::Value> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut args = vec!["--service", service, "--limit", "1000"];
         args.extend_from_slice(extra);
         loop {
             let top = self.top(&args).await;
             let endpoints = top["endpoints"].as_array().cloned().unwrap_or_default();
-            let total: u64 = endpoints.iter().map(|e| e["requests"].as_u64().unwrap_or(0)).sum();
+            let total: u64 = endpoints
+                .iter()
+                .map(|e| e["requests"].as_u64().unwrap_or(0))
+                .sum();
             if total == requests {
                 return endpoints;
             }
-            assert!(total < requests, "more requests than sent for {service}: {total} > {requests}");
-            assert!(Instant::now() < deadline, "only {total} of {requests} requests arrived for {service}\n{}", self.log());
+            assert!(
+                total < requests,
+                "more requests than sent for {service}: {total} > {requests}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "only {total} of {requests} requests arrived for {service}\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -252,7 +316,12 @@ pub struct SpanSpec {
 }
 
 /// Records `spans` through the SDK and flushes them to the collector.
-pub async fn send_spans(collector: &Collector, transport: Transport, service: &str, spans: Vec<SpanSpec>) {
+pub async fn send_spans(
+    collector: &Collector,
+    transport: Transport,
+    service: &str,
+    spans: Vec<SpanSpec>,
+) {
     let service = service.to_owned();
     let (grpc, http) = (collector.grpc_url(), collector.http_url());
     // The SDK's batch processor and the HTTP client block; keep them off the async workers.
@@ -273,7 +342,9 @@ pub async fn send_spans(collector: &Collector, transport: Transport, service: &s
             }
             span.end_with_timestamp(s.start + Duration::from_micros(s.duration_us));
         }
-        provider.force_flush().expect("spans flushed to the collector");
+        provider
+            .force_flush()
+            .expect("spans flushed to the collector");
         provider.shutdown().expect("provider shuts down");
     })
     .await
@@ -282,9 +353,17 @@ pub async fn send_spans(collector: &Collector, transport: Transport, service: &s
 
 /// A tracer provider using the official OTLP exporter, with a queue large enough that the SDK
 /// never drops a span in these tests.
-fn tracer_provider_for(grpc: &str, http: &str, transport: Transport, service: &str) -> SdkTracerProvider {
+fn tracer_provider_for(
+    grpc: &str,
+    http: &str,
+    transport: Transport,
+    service: &str,
+) -> SdkTracerProvider {
     let exporter = match transport {
-        Transport::Grpc => opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(grpc).build(),
+        Transport::Grpc => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(grpc)
+            .build(),
         Transport::HttpJson => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(Protocol::HttpJson)
@@ -298,8 +377,16 @@ fn tracer_provider_for(grpc: &str, http: &str, transport: Transport, service: &s
         .with_scheduled_delay(Duration::from_millis(200))
         .build();
     SdkTracerProvider::builder()
-        .with_span_processor(BatchSpanProcessor::builder(exporter).with_batch_config(config).build())
-        .with_resource(Resource::builder().with_service_name(service.to_owned()).build())
+        .with_span_processor(
+            BatchSpanProcessor::builder(exporter)
+                .with_batch_config(config)
+                .build(),
+        )
+        .with_resource(
+            Resource::builder()
+                .with_service_name(service.to_owned())
+                .build(),
+        )
         .build()
 }
 

@@ -1,0 +1,67 @@
+//! The collector's hot path per span: decode OTLP protobuf, normalise (validate, name the
+//! operation, template the route), aggregate into the minute histograms and build the span rows.
+//!
+//! Run: `cargo bench -p plumb-collector --bench ingest`. Throughput is reported per span.
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use plumb_collector::aggregate::Aggregator;
+use plumb_collector::clock::now_unix_ns;
+use plumb_collector::loadgen::{Workload, WorkloadShape};
+use plumb_collector::normalise::{OperationLimiter, SpanLimits, normalise_traces};
+use plumb_collector::store::rows::SpanRow;
+use prost::Message;
+use std::hint::black_box;
+use std::time::Duration;
+
+const SPANS: u32 = 500;
+
+fn encoded_request() -> Vec<u8> {
+    let mut workload = Workload::new(WorkloadShape {
+        services: 5,
+        endpoints_per_service: 12,
+        spans_per_request: SPANS,
+        seed: 42,
+    });
+    workload.request().encode_to_vec()
+}
+
+fn limits() -> SpanLimits {
+    SpanLimits {
+        max_age: Duration::from_secs(7 * 86_400),
+        max_future: Duration::from_secs(600),
+    }
+}
+
+fn ingest(c: &mut Criterion) {
+    let bytes = encoded_request();
+    let operations = OperationLimiter::new(2000);
+    let aggregator = Aggregator::new();
+    let mut group = c.benchmark_group("ingest");
+    group.throughput(Throughput::Elements(u64::from(SPANS)));
+    group.bench_function("decode", |b| {
+        b.iter(|| ExportTraceServiceRequest::decode(black_box(bytes.as_slice())).expect("valid"))
+    });
+    group.bench_function("normalise", |b| {
+        b.iter_batched(
+            || ExportTraceServiceRequest::decode(bytes.as_slice()).expect("valid"),
+            |request| normalise_traces(request, limits(), &operations, now_unix_ns()),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("decode_normalise_aggregate_rows", |b| {
+        b.iter(|| {
+            let request =
+                ExportTraceServiceRequest::decode(black_box(bytes.as_slice())).expect("valid");
+            let normalised = normalise_traces(request, limits(), &operations, now_unix_ns());
+            aggregator.record(&normalised.accepted);
+            let rows: Vec<SpanRow> = normalised.accepted.into_iter().map(SpanRow::from).collect();
+            black_box(rows)
+        })
+    });
+    group.finish();
+    black_box(aggregator.take());
+}
+
+criterion_group!(benches, ingest);
+criterion_main!(benches);

@@ -1,0 +1,253 @@
+//! Synthetic OTLP traffic for the load generator (`plumb-loadgen`), the benchmarks and tests.
+//!
+//! In: a [`WorkloadShape`] (services, endpoints per service, spans per request, seed). Out:
+//! realistic `ExportTraceServiceRequest`s (SERVER and CLIENT spans with about ten attributes,
+//! per-endpoint latency with a tail, a few errors) and [`RawGrpcClient`], which sends
+//! pre-encoded requests over gRPC so that sending costs the generator as little as possible.
+
+use crate::clock::now_unix_ns;
+use bytes::{Buf, BufMut};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+/// The path of OTLP's trace export call.
+pub const TRACE_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// What the generated traffic looks like.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkloadShape {
+    /// Distinct services.
+    pub services: u32,
+    /// Distinct endpoints per service.
+    pub endpoints_per_service: u32,
+    /// Spans in one export request.
+    pub spans_per_request: u32,
+    /// Seed for the pseudo-random choices.
+    pub seed: u64,
+}
+
+/// A deterministic generator of export requests.
+#[derive(Debug)]
+pub struct Workload {
+    shape: WorkloadShape,
+    state: u64,
+}
+
+const METHODS: [&str; 4] = ["GET", "GET", "POST", "PUT"];
+const RESOURCES: [&str; 8] = [
+    "users", "orders", "items", "carts", "payments", "search", "reviews", "sessions",
+];
+
+impl Workload {
+    /// A generator for `shape`.
+    pub fn new(shape: WorkloadShape) -> Self {
+        Self {
+            shape,
+            state: shape.seed | 1,
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// One export request: all spans from one service, ending just before now.
+    pub fn request(&mut self) -> ExportTraceServiceRequest {
+        let service = self.below(u64::from(self.shape.services));
+        let now = now_unix_ns();
+        let spans = (0..self.shape.spans_per_request)
+            .map(|_| self.span(service, now))
+            .collect();
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![
+                        text("service.name", &format!("svc-{service}")),
+                        text("service.version", "1.4.2"),
+                        text("deployment.environment", "load"),
+                        text("host.name", &format!("host-{}", service % 3)),
+                    ],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn span(&mut self, service: u64, now: u64) -> Span {
+        let endpoint = self.below(u64::from(self.shape.endpoints_per_service));
+        let method = METHODS[(endpoint % 4) as usize];
+        let resource = RESOURCES[(endpoint % 8) as usize];
+        let route = format!("/api/v{}/{resource}/{{id}}", endpoint / 8 + 1);
+        let path = route.replace("{id}", &self.below(100_000).to_string());
+        // Each endpoint has its own base latency; one request in fifty takes ten times longer.
+        let base_us = 500 + (service * 7 + endpoint * 13) % 40 * 1_000;
+        let tail = if self.below(50) == 0 { 10 } else { 1 };
+        let duration_ns = (base_us + self.below(base_us)) * tail * 1_000;
+        let start = now - duration_ns - self.below(2_000_000_000);
+        let failed = self.below(100) < 2;
+        let is_client = self.below(5) == 0;
+        let mut trace_id = [0u8; 16];
+        trace_id[..8].copy_from_slice(&self.next().to_le_bytes());
+        trace_id[8..].copy_from_slice(&self.next().to_le_bytes());
+        Span {
+            trace_id: trace_id.to_vec(),
+            span_id: self.next().to_le_bytes().to_vec(),
+            name: if is_client {
+                format!("SELECT {resource}")
+            } else {
+                format!("{method} {route}")
+            },
+            kind: if is_client { 3 } else { 2 },
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + duration_ns,
+            attributes: vec![
+                text("http.request.method", method),
+                text("http.route", &route),
+                text("url.path", &path),
+                int("http.response.status_code", if failed { 500 } else { 200 }),
+                text("server.address", "api.internal"),
+                int("server.port", 8080),
+                text("network.protocol.version", "1.1"),
+                text(
+                    "user_agent.original",
+                    "Mozilla/5.0 (X11; Linux x86_64) plumb-loadgen",
+                ),
+                text("client.address", "10.1.2.3"),
+                int("http.request.body.size", self.below(4096) as i64),
+            ],
+            status: failed.then(|| Status {
+                code: 2,
+                message: "internal error".into(),
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+fn text(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn int(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::IntValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A gRPC codec that sends and receives message bytes as they are (already encoded).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawBytesCodec;
+
+impl Codec for RawBytesCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Self;
+    type Decoder = Self;
+
+    fn encoder(&mut self) -> Self {
+        Self
+    }
+
+    fn decoder(&mut self) -> Self {
+        Self
+    }
+}
+
+impl Encoder for RawBytesCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawBytesCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}
+
+/// Why a [`RawGrpcClient`] could not connect.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The endpoint is not a valid URI.
+    #[error("invalid endpoint {0:?}: use a URL such as http://127.0.0.1:4317")]
+    Endpoint(String),
+    /// The connection failed.
+    #[error("cannot connect: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Sends already-encoded messages to one gRPC method.
+#[derive(Clone, Debug)]
+pub struct RawGrpcClient {
+    grpc: tonic::client::Grpc<tonic::transport::Channel>,
+    path: http::uri::PathAndQuery,
+}
+
+impl RawGrpcClient {
+    /// Connects to `endpoint` (e.g. `http://127.0.0.1:4317`) for the method at `path`.
+    pub async fn connect(
+        endpoint: String,
+        path: &'static str,
+        gzip: bool,
+    ) -> Result<Self, ConnectError> {
+        let channel = tonic::transport::Channel::from_shared(endpoint.clone())
+            .map_err(|_| ConnectError::Endpoint(endpoint))?
+            .connect()
+            .await?;
+        let mut grpc = tonic::client::Grpc::new(channel);
+        if gzip {
+            grpc = grpc
+                .send_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Gzip);
+        }
+        Ok(Self {
+            grpc,
+            path: http::uri::PathAndQuery::from_static(path),
+        })
+    }
+
+    /// Sends one message; returns the response bytes or the status.
+    pub async fn send(&mut self, message: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
+        self.grpc
+            .ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(format!("connection not ready: {e}")))?;
+        let path = self.path.clone();
+        self.grpc
+            .unary(tonic::Request::new(message), path, RawBytesCodec)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+}
