@@ -3,6 +3,8 @@
 //!
 //! Run: `cargo bench -p plumb-collector --bench ingest`. Throughput is reported per span.
 
+#![allow(missing_docs)] // criterion_group! generates an undocumented public function.
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use plumb_collector::aggregate::Aggregator;
