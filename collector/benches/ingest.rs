@@ -5,6 +5,9 @@
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented public function.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use plumb_collector::aggregate::Aggregator;

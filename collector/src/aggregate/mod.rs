@@ -9,8 +9,8 @@ pub mod histogram;
 
 use crate::normalise::Span;
 use crate::store::rows::LatencyRow;
+use hashbrown::{Equivalent, HashMap};
 use histogram::LatencyHistogram;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// What one aggregate is keyed by.
@@ -24,6 +24,20 @@ pub struct AggregateKey {
     pub kind: i8,
     /// Start of the minute, seconds since the epoch.
     pub minute_unix_s: u32,
+}
+
+/// A borrowed form of [`AggregateKey`] for lookups that allocate nothing; it hashes the same
+/// fields in the same order as the derived `Hash` of the owned key.
+#[derive(Hash)]
+struct KeyRef<'a>(&'a str, &'a str, i8, u32);
+
+impl Equivalent<AggregateKey> for KeyRef<'_> {
+    fn equivalent(&self, key: &AggregateKey) -> bool {
+        self.3 == key.minute_unix_s
+            && self.2 == key.kind
+            && self.1 == key.operation
+            && self.0 == &*key.service
+    }
 }
 
 #[derive(Debug, Default)]
@@ -50,13 +64,19 @@ impl Aggregator {
     pub fn record(&self, spans: &[Span]) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         for span in spans {
-            let key = AggregateKey {
-                service: Arc::clone(&span.service),
-                operation: span.operation.clone(),
-                kind: span.kind,
-                minute_unix_s: span.minute_unix_s(),
+            let minute = span.minute_unix_s();
+            let lookup = KeyRef(&span.service, &span.operation, span.kind, minute);
+            let agg = match state.get_mut(&lookup) {
+                Some(agg) => agg,
+                None => state
+                    .entry(AggregateKey {
+                        service: Arc::clone(&span.service),
+                        operation: span.operation.clone(),
+                        kind: span.kind,
+                        minute_unix_s: minute,
+                    })
+                    .or_default(),
             };
-            let agg = state.entry(key).or_default();
             let us = span.duration_us();
             agg.histogram.record(us);
             agg.requests += 1;
@@ -140,8 +160,9 @@ mod tests {
             status_message: String::new(),
             http_status_code: 200,
             is_error: error,
-            attributes: vec![],
-            resource: Arc::new(vec![]),
+            attribute_keys: vec![],
+            attribute_values: vec![],
+            resource: Default::default(),
         }
     }
 

@@ -14,7 +14,7 @@ mod spans;
 pub use attributes::{any_value_to_string, find_attribute};
 pub use metrics::normalise_metrics;
 pub use operation::{OVERFLOW_OPERATION, OperationLimiter, operation_name};
-pub use spans::{Span, SpanLimits, normalise_traces};
+pub use spans::{ResourceAttributes, Span, SpanLimits, normalise_traces};
 
 /// Service name used when a resource carries no `service.name`.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";

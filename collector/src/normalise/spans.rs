@@ -9,7 +9,7 @@ use super::attributes::{any_value_to_i64, any_value_to_string, find_attribute};
 use super::operation::{OperationLimiter, operation_name};
 use super::{Normalised, service_name};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use std::sync::Arc;
@@ -53,10 +53,21 @@ pub struct Span {
     pub http_status_code: u16,
     /// Whether the span counts as an error.
     pub is_error: bool,
-    /// Span attributes as text.
-    pub attributes: Vec<(String, String)>,
-    /// Resource attributes as text (shared by the spans of one resource).
-    pub resource: Arc<Vec<(String, String)>>,
+    /// Span attribute keys.
+    pub attribute_keys: Vec<String>,
+    /// Span attribute values as text, in the same order as the keys.
+    pub attribute_values: Vec<String>,
+    /// Resource attributes, shared by every span of one resource.
+    pub resource: ResourceAttributes,
+}
+
+/// A resource's attributes as text, shared (not copied) by its spans.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResourceAttributes {
+    /// Keys.
+    pub keys: Arc<Vec<String>>,
+    /// Values as text, in the same order as the keys.
+    pub values: Arc<Vec<String>>,
 }
 
 impl Span {
@@ -86,12 +97,11 @@ pub fn normalise_traces(
         for resource_spans in request.resource_spans {
             let (service, unknown) = service_name(resource_spans.resource.as_ref());
             let service: Arc<str> = Arc::from(service);
-            let resource = Arc::new(
-                resource_spans
-                    .resource
-                    .map(|r| attributes_as_text(&r.attributes))
-                    .unwrap_or_default(),
-            );
+            let (keys, values) = resource_spans
+                .resource
+                .map(|r| attributes_into_text(r.attributes))
+                .unwrap_or_default();
+            let resource = ResourceAttributes { keys: Arc::new(keys), values: Arc::new(values) };
             for scope_spans in resource_spans.scope_spans {
                 for span in scope_spans.spans {
                     if unknown {
@@ -147,6 +157,7 @@ pub fn normalise_traces(
                     let is_error = status_code == StatusCode::Error as i32
                         || (span.kind == SpanKind::Server as i32 && http_status_code >= 500);
                     let operation = admit(&service, operation_name(span.kind, &span.name, &span.attributes));
+                    let (attribute_keys, attribute_values) = attributes_into_text(span.attributes);
                     out.accepted.push(Span {
                         service: Arc::clone(&service),
                         operation,
@@ -160,8 +171,9 @@ pub fn normalise_traces(
                         status_message: span.status.map(|s| s.message).unwrap_or_default(),
                         http_status_code,
                         is_error,
-                        attributes: attributes_as_text(&span.attributes),
-                        resource: Arc::clone(&resource),
+                        attribute_keys,
+                        attribute_values,
+                        resource: resource.clone(),
                         name: span.name,
                     });
                 }
@@ -171,16 +183,20 @@ pub fn normalise_traces(
     out
 }
 
-fn attributes_as_text(attributes: &[KeyValue]) -> Vec<(String, String)> {
-    attributes
-        .iter()
-        .map(|kv| {
-            let value = kv
-                .value
-                .as_ref()
-                .map(any_value_to_string)
-                .unwrap_or_default();
-            (kv.key.clone(), value)
-        })
-        .collect()
+/// Splits attributes into keys and text values, moving strings rather than copying them.
+fn attributes_into_text(attributes: Vec<KeyValue>) -> (Vec<String>, Vec<String>) {
+    let mut keys = Vec::with_capacity(attributes.len());
+    let mut values = Vec::with_capacity(attributes.len());
+    for kv in attributes {
+        let value = match kv.value {
+            Some(AnyValue {
+                value: Some(Value::StringValue(s)),
+            }) => s,
+            Some(other) => any_value_to_string(&other),
+            None => String::new(),
+        };
+        keys.push(kv.key);
+        values.push(value);
+    }
+    (keys, values)
 }

@@ -5,6 +5,7 @@
 use crate::normalise::Span;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// A row of the `spans` table.
 #[derive(Clone, Debug, Row, Serialize, Deserialize)]
@@ -15,14 +16,14 @@ pub struct SpanRow {
     pub start_time_ns: u64,
     /// Duration in nanoseconds.
     pub duration_ns: u64,
-    /// Trace id as 32 lower-case hex digits.
-    pub trace_id: String,
-    /// Span id as 16 hex digits.
-    pub span_id: String,
-    /// Parent span id as 16 hex digits; empty for a root span.
-    pub parent_span_id: String,
+    /// Trace id (FixedString(16); `hex(trace_id)` in SQL).
+    pub trace_id: [u8; 16],
+    /// Span id (FixedString(8)).
+    pub span_id: [u8; 8],
+    /// Parent span id (FixedString(8)); all zero for a root span.
+    pub parent_span_id: [u8; 8],
     /// Service name.
-    pub service: String,
+    pub service: Arc<str>,
     /// Operation the span was aggregated under.
     pub operation: String,
     /// Span name.
@@ -43,30 +44,24 @@ pub struct SpanRow {
     /// Span attribute values, as text.
     #[serde(rename = "attributes.value")]
     pub attribute_values: Vec<String>,
-    /// Resource attribute keys.
+    /// Resource attribute keys (shared by the spans of one resource).
     #[serde(rename = "resource.key")]
-    pub resource_keys: Vec<String>,
+    pub resource_keys: Arc<Vec<String>>,
     /// Resource attribute values, as text.
     #[serde(rename = "resource.value")]
-    pub resource_values: Vec<String>,
+    pub resource_values: Arc<Vec<String>>,
 }
 
 impl From<Span> for SpanRow {
     fn from(span: Span) -> Self {
-        let (attribute_keys, attribute_values) = span.attributes.into_iter().unzip();
-        let (resource_keys, resource_values) = span.resource.iter().cloned().unzip();
         Self {
             timestamp: u32::try_from(span.start_unix_ns / 1_000_000_000).unwrap_or(u32::MAX),
             start_time_ns: span.start_unix_ns,
             duration_ns: span.duration_ns,
-            trace_id: hex::encode(span.trace_id),
-            span_id: hex::encode(span.span_id),
-            parent_span_id: if span.parent_span_id == [0; 8] {
-                String::new()
-            } else {
-                hex::encode(span.parent_span_id)
-            },
-            service: span.service.to_string(),
+            trace_id: span.trace_id,
+            span_id: span.span_id,
+            parent_span_id: span.parent_span_id,
+            service: span.service,
             operation: span.operation,
             name: span.name,
             kind: span.kind,
@@ -74,10 +69,10 @@ impl From<Span> for SpanRow {
             status_message: span.status_message,
             http_status_code: span.http_status_code,
             is_error: u8::from(span.is_error),
-            attribute_keys,
-            attribute_values,
-            resource_keys,
-            resource_values,
+            attribute_keys: span.attribute_keys,
+            attribute_values: span.attribute_values,
+            resource_keys: span.resource.keys,
+            resource_values: span.resource.values,
         }
     }
 }
