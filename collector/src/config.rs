@@ -124,7 +124,7 @@ pub struct CollectorConfig {
     pub max_span_future: Duration,
 
     /// Batches of spans (or metric points) queued for ClickHouse before receivers push back.
-    #[arg(long, env = "PLUMB_QUEUE_BATCHES", default_value_t = 512)]
+    #[arg(long, env = "PLUMB_QUEUE_BATCHES", default_value_t = 32)]
     pub queue_batches: usize,
 
     /// Largest number of rows in one ClickHouse insert.

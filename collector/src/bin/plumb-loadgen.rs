@@ -69,10 +69,8 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let counts = Arc::new(Counts::default());
-    let started = Instant::now();
-    let deadline = started + args.duration;
+    let mut senders = Vec::new();
     let per_sender_rate = args.rate as f64 / f64::from(args.concurrency.max(1));
-    let mut tasks = Vec::new();
     for sender in 0..args.concurrency.max(1) {
         let mut workload = Workload::new(WorkloadShape {
             services: args.services.max(1),
@@ -83,10 +81,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let pool: Vec<Vec<u8>> = (0..args.pool.max(1))
             .map(|_| workload.request().encode_to_vec())
             .collect();
-        let mut client =
-            RawGrpcClient::connect(args.endpoint.clone(), TRACE_EXPORT_PATH, args.gzip)
-                .await
-                .with_context(|| format!("cannot reach {}", args.endpoint))?;
+        let client = RawGrpcClient::connect(args.endpoint.clone(), TRACE_EXPORT_PATH, args.gzip)
+            .await
+            .with_context(|| format!("cannot reach {}", args.endpoint))?;
+        senders.push((pool, client));
+    }
+    // Timing starts once every sender has its requests built and its connection open.
+    let started = Instant::now();
+    let deadline = started + args.duration;
+    let mut tasks = Vec::new();
+    for (pool, mut client) in senders {
         let counts = Arc::clone(&counts);
         let batch = u64::from(args.batch.max(1));
         tasks.push(tokio::spawn(async move {
@@ -94,12 +98,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .then(|| Duration::from_secs_f64(batch as f64 / per_sender_rate));
             let mut next = Instant::now();
             let mut i = 0usize;
-            while Instant::now() < deadline {
+            loop {
                 if let Some(interval) = interval {
                     next += interval;
                     if let Some(wait) = next.checked_duration_since(Instant::now()) {
                         tokio::time::sleep(wait).await;
                     }
+                }
+                if i > 0 && Instant::now() >= deadline {
+                    break;
                 }
                 let message = pool[i % pool.len()].clone();
                 i += 1;

@@ -8,9 +8,9 @@
 
 use super::attributes::{any_value_to_string, find_attribute};
 use super::route::template_path;
+use hashbrown::{HashMap, HashSet};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 /// The operation that spans past a service's operation cap are counted under.

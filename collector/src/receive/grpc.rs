@@ -173,7 +173,9 @@ impl<H: ExportHandler> Decoder for OtlpDecoder<H> {
                 self.max_message_bytes
             )));
         }
-        H::Request::decode(src).map(Some).map_err(|e| {
+        // Decoding from one contiguous slice is much cheaper than through tonic's buffer view.
+        let message = src.copy_to_bytes(size);
+        H::Request::decode(message.as_ref()).map(Some).map_err(|e| {
             Status::invalid_argument(format!(
                 "malformed OTLP protobuf ({} export request): {e}",
                 H::ITEMS
