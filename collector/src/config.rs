@@ -70,7 +70,7 @@ pub struct CollectorConfig {
     pub query_addr: SocketAddr,
 
     /// ClickHouse HTTP URL. When unset, Plumb starts and supervises a local ClickHouse under --data-dir.
-    #[arg(long, env = "PLUMB_CLICKHOUSE_URL")]
+    #[arg(long, env = "PLUMB_CLICKHOUSE_URL", hide_env_values = true)]
     pub clickhouse_url: Option<String>,
 
     /// ClickHouse user.

@@ -1,6 +1,6 @@
 //! The collector's own metrics, served on `/metrics` in Prometheus text format.
 //!
-//! Every name is listed in `docs/telemetry.md`; they follow `plumb_<thing>_<unit>_total` for
+//! Every name is listed in the README ("The collector's own metrics"); they follow `plumb_<thing>_<unit>_total` for
 //! counters. In: counts from the receivers, normaliser and writers. Out: the text exposition.
 
 use prometheus_client::encoding::EncodeLabelSet;
