@@ -1,5 +1,5 @@
 //! The collector's hot path per span: decode OTLP protobuf, normalise (validate, name the
-//! operation, template the route), aggregate into the minute histograms and build the span rows.
+//! operation, template the route), aggregate into the minute histograms and encode the span rows (RowBinary).
 //!
 //! Run: `cargo bench -p plumb-collector --bench ingest`. Throughput is reported per span.
 
@@ -14,7 +14,7 @@ use plumb_collector::aggregate::Aggregator;
 use plumb_collector::clock::now_unix_ns;
 use plumb_collector::loadgen::{Workload, WorkloadShape};
 use plumb_collector::normalise::{OperationLimiter, SpanLimits, normalise_traces};
-use plumb_collector::store::rows::SpanRow;
+use plumb_collector::store::rows::EncodedRows;
 use prost::Message;
 use std::hint::black_box;
 use std::time::Duration;
@@ -60,8 +60,7 @@ fn ingest(c: &mut Criterion) {
                 ExportTraceServiceRequest::decode(black_box(bytes.as_slice())).expect("valid");
             let normalised = normalise_traces(request, limits(), &operations, now_unix_ns());
             aggregator.record(&normalised.accepted);
-            let rows: Vec<SpanRow> = normalised.accepted.into_iter().map(SpanRow::from).collect();
-            black_box(rows)
+            black_box(EncodedRows::spans(&normalised.accepted))
         })
     });
     group.finish();

@@ -13,7 +13,7 @@ use crate::normalise::{
     Normalised, OVERFLOW_OPERATION, OperationLimiter, SpanLimits, normalise_metrics,
     normalise_traces,
 };
-use crate::store::rows::{MetricRow, SpanRow};
+use crate::store::rows::{EncodedRows, MetricRow};
 use crate::telemetry::{METRIC_POINTS, SPANS, SignalLabel, Telemetry};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -61,7 +61,7 @@ pub struct Pipeline {
     settings: PipelineSettings,
     operations: OperationLimiter,
     aggregator: Arc<Aggregator>,
-    spans: mpsc::Sender<Vec<SpanRow>>,
+    spans: mpsc::Sender<EncodedRows>,
     metrics: mpsc::Sender<Vec<MetricRow>>,
     telemetry: Arc<Telemetry>,
 }
@@ -71,7 +71,7 @@ impl Pipeline {
     pub fn new(
         settings: PipelineSettings,
         aggregator: Arc<Aggregator>,
-        spans: mpsc::Sender<Vec<SpanRow>>,
+        spans: mpsc::Sender<EncodedRows>,
         metrics: mpsc::Sender<Vec<MetricRow>>,
         telemetry: Arc<Telemetry>,
     ) -> Self {
@@ -112,8 +112,7 @@ impl Pipeline {
             .operations_overflowed
             .inc_by(overflowed as u64);
         self.aggregator.record(&normalised.accepted);
-        let rows = normalised.accepted.into_iter().map(SpanRow::from).collect();
-        permit.send(rows);
+        permit.send(EncodedRows::spans(&normalised.accepted));
         self.telemetry
             .accepted
             .get_or_create(&SPANS)
@@ -162,10 +161,10 @@ impl Pipeline {
     /// Waits for room in a writer queue, or refuses the request.
     async fn reserve<'a, T>(
         &self,
-        queue: &'a mpsc::Sender<Vec<T>>,
+        queue: &'a mpsc::Sender<T>,
         signal: SignalLabel,
         items: u64,
-    ) -> Result<mpsc::Permit<'a, Vec<T>>, IngestError> {
+    ) -> Result<mpsc::Permit<'a, T>, IngestError> {
         let refused = |e: IngestError| {
             self.telemetry.rejected.get_or_create(&signal).inc_by(items);
             self.telemetry.requests_refused.inc();

@@ -8,6 +8,7 @@
 
 pub mod local_server;
 pub mod retention;
+pub mod rowbinary;
 pub mod rows;
 pub mod schema;
 pub mod writer;
@@ -151,14 +152,15 @@ impl Store {
         }
     }
 
-    /// Inserts rows into `table` in one `INSERT`.
-    pub async fn insert<T>(&self, table: &str, rows: &[T]) -> Result<(), StoreError>
+    /// Inserts typed rows into `table` in one `INSERT`.
+    pub async fn insert<'a, T>(
+        &self,
+        table: &str,
+        rows: impl IntoIterator<Item = &'a T>,
+    ) -> Result<(), StoreError>
     where
         T: RowOwned + RowWrite,
     {
-        if rows.is_empty() {
-            return Ok(());
-        }
         let what = || format!("insert into {table}");
         let mut insert = self
             .client
@@ -168,6 +170,28 @@ impl Store {
         for row in rows {
             insert
                 .write(row)
+                .await
+                .map_err(StoreError::clickhouse(what()))?;
+        }
+        insert.end().await.map_err(StoreError::clickhouse(what()))
+    }
+
+    /// Inserts rows already encoded as RowBinary into `table` in one `INSERT`.
+    ///
+    /// `columns` is a constant column list of Plumb's own schema, never user input.
+    pub async fn insert_encoded(
+        &self,
+        table: &str,
+        columns: &str,
+        chunks: impl IntoIterator<Item = bytes::Bytes>,
+    ) -> Result<(), StoreError> {
+        let what = || format!("insert into {table}");
+        let mut insert = self
+            .client
+            .insert_formatted_with(format!("INSERT INTO {table} ({columns}) FORMAT RowBinary"));
+        for chunk in chunks {
+            insert
+                .send(chunk)
                 .await
                 .map_err(StoreError::clickhouse(what()))?;
         }

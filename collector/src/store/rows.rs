@@ -1,78 +1,64 @@
-//! Row types as ClickHouse stores them, one per table, encoded as RowBinary by the
-//! `clickhouse` crate. Nested columns are written as parallel arrays (`attributes.key`,
+//! Rows as ClickHouse stores them, one form per table: span rows are encoded to RowBinary
+//! directly from the normalised spans (the hot path); latency and metric rows are typed structs
+//! the `clickhouse` crate encodes. Nested columns are parallel arrays (`attributes.key`,
 //! `attributes.value`, `latencyMap.bucket`, `latencyMap.count`).
 
+use super::rowbinary::{put_str, put_str_array};
 use crate::normalise::Span;
+use bytes::{BufMut, Bytes, BytesMut};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
-/// A row of the `spans` table.
-#[derive(Clone, Debug, Row, Serialize, Deserialize)]
-pub struct SpanRow {
-    /// Start time, whole seconds (partition and sort key).
-    pub timestamp: u32,
-    /// Start time, nanoseconds since the epoch.
-    pub start_time_ns: u64,
-    /// Duration in nanoseconds.
-    pub duration_ns: u64,
-    /// Trace id (FixedString(16); `hex(trace_id)` in SQL).
-    pub trace_id: [u8; 16],
-    /// Span id (FixedString(8)).
-    pub span_id: [u8; 8],
-    /// Parent span id (FixedString(8)); all zero for a root span.
-    pub parent_span_id: [u8; 8],
-    /// Service name.
-    pub service: Arc<str>,
-    /// Operation the span was aggregated under.
-    pub operation: String,
-    /// Span name.
-    pub name: String,
-    /// Span kind (Enum8, same numbers as OTLP).
-    pub kind: i8,
-    /// Status code (Enum8: unset, ok, error).
-    pub status_code: i8,
-    /// Status message.
-    pub status_message: String,
-    /// HTTP response status, 0 when none.
-    pub http_status_code: u16,
-    /// 1 when the span counts as an error.
-    pub is_error: u8,
-    /// Span attribute keys.
-    #[serde(rename = "attributes.key")]
-    pub attribute_keys: Vec<String>,
-    /// Span attribute values, as text.
-    #[serde(rename = "attributes.value")]
-    pub attribute_values: Vec<String>,
-    /// Resource attribute keys (shared by the spans of one resource).
-    #[serde(rename = "resource.key")]
-    pub resource_keys: Arc<Vec<String>>,
-    /// Resource attribute values, as text.
-    #[serde(rename = "resource.value")]
-    pub resource_values: Arc<Vec<String>>,
+/// Columns of the `spans` table in the order [`encode_span`] writes them.
+pub const SPAN_COLUMNS: &str = "timestamp, start_time_ns, duration_ns, trace_id, span_id, parent_span_id, \
+     service, operation, name, kind, status_code, status_message, http_status_code, is_error, \
+     `attributes.key`, `attributes.value`, `resource.key`, `resource.value`";
+
+/// Appends one `spans` row for `span` in RowBinary, in [`SPAN_COLUMNS`] order.
+pub fn encode_span(buf: &mut BytesMut, span: &Span) {
+    buf.put_u32_le(u32::try_from(span.start_unix_ns / 1_000_000_000).unwrap_or(u32::MAX));
+    buf.put_u64_le(span.start_unix_ns);
+    buf.put_u64_le(span.duration_ns);
+    buf.put_slice(&span.trace_id);
+    buf.put_slice(&span.span_id);
+    buf.put_slice(&span.parent_span_id);
+    put_str(buf, &span.service);
+    put_str(buf, &span.operation);
+    put_str(buf, &span.name);
+    buf.put_i8(span.kind);
+    buf.put_i8(span.status_code);
+    put_str(buf, &span.status_message);
+    buf.put_u16_le(span.http_status_code);
+    buf.put_u8(u8::from(span.is_error));
+    put_str_array(buf, &span.attribute_keys);
+    put_str_array(buf, &span.attribute_values);
+    put_str_array(buf, &span.resource.keys);
+    put_str_array(buf, &span.resource.values);
 }
 
-impl From<Span> for SpanRow {
-    fn from(span: Span) -> Self {
+/// Rows already encoded as RowBinary, with the column list they follow.
+#[derive(Clone, Debug)]
+pub struct EncodedRows {
+    /// Column list for the `INSERT`.
+    pub columns: &'static str,
+    /// Number of rows in `bytes`.
+    pub rows: usize,
+    /// The rows.
+    pub bytes: Bytes,
+}
+
+impl EncodedRows {
+    /// Encodes `spans` as `spans` table rows.
+    pub fn spans(spans: &[Span]) -> Self {
+        // Roughly what a span with ten attributes takes; the buffer grows if needed.
+        let mut buf = BytesMut::with_capacity(spans.len() * 640);
+        for span in spans {
+            encode_span(&mut buf, span);
+        }
         Self {
-            timestamp: u32::try_from(span.start_unix_ns / 1_000_000_000).unwrap_or(u32::MAX),
-            start_time_ns: span.start_unix_ns,
-            duration_ns: span.duration_ns,
-            trace_id: span.trace_id,
-            span_id: span.span_id,
-            parent_span_id: span.parent_span_id,
-            service: span.service,
-            operation: span.operation,
-            name: span.name,
-            kind: span.kind,
-            status_code: span.status_code,
-            status_message: span.status_message,
-            http_status_code: span.http_status_code,
-            is_error: u8::from(span.is_error),
-            attribute_keys: span.attribute_keys,
-            attribute_values: span.attribute_values,
-            resource_keys: span.resource.keys,
-            resource_values: span.resource.values,
+            columns: SPAN_COLUMNS,
+            rows: spans.len(),
+            bytes: buf.freeze(),
         }
     }
 }

@@ -6,10 +6,12 @@
 //! receivers instead of dropping anything. On shutdown each writer drains what it holds and keeps
 //! retrying until its deadline.
 
-use super::Store;
+use super::rows::EncodedRows;
+use super::{Store, StoreError};
 use crate::aggregate::Aggregator;
 use crate::telemetry::{TableLabel, Telemetry};
 use clickhouse::{RowOwned, RowWrite};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -26,29 +28,75 @@ pub struct WriterSettings {
     pub shutdown_timeout: Duration,
 }
 
+/// A group of rows for one table, as queued for a writer.
+pub trait RowBatch: Send + Sync + Sized + 'static {
+    /// Rows in this batch.
+    fn row_count(&self) -> usize;
+
+    /// Writes `batches` into `table` in one `INSERT`.
+    fn insert<'a>(
+        store: &'a Store,
+        table: &'static str,
+        batches: &'a [Self],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a;
+}
+
+/// Typed rows, encoded by the `clickhouse` crate.
+impl<T: RowOwned + RowWrite + Send + Sync> RowBatch for Vec<T> {
+    fn row_count(&self) -> usize {
+        self.len()
+    }
+
+    fn insert<'a>(
+        store: &'a Store,
+        table: &'static str,
+        batches: &'a [Self],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
+        store.insert(table, batches.iter().flatten())
+    }
+}
+
+/// Rows already encoded as RowBinary (spans).
+impl RowBatch for EncodedRows {
+    fn row_count(&self) -> usize {
+        self.rows
+    }
+
+    fn insert<'a>(
+        store: &'a Store,
+        table: &'static str,
+        batches: &'a [Self],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
+        let columns = batches.first().map_or("", |b| b.columns);
+        store.insert_encoded(table, columns, batches.iter().map(|b| b.bytes.clone()))
+    }
+}
+
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// Writes batches of rows from `rx` into `table` until shutdown, then drains.
-pub async fn run_batch_writer<T>(
+/// Writes batches from `rx` into `table` until shutdown, then drains.
+pub async fn run_batch_writer<B: RowBatch>(
     store: Store,
     table: &'static str,
-    mut rx: mpsc::Receiver<Vec<T>>,
+    mut rx: mpsc::Receiver<B>,
     settings: WriterSettings,
     mut shutdown: watch::Receiver<bool>,
     telemetry: Arc<Telemetry>,
-) where
-    T: RowOwned + RowWrite,
-{
-    let mut batch: Vec<T> = Vec::with_capacity(settings.batch_rows);
+) {
+    let mut pending: Vec<B> = Vec::new();
     let mut stop_deadline: Option<Instant> = None;
     loop {
         let fill_deadline = Instant::now() + settings.flush_interval;
+        let mut rows = 0;
         let mut closed = false;
-        while batch.len() < settings.batch_rows {
+        while rows < settings.batch_rows {
             tokio::select! {
                 received = rx.recv() => match received {
-                    Some(rows) => batch.extend(rows),
+                    Some(batch) => {
+                        rows += batch.row_count();
+                        pending.push(batch);
+                    }
                     None => { closed = true; break; }
                 },
                 () = tokio::time::sleep_until(fill_deadline) => break,
@@ -60,8 +108,8 @@ pub async fn run_batch_writer<T>(
             }
         }
         telemetry.queue_depth.set(rx.len() as i64);
-        write_with_retry(&store, table, &batch, stop_deadline, &telemetry).await;
-        batch.clear();
+        write_with_retry(&store, table, &pending, stop_deadline, &telemetry).await;
+        pending.clear();
         if closed {
             return;
         }
@@ -83,35 +131,34 @@ pub async fn run_histogram_flusher(
             _ = shutdown.changed() => true,
         };
         telemetry.aggregates_held.set(aggregator.len() as i64);
-        let rows = aggregator.take();
+        let rows = [aggregator.take()];
         if stopping {
             let deadline = Instant::now() + settings.shutdown_timeout;
             write_with_retry(&store, table, &rows, Some(deadline), &telemetry).await;
             return;
         }
-        if let Err(rows) = write_once(&store, table, rows, &telemetry).await {
-            // Keep them for the next flush; nothing recorded since is lost either.
+        if let Err(e) = attempt(&store, table, &rows, &telemetry).await {
+            tracing::warn!(table, error = %e, "ClickHouse write failed; the histograms are kept for the next flush");
+            let [rows] = rows;
             aggregator.restore(rows);
         }
     }
 }
 
-/// One attempt; gives the rows back on failure.
-async fn write_once<T>(
+/// One write, counted in the telemetry.
+async fn attempt<B: RowBatch>(
     store: &Store,
     table: &'static str,
-    rows: Vec<T>,
+    batches: &[B],
     telemetry: &Telemetry,
-) -> Result<(), Vec<T>>
-where
-    T: RowOwned + RowWrite,
-{
-    if rows.is_empty() {
+) -> Result<(), StoreError> {
+    let rows: usize = batches.iter().map(RowBatch::row_count).sum();
+    if rows == 0 {
         return Ok(());
     }
     let label = TableLabel { table };
     let started = std::time::Instant::now();
-    match store.insert(table, &rows).await {
+    match B::insert(store, table, batches).await {
         Ok(()) => {
             telemetry
                 .flush_duration
@@ -120,56 +167,36 @@ where
             telemetry
                 .rows_written
                 .get_or_create(&label)
-                .inc_by(rows.len() as u64);
+                .inc_by(rows as u64);
             Ok(())
         }
         Err(e) => {
             telemetry.write_errors.get_or_create(&label).inc();
-            tracing::warn!(table, rows = rows.len(), error = %e, "ClickHouse write failed; will retry");
-            Err(rows)
+            Err(e)
         }
     }
 }
 
 /// Retries until the write succeeds or, once `deadline` is set, until it passes.
-async fn write_with_retry<T>(
+async fn write_with_retry<B: RowBatch>(
     store: &Store,
     table: &'static str,
-    rows: &[T],
+    batches: &[B],
     deadline: Option<Instant>,
     telemetry: &Telemetry,
-) where
-    T: RowOwned + RowWrite,
-{
-    if rows.is_empty() {
-        return;
-    }
-    let label = TableLabel { table };
+) {
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let started = std::time::Instant::now();
-        match store.insert(table, rows).await {
-            Ok(()) => {
-                telemetry
-                    .flush_duration
-                    .get_or_create(&label)
-                    .observe(started.elapsed().as_secs_f64());
-                telemetry
-                    .rows_written
-                    .get_or_create(&label)
-                    .inc_by(rows.len() as u64);
-                return;
-            }
-            Err(e) => {
-                telemetry.write_errors.get_or_create(&label).inc();
-                if deadline.is_some_and(|d| Instant::now() + backoff > d) {
-                    tracing::error!(table, rows = rows.len(), error = %e, "ClickHouse write failed at shutdown; rows lost");
-                    return;
-                }
-                tracing::warn!(table, rows = rows.len(), error = %e, retry_in = ?backoff, "ClickHouse write failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
+        let Err(e) = attempt(store, table, batches, telemetry).await else {
+            return;
+        };
+        let rows: usize = batches.iter().map(RowBatch::row_count).sum();
+        if deadline.is_some_and(|d| Instant::now() + backoff > d) {
+            tracing::error!(table, rows, error = %e, "ClickHouse write failed at shutdown; rows lost");
+            return;
         }
+        tracing::warn!(table, rows, error = %e, retry_in = ?backoff, "ClickHouse write failed; retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
