@@ -246,7 +246,10 @@ async fn start_servers(
         let _ = rx.wait_for(|stop| *stop).await;
     };
 
+    // Larger HTTP/2 windows: OTLP requests are large, so fewer flow-control round trips.
     let grpc = tonic::transport::Server::builder()
+        .initial_connection_window_size(4 * 1024 * 1024)
+        .initial_stream_window_size(2 * 1024 * 1024)
         .add_service(OtlpGrpcService::<Traces>::new(
             Arc::clone(pipeline),
             config.max_request_bytes,
