@@ -139,7 +139,8 @@ impl Workload {
     }
 }
 
-fn text(key: &str, value: &str) -> KeyValue {
+/// A string attribute.
+pub fn text(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue {

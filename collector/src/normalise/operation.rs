@@ -87,17 +87,7 @@ impl OperationLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
-
-    fn kv(key: &str, value: &str) -> KeyValue {
-        KeyValue {
-            key: key.into(),
-            value: Some(AnyValue {
-                value: Some(Value::StringValue(value.into())),
-            }),
-            ..Default::default()
-        }
-    }
+    use crate::loadgen::text as kv;
 
     #[test]
     fn server_spans_use_method_and_route() {

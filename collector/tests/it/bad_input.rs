@@ -4,10 +4,9 @@
 use crate::support::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use plumb_collector::loadgen::{RawGrpcClient, TRACE_EXPORT_PATH};
+use plumb_collector::loadgen::{RawGrpcClient, TRACE_EXPORT_PATH, text};
 use prost::Message;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,16 +17,6 @@ async fn raw_grpc(collector: &Collector, body: Vec<u8>) -> Result<Vec<u8>, tonic
         .expect("connect")
         .send(body)
         .await
-}
-
-fn text(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
 }
 
 fn now_ns() -> u64 {

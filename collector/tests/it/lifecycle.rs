@@ -2,24 +2,14 @@
 //! SIGTERM flushing everything that was accepted.
 
 use crate::support::*;
-use opentelemetry::KeyValue;
-use opentelemetry::trace::SpanKind;
 use std::time::{Duration, SystemTime};
 
 fn spans(n: u64, route: &str) -> Vec<SpanSpec> {
-    (0..n)
-        .map(|i| SpanSpec {
-            name: route.into(),
-            kind: SpanKind::Server,
-            attributes: vec![
-                KeyValue::new("http.request.method", "GET"),
-                KeyValue::new("http.route", route.to_owned()),
-            ],
-            duration_us: 100 + i,
-            error: false,
-            start: SystemTime::now() - Duration::from_secs(1),
-        })
-        .collect()
+    server_spans(
+        route,
+        (0..n).map(|i| 100 + i),
+        SystemTime::now() - Duration::from_secs(1),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,32 +5,10 @@
 use crate::support::*;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry::trace::SpanKind;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use plumb_collector::store::schema;
 use std::time::{Duration, SystemTime};
-
-fn server_spans(
-    route: &str,
-    durations: impl IntoIterator<Item = u64>,
-    start: SystemTime,
-) -> Vec<SpanSpec> {
-    durations
-        .into_iter()
-        .map(|d| SpanSpec {
-            name: route.into(),
-            kind: SpanKind::Server,
-            attributes: vec![
-                KeyValue::new("http.request.method", "GET"),
-                KeyValue::new("http.route", route.to_owned()),
-            ],
-            duration_us: d,
-            error: false,
-            start,
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_collectors_writing_the_same_minute_add_up() {

@@ -5,7 +5,7 @@
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 use plumb_collector::store::local_server::{LocalClickHouse, ServerBinary};
@@ -292,7 +292,7 @@ pub fn endpoint<'a>(endpoints: &'a [serde_json::Value], operation: &str) -> &'a 
 /// How the SDK exporter talks to the collector.
 #[derive(Clone, Copy, Debug)]
 pub enum Transport {
-    /// OTLP/gRPC with gzip.
+    /// OTLP/gRPC, gzip-compressed.
     Grpc,
     /// OTLP/HTTP with JSON bodies.
     HttpJson,
@@ -313,6 +313,28 @@ pub struct SpanSpec {
     pub error: bool,
     /// Start time.
     pub start: SystemTime,
+}
+
+/// GET SERVER spans for `route`, one per duration (µs), all starting at `start`.
+pub fn server_spans(
+    route: &str,
+    durations: impl IntoIterator<Item = u64>,
+    start: SystemTime,
+) -> Vec<SpanSpec> {
+    durations
+        .into_iter()
+        .map(|d| SpanSpec {
+            name: route.into(),
+            kind: SpanKind::Server,
+            attributes: vec![
+                KeyValue::new("http.request.method", "GET"),
+                KeyValue::new("http.route", route.to_owned()),
+            ],
+            duration_us: d,
+            error: false,
+            start,
+        })
+        .collect()
 }
 
 /// Records `spans` through the SDK and flushes them to the collector.
@@ -362,6 +384,7 @@ fn tracer_provider_for(
     let exporter = match transport {
         Transport::Grpc => opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
+            .with_compression(opentelemetry_otlp::Compression::Gzip)
             .with_endpoint(grpc)
             .build(),
         Transport::HttpJson => opentelemetry_otlp::SpanExporter::builder()
