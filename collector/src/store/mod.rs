@@ -74,6 +74,7 @@ pub struct Store {
     client: Client,
     /// Client with no database, for creating it.
     server: Client,
+    /// The server URL without credentials, for messages.
     url: String,
     database: String,
 }
@@ -95,6 +96,16 @@ pub fn is_identifier(name: &str) -> bool {
         && name.len() <= 64
 }
 
+/// The URL with any `user:password@` part replaced, for logs and error messages.
+pub fn redact_credentials(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 impl Store {
     /// A store for `config`; nothing is contacted yet.
     pub fn new(config: &StoreConfig) -> Result<Self, StoreError> {
@@ -110,7 +121,7 @@ impl Store {
         Ok(Self {
             client,
             server,
-            url: config.url.clone(),
+            url: redact_credentials(&config.url),
             database: config.database.clone(),
         })
     }
@@ -196,5 +207,21 @@ impl Store {
                 .map_err(StoreError::clickhouse(what()))?;
         }
         insert.end().await.map_err(StoreError::clickhouse(what()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_messages() {
+        assert_eq!(
+            redact_credentials("http://bob:s3cret@ch:8123"),
+            "http://***@ch:8123"
+        );
+        assert_eq!(redact_credentials("http://ch:8123"), "http://ch:8123");
+        assert!(!is_identifier("plumb; DROP TABLE x"));
+        assert!(is_identifier("plumb_2"));
     }
 }

@@ -95,8 +95,16 @@ async fn invalid_spans_are_rejected_one_by_one_and_the_rest_kept() {
     let mut client = TraceServiceClient::connect(collector.grpc_url())
         .await
         .expect("connect");
+    let mut with_unnamed = request("partial", spans);
+    with_unnamed.resource_spans.push(ResourceSpans {
+        scope_spans: vec![ScopeSpans {
+            spans: vec![span("no service", vec![9; 16], now - 1_000_000_000, 1_000)],
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
     let response = client
-        .export(request("partial", spans))
+        .export(with_unnamed)
         .await
         .expect("accepted")
         .into_inner();
@@ -108,12 +116,17 @@ async fn invalid_spans_are_rejected_one_by_one_and_the_rest_kept() {
         partial.error_message
     );
     wait_for_spans(&database, "partial", 1).await;
+    wait_for_spans(&database, "unknown_service", 1).await;
     let metrics = reqwest::get(format!("{}/metrics", collector.query_url()))
         .await
         .expect("metrics")
         .text()
         .await
         .expect("text");
+    assert!(
+        metrics.contains("plumb_unknown_service_total{signal=\"spans\"} 1"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("plumb_rejected_total{signal=\"spans\"} 5"),
         "{metrics}"

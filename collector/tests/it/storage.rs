@@ -223,3 +223,101 @@ async fn sdk_metrics_are_stored_as_rows() {
     assert_eq!((memory.kind.as_str(), memory.value), ("gauge", 0.42));
     assert!(collector.stop().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exponential_histograms_over_http_are_stored_with_explicit_bounds() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+    use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        ExponentialHistogram, ExponentialHistogramDataPoint, Metric, ResourceMetrics, ScopeMetrics,
+        metric::Data,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message;
+
+    let database = unique_database("exphist");
+    let collector = Collector::start(&database, &[]).await;
+    let now_ns = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64;
+    let point = |time_unix_nano| ExponentialHistogramDataPoint {
+        time_unix_nano,
+        count: 9,
+        sum: Some(40.0),
+        scale: 1,
+        zero_count: 1,
+        positive: Some(Buckets {
+            offset: 2,
+            bucket_counts: vec![3, 5],
+        }),
+        ..Default::default()
+    };
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![plumb_collector::loadgen::text("service.name", "exp")],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "request.size".into(),
+                    unit: "By".into(),
+                    data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+                        data_points: vec![point(now_ns), point(now_ns + 86_400_000_000_000)],
+                        aggregation_temporality: 1,
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/metrics", collector.http_url()))
+        .header("content-type", "application/x-protobuf")
+        .body(request.encode_to_vec())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 200);
+    let body = ExportMetricsServiceResponse::decode(response.bytes().await.expect("body"))
+        .expect("protobuf response");
+    let partial = body.partial_success.expect("the future point is reported");
+    assert_eq!(partial.rejected_data_points, 1);
+
+    #[derive(Debug, clickhouse::Row, serde::Deserialize)]
+    struct Stored {
+        count: u64,
+        bucket_bounds: Vec<f64>,
+        bucket_counts: Vec<u64>,
+    }
+    let store = store(&database).await;
+    let mut rows = Vec::new();
+    for _ in 0..120 {
+        rows = store
+            .client()
+            .query("SELECT count, bucket_bounds, bucket_counts FROM metrics WHERE name = ?")
+            .bind("request.size")
+            .fetch_all::<Stored>()
+            .await
+            .expect("rows");
+        if !rows.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    // Scale 1: base √2; offset 2 → buckets (2, 2√2] and (2√2, 4], the first bucket holds zeros.
+    let bounds = &rows[0].bucket_bounds;
+    assert_eq!(rows[0].count, 9);
+    assert_eq!(rows[0].bucket_counts, vec![1, 3, 5, 0]);
+    assert!(
+        (bounds[0] - 2.0).abs() < 1e-9 && (bounds[2] - 4.0).abs() < 1e-9,
+        "{bounds:?}"
+    );
+    assert!(collector.stop().await);
+}
