@@ -118,7 +118,7 @@ pub async fn run(
     let servers = start_servers(&config, &pipeline, &store, &telemetry, &servers_stop).await?;
     drop(pipeline);
     tracing::info!(
-        grpc = %config.grpc_addr, http = %config.http_addr, query = %config.query_addr,
+        grpc = %servers.addrs[0], http = %servers.addrs[1], query = %servers.addrs[2],
         "plumb-collector ready"
     );
 
@@ -159,19 +159,16 @@ async fn connect(config: &CollectorConfig) -> Result<(Store, Option<LocalClickHo
         return Ok((store, None));
     }
     let binary = ServerBinary::find(config.clickhouse_binary.as_deref())?;
-    let mut local = LocalClickHouse::start(&binary, &config.data_dir.join("clickhouse"))?;
+    let local = LocalClickHouse::start_ready(
+        &binary,
+        &config.data_dir.join("clickhouse"),
+        STARTUP_TIMEOUT,
+    )
+    .await?;
     tracing::info!(url = local.url(), "started local ClickHouse");
     store_config.url = local.url().to_owned();
     let store = Store::new(&store_config)?;
-    let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
-    loop {
-        local.check_running()?;
-        match store.ping().await {
-            Ok(()) => return Ok((store, Some(local))),
-            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e.into()),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
+    Ok((store, Some(local)))
 }
 
 async fn run_retention(store: Store, days: u32) {
@@ -189,6 +186,8 @@ async fn run_retention(store: Store, days: u32) {
 
 /// The running listeners.
 struct Servers {
+    /// Bound addresses: OTLP/gRPC, OTLP/HTTP, query (port 0 in the config becomes a real port).
+    addrs: [SocketAddr; 3],
     handles: Vec<(&'static str, JoinHandle<Result<(), String>>)>,
 }
 
@@ -242,6 +241,12 @@ async fn start_servers(
     let grpc_listener = bind(config.grpc_addr).await?;
     let http_listener = bind(config.http_addr).await?;
     let query_listener = bind(config.query_addr).await?;
+    let local = |l: &TcpListener, configured: SocketAddr| l.local_addr().unwrap_or(configured);
+    let addrs = [
+        local(&grpc_listener, config.grpc_addr),
+        local(&http_listener, config.http_addr),
+        local(&query_listener, config.query_addr),
+    ];
     let signal = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
@@ -273,6 +278,7 @@ async fn start_servers(
     )
     .with_graceful_shutdown(signal(stop.clone()));
     Ok(Servers {
+        addrs,
         handles: vec![
             (
                 "otlp-grpc",

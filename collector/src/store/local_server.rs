@@ -29,6 +29,12 @@ pub enum LocalServerError {
     /// The data folder or config could not be written, or the process not started.
     #[error("could not start ClickHouse: {0}")]
     Io(#[from] std::io::Error),
+    /// The server did not answer in time.
+    #[error("ClickHouse did not answer within the start-up timeout; last log lines:\n{log}")]
+    Timeout {
+        /// Tail of the server's error log.
+        log: String,
+    },
     /// The server exited during start-up.
     #[error("ClickHouse exited during start-up ({status}); last log lines:\n{log}")]
     Exited {
@@ -93,8 +99,7 @@ pub struct LocalClickHouse {
 impl LocalClickHouse {
     /// Writes a config under `data_dir` and starts the server on free loopback ports.
     ///
-    /// Returns once the process is started; use the store's `wait_ready` (or
-    /// [`Self::check_running`]) before sending queries.
+    /// Returns once the process is started; [`Self::start_ready`] also waits until it answers.
     pub fn start(binary: &ServerBinary, data_dir: &Path) -> Result<Self, LocalServerError> {
         let data_dir = std::path::absolute(data_dir)?;
         for sub in ["data", "tmp", "user_files", "format_schemas", "log"] {
@@ -129,6 +134,44 @@ impl LocalClickHouse {
             watchdog,
             lifeline,
         })
+    }
+
+    /// Starts the server and waits until it answers `/ping`, up to `timeout`. A start that fails
+    /// because a port was taken in the meantime is retried on new ports.
+    pub async fn start_ready(
+        binary: &ServerBinary,
+        data_dir: &Path,
+        timeout: Duration,
+    ) -> Result<Self, LocalServerError> {
+        let deadline = Instant::now() + timeout;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut server = Self::start(binary, data_dir)?;
+            match server.wait_ping(deadline).await {
+                Err(LocalServerError::Exited { log, .. })
+                    if attempts < 3 && log.contains("Address already in use") =>
+                {
+                    continue;
+                }
+                result => return result.map(|()| server),
+            }
+        }
+    }
+
+    async fn wait_ping(&mut self, deadline: Instant) -> Result<(), LocalServerError> {
+        loop {
+            self.check_running()?;
+            if ping(self.http_port).await {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(LocalServerError::Timeout {
+                    log: self.log_tail(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The server's HTTP URL.
@@ -191,6 +234,25 @@ trap 'kill -TERM $server 2>/dev/null' TERM INT HUP
 while read -r _; do :; done
 kill -TERM $server 2>/dev/null
 wait $server"#;
+
+/// Whether ClickHouse's HTTP `/ping` answers `Ok.` on `port`.
+async fn ping(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    if stream
+        .write_all(b"GET /ping HTTP/1.0\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut response = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut response)).await;
+    matches!(read, Ok(Ok(_))) && response.ends_with(b"Ok.\n")
+}
 
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

@@ -10,7 +10,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 use plumb_collector::store::local_server::{LocalClickHouse, ServerBinary};
 use plumb_collector::store::{Store, StoreConfig};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -81,14 +81,6 @@ pub async fn store(database: &str) -> Store {
     store_for(clickhouse_url().await, database)
 }
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// A running `plumb-collector` process.
 pub struct Collector {
     child: Option<Child>,
@@ -111,22 +103,23 @@ impl Collector {
     }
 
     /// Starts a collector with exactly these storage arguments (e.g. none, for a local server).
+    /// Its listeners bind port 0; the addresses come from its "ready" log line.
     pub async fn start_with(database: &str, storage: &[&str], extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("collector.log");
-        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        let (grpc, http, query) = (addr(free_port()), addr(free_port()), addr(free_port()));
+        let any_port = "127.0.0.1:0";
         let mut command = Command::new(env!("CARGO_BIN_EXE_plumb-collector"));
         command
             .args(storage)
             .args(["--database", database, "--flush-interval", "1s"])
             .args([
                 "--grpc-addr",
-                &grpc.to_string(),
+                any_port,
                 "--http-addr",
-                &http.to_string(),
+                any_port,
+                "--query-addr",
+                any_port,
             ])
-            .args(["--query-addr", &query.to_string()])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(extra)
@@ -136,11 +129,12 @@ impl Collector {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
         let child = command.spawn().expect("plumb-collector starts");
+        let unset = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut collector = Self {
             child: Some(child),
-            grpc,
-            http,
-            query,
+            grpc: unset,
+            http: unset,
+            query: unset,
             log,
             _dir: dir,
         };
@@ -161,6 +155,18 @@ impl Collector {
                     "collector exited during start-up ({status}):\n{}",
                     self.log()
                 );
+            }
+            if self.query.port() == 0 {
+                if let Some([grpc, http, query]) = ready_addresses(&self.log()) {
+                    (self.grpc, self.http, self.query) = (grpc, http, query);
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "collector not ready in time:\n{}",
+                    self.log()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
             if let Ok(r) = client
                 .get(format!("{}/readyz", self.query_url()))
@@ -279,6 +285,16 @@ impl Drop for Collector {
             let _ = child.wait();
         }
     }
+}
+
+/// The addresses in the collector's "plumb-collector ready grpc=… http=… query=…" log line.
+fn ready_addresses(log: &str) -> Option<[SocketAddr; 3]> {
+    let line = log.lines().find(|l| l.contains("plumb-collector ready"))?;
+    let field = |name: &str| -> Option<SocketAddr> {
+        let start = line.find(&format!("{name}="))? + name.len() + 1;
+        line[start..].split_whitespace().next()?.parse().ok()
+    };
+    Some([field("grpc")?, field("http")?, field("query")?])
 }
 
 /// The endpoint named `operation` in `plumb top` output.
