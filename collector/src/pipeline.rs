@@ -1,6 +1,6 @@
 //! The ingest pipeline: what a receiver calls once it has decoded an OTLP request.
 //!
-//! In: decoded `ExportTraceServiceRequest`s and `ExportMetricsServiceRequest`s. Out: spans and
+//! In: encoded `ExportTraceServiceRequest`s and decoded `ExportMetricsServiceRequest`s. Out: spans and
 //! metric points queued for the ClickHouse writers, spans added to the latency aggregates, and an
 //! [`IngestOutcome`] saying what was rejected. The queues are bounded: when a writer falls
 //! behind, a request waits up to `enqueue_timeout` for room and is then refused with
@@ -16,7 +16,6 @@ use crate::normalise::{
 use crate::store::rows::{EncodedRows, MetricRow};
 use crate::telemetry::{METRIC_POINTS, SPANS, SignalLabel, Telemetry};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -33,6 +32,9 @@ pub enum IngestError {
     /// The collector is shutting down.
     #[error("the collector is shutting down")]
     ShuttingDown,
+    /// The request could not be decoded.
+    #[error("{0}")]
+    Malformed(String),
 }
 
 /// What happened to an accepted request.
@@ -90,17 +92,20 @@ impl Pipeline {
         &self.telemetry
     }
 
-    /// Validates, aggregates and queues the spans of one request.
-    pub async fn ingest_traces(
-        &self,
-        request: ExportTraceServiceRequest,
-    ) -> Result<IngestOutcome, IngestError> {
+    /// Validates, aggregates and queues the spans of one encoded export request.
+    pub async fn ingest_traces(&self, request: &[u8]) -> Result<IngestOutcome, IngestError> {
         let normalised = normalise_traces(
             request,
             self.settings.limits,
             &self.operations,
             now_unix_ns(),
-        );
+        )
+        .map_err(|e| {
+            self.telemetry.requests_refused.inc();
+            IngestError::Malformed(format!(
+                "malformed OTLP protobuf (spans export request): {e}"
+            ))
+        })?;
         let overflowed = normalised
             .accepted
             .iter()

@@ -61,7 +61,7 @@ impl Aggregator {
     }
 
     /// Adds spans to their minute's aggregates.
-    pub fn record(&self, spans: &[Span]) {
+    pub fn record(&self, spans: &[Span<'_>]) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         for span in spans {
             let minute = span.minute_unix_s();
@@ -70,8 +70,8 @@ impl Aggregator {
                 Some(agg) => agg,
                 None => state
                     .entry(AggregateKey {
-                        service: Arc::clone(&span.service),
-                        operation: span.operation.clone(),
+                        service: Arc::from(span.service.as_ref()),
+                        operation: span.operation.to_string(),
                         kind: span.kind,
                         minute_unix_s: minute,
                     })
@@ -145,11 +145,11 @@ impl Aggregator {
 mod tests {
     use super::*;
 
-    fn span(op: &str, start_s: u64, dur_us: u64, error: bool) -> Span {
+    fn span(op: &str, start_s: u64, dur_us: u64, error: bool) -> Span<'_> {
         Span {
-            service: Arc::from("svc"),
+            service: "svc".into(),
             operation: op.into(),
-            name: op.into(),
+            name: op,
             kind: 2,
             trace_id: [1; 16],
             span_id: [1; 8],
@@ -157,11 +157,10 @@ mod tests {
             start_unix_ns: start_s * 1_000_000_000,
             duration_ns: dur_us * 1_000,
             status_code: 0,
-            status_message: String::new(),
+            status_message: "",
             http_status_code: 200,
             is_error: error,
-            attribute_keys: vec![],
-            attribute_values: vec![],
+            attributes: vec![],
             resource: Default::default(),
         }
     }

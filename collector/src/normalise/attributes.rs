@@ -3,7 +3,10 @@
 //! In: OTLP `KeyValue` lists. Out: values as strings (arrays and maps as compact JSON-like
 //! text, bytes as hex), which is how spans store attributes in ClickHouse.
 
+use super::wire::{Fields, WireError};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use prost::Message;
+use std::borrow::Cow;
 use std::fmt::Write;
 
 /// The value of the first attribute named `key`, if any.
@@ -21,14 +24,27 @@ pub fn any_value_to_string(value: &AnyValue) -> String {
     out
 }
 
-/// Renders an optional value as an integer when it is one (or a string holding one).
-pub(crate) fn any_value_to_i64(value: &AnyValue) -> Option<i64> {
-    match value.value.as_ref()? {
-        Value::IntValue(i) => Some(*i),
-        Value::StringValue(s) => s.trim().parse().ok(),
-        Value::DoubleValue(d) if d.fract() == 0.0 => Some(*d as i64),
-        _ => None,
+/// The text of an encoded `AnyValue`, borrowed from the bytes for strings and booleans.
+///
+/// Arrays, maps, bytes and string-table references are rare in attributes; they are decoded
+/// with prost and rendered by [`any_value_to_string`], so both paths print values alike.
+pub(crate) fn attribute_text(bytes: &[u8]) -> Result<Cow<'_, str>, WireError> {
+    let mut text = Cow::Borrowed("");
+    for field in Fields::new(bytes) {
+        text = match field? {
+            (1, v) => Cow::Borrowed(v.str()?),
+            (2, v) => Cow::Borrowed(if v.varint()? != 0 { "true" } else { "false" }),
+            (3, v) => Cow::Owned((v.varint()? as i64).to_string()),
+            (4, v) => Cow::Owned(f64::from_bits(v.fixed64()?).to_string()),
+            (5..=8, _) => {
+                let value =
+                    AnyValue::decode(bytes).map_err(|_| WireError("malformed attribute value"))?;
+                return Ok(Cow::Owned(any_value_to_string(&value)));
+            }
+            _ => continue,
+        };
     }
+    Ok(text)
 }
 
 fn write_value(out: &mut String, value: Option<&Value>) {
@@ -99,9 +115,19 @@ mod tests {
             ],
         }));
         assert_eq!(any_value_to_string(&array), "[a,1.5]");
-        assert_eq!(
-            any_value_to_i64(&v(Value::StringValue(" 503 ".into()))),
-            Some(503)
-        );
+        for value in [
+            Value::IntValue(-3),
+            Value::BoolValue(true),
+            Value::DoubleValue(0.25),
+            Value::StringValue("é".into()),
+            Value::BytesValue(vec![1, 255]),
+        ] {
+            let any = v(value);
+            let bytes = any.encode_to_vec();
+            let text = attribute_text(&bytes).expect("valid");
+            assert_eq!(text, any_value_to_string(&any));
+        }
+        let bytes = array.encode_to_vec();
+        assert_eq!(attribute_text(&bytes).expect("valid"), "[a,1.5]");
     }
 }

@@ -1,20 +1,21 @@
 //! Normalisation: turns decoded OTLP requests into Plumb's own records.
 //!
-//! In: `ExportTraceServiceRequest` / `ExportMetricsServiceRequest` as decoded by the receivers.
-//! Out: validated [`Span`]s (service, operation, kind, timing, error flag, attributes as text)
-//! and metric rows, plus a count and a message for what was rejected, which the receivers
-//! report back through OTLP partial success.
+//! In: encoded `ExportTraceServiceRequest`s (read in place by [`wire`], without building the
+//! prost structs) and decoded `ExportMetricsServiceRequest`s. Out: validated [`Span`]s (service,
+//! operation, kind, timing, error flag, attributes as text) and metric rows, plus a count and a
+//! message for what was rejected, which the receivers report back through OTLP partial success.
 
 mod attributes;
 mod metrics;
 mod operation;
 pub mod route;
 mod spans;
+pub mod wire;
 
 pub use attributes::{any_value_to_string, find_attribute};
 pub use metrics::normalise_metrics;
 pub use operation::{OVERFLOW_OPERATION, OperationLimiter, operation_name};
-pub use spans::{ResourceAttributes, Span, SpanLimits, normalise_traces};
+pub use spans::{Attribute, Span, SpanLimits, normalise_traces};
 
 /// Service name used when a resource carries no `service.name`.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";

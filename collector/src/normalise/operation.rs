@@ -6,38 +6,41 @@
 //! `http.target`); raw paths are templated. Everything else keeps its span name.
 //! [`OperationLimiter`] folds operations past a per-service cap into [`OVERFLOW_OPERATION`].
 
-use super::attributes::{any_value_to_string, find_attribute};
 use super::route::template_path;
+use super::spans::{Attribute, find};
 use hashbrown::{HashMap, HashSet};
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use std::borrow::Cow;
 use std::sync::Mutex;
 
 /// The operation that spans past a service's operation cap are counted under.
 pub const OVERFLOW_OPERATION: &str = "[overflow]";
 
 /// The operation name for a span.
-pub fn operation_name(kind: i32, span_name: &str, attributes: &[KeyValue]) -> String {
+pub fn operation_name<'a>(
+    kind: i32,
+    span_name: &'a str,
+    attributes: &[Attribute<'a>],
+) -> Cow<'a, str> {
     if kind != SpanKind::Server as i32 {
-        return span_name.to_owned();
+        return Cow::Borrowed(span_name);
     }
-    let text = |key: &str| {
-        find_attribute(attributes, key)
-            .map(any_value_to_string)
-            .filter(|s| !s.is_empty())
-    };
+    let text = |key: &str| find(attributes, key).filter(|s| !s.is_empty());
     let Some(method) = text("http.request.method").or_else(|| text("http.method")) else {
-        return span_name.to_owned();
+        return Cow::Borrowed(span_name);
     };
-    let route = text("http.route").or_else(|| {
-        text("url.path")
-            .or_else(|| text("http.target"))
-            .map(|p| template_path(&p))
-    });
-    match route {
-        Some(route) => format!("{} {route}", method.to_ascii_uppercase()),
-        None => span_name.to_owned(),
-    }
+    let route = match text("http.route") {
+        Some(route) => Cow::Borrowed(route),
+        None => match text("url.path").or_else(|| text("http.target")) {
+            Some(path) => Cow::Owned(template_path(path)),
+            None => return Cow::Borrowed(span_name),
+        },
+    };
+    let mut operation = String::with_capacity(method.len() + 1 + route.len());
+    operation.extend(method.chars().map(|c| c.to_ascii_uppercase()));
+    operation.push(' ');
+    operation.push_str(&route);
+    Cow::Owned(operation)
 }
 
 /// Caps the number of distinct operations remembered per service.
@@ -60,24 +63,27 @@ impl OperationLimiter {
     ///
     /// The admission function returns the operation to use: the given one while the service is
     /// under its cap (or already knows it), [`OVERFLOW_OPERATION`] past it.
-    pub fn with_batch<R>(&self, f: impl FnOnce(&mut dyn FnMut(&str, String) -> String) -> R) -> R {
+    pub fn with_batch<'a, R>(
+        &self,
+        f: impl FnOnce(&mut dyn FnMut(&str, Cow<'a, str>) -> Cow<'a, str>) -> R,
+    ) -> R {
         let mut seen = self
             .seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let max = self.max_per_service;
-        let mut admit = |service: &str, operation: String| -> String {
+        let mut admit = |service: &str, operation: Cow<'a, str>| -> Cow<'a, str> {
             let ops = match seen.get_mut(service) {
                 Some(ops) => ops,
                 None => seen.entry(service.to_owned()).or_default(),
             };
-            if ops.contains(&operation) {
+            if ops.contains(operation.as_ref()) {
                 operation
             } else if ops.len() < max {
-                ops.insert(operation.clone());
+                ops.insert(operation.to_string());
                 operation
             } else {
-                OVERFLOW_OPERATION.to_owned()
+                Cow::Borrowed(OVERFLOW_OPERATION)
             }
         };
         f(&mut admit)
@@ -87,7 +93,10 @@ impl OperationLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::text as kv;
+
+    fn kv(key: &'static str, value: &'static str) -> Attribute<'static> {
+        (key, Cow::Borrowed(value))
+    }
 
     #[test]
     fn server_spans_use_method_and_route() {
@@ -117,11 +126,11 @@ mod tests {
         let got: Vec<String> = limiter.with_batch(|admit| {
             ["a", "b", "c", "a", "d"]
                 .iter()
-                .map(|op| admit("svc", (*op).to_owned()))
+                .map(|op| admit("svc", Cow::Borrowed(*op)).into_owned())
                 .collect()
         });
         assert_eq!(got, ["a", "b", OVERFLOW_OPERATION, "a", OVERFLOW_OPERATION]);
-        let other = limiter.with_batch(|admit| admit("other", "c".to_owned()));
+        let other = limiter.with_batch(|admit| admit("other", Cow::Borrowed("c")).into_owned());
         assert_eq!(other, "c");
     }
 }

@@ -1,19 +1,23 @@
-//! Span validation and normalisation.
+//! Span validation and normalisation, straight from the protobuf bytes.
 //!
-//! In: an `ExportTraceServiceRequest`. Out: [`Span`]s with their service and operation resolved,
-//! timing in nanoseconds, the error flag (status ERROR, or HTTP 5xx on SERVER spans) and
-//! attributes as text. Spans with invalid ids or timestamps outside the accepted window are
-//! rejected one by one; the rest of the batch is kept.
+//! In: an encoded `ExportTraceServiceRequest`. Out: [`Span`]s that borrow their text from the
+//! request (no per-attribute allocation), with service and operation resolved, timing in
+//! nanoseconds, the error flag (status ERROR, or HTTP 5xx on SERVER spans) and attribute values
+//! as text. Spans with invalid ids or timestamps outside the accepted window are rejected one by
+//! one; the rest of the batch is kept. Bytes that are not a valid request are a [`WireError`].
+//!
+//! Only what Plumb stores is read: span events, links, trace state and scope details are skipped.
 
-use super::attributes::{any_value_to_i64, any_value_to_string, find_attribute};
+use super::attributes::attribute_text;
 use super::operation::{OperationLimiter, operation_name};
-use super::{Normalised, service_name};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use super::wire::{Fields, WireError};
+use super::{Normalised, UNKNOWN_SERVICE};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// An attribute as Plumb keeps it: key and value as text, borrowed where the wire allows.
+pub type Attribute<'a> = (&'a str, Cow<'a, str>);
 
 /// Which timestamps are believable.
 #[derive(Clone, Copy, Debug)]
@@ -24,15 +28,15 @@ pub struct SpanLimits {
     pub max_future: Duration,
 }
 
-/// One validated span, ready to aggregate and store.
+/// One validated span, ready to aggregate and store; it borrows from the request bytes.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Span {
+pub struct Span<'a> {
     /// `service.name` of the span's resource.
-    pub service: Arc<str>,
+    pub service: Cow<'a, str>,
     /// The operation it is aggregated under (see [`operation_name`]).
-    pub operation: String,
+    pub operation: Cow<'a, str>,
     /// The span's own name.
-    pub name: String,
+    pub name: &'a str,
     /// OTLP span kind (0 unspecified, 1 internal, 2 server, 3 client, 4 producer, 5 consumer).
     pub kind: i8,
     /// Trace id.
@@ -48,29 +52,18 @@ pub struct Span {
     /// OTLP status code (0 unset, 1 ok, 2 error).
     pub status_code: i8,
     /// Status message, if any.
-    pub status_message: String,
+    pub status_message: &'a str,
     /// HTTP response status, 0 when none.
     pub http_status_code: u16,
     /// Whether the span counts as an error.
     pub is_error: bool,
-    /// Span attribute keys.
-    pub attribute_keys: Vec<String>,
-    /// Span attribute values as text, in the same order as the keys.
-    pub attribute_values: Vec<String>,
+    /// Span attributes.
+    pub attributes: Vec<Attribute<'a>>,
     /// Resource attributes, shared by every span of one resource.
-    pub resource: ResourceAttributes,
+    pub resource: Arc<Vec<Attribute<'a>>>,
 }
 
-/// A resource's attributes as text, shared (not copied) by its spans.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ResourceAttributes {
-    /// Keys.
-    pub keys: Arc<Vec<String>>,
-    /// Values as text, in the same order as the keys.
-    pub values: Arc<Vec<String>>,
-}
-
-impl Span {
+impl Span<'_> {
     /// Duration in whole microseconds, the histogram's unit.
     pub fn duration_us(&self) -> u64 {
         self.duration_ns / 1_000
@@ -83,120 +76,327 @@ impl Span {
     }
 }
 
-/// Validates and normalises every span of a request.
-pub fn normalise_traces(
-    request: ExportTraceServiceRequest,
+/// The fields of one span as found on the wire, before validation.
+#[derive(Default)]
+struct WireSpan<'a> {
+    trace_id: &'a [u8],
+    span_id: &'a [u8],
+    parent_span_id: &'a [u8],
+    name: &'a str,
+    kind: i32,
+    start: u64,
+    end: u64,
+    attributes: Vec<Attribute<'a>>,
+    status_code: i32,
+    status_message: &'a str,
+}
+
+fn wire_span(bytes: &[u8]) -> Result<WireSpan<'_>, WireError> {
+    let mut span = WireSpan {
+        // One allocation covers the usual number of attributes.
+        attributes: Vec::with_capacity(16),
+        ..WireSpan::default()
+    };
+    for field in Fields::new(bytes) {
+        match field? {
+            (1, v) => span.trace_id = v.bytes()?,
+            (2, v) => span.span_id = v.bytes()?,
+            (4, v) => span.parent_span_id = v.bytes()?,
+            (5, v) => span.name = v.str()?,
+            (6, v) => span.kind = v.varint()? as i32,
+            (7, v) => span.start = v.fixed64()?,
+            (8, v) => span.end = v.fixed64()?,
+            (9, v) => span.attributes.push(key_value(v.bytes()?)?),
+            (15, v) => {
+                for field in Fields::new(v.bytes()?) {
+                    match field? {
+                        (2, v) => span.status_message = v.str()?,
+                        (3, v) => span.status_code = v.varint()? as i32,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(span)
+}
+
+/// A `KeyValue` message.
+fn key_value(bytes: &[u8]) -> Result<Attribute<'_>, WireError> {
+    let (mut key, mut value) = ("", Cow::Borrowed(""));
+    for field in Fields::new(bytes) {
+        match field? {
+            (1, v) => key = v.str()?,
+            (2, v) => value = attribute_text(v.bytes()?)?,
+            _ => {}
+        }
+    }
+    Ok((key, value))
+}
+
+/// The text of the attribute named `key`, if any.
+pub fn find<'s>(attributes: &'s [Attribute<'_>], key: &str) -> Option<&'s str> {
+    attributes
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.as_ref())
+}
+
+/// Validates and normalises every span of an encoded export request.
+pub fn normalise_traces<'a>(
+    request: &'a [u8],
     limits: SpanLimits,
     operations: &OperationLimiter,
     now_unix_ns: u64,
-) -> Normalised<Span> {
+) -> Result<Normalised<Span<'a>>, WireError> {
     let mut out = Normalised::default();
-    let earliest = now_unix_ns.saturating_sub(limits.max_age.as_nanos() as u64);
-    let latest = now_unix_ns.saturating_add(limits.max_future.as_nanos() as u64);
+    let window = Window {
+        earliest: now_unix_ns.saturating_sub(limits.max_age.as_nanos() as u64),
+        latest: now_unix_ns.saturating_add(limits.max_future.as_nanos() as u64),
+    };
     operations.with_batch(|admit| {
-        for resource_spans in request.resource_spans {
-            let (service, unknown) = service_name(resource_spans.resource.as_ref());
-            let service: Arc<str> = Arc::from(service);
-            let (keys, values) = resource_spans
-                .resource
-                .map(|r| attributes_into_text(r.attributes))
-                .unwrap_or_default();
-            let resource = ResourceAttributes { keys: Arc::new(keys), values: Arc::new(values) };
-            for scope_spans in resource_spans.scope_spans {
-                for span in scope_spans.spans {
+        for field in Fields::new(request) {
+            let (1, resource_spans) = field? else {
+                continue;
+            };
+            let mut resource_attributes = Vec::new();
+            let mut scopes = Vec::new();
+            for field in Fields::new(resource_spans.bytes()?) {
+                match field? {
+                    (1, resource) => {
+                        for field in Fields::new(resource.bytes()?) {
+                            if let (1, kv) = field? {
+                                resource_attributes.push(key_value(kv.bytes()?)?);
+                            }
+                        }
+                    }
+                    (2, scope) => scopes.push(scope.bytes()?),
+                    _ => {}
+                }
+            }
+            let service = match find(&resource_attributes, "service.name") {
+                Some(name) if !name.is_empty() => {
+                    let index = resource_attributes
+                        .iter()
+                        .position(|(k, _)| *k == "service.name");
+                    index.map_or(Cow::Borrowed(UNKNOWN_SERVICE), |i| {
+                        resource_attributes[i].1.clone()
+                    })
+                }
+                _ => Cow::Borrowed(UNKNOWN_SERVICE),
+            };
+            let unknown = service == UNKNOWN_SERVICE;
+            let resource = Arc::new(resource_attributes);
+            for scope in scopes {
+                for field in Fields::new(scope) {
+                    let (2, span) = field? else { continue };
                     if unknown {
                         out.unknown_service += 1;
                     }
-                    let ids = (
-                        <[u8; 16]>::try_from(span.trace_id.as_slice()),
-                        <[u8; 8]>::try_from(span.span_id.as_slice()),
-                    );
-                    let (Ok(trace_id), Ok(span_id)) = ids else {
-                        out.reject(|| {
-                            format!(
-                                "span {:?}: trace id must be 16 bytes and span id 8 bytes",
-                                span.name
-                            )
-                        });
-                        continue;
-                    };
-                    if trace_id == [0; 16] || span_id == [0; 8] {
-                        out.reject(|| format!("span {:?}: trace and span ids must not be all zero", span.name));
-                        continue;
+                    match validate(wire_span(span.bytes()?)?, &window) {
+                        Ok(span) => {
+                            let operation = admit(
+                                &service,
+                                operation_name(i32::from(span.kind), span.name, &span.attributes),
+                            );
+                            out.accepted.push(Span {
+                                service: service.clone(),
+                                operation,
+                                resource: Arc::clone(&resource),
+                                ..span
+                            });
+                        }
+                        Err(reason) => out.reject(|| reason),
                     }
-                    let parent_span_id = match span.parent_span_id.len() {
-                        0 => [0; 8],
-                        _ => match <[u8; 8]>::try_from(span.parent_span_id.as_slice()) {
-                            Ok(p) => p,
-                            Err(_) => {
-                                out.reject(|| format!("span {:?}: parent span id must be 8 bytes or empty", span.name));
-                                continue;
-                            }
-                        },
-                    };
-                    let (start, end) = (span.start_time_unix_nano, span.end_time_unix_nano);
-                    if start < earliest || start > latest {
-                        out.reject(|| {
-                            format!(
-                                "span {:?}: start time {start} ns is outside the accepted window ({earliest}..{latest} ns since the epoch)",
-                                span.name
-                            )
-                        });
-                        continue;
-                    }
-                    if end < start {
-                        out.reject(|| format!("span {:?}: end time is before start time", span.name));
-                        continue;
-                    }
-                    let status_code = span.status.as_ref().map_or(0, |s| s.code);
-                    let http_status_code = find_attribute(&span.attributes, "http.response.status_code")
-                        .or_else(|| find_attribute(&span.attributes, "http.status_code"))
-                        .and_then(any_value_to_i64)
-                        .and_then(|c| u16::try_from(c).ok())
-                        .unwrap_or(0);
-                    let is_error = status_code == StatusCode::Error as i32
-                        || (span.kind == SpanKind::Server as i32 && http_status_code >= 500);
-                    let operation = admit(&service, operation_name(span.kind, &span.name, &span.attributes));
-                    let (attribute_keys, attribute_values) = attributes_into_text(span.attributes);
-                    out.accepted.push(Span {
-                        service: Arc::clone(&service),
-                        operation,
-                        kind: i8::try_from(span.kind).ok().filter(|k| (0..=5).contains(k)).unwrap_or(0),
-                        trace_id,
-                        span_id,
-                        parent_span_id,
-                        start_unix_ns: start,
-                        duration_ns: end - start,
-                        status_code: i8::try_from(status_code).ok().filter(|c| (0..=2).contains(c)).unwrap_or(0),
-                        status_message: span.status.map(|s| s.message).unwrap_or_default(),
-                        http_status_code,
-                        is_error,
-                        attribute_keys,
-                        attribute_values,
-                        resource: resource.clone(),
-                        name: span.name,
-                    });
                 }
             }
         }
-    });
-    out
+        Ok(())
+    })?;
+    Ok(out)
 }
 
-/// Splits attributes into keys and text values, moving strings rather than copying them.
-fn attributes_into_text(attributes: Vec<KeyValue>) -> (Vec<String>, Vec<String>) {
-    let mut keys = Vec::with_capacity(attributes.len());
-    let mut values = Vec::with_capacity(attributes.len());
-    for kv in attributes {
-        let value = match kv.value {
-            Some(AnyValue {
-                value: Some(Value::StringValue(s)),
-            }) => s,
-            Some(other) => any_value_to_string(&other),
-            None => String::new(),
-        };
-        keys.push(kv.key);
-        values.push(value);
+struct Window {
+    earliest: u64,
+    latest: u64,
+}
+
+/// Checks ids and times; the service, operation and resource are filled in by the caller.
+fn validate<'a>(span: WireSpan<'a>, window: &Window) -> Result<Span<'a>, String> {
+    let name = span.name;
+    let (Ok(trace_id), Ok(span_id)) = (
+        <[u8; 16]>::try_from(span.trace_id),
+        <[u8; 8]>::try_from(span.span_id),
+    ) else {
+        return Err(format!(
+            "span {name:?}: trace id must be 16 bytes and span id 8 bytes"
+        ));
+    };
+    if trace_id == [0; 16] || span_id == [0; 8] {
+        return Err(format!(
+            "span {name:?}: trace and span ids must not be all zero"
+        ));
     }
-    (keys, values)
+    let parent_span_id = match span.parent_span_id.len() {
+        0 => [0; 8],
+        _ => <[u8; 8]>::try_from(span.parent_span_id)
+            .map_err(|_| format!("span {name:?}: parent span id must be 8 bytes or empty"))?,
+    };
+    let (start, end) = (span.start, span.end);
+    if start < window.earliest || start > window.latest {
+        return Err(format!(
+            "span {name:?}: start time {start} ns is outside the accepted window ({}..{} ns since the epoch)",
+            window.earliest, window.latest
+        ));
+    }
+    if end < start {
+        return Err(format!("span {name:?}: end time is before start time"));
+    }
+    let http_status_code = find(&span.attributes, "http.response.status_code")
+        .or_else(|| find(&span.attributes, "http.status_code"))
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .unwrap_or(0);
+    const ERROR: i32 = 2;
+    const SERVER: i32 = 2;
+    let is_error = span.status_code == ERROR || (span.kind == SERVER && http_status_code >= 500);
+    Ok(Span {
+        service: Cow::Borrowed(""),
+        operation: Cow::Borrowed(""),
+        name,
+        kind: i8::try_from(span.kind)
+            .ok()
+            .filter(|k| (0..=5).contains(k))
+            .unwrap_or(0),
+        trace_id,
+        span_id,
+        parent_span_id,
+        start_unix_ns: start,
+        duration_ns: end - start,
+        status_code: i8::try_from(span.status_code)
+            .ok()
+            .filter(|c| (0..=2).contains(c))
+            .unwrap_or(0),
+        status_message: span.status_message,
+        http_status_code,
+        is_error,
+        attributes: span.attributes,
+        resource: Arc::default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::{Workload, WorkloadShape, text};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use prost::Message;
+
+    const LIMITS: SpanLimits = SpanLimits {
+        max_age: Duration::from_secs(86_400),
+        max_future: Duration::from_secs(600),
+    };
+
+    #[test]
+    fn matches_what_prost_decodes() {
+        let mut workload = Workload::new(WorkloadShape {
+            services: 3,
+            endpoints_per_service: 5,
+            spans_per_request: 200,
+            seed: 9,
+        });
+        let request = workload.request();
+        let bytes = request.encode_to_vec();
+        let now = crate::clock::now_unix_ns();
+        let out =
+            normalise_traces(&bytes, LIMITS, &OperationLimiter::new(100), now).expect("valid");
+        let expected: Vec<_> = request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .collect();
+        assert_eq!(out.accepted.len(), expected.len());
+        for (got, want) in out.accepted.iter().zip(expected) {
+            assert_eq!(got.name, want.name);
+            assert_eq!(&got.trace_id[..], &want.trace_id[..]);
+            assert_eq!(
+                got.duration_ns,
+                want.end_time_unix_nano - want.start_time_unix_nano
+            );
+            assert_eq!(got.attributes.len(), want.attributes.len());
+            for ((k, v), kv) in got.attributes.iter().zip(&want.attributes) {
+                assert_eq!(*k, kv.key);
+                assert_eq!(
+                    v.as_ref(),
+                    crate::normalise::any_value_to_string(kv.value.as_ref().expect("value"))
+                );
+            }
+            assert_eq!(
+                got.is_error,
+                want.status.as_ref().is_some_and(|s| s.code == 2)
+                    || got.http_status_code >= 500 && want.kind == 2
+            );
+        }
+    }
+
+    #[test]
+    fn non_string_values_and_missing_service() {
+        let int = KeyValue {
+            key: "http.response.status_code".into(),
+            value: Some(AnyValue {
+                value: Some(Value::IntValue(503)),
+            }),
+            ..Default::default()
+        };
+        let mut request = ExportTraceServiceRequest::default();
+        let now = crate::clock::now_unix_ns();
+        request
+            .resource_spans
+            .push(opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+                resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                    attributes: vec![text("host.name", "a")],
+                    ..Default::default()
+                }),
+                scope_spans: vec![opentelemetry_proto::tonic::trace::v1::ScopeSpans {
+                    spans: vec![opentelemetry_proto::tonic::trace::v1::Span {
+                        trace_id: vec![1; 16],
+                        span_id: vec![2; 8],
+                        name: "GET".into(),
+                        kind: 2,
+                        start_time_unix_nano: now,
+                        end_time_unix_nano: now + 5,
+                        attributes: vec![
+                            int,
+                            text("http.request.method", "GET"),
+                            text("url.path", "/a/1"),
+                        ],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+        let bytes = request.encode_to_vec();
+        let out = normalise_traces(&bytes, LIMITS, &OperationLimiter::new(10), now).expect("valid");
+        let span = &out.accepted[0];
+        assert_eq!(
+            (span.service.as_ref(), span.operation.as_ref()),
+            (UNKNOWN_SERVICE, "GET /a/{id}")
+        );
+        assert_eq!((span.http_status_code, span.is_error), (503, true));
+        assert_eq!(out.unknown_service, 1);
+        assert_eq!(
+            span.resource.as_slice(),
+            &[("host.name", Cow::Borrowed("a"))]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = normalise_traces(&bytes, LIMITS, &OperationLimiter::new(10), 0);
+        }
+    }
 }

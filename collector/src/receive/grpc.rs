@@ -1,12 +1,13 @@
 //! OTLP/gRPC: `TraceService/Export` and `MetricsService/Export` on one tonic server.
 //!
-//! The services are written against tonic's server building blocks rather than generated,
-//! so that decoding is ours: a malformed message is INVALID_ARGUMENT (tonic's stock codec says
-//! INTERNAL) and one over the size limit is RESOURCE_EXHAUSTED. gzip is accepted.
+//! The services are written against tonic's server building blocks rather than generated, so
+//! that decoding is ours: the codec only checks the size (RESOURCE_EXHAUSTED past the limit) and
+//! hands the bytes to the signal's handler, which reads them in place; a malformed message is
+//! INVALID_ARGUMENT (tonic's stock codec says INTERNAL). gzip is accepted.
 
-use super::ExportHandler;
+use super::{ExportHandler, Payload};
 use crate::pipeline::{IngestError, Pipeline};
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use prost::Message;
 use std::convert::Infallible;
 use std::marker::PhantomData;
@@ -98,14 +99,14 @@ struct Export<H> {
     handler: PhantomData<fn() -> H>,
 }
 
-impl<H: ExportHandler> UnaryService<H::Request> for Export<H> {
+impl<H: ExportHandler> UnaryService<Bytes> for Export<H> {
     type Response = H::Response;
     type Future = BoxFuture<tonic::Response<H::Response>, Status>;
 
-    fn call(&mut self, request: tonic::Request<H::Request>) -> Self::Future {
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let pipeline = Arc::clone(&self.pipeline);
         Box::pin(async move {
-            H::export(&pipeline, request.into_inner())
+            H::export(&pipeline, Payload::Protobuf(request.into_inner()))
                 .await
                 .map(tonic::Response::new)
                 .map_err(status_for)
@@ -118,6 +119,7 @@ fn status_for(error: IngestError) -> Status {
     match error {
         IngestError::Busy { .. } => Status::resource_exhausted(error.to_string()),
         IngestError::ShuttingDown => Status::unavailable(error.to_string()),
+        IngestError::Malformed(message) => Status::invalid_argument(message),
     }
 }
 
@@ -128,7 +130,7 @@ struct OtlpCodec<H> {
 
 impl<H: ExportHandler> Codec for OtlpCodec<H> {
     type Encode = H::Response;
-    type Decode = H::Request;
+    type Decode = Bytes;
     type Encoder = ProstEncoder<H::Response>;
     type Decoder = OtlpDecoder<H>;
 
@@ -162,10 +164,11 @@ struct OtlpDecoder<H> {
 }
 
 impl<H: ExportHandler> Decoder for OtlpDecoder<H> {
-    type Item = H::Request;
+    type Item = Bytes;
     type Error = Status;
 
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<H::Request>, Status> {
+    /// Checks the size and hands the message bytes on; the handler decodes them.
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
         let size = src.remaining();
         if size > self.max_message_bytes {
             return Err(Status::resource_exhausted(format!(
@@ -173,13 +176,6 @@ impl<H: ExportHandler> Decoder for OtlpDecoder<H> {
                 self.max_message_bytes
             )));
         }
-        // Decoding from one contiguous slice is much cheaper than through tonic's buffer view.
-        let message = src.copy_to_bytes(size);
-        H::Request::decode(message.as_ref()).map(Some).map_err(|e| {
-            Status::invalid_argument(format!(
-                "malformed OTLP protobuf ({} export request): {e}",
-                H::ITEMS
-            ))
-        })
+        Ok(Some(src.copy_to_bytes(size)))
     }
 }

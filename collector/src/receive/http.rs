@@ -6,7 +6,7 @@
 //! with `Retry-After` when the collector is busy, 503 when it is shutting down. Error bodies are
 //! a `google.rpc.Status` (code and message) in the request's encoding.
 
-use super::{ExportHandler, Metrics, Traces};
+use super::{ExportHandler, Metrics, Payload, Traces};
 use crate::pipeline::{IngestError, Pipeline};
 use axum::Router;
 use axum::body::Bytes;
@@ -110,6 +110,11 @@ impl From<IngestError> for HttpError {
                 tonic::Code::Unavailable,
                 error.to_string(),
             ),
+            IngestError::Malformed(message) => Self::new(
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                message,
+            ),
         }
     }
 }
@@ -144,23 +149,11 @@ async fn handle<H: ExportHandler>(
     body: Bytes,
 ) -> Result<Response, HttpError> {
     let body = decompress(headers, body, state.max_body_bytes)?;
-    let request: H::Request = match encoding {
-        Encoding::Protobuf => prost::Message::decode(body.as_ref()).map_err(|e| {
-            HttpError::new(
-                StatusCode::BAD_REQUEST,
-                tonic::Code::InvalidArgument,
-                format!("malformed OTLP protobuf ({} export request): {e}", H::ITEMS),
-            )
-        })?,
-        Encoding::Json => serde_json::from_slice(&body).map_err(|e| {
-            HttpError::new(
-                StatusCode::BAD_REQUEST,
-                tonic::Code::InvalidArgument,
-                format!("malformed OTLP JSON ({} export request): {e}", H::ITEMS),
-            )
-        })?,
+    let payload = match encoding {
+        Encoding::Protobuf => Payload::Protobuf(body),
+        Encoding::Json => Payload::Json(body),
     };
-    let response = H::export(&state.pipeline, request).await?;
+    let response = H::export(&state.pipeline, payload).await?;
     Ok(encode(encoding, &response))
 }
 

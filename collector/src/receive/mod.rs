@@ -10,18 +10,27 @@ pub mod grpc;
 pub mod http;
 
 use crate::pipeline::{IngestError, IngestOutcome, Pipeline};
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use prost::Message;
 use std::future::Future;
 
-/// One OTLP signal: its messages, its gRPC names, and how the pipeline takes it.
+/// A request body as received, in one of the two OTLP encodings.
+#[derive(Clone, Debug)]
+pub enum Payload {
+    /// Protobuf (gRPC, or HTTP `application/x-protobuf`).
+    Protobuf(Bytes),
+    /// OTLP JSON (HTTP `application/json`).
+    Json(Bytes),
+}
+
+/// One OTLP signal: its gRPC names, how its bodies are decoded, and how the pipeline takes it.
 pub trait ExportHandler: Send + Sync + 'static {
-    /// The export request message.
-    type Request: prost::Message + Default + serde::de::DeserializeOwned + Send + 'static;
     /// The export response message.
     type Response: prost::Message + Default + serde::Serialize + Send + 'static;
     /// Fully qualified gRPC service name.
@@ -31,10 +40,10 @@ pub trait ExportHandler: Send + Sync + 'static {
     /// What the items are called in messages ("spans", "data points").
     const ITEMS: &'static str;
 
-    /// Hands a decoded request to the pipeline and builds the OTLP response.
+    /// Decodes a body, hands it to the pipeline and builds the OTLP response.
     fn export(
         pipeline: &Pipeline,
-        request: Self::Request,
+        payload: Payload,
     ) -> impl Future<Output = Result<Self::Response, IngestError>> + Send;
 }
 
@@ -46,18 +55,29 @@ pub struct Traces;
 #[derive(Debug)]
 pub struct Metrics;
 
+fn malformed_json(items: &str, error: serde_json::Error) -> IngestError {
+    IngestError::Malformed(format!(
+        "malformed OTLP JSON ({items} export request): {error}"
+    ))
+}
+
 impl ExportHandler for Traces {
-    type Request = ExportTraceServiceRequest;
     type Response = ExportTraceServiceResponse;
     const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
     const ITEMS: &'static str = "spans";
 
-    async fn export(
-        pipeline: &Pipeline,
-        request: Self::Request,
-    ) -> Result<Self::Response, IngestError> {
-        let outcome = pipeline.ingest_traces(request).await?;
+    async fn export(pipeline: &Pipeline, payload: Payload) -> Result<Self::Response, IngestError> {
+        // Spans are read straight from protobuf bytes; JSON is converted to them first.
+        let bytes = match payload {
+            Payload::Protobuf(bytes) => bytes,
+            Payload::Json(json) => {
+                let request: ExportTraceServiceRequest =
+                    serde_json::from_slice(&json).map_err(|e| malformed_json(Self::ITEMS, e))?;
+                Bytes::from(request.encode_to_vec())
+            }
+        };
+        let outcome = pipeline.ingest_traces(&bytes).await?;
         Ok(ExportTraceServiceResponse {
             partial_success: partial(outcome).map(|(rejected_spans, error_message)| {
                 ExportTracePartialSuccess {
@@ -70,17 +90,26 @@ impl ExportHandler for Traces {
 }
 
 impl ExportHandler for Metrics {
-    type Request = ExportMetricsServiceRequest;
     type Response = ExportMetricsServiceResponse;
     const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
     const GRPC_PATH: &'static str =
         "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
     const ITEMS: &'static str = "data points";
 
-    async fn export(
-        pipeline: &Pipeline,
-        request: Self::Request,
-    ) -> Result<Self::Response, IngestError> {
+    async fn export(pipeline: &Pipeline, payload: Payload) -> Result<Self::Response, IngestError> {
+        let request = match payload {
+            Payload::Protobuf(bytes) => {
+                ExportMetricsServiceRequest::decode(bytes).map_err(|e| {
+                    IngestError::Malformed(format!(
+                        "malformed OTLP protobuf ({} export request): {e}",
+                        Self::ITEMS
+                    ))
+                })?
+            }
+            Payload::Json(json) => {
+                serde_json::from_slice(&json).map_err(|e| malformed_json(Self::ITEMS, e))?
+            }
+        };
         let outcome = pipeline.ingest_metrics(request).await?;
         Ok(ExportMetricsServiceResponse {
             partial_success: partial(outcome).map(|(rejected_data_points, error_message)| {

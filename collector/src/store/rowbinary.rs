@@ -6,6 +6,7 @@
 //! bytes, `FixedString(N)` as N raw bytes, `Array(T)` as a LEB128 count then the items, `DateTime`
 //! as `UInt32` seconds, `Enum8` as `Int8`.
 
+use crate::normalise::Attribute;
 use bytes::{BufMut, BytesMut};
 
 /// Writes an unsigned LEB128 length.
@@ -23,11 +24,15 @@ pub fn put_str(buf: &mut BytesMut, s: &str) {
     buf.put_slice(s.as_bytes());
 }
 
-/// Writes an `Array(String)`.
-pub fn put_str_array<S: AsRef<str>>(buf: &mut BytesMut, items: &[S]) {
-    put_length(buf, items.len());
-    for item in items {
-        put_str(buf, item.as_ref());
+/// Writes attributes as the two arrays of a `Nested(key String, value String)` column.
+pub fn put_attributes(buf: &mut BytesMut, attributes: &[Attribute<'_>]) {
+    put_length(buf, attributes.len());
+    for (key, _) in attributes {
+        put_str(buf, key);
+    }
+    put_length(buf, attributes.len());
+    for (_, value) in attributes {
+        put_str(buf, value);
     }
 }
 
@@ -48,9 +53,9 @@ mod tests {
     }
 
     #[test]
-    fn strings_and_arrays() {
+    fn attributes_are_two_string_arrays() {
         let mut buf = BytesMut::new();
-        put_str_array(&mut buf, &["ab", ""]);
-        assert_eq!(&buf[..], &[2, 2, b'a', b'b', 0]);
+        put_attributes(&mut buf, &[("ab", "c".into()), ("", "".into())]);
+        assert_eq!(&buf[..], &[2, 2, b'a', b'b', 0, 2, 1, b'c', 0]);
     }
 }

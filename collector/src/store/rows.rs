@@ -3,7 +3,7 @@
 //! the `clickhouse` crate encodes. Nested columns are parallel arrays (`attributes.key`,
 //! `attributes.value`, `latencyMap.bucket`, `latencyMap.count`).
 
-use super::rowbinary::{put_str, put_str_array};
+use super::rowbinary::{put_attributes, put_str};
 use crate::normalise::Span;
 use bytes::{BufMut, Bytes, BytesMut};
 use clickhouse::Row;
@@ -15,7 +15,7 @@ pub const SPAN_COLUMNS: &str = "timestamp, start_time_ns, duration_ns, trace_id,
      `attributes.key`, `attributes.value`, `resource.key`, `resource.value`";
 
 /// Appends one `spans` row for `span` in RowBinary, in [`SPAN_COLUMNS`] order.
-pub fn encode_span(buf: &mut BytesMut, span: &Span) {
+pub fn encode_span(buf: &mut BytesMut, span: &Span<'_>) {
     buf.put_u32_le(u32::try_from(span.start_unix_ns / 1_000_000_000).unwrap_or(u32::MAX));
     buf.put_u64_le(span.start_unix_ns);
     buf.put_u64_le(span.duration_ns);
@@ -24,16 +24,14 @@ pub fn encode_span(buf: &mut BytesMut, span: &Span) {
     buf.put_slice(&span.parent_span_id);
     put_str(buf, &span.service);
     put_str(buf, &span.operation);
-    put_str(buf, &span.name);
+    put_str(buf, span.name);
     buf.put_i8(span.kind);
     buf.put_i8(span.status_code);
-    put_str(buf, &span.status_message);
+    put_str(buf, span.status_message);
     buf.put_u16_le(span.http_status_code);
     buf.put_u8(u8::from(span.is_error));
-    put_str_array(buf, &span.attribute_keys);
-    put_str_array(buf, &span.attribute_values);
-    put_str_array(buf, &span.resource.keys);
-    put_str_array(buf, &span.resource.values);
+    put_attributes(buf, &span.attributes);
+    put_attributes(buf, &span.resource);
 }
 
 /// Rows already encoded as RowBinary, with the column list they follow.
@@ -49,7 +47,7 @@ pub struct EncodedRows {
 
 impl EncodedRows {
     /// Encodes `spans` as `spans` table rows.
-    pub fn spans(spans: &[Span]) -> Self {
+    pub fn spans(spans: &[Span<'_>]) -> Self {
         // Roughly what a span with ten attributes takes; the buffer grows if needed.
         let mut buf = BytesMut::with_capacity(spans.len() * 640);
         for span in spans {
