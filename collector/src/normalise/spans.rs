@@ -291,6 +291,7 @@ mod tests {
     use crate::loadgen::{Workload, WorkloadShape, text};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use proptest::prelude::any;
     use prost::Message;
 
     const LIMITS: SpanLimits = SpanLimits {
@@ -393,7 +394,56 @@ mod tests {
         );
     }
 
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            ".{0,20}".prop_map(Value::StringValue),
+            any::<i64>().prop_map(Value::IntValue),
+            any::<bool>().prop_map(Value::BoolValue),
+            any::<f64>().prop_map(Value::DoubleValue),
+            proptest::collection::vec(any::<u8>(), 0..8).prop_map(Value::BytesValue),
+        ]
+    }
+
     proptest::proptest! {
+        #[test]
+        fn attributes_and_names_read_in_place_equal_prost(
+            name in ".{0,30}",
+            kind in 0i32..6,
+            attributes in proptest::collection::vec(("[a-z.]{1,12}", any_value()), 0..12),
+        ) {
+            let now = crate::clock::now_unix_ns();
+            let span = opentelemetry_proto::tonic::trace::v1::Span {
+                trace_id: vec![3; 16],
+                span_id: vec![4; 8],
+                name: name.clone(),
+                kind,
+                start_time_unix_nano: now,
+                end_time_unix_nano: now + 1,
+                attributes: attributes
+                    .iter()
+                    .map(|(k, v)| KeyValue { key: k.clone(), value: Some(AnyValue { value: Some(v.clone()) }), ..Default::default() })
+                    .collect(),
+                ..Default::default()
+            };
+            let request = ExportTraceServiceRequest {
+                resource_spans: vec![opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+                    scope_spans: vec![opentelemetry_proto::tonic::trace::v1::ScopeSpans { spans: vec![span.clone()], ..Default::default() }],
+                    ..Default::default()
+                }],
+            };
+            let bytes = request.encode_to_vec();
+            let out = normalise_traces(&bytes, LIMITS, &OperationLimiter::new(10), now).expect("valid");
+            proptest::prop_assert_eq!(out.accepted.len(), 1);
+            let got = &out.accepted[0];
+            proptest::prop_assert_eq!(got.name, name.as_str());
+            proptest::prop_assert_eq!(i32::from(got.kind), kind);
+            for ((k, v), kv) in got.attributes.iter().zip(&span.attributes) {
+                proptest::prop_assert_eq!(*k, kv.key.as_str());
+                proptest::prop_assert_eq!(v.as_ref(), crate::normalise::any_value_to_string(kv.value.as_ref().expect("set")));
+            }
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             let _ = normalise_traces(&bytes, LIMITS, &OperationLimiter::new(10), 0);
