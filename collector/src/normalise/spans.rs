@@ -291,7 +291,6 @@ mod tests {
     use crate::loadgen::{Workload, WorkloadShape, text};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-    use proptest::prelude::any;
     use prost::Message;
 
     const LIMITS: SpanLimits = SpanLimits {
