@@ -7,4 +7,9 @@ cd "$(dirname "$0")/.."
 deploy/install-deps.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+# One closing line for the whole run (cargo prints one per test binary, the last often empty).
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "all test binaries: %d passed, %d failed\n", passed, failed }' "$log"
