@@ -180,19 +180,16 @@ fn ranking_sql(s: &Source) -> String {
     )
 }
 
-/// Ranks endpoints for `query`, reading the store as of `now_unix_s`.
-pub async fn top_endpoints(
-    store: &Store,
-    query: &TopQuery,
-    now_unix_s: u32,
-) -> Result<TopEndpointsResponse, QueryError> {
+/// The ClickHouse query behind [`top_endpoints`], with the request's values bound: one row per
+/// endpoint with `req_total`, `err_total`, `sum_us`, `p50`, `p95`, `p99` (µs) and `total`.
+pub fn ranking_query(store: &Store, query: &TopQuery, now_unix_s: u32) -> clickhouse::query::Query {
     let source = if query.window_s > HOURLY_FROM_S {
         &HOURS
     } else {
         &MINUTES
     };
     let from = u64::from(now_unix_s).saturating_sub(query.window_s);
-    let rows: Vec<EndpointRow> = store
+    store
         .client()
         .query(&ranking_sql(source))
         .bind(from)
@@ -200,6 +197,15 @@ pub async fn top_endpoints(
         .bind(&query.service)
         .bind(&query.kind)
         .bind(&query.kind)
+}
+
+/// Ranks endpoints for `query`, reading the store as of `now_unix_s`.
+pub async fn top_endpoints(
+    store: &Store,
+    query: &TopQuery,
+    now_unix_s: u32,
+) -> Result<TopEndpointsResponse, QueryError> {
+    let rows: Vec<EndpointRow> = ranking_query(store, query, now_unix_s)
         .fetch_all()
         .await
         .map_err(StoreError::clickhouse("rank endpoints"))?;

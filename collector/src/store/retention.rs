@@ -15,12 +15,9 @@ struct Partition {
     partition: String,
 }
 
-/// Drops partitions of Plumb's tables older than `days` days; returns what was dropped.
-pub async fn drop_expired_partitions(
-    store: &Store,
-    days: u32,
-) -> Result<Vec<(String, String)>, StoreError> {
-    let expired: Vec<Partition> = store
+/// The query listing `(table, partition)` of Plumb's partitions older than `days` days.
+pub fn expired_partitions_query(store: &Store, days: u32) -> clickhouse::query::Query {
+    store
         .client
         .query(
             "SELECT DISTINCT table, partition FROM system.parts
@@ -30,6 +27,14 @@ pub async fn drop_expired_partitions(
         .bind(store.database())
         .bind(PARTITIONED_TABLES)
         .bind(days)
+}
+
+/// Drops partitions of Plumb's tables older than `days` days; returns what was dropped.
+pub async fn drop_expired_partitions(
+    store: &Store,
+    days: u32,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let expired: Vec<Partition> = expired_partitions_query(store, days)
         .fetch_all()
         .await
         .map_err(StoreError::clickhouse("list expired partitions"))?;

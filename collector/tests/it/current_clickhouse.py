@@ -1,0 +1,51 @@
+"""Runs Plumb's schema, inserts and queries on current ClickHouse, embedded through chDB.
+
+Called by current_clickhouse.rs with a fixture file (JSON) that holds the exact SQL the collector
+sends (migrations, the ranking query with its values bound, the retention query), a file of span
+rows encoded as RowBinary by the collector's own encoder, and latency rows to insert. Prints what
+came back as JSON on stdout.
+"""
+
+import json
+import sys
+import tempfile
+
+from chdb import session
+
+
+def main() -> None:
+    with open(sys.argv[1], encoding="utf-8") as f:
+        fixture = json.load(f)
+    with tempfile.TemporaryDirectory() as path:
+        db = session.Session(path)
+
+        def rows(sql: str) -> list:
+            text = str(db.query(sql, "JSONEachRow"))
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+        for statement in fixture["schema"]:
+            db.query(statement)
+        for row in fixture["latency_rows"]:
+            db.query(
+                "INSERT INTO latency_minute VALUES ({minute}, '{service}', '{operation}', '{kind}', "
+                "{requests}, {errors}, {sum_us}, {buckets}, {counts})".format(**row)
+            )
+        db.query(
+            f"INSERT INTO spans ({fixture['span_columns']}) "
+            f"FROM INFILE '{fixture['span_file']}' FORMAT RowBinary"
+        )
+        result = {
+            "version": rows("SELECT version() AS v")[0]["v"],
+            "ranking": rows(fixture["ranking_sql"]),
+            "hour_requests": rows("SELECT sum(hour_requests) AS n FROM latency_hour")[0]["n"],
+            "spans": rows(
+                "SELECT count() AS n, any(hex(trace_id)) AS trace, sum(length(attributes.key)) AS attributes "
+                "FROM spans"
+            )[0],
+            "expired": rows(fixture["retention_sql"]),
+        }
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
