@@ -65,7 +65,19 @@ impl<'a> Fields<'a> {
         Self { rest: message }
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64, WireError> {
+        // Most keys and lengths fit in one byte.
+        if let Some((&byte, rest)) = self.rest.split_first()
+            && byte < 0x80
+        {
+            self.rest = rest;
+            return Ok(u64::from(byte));
+        }
+        self.varint_slow()
+    }
+
+    fn varint_slow(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
         for (i, &byte) in self.rest.iter().enumerate().take(10) {
             value |= u64::from(byte & 0x7f) << (7 * i);
@@ -77,6 +89,7 @@ impl<'a> Fields<'a> {
         Err(WireError("truncated or overlong varint"))
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
         if n > self.rest.len() {
             return Err(WireError("field runs past the end of its message"));
@@ -90,43 +103,50 @@ impl<'a> Fields<'a> {
 impl<'a> Iterator for Fields<'a> {
     type Item = Result<(u32, Value<'a>), WireError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.rest.is_empty() {
             return None;
         }
-        let field = (|| {
-            let key = self.varint()?;
-            let number =
-                u32::try_from(key >> 3).map_err(|_| WireError("field number out of range"))?;
-            if number == 0 {
-                return Err(WireError("field number 0"));
-            }
-            let value = match key & 7 {
-                0 => Value::Varint(self.varint()?),
-                1 => Value::Fixed64(u64::from_le_bytes(
-                    self.take(8)?.try_into().map_err(|_| WireError("fixed64"))?,
-                )),
-                2 => {
-                    let len = usize::try_from(self.varint()?)
-                        .map_err(|_| WireError("length out of range"))?;
-                    Value::Bytes(self.take(len)?)
-                }
-                5 => Value::Fixed32(u32::from_le_bytes(
-                    self.take(4)?.try_into().map_err(|_| WireError("fixed32"))?,
-                )),
-                _ => {
-                    return Err(WireError(
-                        "unsupported wire type (groups are not used by OTLP)",
-                    ));
-                }
-            };
-            Ok((number, value))
-        })();
+        let field = self.field();
         if field.is_err() {
             // Stop after the first error.
             self.rest = &[];
         }
         Some(field)
+    }
+}
+
+impl<'a> Fields<'a> {
+    #[inline]
+    fn field(&mut self) -> Result<(u32, Value<'a>), WireError> {
+        let key = self.varint()?;
+        let number = u32::try_from(key >> 3).map_err(|_| WireError("field number out of range"))?;
+        if number == 0 {
+            return Err(WireError("field number 0"));
+        }
+        let value = match key & 7 {
+            0 => Value::Varint(self.varint()?),
+            1 => Value::Fixed64(u64::from_le_bytes(self.fixed::<8>()?)),
+            2 => {
+                let len = usize::try_from(self.varint()?)
+                    .map_err(|_| WireError("length out of range"))?;
+                Value::Bytes(self.take(len)?)
+            }
+            5 => Value::Fixed32(u32::from_le_bytes(self.fixed::<4>()?)),
+            _ => {
+                return Err(WireError(
+                    "unsupported wire type (groups are not used by OTLP)",
+                ));
+            }
+        };
+        Ok((number, value))
+    }
+
+    #[inline]
+    fn fixed<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let bytes = self.take(N)?;
+        <[u8; N]>::try_from(bytes).map_err(|_| WireError("fixed-width field"))
     }
 }
 
