@@ -1,12 +1,12 @@
 //! Bad input over real sockets: every kind gets a clear error and never a panic, and what was
 //! accepted before is still there afterwards.
 
-use crate::support::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use plumb_collector::loadgen::{RawGrpcClient, TRACE_EXPORT_PATH, text};
+use plumb_test_support::*;
 use prost::Message;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,9 +1,9 @@
 //! Spans with known latency distributions go in through the SDK exporters; the percentiles,
 //! counts, error rates and time shares that `plumb top --json` reports must match.
 
-use crate::support::*;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
+use plumb_test_support::*;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 

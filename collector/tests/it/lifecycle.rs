@@ -1,7 +1,7 @@
 //! Start-up and shutdown: the managed local ClickHouse, the error when none can be found, and
 //! SIGTERM flushing everything that was accepted.
 
-use crate::support::*;
+use plumb_test_support::*;
 use std::time::{Duration, SystemTime};
 
 fn spans(n: u64, route: &str) -> Vec<SpanSpec> {

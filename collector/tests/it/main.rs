@@ -6,4 +6,3 @@ mod current_clickhouse;
 mod end_to_end;
 mod lifecycle;
 mod storage;
-mod support;

@@ -2,12 +2,12 @@
 //! excess into `[overflow]`, retention drops old partitions, migrations are idempotent, and
 //! OTLP metrics land in the `metrics` table.
 
-use crate::support::*;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use plumb_collector::store::schema;
+use plumb_test_support::*;
 use std::time::{Duration, SystemTime};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
-//! The shared test harness: one real ClickHouse per test binary (started with the collector's
+//! Plumb's shared test harness: one real ClickHouse per test binary (started with the collector's
 //! own `LocalClickHouse`, or `PLUMB_CLICKHOUSE_URL` when set), a fresh database per test, real
 //! `plumb-collector` processes on free loopback ports, and the official OpenTelemetry SDK
 //! exporters to send data.
@@ -66,6 +66,24 @@ fn store_for(url: &str, database: &str) -> Store {
     .expect("valid store config")
 }
 
+/// The path of one of the workspace's binaries, next to the running test executable
+/// (`target/<profile>/deps/<test>` → `target/<profile>/<name>`). `cargo test --workspace` builds
+/// them before running any test.
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo build -p plumb-collector --bins` first",
+        path.display()
+    );
+    path
+}
+
 /// A database name no other test uses.
 pub fn unique_database(test: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -108,7 +126,7 @@ impl Collector {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("collector.log");
         let any_port = "127.0.0.1:0";
-        let mut command = Command::new(env!("CARGO_BIN_EXE_plumb-collector"));
+        let mut command = Command::new(binary("plumb-collector"));
         command
             .args(storage)
             .args(["--database", database, "--flush-interval", "1s"])
@@ -230,7 +248,7 @@ impl Collector {
 
     /// Runs `plumb top --json` with `args` against this collector.
     pub async fn top(&self, args: &[&str]) -> serde_json::Value {
-        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_plumb"))
+        let output = tokio::process::Command::new(binary("plumb"))
             .args(["--endpoint", &self.query_url(), "top", "--json"])
             .args(args)
             .output()

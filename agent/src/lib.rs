@@ -1,0 +1,28 @@
+//! `plumb-agent`: the half of Plumb that lives with a Rust backend.
+//!
+//! One call, [`init`], sets up OpenTelemetry tracing and metrics exported over OTLP/gRPC (to the
+//! Plumb sidecar or straight to the collector) with a resource that names the service, and routes
+//! `tracing` spans into it. [`PlumbLayer`] records a SERVER span for every HTTP request a
+//! tower/axum server handles. Recording never blocks a request: spans go into the SDK's bounded
+//! queue and are dropped (and counted by the SDK) when it is full.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let _agent = plumb_agent::init(plumb_agent::AgentConfig::new("checkout"))?;
+//! let app = axum::Router::new()
+//!     .route("/users/{id}", axum::routing::get(|| async { "hi" }))
+//!     .route_layer(plumb_agent::PlumbLayer::new());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod config;
+mod http_layer;
+mod setup;
+
+pub use config::AgentConfig;
+pub use http_layer::{PlumbLayer, PlumbService, inject_trace_context};
+pub use setup::{AgentError, AgentGuard, init};

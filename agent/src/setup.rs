@@ -1,0 +1,124 @@
+//! [`init`]: the OpenTelemetry providers, the propagator and the `tracing` bridge, in one call.
+//!
+//! In: an [`AgentConfig`]. Out: global tracer and meter providers exporting OTLP/gRPC, the W3C
+//! trace-context propagator, and an [`AgentGuard`] that flushes and shuts them down when dropped.
+//! Must be called inside a multi-threaded tokio runtime (the exporters use it).
+
+use crate::config::AgentConfig;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// An OTLP exporter could not be built (bad endpoint, no tokio runtime).
+    #[error("cannot build the OTLP exporter: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+}
+
+/// Keeps the providers alive; dropping it flushes what is queued and shuts them down.
+#[derive(Debug)]
+pub struct AgentGuard {
+    tracer_provider: SdkTracerProvider,
+    meter_provider: SdkMeterProvider,
+}
+
+impl AgentGuard {
+    /// Exports everything queued now (spans and metrics).
+    pub fn flush(&self) {
+        let _ = self.tracer_provider.force_flush();
+        let _ = self.meter_provider.force_flush();
+    }
+}
+
+impl Drop for AgentGuard {
+    fn drop(&mut self) {
+        let _ = self.tracer_provider.shutdown();
+        let _ = self.meter_provider.shutdown();
+    }
+}
+
+/// Sets up tracing and metrics export for this process; keep the guard until the end of `main`.
+pub fn init(config: AgentConfig) -> Result<AgentGuard, AgentError> {
+    let resource = resource(&config);
+
+    let mut spans = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+    if let Some(endpoint) = &config.endpoint {
+        spans = spans.with_endpoint(endpoint.clone());
+    }
+    let batch = BatchConfigBuilder::default()
+        .with_max_queue_size(config.max_queued_spans)
+        .build();
+    let tracer_provider = SdkTracerProvider::builder()
+        .with_span_processor(
+            BatchSpanProcessor::builder(spans.build()?)
+                .with_batch_config(batch)
+                .build(),
+        )
+        .with_resource(resource.clone())
+        .build();
+
+    let mut metrics = opentelemetry_otlp::MetricExporter::builder().with_tonic();
+    if let Some(endpoint) = &config.endpoint {
+        metrics = metrics.with_endpoint(endpoint.clone());
+    }
+    let reader = PeriodicReader::builder(metrics.build()?)
+        .with_interval(config.metrics_interval)
+        .build();
+    let meter_provider = SdkMeterProvider::builder()
+        .with_reader(reader)
+        .with_resource(resource)
+        .build();
+
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    opentelemetry::global::set_tracer_provider(tracer_provider.clone());
+    opentelemetry::global::set_meter_provider(meter_provider.clone());
+    if config.install_tracing_subscriber {
+        let bridge =
+            tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("plumb-agent"));
+        // An application that already installed a subscriber keeps it.
+        let _ = tracing_subscriber::registry().with(bridge).try_init();
+    }
+    Ok(AgentGuard {
+        tracer_provider,
+        meter_provider,
+    })
+}
+
+/// The resource: code settings over `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`.
+fn resource(config: &AgentConfig) -> Resource {
+    let mut builder = Resource::builder();
+    if let Some(name) = &config.service_name {
+        builder = builder.with_service_name(name.clone());
+    }
+    let mut attributes = vec![KeyValue::new("process.pid", i64::from(std::process::id()))];
+    if let Some(host) = host_name() {
+        attributes.push(KeyValue::new("host.name", host));
+    }
+    if let Some(version) = &config.service_version {
+        attributes.push(KeyValue::new("service.version", version.clone()));
+    }
+    if let Some(environment) = &config.environment {
+        attributes.push(KeyValue::new(
+            "deployment.environment.name",
+            environment.clone(),
+        ));
+        attributes.push(KeyValue::new("deployment.environment", environment.clone()));
+    }
+    builder.with_attributes(attributes).build()
+}
+
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|h| !h.is_empty())
+}
