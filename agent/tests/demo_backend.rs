@@ -1,0 +1,148 @@
+//! The demo backend, instrumented by the library, sends to a real collector and ClickHouse: route
+//! templates, status codes, error counts and latency come out right, and a request through two
+//! services is one trace with the right parent/child links.
+
+use plumb_test_support::{Collector, binary, endpoint, store, unique_database};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// A running `plumb-demo serve` process.
+struct Demo {
+    child: Child,
+    url: String,
+}
+
+impl Demo {
+    fn start(service: &str, otlp: &str, recs_url: &str) -> Self {
+        let mut child = Command::new(binary("plumb-demo"))
+            .args(["serve", "--service", service, "--addr", "127.0.0.1:0"])
+            .args(["--recs-url", recs_url, "--otlp-endpoint", otlp])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("plumb-demo starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut line = String::new();
+        BufReader::new(stderr)
+            .read_line(&mut line)
+            .expect("first line");
+        let addr = line.rsplit(' ').next().expect("address").trim().to_owned();
+        assert!(line.contains("listening on"), "unexpected: {line}");
+        Self {
+            child,
+            url: format!("http://{addr}"),
+        }
+    }
+
+    /// Stops with Ctrl-C, which flushes the agent.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_backend_spans_become_endpoints_and_traces() {
+    let database = unique_database("demo");
+    let collector = Collector::start(&database, &[]).await;
+    let recs = Demo::start("recs", &collector.grpc_url(), "http://127.0.0.1:1");
+    let shop = Demo::start("shop", &collector.grpc_url(), &recs.url);
+    let client = reqwest::Client::new();
+    let mut checkout_failures = 0;
+    for i in 0..60u32 {
+        let ok = client
+            .get(format!("{}/users/{}", shop.url, 1000 + i))
+            .send()
+            .await
+            .expect("users");
+        assert_eq!(ok.status(), 200);
+    }
+    for _ in 0..40 {
+        let r = client
+            .post(format!("{}/checkout", shop.url))
+            .send()
+            .await
+            .expect("checkout");
+        checkout_failures += u64::from(r.status() == 500);
+    }
+    for i in 0..20u32 {
+        let r = client
+            .get(format!("{}/orders/{i}", shop.url))
+            .send()
+            .await
+            .expect("orders");
+        assert_eq!(r.status(), 200);
+    }
+    for i in 0..10u32 {
+        let r = client
+            .get(format!("{}/recommendations/{i}", shop.url))
+            .send()
+            .await
+            .expect("recs");
+        assert_eq!(r.status(), 200);
+    }
+    shop.stop();
+    recs.stop();
+
+    let endpoints = collector.wait_for_requests("shop", 130, &[]).await;
+    assert_eq!(endpoint(&endpoints, "GET /users/{id}")["requests"], 60);
+    assert_eq!(endpoint(&endpoints, "GET /users/{id}")["errors"], 0);
+    let checkout = endpoint(&endpoints, "POST /checkout");
+    assert_eq!(checkout["requests"], 40);
+    assert_eq!(checkout["errors"].as_u64(), Some(checkout_failures));
+    // /orders sleeps about 38 ms, 28 ms or more of it in the database CLIENT span.
+    let orders_p50 = endpoint(&endpoints, "GET /orders/{id}")["p50_ms"]
+        .as_f64()
+        .expect("p50");
+    assert!(
+        (37.0..80.0).contains(&orders_p50),
+        "orders p50 {orders_p50}"
+    );
+    let clients = collector
+        .wait_for_requests("shop", 30, &["--kind", "client"])
+        .await;
+    let db_p50 = endpoint(&clients, "SELECT orders")["p50_ms"]
+        .as_f64()
+        .expect("p50");
+    assert!(
+        db_p50 >= 27.0 && db_p50 < orders_p50,
+        "db p50 {db_p50} vs orders {orders_p50}"
+    );
+    collector.wait_for_requests("recs", 10, &[]).await;
+
+    // Each recs span is the child of a shop CLIENT span in the same trace.
+    let store = store(&database).await;
+    let linked: u64 = store
+        .client()
+        .query(
+            "SELECT count() FROM spans WHERE service = 'recs'
+             AND (trace_id, parent_span_id) IN
+                 (SELECT trace_id, span_id FROM spans WHERE service = 'shop' AND kind = 'client')",
+        )
+        .fetch_one()
+        .await
+        .expect("count");
+    assert_eq!(linked, 10);
+    // And the shop CLIENT span is the child of the shop SERVER span.
+    let nested: u64 = store
+        .client()
+        .query(
+            "SELECT count() FROM spans WHERE service = 'shop' AND kind = 'client' AND name = 'GET /recs/{id}'
+             AND (trace_id, parent_span_id) IN
+                 (SELECT trace_id, span_id FROM spans WHERE service = 'shop' AND kind = 'server')",
+        )
+        .fetch_one()
+        .await
+        .expect("count");
+    assert_eq!(nested, 10);
+    assert!(collector.stop().await);
+}
