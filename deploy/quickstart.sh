@@ -1,46 +1,69 @@
 #!/usr/bin/env bash
 # Plumb's main job on one machine: a local ClickHouse (started and stopped by the collector),
-# the collector, OTLP traffic from the load generator, then the slow-endpoint view.
+# the collector, a two-service demo backend instrumented with plumb-agent plus synthetic OTLP
+# load from five more services, traffic for both, then the slow-endpoint view.
 #
 #   PLUMB_DEMO_SECONDS   how long traffic runs (default 30)
-#   PLUMB_DEMO_RATE      spans per second (default 5000)
+#   PLUMB_DEMO_RATE      demo backend requests per second (default 50)
+#   PLUMB_LOAD_RATE      synthetic spans per second from plumb-loadgen (default 2000; 0 to skip)
 #   PLUMB_DATA_DIR       where ClickHouse keeps its data (default /tmp/plumb-quickstart)
-#   PLUMB_KEEP_RUNNING=1 leave the collector running at the end
+#   PLUMB_KEEP_RUNNING=1 leave everything running at the end
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/install-deps.sh
-cargo build --release --locked -p plumb-collector --bins
+cargo build --release --locked -p plumb-collector -p plumb-agent --bins
 
 seconds="${PLUMB_DEMO_SECONDS:-30}"
-rate="${PLUMB_DEMO_RATE:-5000}"
+rate="${PLUMB_DEMO_RATE:-50}"
+load="${PLUMB_LOAD_RATE:-2000}"
 data_dir="${PLUMB_DATA_DIR:-/tmp/plumb-quickstart}"
 bin=target/release
-log="$data_dir/collector.log"
 mkdir -p "$data_dir"
 
-"$bin/plumb-collector" --data-dir "$data_dir" --flush-interval 2s >"$log" 2>&1 &
-collector=$!
-stop_collector() { kill -TERM "$collector" 2>/dev/null && wait "$collector" 2>/dev/null || true; }
-[ "${PLUMB_KEEP_RUNNING:-0}" = 1 ] || trap stop_collector EXIT
+pids=()
+stop_all() {
+    for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+[ "${PLUMB_KEEP_RUNNING:-0}" = 1 ] || trap stop_all EXIT
 
-echo "waiting for the collector (log: $log)"
+"$bin/plumb-collector" --data-dir "$data_dir" --flush-interval 2s >"$data_dir/collector.log" 2>&1 &
+pids+=($!)
+echo "waiting for the collector (log: $data_dir/collector.log)"
 for _ in $(seq 1 120); do
     if curl -fsS http://127.0.0.1:7318/readyz >/dev/null 2>&1; then break; fi
-    if ! kill -0 "$collector" 2>/dev/null; then cat "$log"; exit 1; fi
+    if ! kill -0 "${pids[0]}" 2>/dev/null; then cat "$data_dir/collector.log"; exit 1; fi
     sleep 0.5
 done
 curl -fsS http://127.0.0.1:7318/readyz
 
-echo "sending ${rate} spans/s for ${seconds}s from 5 services"
-"$bin/plumb-loadgen" --rate "$rate" --duration "${seconds}s"
-sleep 3
+# The demo backend: shop calls recs; both export to the collector with plumb-agent.
+"$bin/plumb-demo" serve --service recs --addr 127.0.0.1:8082 --otlp-endpoint http://127.0.0.1:4317 \
+    2>"$data_dir/recs.log" &
+pids=("$!" "${pids[@]}")
+"$bin/plumb-demo" serve --service shop --addr 127.0.0.1:8081 --recs-url http://127.0.0.1:8082 \
+    --otlp-endpoint http://127.0.0.1:4317 2>"$data_dir/shop.log" &
+pids=("$!" "${pids[@]}")
+sleep 1
+
+echo "traffic for ${seconds}s: ${rate} requests/s to the demo backend, ${load} synthetic spans/s"
+if [ "$load" != 0 ]; then
+    "$bin/plumb-loadgen" --rate "$load" --duration "${seconds}s" --services 5 --endpoints 6 &
+    loadgen=$!
+fi
+"$bin/plumb-demo" traffic --target http://127.0.0.1:8081 --rate "$rate" --duration "${seconds}s"
+[ -z "${loadgen:-}" ] || wait "$loadgen"
+sleep 7   # the agent exports every 5 s, the collector flushes every 2 s
 
 echo
-echo "== slowest endpoints (plumb top --since 5m) =="
-"$bin/plumb" top --since 5m --limit 15
+echo "== the demo backend's endpoints (plumb top --since 5m --service shop) =="
+"$bin/plumb" top --since 5m --service shop
 echo
-echo "== where the time goes (plumb top --by time) =="
-"$bin/plumb" top --since 5m --by time --limit 5
+echo "== its database and outbound calls (plumb top --kind client) =="
+"$bin/plumb" top --since 5m --service shop --kind client
+echo
+echo "== where the time goes across all services (plumb top --by time) =="
+"$bin/plumb" top --since 5m --by time --limit 10
 echo
 echo "query API: http://127.0.0.1:7318/api/v1/top?since=5m   metrics: http://127.0.0.1:7318/metrics"
