@@ -23,6 +23,8 @@ pub struct AgentConfig {
     pub max_queued_spans: usize,
     /// Whether to install a `tracing` subscriber that exports `tracing` spans too.
     pub install_tracing_subscriber: bool,
+    /// Whether to report host and process metrics.
+    pub host_metrics: bool,
 }
 
 impl AgentConfig {
@@ -44,6 +46,7 @@ impl AgentConfig {
             metrics_interval: Duration::from_secs(10),
             max_queued_spans: 8192,
             install_tracing_subscriber: true,
+            host_metrics: true,
         }
     }
 
@@ -68,6 +71,12 @@ impl AgentConfig {
     /// Sets how often metrics are exported.
     pub fn with_metrics_interval(mut self, interval: Duration) -> Self {
         self.metrics_interval = interval;
+        self
+    }
+
+    /// Turns host and process metrics off.
+    pub fn without_host_metrics(mut self) -> Self {
+        self.host_metrics = false;
         self
     }
 

@@ -3,7 +3,9 @@
 //! One call, [`init`], sets up OpenTelemetry tracing and metrics exported over OTLP/gRPC (to the
 //! Plumb sidecar or straight to the collector) with a resource that names the service, and routes
 //! `tracing` spans into it. [`PlumbLayer`] records a SERVER span for every HTTP request a
-//! tower/axum server handles. Recording never blocks a request: spans go into the SDK's bounded
+//! tower/axum server handles. Host and process metrics (CPU, load, memory, swap, filesystems,
+//! network, process CPU time and resident memory) are reported every `metrics_interval`.
+//! Recording never blocks a request: spans go into the SDK's bounded
 //! queue and are dropped (and counted by the SDK) when it is full.
 //!
 //! ```no_run
@@ -20,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod host_metrics;
 mod http_layer;
 mod setup;
 

@@ -80,6 +80,9 @@ pub fn init(config: AgentConfig) -> Result<AgentGuard, AgentError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(tracer_provider.clone());
     opentelemetry::global::set_meter_provider(meter_provider.clone());
+    if config.host_metrics {
+        crate::host_metrics::register(&opentelemetry::global::meter("plumb-agent"));
+    }
     if config.install_tracing_subscriber {
         let bridge =
             tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("plumb-agent"));

@@ -144,5 +144,35 @@ async fn demo_backend_spans_become_endpoints_and_traces() {
         .await
         .expect("count");
     assert_eq!(nested, 10);
+
+    // Host and process metrics from the agent, exported at least once (at shutdown).
+    #[derive(Debug, clickhouse::Row, serde::Deserialize)]
+    struct Reading {
+        name: String,
+        value: f64,
+    }
+    let readings: Vec<Reading> = store
+        .client()
+        .query(
+            "SELECT name, max(value) AS value FROM metrics
+             WHERE service = 'shop' AND (name != 'system.memory.usage' OR has(attributes.value, 'used'))
+             GROUP BY name ORDER BY name",
+        )
+        .fetch_all()
+        .await
+        .expect("metrics");
+    let value = |name: &str| {
+        readings
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.value)
+            .unwrap_or_else(|| panic!("no {name} in {readings:?}"))
+    };
+    assert!((0.0..=1.0).contains(&value("system.cpu.utilization")));
+    let (used, limit) = (value("system.memory.usage"), value("system.memory.limit"));
+    assert!(used > 0.0 && used < limit, "memory {used} of {limit}");
+    let resident = value("process.memory.usage");
+    assert!(resident > 1e6 && resident < used, "resident {resident}");
+    assert!(value("process.cpu.time") > 0.0);
     assert!(collector.stop().await);
 }
