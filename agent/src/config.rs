@@ -19,7 +19,7 @@ pub struct AgentConfig {
     pub endpoint: Option<String>,
     /// How often metrics are exported.
     pub metrics_interval: Duration,
-    /// Spans held for export before new ones are dropped (never blocks the request path).
+    /// Spans queued for export before new ones are dropped and counted (never blocks a request).
     pub max_queued_spans: usize,
     /// Whether to install a `tracing` subscriber that exports `tracing` spans too.
     pub install_tracing_subscriber: bool,

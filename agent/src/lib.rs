@@ -5,8 +5,9 @@
 //! `tracing` spans into it. [`PlumbLayer`] records a SERVER span for every HTTP request a
 //! tower/axum server handles. Host and process metrics (CPU, load, memory, swap, filesystems,
 //! network, process CPU time and resident memory) are reported every `metrics_interval`.
-//! Recording never blocks a request: spans go into the SDK's bounded
-//! queue and are dropped (and counted by the SDK) when it is full.
+//! Recording never blocks a request: spans go into a bounded queue and are dropped, counted
+//! (`plumb.agent.spans.dropped`) and logged at most every ten seconds when it is full; while the
+//! collector is down, exports are retried and the queue holds what fits.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,6 +26,7 @@ mod config;
 mod host_metrics;
 mod http_layer;
 mod setup;
+mod span_queue;
 
 pub use config::AgentConfig;
 pub use http_layer::{PlumbLayer, PlumbService, inject_trace_context};

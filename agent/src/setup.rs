@@ -1,18 +1,24 @@
 //! [`init`]: the OpenTelemetry providers, the propagator and the `tracing` bridge, in one call.
 //!
-//! In: an [`AgentConfig`]. Out: global tracer and meter providers exporting OTLP/gRPC, the W3C
+//! In: an [`AgentConfig`]. Out: global tracer and meter providers exporting OTLP/gRPC (spans
+//! through the bounded [`QueueProcessor`]), the agent's own counters, the W3C
 //! trace-context propagator, and an [`AgentGuard`] that flushes and shuts them down when dropped.
 //! Must be called inside a multi-threaded tokio runtime (the exporters use it).
 
 use crate::config::AgentConfig;
+use crate::span_queue::{QueueProcessor, QueueStats};
 use opentelemetry::KeyValue;
+use opentelemetry::metrics::Meter;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
-use tracing_subscriber::layer::SubscriberExt;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::{Layer as _, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Why the agent could not start.
@@ -53,15 +59,9 @@ pub fn init(config: AgentConfig) -> Result<AgentGuard, AgentError> {
     if let Some(endpoint) = &config.endpoint {
         spans = spans.with_endpoint(endpoint.clone());
     }
-    let batch = BatchConfigBuilder::default()
-        .with_max_queue_size(config.max_queued_spans)
-        .build();
+    let (processor, queue_stats) = QueueProcessor::new(spans.build()?, config.max_queued_spans);
     let tracer_provider = SdkTracerProvider::builder()
-        .with_span_processor(
-            BatchSpanProcessor::builder(spans.build()?)
-                .with_batch_config(batch)
-                .build(),
-        )
+        .with_span_processor(processor)
         .with_resource(resource.clone())
         .build();
 
@@ -80,12 +80,15 @@ pub fn init(config: AgentConfig) -> Result<AgentGuard, AgentError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(tracer_provider.clone());
     opentelemetry::global::set_meter_provider(meter_provider.clone());
+    let meter = opentelemetry::global::meter("plumb-agent");
+    register_own_metrics(&meter, queue_stats);
     if config.host_metrics {
-        crate::host_metrics::register(&opentelemetry::global::meter("plumb-agent"));
+        crate::host_metrics::register(&meter);
     }
     if config.install_tracing_subscriber {
-        let bridge =
-            tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("plumb-agent"));
+        let bridge = tracing_opentelemetry::layer()
+            .with_tracer(tracer_provider.tracer("plumb-agent"))
+            .with_filter(bridge_filter());
         // An application that already installed a subscriber keeps it.
         let _ = tracing_subscriber::registry().with(bridge).try_init();
     }
@@ -93,6 +96,50 @@ pub fn init(config: AgentConfig) -> Result<AgentGuard, AgentError> {
         tracer_provider,
         meter_provider,
     })
+}
+
+/// Which `tracing` spans become OpenTelemetry spans: the application's at INFO and above, none
+/// from the HTTP/gRPC stack the exporter itself uses (exporting those would feed on itself).
+fn bridge_filter() -> Targets {
+    let off = [
+        "h2",
+        "hyper",
+        "hyper_util",
+        "tonic",
+        "tower",
+        "reqwest",
+        "opentelemetry",
+        "opentelemetry_sdk",
+        "opentelemetry_otlp",
+    ];
+    off.into_iter().fold(
+        Targets::new().with_default(LevelFilter::INFO),
+        |t, target| t.with_target(target, LevelFilter::OFF),
+    )
+}
+
+/// The agent's own counters: `plumb.agent.spans.exported`, `plumb.agent.spans.dropped` (queue
+/// full, or unsent at shutdown) and `plumb.agent.export.failures` (failed attempts, retried).
+fn register_own_metrics(meter: &Meter, stats: Arc<QueueStats>) {
+    type Reading = fn(&QueueStats) -> u64;
+    let counters: [(&'static str, Reading); 3] = [
+        ("plumb.agent.spans.exported", |s| {
+            s.exported.load(Ordering::Relaxed)
+        }),
+        ("plumb.agent.spans.dropped", |s| {
+            s.dropped.load(Ordering::Relaxed)
+        }),
+        ("plumb.agent.export.failures", |s| {
+            s.export_failures.load(Ordering::Relaxed)
+        }),
+    ];
+    for (name, read) in counters {
+        let stats = Arc::clone(&stats);
+        meter
+            .u64_observable_counter(name)
+            .with_callback(move |o| o.observe(read(&stats), &[]))
+            .build();
+    }
 }
 
 /// The resource: code settings over `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`.

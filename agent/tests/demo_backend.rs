@@ -14,9 +14,14 @@ struct Demo {
 
 impl Demo {
     fn start(service: &str, otlp: &str, recs_url: &str) -> Self {
+        Self::start_with(service, otlp, recs_url, &[])
+    }
+
+    fn start_with(service: &str, otlp: &str, recs_url: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(binary("plumb-demo"))
             .args(["serve", "--service", service, "--addr", "127.0.0.1:0"])
             .args(["--recs-url", recs_url, "--otlp-endpoint", otlp])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -174,5 +179,76 @@ async fn demo_backend_spans_become_endpoints_and_traces() {
     let resident = value("process.memory.usage");
     assert!(resident > 1e6 && resident < used, "resident {resident}");
     assert!(value("process.cpu.time") > 0.0);
+    assert!(collector.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_collector_is_down_requests_are_served_spans_queue_and_drops_are_counted() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let otlp = format!("http://127.0.0.1:{port}");
+    let shop = Demo::start_with(
+        "shop",
+        &otlp,
+        "http://127.0.0.1:1",
+        &["--max-queued-spans", "100"],
+    );
+    let client = reqwest::Client::new();
+    let mut sent = 0u64;
+    // Nothing listens on the OTLP port: every request must still be served.
+    for round in 0..2 {
+        for i in 0..300u32 {
+            let r = client
+                .get(format!("{}/health?r={round}&i={i}", shop.url))
+                .send()
+                .await
+                .expect("served");
+            assert_eq!(r.status(), 200);
+            sent += 1;
+        }
+        // Let the agent try to export and start retrying; the second round then fills its queue.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    }
+    let database = unique_database("outage");
+    let grpc_addr = format!("127.0.0.1:{port}");
+    let collector = Collector::start(&database, &["--grpc-addr", &grpc_addr]).await;
+    // The held spans arrive once the collector is back (the agent retries with backoff).
+    let store = store(&database).await;
+    let count = |sql: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .client()
+                .query(sql)
+                .fetch_one::<u64>()
+                .await
+                .expect("count")
+        }
+    };
+    for _ in 0..240 {
+        if count("SELECT count() FROM spans WHERE service = 'shop'").await >= 300 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    shop.stop();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let arrived = count("SELECT count() FROM spans WHERE service = 'shop'").await;
+    let dropped = count(
+        "SELECT toUInt64(max(value)) FROM metrics WHERE service = 'shop' AND name = 'plumb.agent.spans.dropped'",
+    )
+    .await;
+    assert!(
+        arrived >= 300,
+        "spans held through the outage arrived: {arrived}"
+    );
+    assert!(dropped > 0, "the full queue dropped spans and counted them");
+    assert_eq!(
+        arrived + dropped,
+        sent,
+        "every span is either delivered or counted as dropped"
+    );
     assert!(collector.stop().await);
 }

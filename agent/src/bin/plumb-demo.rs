@@ -49,6 +49,9 @@ enum Command {
         /// OTLP/gRPC endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4317).
         #[arg(long)]
         otlp_endpoint: Option<String>,
+        /// Spans the agent queues before dropping (and counting) new ones.
+        #[arg(long, default_value_t = 8192)]
+        max_queued_spans: usize,
     },
     /// Send a mix of requests to shop.
     Traffic {
@@ -77,7 +80,17 @@ fn main() -> anyhow::Result<()> {
                 addr,
                 recs_url,
                 otlp_endpoint,
-            } => serve(service, addr, recs_url, otlp_endpoint).await,
+                max_queued_spans,
+            } => {
+                let mut config = AgentConfig::new(service.clone())
+                    .with_version("1.0.0")
+                    .with_environment("demo");
+                config.max_queued_spans = max_queued_spans;
+                if let Some(endpoint) = otlp_endpoint {
+                    config = config.with_endpoint(endpoint);
+                }
+                serve(config, service, addr, recs_url).await
+            }
             Command::Traffic {
                 target,
                 rate,
@@ -109,17 +122,11 @@ impl Dice {
 }
 
 async fn serve(
+    config: AgentConfig,
     service: String,
     addr: String,
     recs_url: String,
-    otlp_endpoint: Option<String>,
 ) -> anyhow::Result<()> {
-    let mut config = AgentConfig::new(service.clone())
-        .with_version("1.0.0")
-        .with_environment("demo");
-    if let Some(endpoint) = otlp_endpoint {
-        config = config.with_endpoint(endpoint);
-    }
     let agent = plumb_agent::init(config)?;
     let seed = std::process::id() as u64;
     let demo = Demo {
