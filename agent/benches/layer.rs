@@ -1,5 +1,5 @@
 //! What `PlumbLayer` adds to a request: the same axum handler with and without the layer, with
-//! a real SDK tracer provider (batch processor, exporter that discards) behind it.
+//! the tracer provider `init` builds (Plumb's queue processor) and an exporter that discards.
 //!
 //! Run: `cargo bench -p plumb-agent --bench layer`; the difference of the two is the overhead.
 
@@ -11,8 +11,8 @@ use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
-use plumb_agent::PlumbLayer;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use plumb_agent::{PlumbLayer, QueueProcessor};
 use tower_service::Service;
 
 #[derive(Debug)]
@@ -29,8 +29,9 @@ fn app() -> Router {
 }
 
 fn layer(c: &mut Criterion) {
+    let (processor, _stats) = QueueProcessor::new(Discard, 8192);
     let provider = SdkTracerProvider::builder()
-        .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+        .with_span_processor(processor)
         .build();
     opentelemetry::global::set_tracer_provider(provider.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -31,3 +31,4 @@ mod span_queue;
 pub use config::AgentConfig;
 pub use http_layer::{PlumbLayer, PlumbService, inject_trace_context};
 pub use setup::{AgentError, AgentGuard, init};
+pub use span_queue::{QueueProcessor, QueueStats};
