@@ -2,7 +2,7 @@
 //! templates, status codes, error counts and latency come out right, and a request through two
 //! services is one trace with the right parent/child links.
 
-use plumb_test_support::{Collector, binary, endpoint, store, unique_database};
+use plumb_test_support::{Collector, binary, endpoint, query_number, store, unique_database};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
@@ -215,18 +215,7 @@ async fn while_the_collector_is_down_requests_are_served_spans_queue_and_drops_a
     let grpc_addr = format!("127.0.0.1:{port}");
     let collector = Collector::start(&database, &["--grpc-addr", &grpc_addr]).await;
     // The held spans arrive once the collector is back (the agent retries with backoff).
-    let store = store(&database).await;
-    let count = |sql: &'static str| {
-        let store = store.clone();
-        async move {
-            store
-                .client()
-                .query(sql)
-                .fetch_one::<u64>()
-                .await
-                .expect("count")
-        }
-    };
+    let count = |sql: &'static str| query_number(&database, sql);
     for _ in 0..240 {
         if count("SELECT count() FROM spans WHERE service = 'shop'").await >= 300 {
             break;

@@ -99,6 +99,17 @@ pub async fn store(database: &str) -> Store {
     store_for(clickhouse_url().await, database)
 }
 
+/// The single number a query returns (`SELECT count() ...`), from `database`.
+pub async fn query_number(database: &str, sql: &str) -> u64 {
+    store(database)
+        .await
+        .client()
+        .query(sql)
+        .fetch_one::<u64>()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// A running `plumb-collector` process.
 pub struct Collector {
     child: Option<Child>,

@@ -80,18 +80,7 @@ async fn retention_drops_daily_partitions_older_than_the_limit() {
     let mut spans = server_spans("/old", [1_000; 5], old);
     spans.extend(server_spans("/new", [1_000; 7], fresh));
     send_spans(&first, Transport::Grpc, "kept", spans).await;
-    let store = store(&database).await;
-    let count = |sql: &'static str| {
-        let store = store.clone();
-        async move {
-            store
-                .client()
-                .query(sql)
-                .fetch_one::<u64>()
-                .await
-                .expect("count")
-        }
-    };
+    let count = |sql: &'static str| query_number(&database, sql);
     for _ in 0..120 {
         if count("SELECT count() FROM spans").await == 12
             && count("SELECT sum(requests) FROM latency_minute").await == 12
