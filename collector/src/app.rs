@@ -27,6 +27,8 @@ use tokio::task::JoinHandle;
 
 /// How long to wait for ClickHouse at start-up.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest time span and metric rows wait before being written.
+const ROW_FLUSH_MAX: Duration = Duration::from_secs(1);
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
@@ -72,12 +74,18 @@ pub async fn run(
         flush_interval: config.flush_interval,
         shutdown_timeout: config.shutdown_timeout,
     };
+    // Span and metric rows are written at least every second: holding them longer only costs
+    // memory (about 0.7 KB a span), while histograms gain from a longer interval.
+    let row_writer_settings = WriterSettings {
+        flush_interval: config.flush_interval.min(ROW_FLUSH_MAX),
+        ..writer_settings
+    };
     let writers: Vec<JoinHandle<()>> = vec![
         tokio::spawn(run_batch_writer(
             store.clone(),
             "spans",
             span_rx,
-            writer_settings,
+            row_writer_settings,
             writers_stop.clone(),
             Arc::clone(&telemetry),
         )),
@@ -85,7 +93,7 @@ pub async fn run(
             store.clone(),
             "metrics",
             metric_rx,
-            writer_settings,
+            row_writer_settings,
             writers_stop.clone(),
             Arc::clone(&telemetry),
         )),

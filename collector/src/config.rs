@@ -99,7 +99,7 @@ pub struct CollectorConfig {
     #[arg(long, env = "PLUMB_DATA_DIR", default_value = "plumb-data")]
     pub data_dir: PathBuf,
 
-    /// How often aggregated histograms and buffered rows are written to ClickHouse.
+    /// How often aggregated histograms are written to ClickHouse (span and metric rows: at least every second).
     #[arg(long, env = "PLUMB_FLUSH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub flush_interval: Duration,
 
