@@ -11,12 +11,13 @@ use crate::aggregate::Aggregator;
 use crate::config::CollectorConfig;
 use crate::normalise::SpanLimits;
 use crate::pipeline::{Pipeline, PipelineSettings};
-use crate::receive::{Metrics, Traces, grpc::OtlpGrpcService};
+use crate::query;
 use crate::store::local_server::{LocalClickHouse, LocalServerError, ServerBinary};
 use crate::store::writer::{WriterSettings, run_batch_writer, run_histogram_flusher};
 use crate::store::{Store, StoreConfig, StoreError, retention, schema};
 use crate::telemetry::Telemetry;
-use crate::{query, receive};
+use plumb_otlp::grpc::OtlpGrpcService;
+use plumb_otlp::{Metrics, Traces};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -263,11 +264,11 @@ async fn start_servers(
     let grpc = tonic::transport::Server::builder()
         .initial_connection_window_size(4 * 1024 * 1024)
         .initial_stream_window_size(2 * 1024 * 1024)
-        .add_service(OtlpGrpcService::<Traces>::new(
+        .add_service(OtlpGrpcService::<Traces, _>::new(
             Arc::clone(pipeline),
             config.max_request_bytes,
         ))
-        .add_service(OtlpGrpcService::<Metrics>::new(
+        .add_service(OtlpGrpcService::<Metrics, _>::new(
             Arc::clone(pipeline),
             config.max_request_bytes,
         ))
@@ -277,7 +278,7 @@ async fn start_servers(
         );
     let http = axum::serve(
         http_listener,
-        receive::http::router(Arc::clone(pipeline), config.max_request_bytes),
+        plumb_otlp::http::router(Arc::clone(pipeline), config.max_request_bytes),
     )
     .with_graceful_shutdown(signal(stop.clone()));
     let query = axum::serve(

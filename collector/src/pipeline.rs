@@ -4,7 +4,7 @@
 //! metric points queued for the ClickHouse writers, spans added to the latency aggregates, and an
 //! [`IngestOutcome`] saying what was rejected. The queues are bounded: when a writer falls
 //! behind, a request waits up to `enqueue_timeout` for room and is then refused with
-//! [`IngestError::Busy`] before anything of it is recorded, so a client's retry never counts
+//! [`ExportError::Busy`] before anything of it is recorded, so a client's retry never counts
 //! twice.
 
 use crate::aggregate::Aggregator;
@@ -16,26 +16,10 @@ use crate::normalise::{
 use crate::store::rows::{EncodedRows, MetricRow};
 use crate::telemetry::{METRIC_POINTS, SPANS, SignalLabel, Telemetry};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use plumb_otlp::ExportError;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// Why a request was refused whole.
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    /// The writers are behind; retry later.
-    #[error("the collector is busy writing to ClickHouse; retry in {retry_after:?}")]
-    Busy {
-        /// Suggested wait.
-        retry_after: Duration,
-    },
-    /// The collector is shutting down.
-    #[error("the collector is shutting down")]
-    ShuttingDown,
-    /// The request could not be decoded.
-    #[error("{0}")]
-    Malformed(String),
-}
 
 /// What happened to an accepted request.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -93,7 +77,7 @@ impl Pipeline {
     }
 
     /// Validates, aggregates and queues the spans of one encoded export request.
-    pub async fn ingest_traces(&self, request: &[u8]) -> Result<IngestOutcome, IngestError> {
+    pub async fn ingest_traces(&self, request: &[u8]) -> Result<IngestOutcome, ExportError> {
         let normalised = normalise_traces(
             request,
             self.settings.limits,
@@ -102,7 +86,7 @@ impl Pipeline {
         )
         .map_err(|e| {
             self.telemetry.requests_refused.inc();
-            IngestError::Malformed(format!(
+            ExportError::Malformed(format!(
                 "malformed OTLP protobuf (spans export request): {e}"
             ))
         })?;
@@ -132,7 +116,7 @@ impl Pipeline {
     pub async fn ingest_metrics(
         &self,
         request: ExportMetricsServiceRequest,
-    ) -> Result<IngestOutcome, IngestError> {
+    ) -> Result<IngestOutcome, ExportError> {
         let normalised = normalise_metrics(request, self.settings.limits, now_unix_ns());
         let accepted = self.count(METRIC_POINTS, &normalised);
         let permit = self.reserve(&self.metrics, METRIC_POINTS, accepted).await?;
@@ -169,16 +153,16 @@ impl Pipeline {
         queue: &'a mpsc::Sender<T>,
         signal: SignalLabel,
         items: u64,
-    ) -> Result<mpsc::Permit<'a, T>, IngestError> {
-        let refused = |e: IngestError| {
+    ) -> Result<mpsc::Permit<'a, T>, ExportError> {
+        let refused = |e: ExportError| {
             self.telemetry.rejected.get_or_create(&signal).inc_by(items);
             self.telemetry.requests_refused.inc();
             e
         };
         match tokio::time::timeout(self.settings.enqueue_timeout, queue.reserve()).await {
             Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_closed)) => Err(refused(IngestError::ShuttingDown)),
-            Err(_elapsed) => Err(refused(IngestError::Busy {
+            Ok(Err(_closed)) => Err(refused(ExportError::ShuttingDown)),
+            Err(_elapsed) => Err(refused(ExportError::Busy {
                 retry_after: Duration::from_secs(5),
             })),
         }

@@ -6,8 +6,7 @@
 //! with `Retry-After` when the collector is busy, 503 when it is shutting down. Error bodies are
 //! a `google.rpc.Status` (code and message) in the request's encoding.
 
-use super::{ExportHandler, Metrics, Payload, Traces};
-use crate::pipeline::{IngestError, Pipeline};
+use super::{ExportError, Metrics, OtlpSink, Payload, Signal, Traces};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -17,20 +16,28 @@ use axum::routing::post;
 use std::io::Read;
 use std::sync::Arc;
 
-#[derive(Clone)]
-struct HttpState {
-    pipeline: Arc<Pipeline>,
+struct HttpState<S> {
+    sink: Arc<S>,
     max_body_bytes: usize,
 }
 
+impl<S> Clone for HttpState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            sink: Arc::clone(&self.sink),
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+}
+
 /// The OTLP/HTTP routes; bodies over `max_body_bytes` (compressed or not) get 413.
-pub fn router(pipeline: Arc<Pipeline>, max_body_bytes: usize) -> Router {
+pub fn router<S: OtlpSink>(sink: Arc<S>, max_body_bytes: usize) -> Router {
     Router::new()
-        .route("/v1/traces", post(export::<Traces>))
-        .route("/v1/metrics", post(export::<Metrics>))
+        .route("/v1/traces", post(export::<Traces, S>))
+        .route("/v1/metrics", post(export::<Metrics, S>))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(HttpState {
-            pipeline,
+            sink,
             max_body_bytes,
         })
 }
@@ -94,10 +101,10 @@ impl HttpError {
     }
 }
 
-impl From<IngestError> for HttpError {
-    fn from(error: IngestError) -> Self {
+impl From<ExportError> for HttpError {
+    fn from(error: ExportError) -> Self {
         match error {
-            IngestError::Busy { retry_after } => Self {
+            ExportError::Busy { retry_after } => Self {
                 retry_after_s: Some(retry_after.as_secs().max(1)),
                 ..Self::new(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -105,12 +112,12 @@ impl From<IngestError> for HttpError {
                     error.to_string(),
                 )
             },
-            IngestError::ShuttingDown => Self::new(
+            ExportError::ShuttingDown => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 tonic::Code::Unavailable,
                 error.to_string(),
             ),
-            IngestError::Malformed(message) => Self::new(
+            ExportError::Malformed(message) => Self::new(
                 StatusCode::BAD_REQUEST,
                 tonic::Code::InvalidArgument,
                 message,
@@ -119,8 +126,8 @@ impl From<IngestError> for HttpError {
     }
 }
 
-async fn export<H: ExportHandler>(
-    State(state): State<HttpState>,
+async fn export<H: Signal, S: OtlpSink>(
+    State(state): State<HttpState<S>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -129,21 +136,21 @@ async fn export<H: ExportHandler>(
         Ok(e) => e,
         Err(e) => return e.into_response(Encoding::Json),
     };
-    match handle::<H>(&state, &headers, encoding, body).await {
+    match handle::<H, S>(&state, &headers, encoding, body).await {
         Ok(response) => response,
         Err(e) => {
             if e.status != StatusCode::TOO_MANY_REQUESTS
                 && e.status != StatusCode::SERVICE_UNAVAILABLE
             {
-                state.pipeline.telemetry().requests_refused.inc();
+                state.sink.request_refused();
             }
             e.into_response(encoding)
         }
     }
 }
 
-async fn handle<H: ExportHandler>(
-    state: &HttpState,
+async fn handle<H: Signal, S: OtlpSink>(
+    state: &HttpState<S>,
     headers: &HeaderMap,
     encoding: Encoding,
     body: Bytes,
@@ -153,7 +160,7 @@ async fn handle<H: ExportHandler>(
         Encoding::Protobuf => Payload::Protobuf(body),
         Encoding::Json => Payload::Json(body),
     };
-    let response = H::export(&state.pipeline, payload).await?;
+    let response = H::export(&*state.sink, payload).await?;
     Ok(encode(encoding, &response))
 }
 

@@ -5,8 +5,7 @@
 //! hands the bytes to the signal's handler, which reads them in place; a malformed message is
 //! INVALID_ARGUMENT (tonic's stock codec says INTERNAL). gzip is accepted.
 
-use super::{ExportHandler, Payload};
-use crate::pipeline::{IngestError, Pipeline};
+use super::{ExportError, OtlpSink, Payload, Signal};
 use bytes::{Buf, Bytes};
 use prost::Message;
 use std::convert::Infallible;
@@ -23,40 +22,41 @@ use tonic::server::{NamedService, UnaryService};
 const FRAME_LIMIT_FACTOR: usize = 4;
 
 /// The gRPC service for one OTLP signal.
-pub struct OtlpGrpcService<H> {
-    pipeline: Arc<Pipeline>,
+pub struct OtlpGrpcService<H, S> {
+    sink: Arc<S>,
     max_message_bytes: usize,
     handler: PhantomData<fn() -> H>,
 }
 
-impl<H> Clone for OtlpGrpcService<H> {
+impl<H, S> Clone for OtlpGrpcService<H, S> {
     fn clone(&self) -> Self {
         Self {
-            pipeline: Arc::clone(&self.pipeline),
+            sink: Arc::clone(&self.sink),
             max_message_bytes: self.max_message_bytes,
             handler: PhantomData,
         }
     }
 }
 
-impl<H: ExportHandler> OtlpGrpcService<H> {
+impl<H: Signal, S: OtlpSink> OtlpGrpcService<H, S> {
     /// A service that accepts messages up to `max_message_bytes` (after decompression).
-    pub fn new(pipeline: Arc<Pipeline>, max_message_bytes: usize) -> Self {
+    pub fn new(sink: Arc<S>, max_message_bytes: usize) -> Self {
         Self {
-            pipeline,
+            sink,
             max_message_bytes,
             handler: PhantomData,
         }
     }
 }
 
-impl<H: ExportHandler> NamedService for OtlpGrpcService<H> {
+impl<H: Signal, S> NamedService for OtlpGrpcService<H, S> {
     const NAME: &'static str = H::GRPC_SERVICE;
 }
 
-impl<H, B> Service<http::Request<B>> for OtlpGrpcService<H>
+impl<H, S, B> Service<http::Request<B>> for OtlpGrpcService<H, S>
 where
-    H: ExportHandler,
+    H: Signal,
+    S: OtlpSink,
     B: Body + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
@@ -75,8 +75,8 @@ where
             return Box::pin(async move { Ok(status.into_http()) });
         }
         let limit = self.max_message_bytes;
-        let export = Export::<H> {
-            pipeline: Arc::clone(&self.pipeline),
+        let export = Export::<H, S> {
+            sink: Arc::clone(&self.sink),
             handler: PhantomData,
         };
         Box::pin(async move {
@@ -94,19 +94,19 @@ where
 }
 
 /// The unary `Export` call.
-struct Export<H> {
-    pipeline: Arc<Pipeline>,
+struct Export<H, S> {
+    sink: Arc<S>,
     handler: PhantomData<fn() -> H>,
 }
 
-impl<H: ExportHandler> UnaryService<Bytes> for Export<H> {
+impl<H: Signal, S: OtlpSink> UnaryService<Bytes> for Export<H, S> {
     type Response = H::Response;
     type Future = BoxFuture<tonic::Response<H::Response>, Status>;
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
-        let pipeline = Arc::clone(&self.pipeline);
+        let sink = Arc::clone(&self.sink);
         Box::pin(async move {
-            H::export(&pipeline, Payload::Protobuf(request.into_inner()))
+            H::export(&*sink, Payload::Protobuf(request.into_inner()))
                 .await
                 .map(tonic::Response::new)
                 .map_err(status_for)
@@ -115,11 +115,11 @@ impl<H: ExportHandler> UnaryService<Bytes> for Export<H> {
 }
 
 /// The gRPC status for a refused request.
-fn status_for(error: IngestError) -> Status {
+fn status_for(error: ExportError) -> Status {
     match error {
-        IngestError::Busy { .. } => Status::resource_exhausted(error.to_string()),
-        IngestError::ShuttingDown => Status::unavailable(error.to_string()),
-        IngestError::Malformed(message) => Status::invalid_argument(message),
+        ExportError::Busy { .. } => Status::resource_exhausted(error.to_string()),
+        ExportError::ShuttingDown => Status::unavailable(error.to_string()),
+        ExportError::Malformed(message) => Status::invalid_argument(message),
     }
 }
 
@@ -128,7 +128,7 @@ struct OtlpCodec<H> {
     handler: PhantomData<fn() -> H>,
 }
 
-impl<H: ExportHandler> Codec for OtlpCodec<H> {
+impl<H: Signal> Codec for OtlpCodec<H> {
     type Encode = H::Response;
     type Decode = Bytes;
     type Encoder = ProstEncoder<H::Response>;
@@ -163,7 +163,7 @@ struct OtlpDecoder<H> {
     handler: PhantomData<fn() -> H>,
 }
 
-impl<H: ExportHandler> Decoder for OtlpDecoder<H> {
+impl<H: Signal> Decoder for OtlpDecoder<H> {
     type Item = Bytes;
     type Error = Status;
 

@@ -1,0 +1,63 @@
+//! Receiving: the OTLP/gRPC and OTLP/HTTP listeners come from `plumb-otlp`; this module makes
+//! the [`Pipeline`] the place their requests go.
+//!
+//! In: a [`Payload`] per request. Out: the OTLP response, with partial success carrying the count
+//! and first reason for what was rejected. Trace bodies stay protobuf bytes (JSON is converted),
+//! because the pipeline reads spans in place; metric bodies are decoded.
+
+use crate::pipeline::{IngestOutcome, Pipeline};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use plumb_otlp::{ExportError, OtlpSink, Payload};
+
+impl OtlpSink for Pipeline {
+    async fn export_traces(
+        &self,
+        payload: Payload,
+    ) -> Result<ExportTraceServiceResponse, ExportError> {
+        let bytes = payload.into_protobuf::<ExportTraceServiceRequest>("spans")?;
+        let outcome = self.ingest_traces(&bytes).await?;
+        Ok(ExportTraceServiceResponse {
+            partial_success: partial(outcome).map(|(rejected_spans, error_message)| {
+                ExportTracePartialSuccess {
+                    rejected_spans,
+                    error_message,
+                }
+            }),
+        })
+    }
+
+    async fn export_metrics(
+        &self,
+        payload: Payload,
+    ) -> Result<ExportMetricsServiceResponse, ExportError> {
+        let request = payload.decode::<ExportMetricsServiceRequest>("data points")?;
+        let outcome = self.ingest_metrics(request).await?;
+        Ok(ExportMetricsServiceResponse {
+            partial_success: partial(outcome).map(|(rejected_data_points, error_message)| {
+                ExportMetricsPartialSuccess {
+                    rejected_data_points,
+                    error_message,
+                }
+            }),
+        })
+    }
+
+    fn request_refused(&self) {
+        self.telemetry().requests_refused.inc();
+    }
+}
+
+/// `(rejected count, message)` when anything was rejected.
+fn partial(outcome: IngestOutcome) -> Option<(i64, String)> {
+    (outcome.rejected > 0).then(|| {
+        (
+            i64::try_from(outcome.rejected).unwrap_or(i64::MAX),
+            outcome.message.unwrap_or_default(),
+        )
+    })
+}
