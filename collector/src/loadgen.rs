@@ -2,19 +2,13 @@
 //!
 //! In: a [`WorkloadShape`] (services, endpoints per service, spans per request, seed). Out:
 //! realistic `ExportTraceServiceRequest`s (SERVER and CLIENT spans with about ten attributes,
-//! per-endpoint latency with a tail, a few errors) and [`RawGrpcClient`], which sends
-//! pre-encoded requests over gRPC so that sending costs the generator as little as possible.
+//! per-endpoint latency with a tail, a few errors). `plumb_otlp::client` sends them pre-encoded.
 
 use crate::clock::now_unix_ns;
-use bytes::{Buf, BufMut};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
-
-/// The path of OTLP's trace export call.
-pub const TRACE_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// What the generated traffic looks like.
 #[derive(Clone, Copy, Debug)]
@@ -157,98 +151,5 @@ fn int(key: &str, value: i64) -> KeyValue {
             value: Some(Value::IntValue(value)),
         }),
         ..Default::default()
-    }
-}
-
-/// A gRPC codec that sends and receives message bytes as they are (already encoded).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RawBytesCodec;
-
-impl Codec for RawBytesCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = Self;
-    type Decoder = Self;
-
-    fn encoder(&mut self) -> Self {
-        Self
-    }
-
-    fn decoder(&mut self) -> Self {
-        Self
-    }
-}
-
-impl Encoder for RawBytesCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawBytesCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
-    }
-}
-
-/// Why a [`RawGrpcClient`] could not connect.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    /// The endpoint is not a valid URI.
-    #[error("invalid endpoint {0:?}: use a URL such as http://127.0.0.1:4317")]
-    Endpoint(String),
-    /// The connection failed.
-    #[error("cannot connect: {0}")]
-    Transport(#[from] tonic::transport::Error),
-}
-
-/// Sends already-encoded messages to one gRPC method.
-#[derive(Clone, Debug)]
-pub struct RawGrpcClient {
-    grpc: tonic::client::Grpc<tonic::transport::Channel>,
-    path: http::uri::PathAndQuery,
-}
-
-impl RawGrpcClient {
-    /// Connects to `endpoint` (e.g. `http://127.0.0.1:4317`) for the method at `path`.
-    pub async fn connect(
-        endpoint: String,
-        path: &'static str,
-        gzip: bool,
-    ) -> Result<Self, ConnectError> {
-        let channel = tonic::transport::Channel::from_shared(endpoint.clone())
-            .map_err(|_| ConnectError::Endpoint(endpoint))?
-            .connect()
-            .await?;
-        let mut grpc = tonic::client::Grpc::new(channel);
-        if gzip {
-            grpc = grpc
-                .send_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Gzip);
-        }
-        Ok(Self {
-            grpc,
-            path: http::uri::PathAndQuery::from_static(path),
-        })
-    }
-
-    /// Sends one message; returns the response bytes or the status.
-    pub async fn send(&mut self, message: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
-        self.grpc
-            .ready()
-            .await
-            .map_err(|e| tonic::Status::unavailable(format!("connection not ready: {e}")))?;
-        let path = self.path.clone();
-        self.grpc
-            .unary(tonic::Request::new(message), path, RawBytesCodec)
-            .await
-            .map(tonic::Response::into_inner)
     }
 }

@@ -4,7 +4,8 @@
 use anyhow::Context;
 use clap::Parser;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use plumb_collector::loadgen::{RawGrpcClient, TRACE_EXPORT_PATH, Workload, WorkloadShape};
+use plumb_collector::loadgen::{Workload, WorkloadShape};
+use plumb_otlp::client::{RawGrpcClient, TRACE_EXPORT_PATH};
 use prost::Message;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,8 +79,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             spans_per_request: args.batch.max(1),
             seed: 0x9e37_79b9 + u64::from(sender),
         });
-        let pool: Vec<Vec<u8>> = (0..args.pool.max(1))
-            .map(|_| workload.request().encode_to_vec())
+        let pool: Vec<bytes::Bytes> = (0..args.pool.max(1))
+            .map(|_| bytes::Bytes::from(workload.request().encode_to_vec()))
             .collect();
         let client = RawGrpcClient::connect(args.endpoint.clone(), TRACE_EXPORT_PATH, args.gzip)
             .await
@@ -114,7 +115,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 match client.send(message).await {
                     Ok(body) => {
                         counts.spans_sent.fetch_add(batch, Ordering::Relaxed);
-                        let rejected = ExportTraceServiceResponse::decode(body.as_slice())
+                        let rejected = ExportTraceServiceResponse::decode(body)
                             .ok()
                             .and_then(|r| r.partial_success)
                             .map_or(0, |p| p.rejected_spans.max(0) as u64);

@@ -5,17 +5,18 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use plumb_collector::loadgen::{RawGrpcClient, TRACE_EXPORT_PATH, text};
+use plumb_collector::loadgen::text;
+use plumb_otlp::client::{RawGrpcClient, TRACE_EXPORT_PATH};
 use plumb_test_support::*;
 use prost::Message;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-async fn raw_grpc(collector: &Collector, body: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
+async fn raw_grpc(collector: &Collector, body: Vec<u8>) -> Result<bytes::Bytes, tonic::Status> {
     RawGrpcClient::connect(collector.grpc_url(), TRACE_EXPORT_PATH, false)
         .await
         .expect("connect")
-        .send(body)
+        .send(body.into())
         .await
 }
 
