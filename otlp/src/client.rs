@@ -90,6 +90,28 @@ impl RawGrpcClient {
         })
     }
 
+    /// A client that connects on first use and reconnects after failures (for a peer that may
+    /// be down when the client is created).
+    pub fn connect_lazy(
+        endpoint: String,
+        path: &'static str,
+        gzip: bool,
+    ) -> Result<Self, ConnectError> {
+        let channel = tonic::transport::Channel::from_shared(endpoint.clone())
+            .map_err(|_| ConnectError::Endpoint(endpoint))?
+            .connect_lazy();
+        let mut grpc = tonic::client::Grpc::new(channel);
+        if gzip {
+            grpc = grpc
+                .send_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Gzip);
+        }
+        Ok(Self {
+            grpc,
+            path: tonic::codegen::http::uri::PathAndQuery::from_static(path),
+        })
+    }
+
     /// Sends one message; returns the response bytes or the status.
     pub async fn send(&mut self, message: Bytes) -> Result<Bytes, tonic::Status> {
         self.grpc

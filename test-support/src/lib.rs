@@ -389,8 +389,27 @@ pub async fn send_spans(
     service: &str,
     spans: Vec<SpanSpec>,
 ) {
+    send_spans_to(
+        &collector.grpc_url(),
+        &collector.http_url(),
+        transport,
+        service,
+        spans,
+    )
+    .await;
+}
+
+/// Records `spans` through the SDK and flushes them to any OTLP receiver (`http://host:port`
+/// for gRPC and for HTTP, without a path).
+pub async fn send_spans_to(
+    grpc: &str,
+    http: &str,
+    transport: Transport,
+    service: &str,
+    spans: Vec<SpanSpec>,
+) {
     let service = service.to_owned();
-    let (grpc, http) = (collector.grpc_url(), collector.http_url());
+    let (grpc, http) = (grpc.to_owned(), http.to_owned());
     // The SDK's batch processor and the HTTP client block; keep them off the async workers.
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {

@@ -1,0 +1,242 @@
+//! Forwarding: the sidecar's [`OtlpSink`] and the senders that ship its backlog to the collector.
+//!
+//! In: export requests from the local receivers. The forwarder adds the host's resource attributes
+//! (`host.name`, when the SDK did not set it), counts the items and queues the encoded request in
+//! a bounded [`Backlog`]. Out: a sender per signal concatenates queued requests into batches (two
+//! encoded export requests concatenated are one request with both lists) and sends them over
+//! OTLP/gRPC with gzip. Retryable failures (unavailable, resource exhausted, deadline, aborted)
+//! are retried with exponential backoff and jitter, waiting at least what the collector's
+//! `RetryInfo` asks; other refusals drop the batch and count it.
+
+use crate::backlog::{Backlog, Entry};
+use crate::telemetry::{SidecarTelemetry, Signal};
+use bytes::{Bytes, BytesMut};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use plumb_otlp::client::RawGrpcClient;
+use plumb_otlp::{ExportError, OtlpSink, Payload};
+use prost::Message;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tonic_types::StatusExt;
+
+/// The sidecar's sink: two backlogs and the host attributes to add.
+#[derive(Debug)]
+pub struct Forwarder {
+    /// Trace requests waiting to be sent.
+    pub traces: Backlog,
+    /// Metric requests waiting to be sent.
+    pub metrics: Backlog,
+    host_name: Option<String>,
+    telemetry: Arc<SidecarTelemetry>,
+}
+
+impl Forwarder {
+    /// A forwarder holding at most `max_bytes` per signal.
+    pub fn new(
+        max_bytes: usize,
+        host_name: Option<String>,
+        telemetry: Arc<SidecarTelemetry>,
+    ) -> Self {
+        Self {
+            traces: Backlog::new(max_bytes),
+            metrics: Backlog::new(max_bytes),
+            host_name,
+            telemetry,
+        }
+    }
+
+    /// Adds `host.name` to a resource that lacks it.
+    fn enrich(&self, resource: &mut Option<Resource>) {
+        let Some(host) = &self.host_name else { return };
+        let resource = resource.get_or_insert_with(Resource::default);
+        if !resource.attributes.iter().any(|kv| kv.key == "host.name") {
+            resource.attributes.push(KeyValue {
+                key: "host.name".into(),
+                value: Some(AnyValue {
+                    value: Some(Value::StringValue(host.clone())),
+                }),
+                ..Default::default()
+            });
+        }
+    }
+}
+
+impl OtlpSink for Forwarder {
+    async fn export_traces(
+        &self,
+        payload: Payload,
+    ) -> Result<ExportTraceServiceResponse, ExportError> {
+        let mut request = payload.decode::<ExportTraceServiceRequest>("spans")?;
+        let mut items = 0;
+        for resource_spans in &mut request.resource_spans {
+            self.enrich(&mut resource_spans.resource);
+            items += resource_spans
+                .scope_spans
+                .iter()
+                .map(|s| s.spans.len() as u64)
+                .sum::<u64>();
+        }
+        self.telemetry.received(Signal::Traces, items);
+        let dropped = self.traces.push(Entry {
+            bytes: Bytes::from(request.encode_to_vec()),
+            items,
+        });
+        self.telemetry.dropped(Signal::Traces, dropped);
+        Ok(ExportTraceServiceResponse::default())
+    }
+
+    async fn export_metrics(
+        &self,
+        payload: Payload,
+    ) -> Result<ExportMetricsServiceResponse, ExportError> {
+        let mut request = payload.decode::<ExportMetricsServiceRequest>("data points")?;
+        let mut items = 0;
+        for resource_metrics in &mut request.resource_metrics {
+            self.enrich(&mut resource_metrics.resource);
+            items += resource_metrics
+                .scope_metrics
+                .iter()
+                .map(|s| s.metrics.len() as u64)
+                .sum::<u64>();
+        }
+        self.telemetry.received(Signal::Metrics, items);
+        let dropped = self.metrics.push(Entry {
+            bytes: Bytes::from(request.encode_to_vec()),
+            items,
+        });
+        self.telemetry.dropped(Signal::Metrics, dropped);
+        Ok(ExportMetricsServiceResponse::default())
+    }
+
+    fn request_refused(&self) {
+        self.telemetry.refused.inc();
+    }
+}
+
+/// How a sender batches and retries.
+#[derive(Clone, Copy, Debug)]
+pub struct SendSettings {
+    /// Largest batch, in encoded bytes.
+    pub batch_max_bytes: usize,
+    /// Longest wait before queued data is sent.
+    pub flush_interval: Duration,
+    /// How long to keep trying at shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Sends `backlog` to the collector until shutdown, then drains it within the shutdown timeout.
+pub async fn run_sender(
+    backlog: &Backlog,
+    mut client: RawGrpcClient,
+    signal: Signal,
+    settings: SendSettings,
+    mut shutdown: watch::Receiver<bool>,
+    telemetry: Arc<SidecarTelemetry>,
+) {
+    let mut deadline: Option<Instant> = None;
+    let mut jitter = Jitter::new();
+    loop {
+        let batch = backlog.take(settings.batch_max_bytes);
+        if batch.is_empty() {
+            if deadline.is_some() {
+                return;
+            }
+            tokio::select! {
+                () = backlog.ready() => {}
+                () = tokio::time::sleep(settings.flush_interval) => {}
+                _ = shutdown.changed() => deadline = Some(Instant::now() + settings.shutdown_timeout),
+            }
+            continue;
+        }
+        let items: u64 = batch.iter().map(|e| e.items).sum();
+        let mut message = BytesMut::with_capacity(batch.iter().map(|e| e.bytes.len()).sum());
+        batch
+            .iter()
+            .for_each(|e| message.extend_from_slice(&e.bytes));
+        let message = message.freeze();
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match client.send(message.clone()).await {
+                Ok(_) => {
+                    telemetry.forwarded(signal, items);
+                    break;
+                }
+                Err(status) if retryable(status.code()) => {
+                    telemetry.export_failed(signal);
+                    let hinted = status
+                        .get_details_retry_info()
+                        .and_then(|r| r.retry_delay)
+                        .unwrap_or_default();
+                    let wait = jitter.spread(backoff).max(hinted);
+                    if deadline.is_some_and(|d| Instant::now() + wait > d) {
+                        telemetry.dropped(signal, items);
+                        tracing::error!(
+                            ?signal,
+                            items,
+                            "collector unreachable at shutdown; data lost"
+                        );
+                        break;
+                    }
+                    tracing::warn!(?signal, code = ?status.code(), message = status.message(), retry_in = ?wait, "forwarding failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed(), if deadline.is_none() => {
+                            deadline = Some(Instant::now() + settings.shutdown_timeout);
+                        }
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(status) => {
+                    telemetry.rejected(signal, items);
+                    tracing::warn!(?signal, items, code = ?status.code(), message = status.message(), "collector refused a batch; dropped");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Codes worth retrying: the collector is down, busy or slow, not the data wrong.
+fn retryable(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unavailable
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Aborted
+            | tonic::Code::Cancelled
+            | tonic::Code::Unknown
+    )
+}
+
+/// Spreads retries (50% to 100% of the backoff) so many sidecars do not retry in step.
+struct Jitter(u64);
+
+impl Jitter {
+    fn new() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.subsec_nanos() as u64 | 1);
+        Self(seed)
+    }
+
+    fn spread(&mut self, backoff: Duration) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let fraction = 0.5 + (self.0 % 1000) as f64 / 2000.0;
+        backoff.mul_f64(fraction)
+    }
+}

@@ -1,0 +1,222 @@
+//! `plumb-agent`: the sidecar for backends in any language.
+//!
+//! It listens for OTLP on localhost (gRPC 4317, HTTP 4318 with protobuf or JSON) so a stock
+//! OpenTelemetry SDK only points its exporter at localhost, adds the host's resource attributes,
+//! reports host metrics, and forwards everything to the collector in batches with gzip, retrying
+//! with backoff, inside a memory bound (oldest data dropped first, and counted). `/healthz` and
+//! `/metrics` are on the admin address.
+
+mod backlog;
+mod forward;
+mod telemetry;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::routing::get;
+use clap::Parser;
+use forward::{Forwarder, SendSettings, run_sender};
+use plumb_otlp::client::{METRICS_EXPORT_PATH, RawGrpcClient, TRACE_EXPORT_PATH};
+use plumb_otlp::grpc::OtlpGrpcService;
+use plumb_otlp::{Metrics, Traces};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use telemetry::{SidecarTelemetry, Signal};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Every option of the sidecar.
+#[derive(Debug, Parser)]
+#[command(
+    name = "plumb-agent",
+    version,
+    about = "Plumb's sidecar: OTLP on localhost, forwarded to the collector"
+)]
+struct Config {
+    /// The collector's OTLP/gRPC endpoint.
+    #[arg(long, env = "PLUMB_COLLECTOR_URL")]
+    collector_url: String,
+    /// OTLP/gRPC listen address.
+    #[arg(long, env = "PLUMB_AGENT_GRPC_ADDR", default_value = "127.0.0.1:4317")]
+    grpc_addr: SocketAddr,
+    /// OTLP/HTTP listen address.
+    #[arg(long, env = "PLUMB_AGENT_HTTP_ADDR", default_value = "127.0.0.1:4318")]
+    http_addr: SocketAddr,
+    /// `/healthz` and `/metrics` listen address.
+    #[arg(
+        long,
+        env = "PLUMB_AGENT_ADMIN_ADDR",
+        default_value = "127.0.0.1:13133"
+    )]
+    admin_addr: SocketAddr,
+    /// Bytes held per signal while the collector is away; past it the oldest data is dropped.
+    #[arg(long, env = "PLUMB_AGENT_MAX_BACKLOG_BYTES", default_value_t = 64 * 1024 * 1024)]
+    max_backlog_bytes: usize,
+    /// Largest batch sent to the collector, in bytes before gzip.
+    #[arg(long, env = "PLUMB_AGENT_BATCH_MAX_BYTES", default_value_t = 4 * 1024 * 1024)]
+    batch_max_bytes: usize,
+    /// Longest time received data waits before it is sent.
+    #[arg(long, env = "PLUMB_AGENT_FLUSH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    flush_interval: Duration,
+    /// Largest request accepted from a local SDK, in bytes.
+    #[arg(long, env = "PLUMB_AGENT_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]
+    max_request_bytes: usize,
+    /// How often host metrics are reported (0s turns them off).
+    #[arg(long, env = "PLUMB_AGENT_HOST_METRICS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    host_metrics_interval: Duration,
+    /// How long shutdown keeps trying to forward what is held.
+    #[arg(long, env = "PLUMB_AGENT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_timeout: Duration,
+}
+
+fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PLUMB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    // Host metrics go straight to the collector under service.name "plumb-agent".
+    let _agent = if config.host_metrics_interval.is_zero() {
+        None
+    } else {
+        let settings = plumb_agent::AgentConfig::new("plumb-agent")
+            .with_endpoint(config.collector_url.clone())
+            .with_metrics_interval(config.host_metrics_interval)
+            .without_tracing_subscriber();
+        Some(plumb_agent::init(settings).context("cannot set up host metrics")?)
+    };
+    let telemetry = Arc::new(SidecarTelemetry::new());
+    let forwarder = Arc::new(Forwarder::new(
+        config.max_backlog_bytes,
+        host_name(),
+        Arc::clone(&telemetry),
+    ));
+
+    let (stop, stopped) = watch::channel(false);
+    let settings = SendSettings {
+        batch_max_bytes: config.batch_max_bytes,
+        flush_interval: config.flush_interval,
+        shutdown_timeout: config.shutdown_timeout,
+    };
+    let mut senders = Vec::new();
+    for (signal, path) in [
+        (Signal::Traces, TRACE_EXPORT_PATH),
+        (Signal::Metrics, METRICS_EXPORT_PATH),
+    ] {
+        let client = RawGrpcClient::connect_lazy(config.collector_url.clone(), path, true)
+            .context("invalid --collector-url")?;
+        let (forwarder, telemetry, stopped) = (
+            Arc::clone(&forwarder),
+            Arc::clone(&telemetry),
+            stopped.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            let backlog = if signal == Signal::Traces {
+                &forwarder.traces
+            } else {
+                &forwarder.metrics
+            };
+            run_sender(backlog, client, signal, settings, stopped, telemetry).await;
+        }));
+    }
+
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))
+    };
+    let (grpc, http, admin) = (
+        bind(config.grpc_addr).await?,
+        bind(config.http_addr).await?,
+        bind(config.admin_addr).await?,
+    );
+    let addrs = [grpc.local_addr()?, http.local_addr()?, admin.local_addr()?];
+    let signal = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let (stop_listeners, listeners_stopped) = watch::channel(false);
+    let grpc_server = tonic::transport::Server::builder()
+        .add_service(OtlpGrpcService::<Traces, _>::new(
+            Arc::clone(&forwarder),
+            config.max_request_bytes,
+        ))
+        .add_service(OtlpGrpcService::<Metrics, _>::new(
+            Arc::clone(&forwarder),
+            config.max_request_bytes,
+        ))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(grpc),
+            signal(listeners_stopped.clone()),
+        );
+    let http_server = axum::serve(
+        http,
+        plumb_otlp::http::router(Arc::clone(&forwarder), config.max_request_bytes),
+    )
+    .with_graceful_shutdown(signal(listeners_stopped.clone()));
+    let admin_router = {
+        let (forwarder, telemetry) = (Arc::clone(&forwarder), Arc::clone(&telemetry));
+        Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route(
+                "/metrics",
+                get(move || {
+                    let text = telemetry.render([
+                        (Signal::Traces, forwarder.traces.bytes()),
+                        (Signal::Metrics, forwarder.metrics.bytes()),
+                    ]);
+                    async move { text }
+                }),
+            )
+    };
+    let admin_server =
+        axum::serve(admin, admin_router).with_graceful_shutdown(signal(listeners_stopped));
+    let servers = [
+        tokio::spawn(async move { grpc_server.await.map_err(|e| e.to_string()) }),
+        tokio::spawn(async move { http_server.await.map_err(|e| e.to_string()) }),
+        tokio::spawn(async move { admin_server.await.map_err(|e| e.to_string()) }),
+    ];
+    tracing::info!(grpc = %addrs[0], http = %addrs[1], admin = %addrs[2], collector = %config.collector_url, "plumb-agent ready");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: closing listeners, then forwarding what is held");
+    let _ = stop_listeners.send(true);
+    for server in servers {
+        let _ = server.await;
+    }
+    let _ = stop.send(true);
+    for sender in senders {
+        let _ = sender.await;
+    }
+    Ok(())
+}
+
+fn host_name() -> Option<String> {
+    sysinfo::System::host_name().ok().filter(|h| !h.is_empty())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,188 @@
+//! The sidecar receives from the stock OpenTelemetry exporters (gRPC and HTTP/JSON) and forwards
+//! to a real collector: nothing is lost, host attributes are added, and its counters say so.
+
+use plumb_test_support::{
+    Collector, SpanSpec, Transport, binary, endpoint, query_number, send_spans_to, server_spans,
+    unique_database,
+};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+/// A running `plumb-agent` sidecar and the addresses from its ready line.
+struct Sidecar {
+    child: Child,
+    grpc: String,
+    http: String,
+    admin: String,
+}
+
+impl Sidecar {
+    fn start(collector_url: &str) -> Self {
+        let mut child = Command::new(binary("plumb-agent"))
+            .args([
+                "--collector-url",
+                collector_url,
+                "--host-metrics-interval",
+                "1s",
+            ])
+            .args([
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--admin-addr",
+                "127.0.0.1:0",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("plumb-agent starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.contains("plumb-agent ready"))
+            .expect("ready line");
+        // Keep draining the log so the sidecar never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let field = |name: &str| {
+            let start = ready.find(&format!("{name}=")).expect(name) + name.len() + 1;
+            format!(
+                "http://{}",
+                ready[start..].split_whitespace().next().expect("address")
+            )
+        };
+        Self {
+            grpc: field("grpc"),
+            http: field("http"),
+            admin: field("admin"),
+            child,
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn spans(route: &str, n: u64) -> Vec<SpanSpec> {
+    server_spans(
+        route,
+        (0..n).map(|i| 500 + i * 10),
+        SystemTime::now() - Duration::from_secs(1),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_exporters_through_the_sidecar_reach_the_collector_complete() {
+    let database = unique_database("sidecar");
+    let collector = Collector::start(&database, &[]).await;
+    let sidecar = Sidecar::start(&collector.grpc_url());
+    send_spans_to(
+        &sidecar.grpc,
+        &sidecar.http,
+        Transport::Grpc,
+        "python-app",
+        spans("/grpc", 3000),
+    )
+    .await;
+    send_spans_to(
+        &sidecar.grpc,
+        &sidecar.http,
+        Transport::HttpJson,
+        "python-app",
+        spans("/json", 2000),
+    )
+    .await;
+
+    let endpoints = collector.wait_for_requests("python-app", 5000, &[]).await;
+    assert_eq!(endpoint(&endpoints, "GET /grpc")["requests"], 3000);
+    assert_eq!(endpoint(&endpoints, "GET /json")["requests"], 2000);
+    let with_host = query_number(
+        &database,
+        "SELECT count() FROM spans WHERE service = 'python-app' AND has(resource.key, 'host.name')",
+    )
+    .await;
+    assert_eq!(with_host, 5000, "the sidecar adds host.name");
+
+    let metrics = reqwest::get(format!("{}/metrics", sidecar.admin))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("plumb_agent_received_total{signal=\"spans\"} 5000"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("plumb_agent_forwarded_total{signal=\"spans\"} 5000"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("plumb_agent_dropped_total{signal=\"spans\"}"),
+        "{metrics}"
+    );
+    let health = reqwest::get(format!("{}/healthz", sidecar.admin))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    // Host metrics from the sidecar itself.
+    sidecar.stop();
+    let mut host_rows = 0;
+    for _ in 0..40 {
+        host_rows = query_number(
+            &database,
+            "SELECT count() FROM metrics WHERE service = 'plumb-agent' AND name = 'system.memory.usage'",
+        )
+        .await;
+        if host_rows > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(host_rows > 0, "host metrics from the sidecar");
+    assert!(collector.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_to_the_sidecar_get_clear_errors() {
+    let sidecar = Sidecar::start("http://127.0.0.1:1");
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/v1/traces", sidecar.http))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 400);
+    assert!(
+        response
+            .text()
+            .await
+            .expect("body")
+            .contains("malformed OTLP JSON")
+    );
+    let response = client
+        .post(format!("{}/v1/traces", sidecar.http))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 415);
+    sidecar.stop();
+}
