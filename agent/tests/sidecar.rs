@@ -19,13 +19,13 @@ struct Sidecar {
 
 impl Sidecar {
     fn start(collector_url: &str) -> Self {
+        Self::start_with(collector_url, &["--host-metrics-interval", "1s"])
+    }
+
+    fn start_with(collector_url: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(binary("plumb-agent"))
-            .args([
-                "--collector-url",
-                collector_url,
-                "--host-metrics-interval",
-                "1s",
-            ])
+            .args(["--collector-url", collector_url])
+            .args(extra)
             .args([
                 "--grpc-addr",
                 "127.0.0.1:0",
@@ -64,6 +64,10 @@ impl Sidecar {
     }
 
     fn stop(mut self) {
+        self.stop_in_place();
+    }
+
+    fn stop_in_place(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -185,4 +189,78 @@ async fn malformed_requests_to_the_sidecar_get_clear_errors() {
         .expect("post");
     assert_eq!(response.status(), 415);
     sidecar.stop();
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_collector_outage_the_backlog_holds_what_fits_and_counts_the_rest() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut sidecar = Sidecar::start_with(
+        &format!("http://127.0.0.1:{port}"),
+        &[
+            "--max-backlog-bytes",
+            "400000",
+            "--host-metrics-interval",
+            "0s",
+        ],
+    );
+    // The collector is down: the sidecar still accepts everything from the SDK.
+    send_spans_to(
+        &sidecar.grpc,
+        &sidecar.http,
+        Transport::Grpc,
+        "outage-app",
+        spans("/held", 5000),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let database = unique_database("sidecar_outage");
+    let grpc_addr = format!("127.0.0.1:{port}");
+    let collector = Collector::start(&database, &["--grpc-addr", &grpc_addr]).await;
+    let admin = sidecar.admin.clone();
+    let read = || async {
+        let text = reqwest::get(format!("{admin}/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        (
+            metric(&text, "plumb_agent_forwarded_total{signal=\"spans\"}"),
+            metric(&text, "plumb_agent_dropped_total{signal=\"spans\"}"),
+        )
+    };
+    let (mut forwarded, mut dropped) = (0, 0);
+    for _ in 0..240 {
+        (forwarded, dropped) = read().await;
+        if forwarded + dropped == 5000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(dropped > 0, "a 400 kB backlog cannot hold 5000 spans");
+    assert!(forwarded > 0, "what fitted was forwarded after the outage");
+    assert_eq!(
+        forwarded + dropped,
+        5000,
+        "every span is forwarded or counted as dropped"
+    );
+    let arrived = query_number(
+        &database,
+        "SELECT count() FROM spans WHERE service = 'outage-app'",
+    )
+    .await;
+    assert_eq!(arrived, forwarded);
+    sidecar.stop_in_place();
+    assert!(collector.stop().await);
 }
