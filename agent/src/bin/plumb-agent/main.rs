@@ -64,6 +64,9 @@ struct Config {
     /// How often host metrics are reported (0s turns them off).
     #[arg(long, env = "PLUMB_AGENT_HOST_METRICS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     host_metrics_interval: Duration,
+    /// Compression of what is sent to the collector: gzip, or none (less CPU, more network).
+    #[arg(long, env = "PLUMB_AGENT_COMPRESSION", default_value = "gzip", value_parser = ["gzip", "none"])]
+    compression: String,
     /// How long shutdown keeps trying to forward what is held.
     #[arg(long, env = "PLUMB_AGENT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_timeout: Duration,
@@ -115,7 +118,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         (Signal::Traces, TRACE_EXPORT_PATH),
         (Signal::Metrics, METRICS_EXPORT_PATH),
     ] {
-        let client = RawGrpcClient::connect_lazy(config.collector_url.clone(), path, true)
+        let gzip = config.compression == "gzip";
+        let client = RawGrpcClient::connect_lazy(config.collector_url.clone(), path, gzip)
             .context("invalid --collector-url")?;
         let (forwarder, telemetry, stopped) = (
             Arc::clone(&forwarder),
