@@ -149,6 +149,18 @@ async fn demo_backend_spans_become_endpoints_and_traces() {
         .await
         .expect("count");
     assert_eq!(nested, 10);
+    // A span made with the `tracing` macros is exported too, under the request's SERVER span.
+    let traced: u64 = store
+        .client()
+        .query(
+            "SELECT count() FROM spans WHERE service = 'shop' AND name = 'render order'
+             AND (trace_id, parent_span_id) IN
+                 (SELECT trace_id, span_id FROM spans WHERE service = 'shop' AND operation = 'GET /orders/{id}')",
+        )
+        .fetch_one()
+        .await
+        .expect("count");
+    assert_eq!(traced, 20);
 
     // Host and process metrics from the agent, exported at least once (at shutdown).
     #[derive(Debug, clickhouse::Row, serde::Deserialize)]

@@ -21,6 +21,7 @@ use plumb_agent::{AgentConfig, PlumbLayer, inject_trace_context};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -184,7 +185,11 @@ async fn order(State(demo): State<Demo>, Path(_id): Path<u64>) -> &'static str {
         .with_context(cx.clone())
         .await;
     cx.span().end();
-    tokio::time::sleep(Duration::from_millis(2)).await;
+    // The service's own code, traced with the `tracing` macros (exported through the agent too).
+    let render = tracing::info_span!("render order");
+    async { tokio::time::sleep(Duration::from_millis(2)).await }
+        .instrument(render)
+        .await;
     "order"
 }
 
