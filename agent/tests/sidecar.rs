@@ -255,12 +255,42 @@ async fn through_a_collector_outage_the_backlog_holds_what_fits_and_counts_the_r
         5000,
         "every span is forwarded or counted as dropped"
     );
-    let arrived = query_number(
-        &database,
-        "SELECT count() FROM spans WHERE service = 'outage-app'",
-    )
-    .await;
-    assert_eq!(arrived, forwarded);
+    let mut arrived = 0;
+    for _ in 0..40 {
+        arrived = query_number(
+            &database,
+            "SELECT count() FROM spans WHERE service = 'outage-app'",
+        )
+        .await;
+        if arrived == forwarded {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(arrived, forwarded, "what was forwarded is stored");
     sidecar.stop_in_place();
     assert!(collector.stop().await);
+}
+
+#[test]
+fn a_config_file_with_an_unknown_option_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("agent.toml");
+    std::fs::write(
+        &path,
+        "collector_url = \"http://127.0.0.1:4317\"\nmax_backlog = 1\n",
+    )
+    .expect("write");
+    let output = Command::new(binary("plumb-agent"))
+        .arg("--config")
+        .arg(&path)
+        .env_remove("PLUMB_COLLECTOR_URL")
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unknown option \"max_backlog\""),
+        "{stderr}"
+    );
 }

@@ -1,11 +1,9 @@
-//! Collector configuration: flags, `PLUMB_*` environment variables and a TOML file.
-//!
-//! Precedence, highest first: command-line flags, environment variables, the config file
-//! (`--config` / `PLUMB_CONFIG`), then the defaults shown by `--help`. The file is flat: every
-//! key is a long flag name (`grpc_addr` or `grpc-addr`). Unknown keys are an error, so a typo
-//! never goes unnoticed.
+//! Collector configuration: flags, `PLUMB_*` environment variables and a TOML file (loaded by
+//! `plumb-config`: flags over environment over file over the defaults `--help` shows), then
+//! checked: a value out of range is an error that names the option.
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::Parser;
+use plumb_config::ConfigFileError;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,26 +12,9 @@ use std::time::Duration;
 /// Errors loading the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// Bad flags or environment (includes `--help` and `--version`, which clap renders).
+    /// Bad flags, environment or config file (includes `--help` and `--version`).
     #[error(transparent)]
-    Args(#[from] clap::Error),
-    /// The config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// File path.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The config file is not valid TOML or not flat.
-    #[error("config file {path}: {message}")]
-    File {
-        /// File path.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
+    Load(#[from] ConfigFileError),
     /// A value is out of range.
     #[error("invalid {field}: {message}")]
     Invalid {
@@ -152,20 +133,7 @@ impl CollectorConfig {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-        let command = Self::command();
-        let first = command.clone().try_get_matches_from(&args)?;
-        let config = match first.get_one::<PathBuf>("config") {
-            None => Self::from_arg_matches(&first)?,
-            Some(path) => {
-                let injected = file_args(&command, path)?;
-                let mut merged = Vec::with_capacity(args.len() + injected.len());
-                merged.extend(args.first().cloned());
-                merged.extend(injected);
-                merged.extend(args.iter().skip(1).cloned());
-                Self::from_arg_matches(&command.try_get_matches_from(merged)?)?
-            }
-        };
+        let config: Self = plumb_config::parse(args)?;
         config.check()?;
         Ok(config)
     }
@@ -215,54 +183,6 @@ impl CollectorConfig {
 
 /// Turns the config file into `--name=value` arguments, leaving out options whose environment
 /// variable is set (the environment ranks above the file).
-fn file_args(command: &clap::Command, path: &PathBuf) -> Result<Vec<OsString>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ConfigError::File {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-    let mut out = Vec::new();
-    for (key, value) in table {
-        let id = key.replace('-', "_");
-        let arg = command
-            .get_arguments()
-            .find(|a| a.get_id().as_str() == id && id != "config")
-            .ok_or_else(|| ConfigError::File {
-                path: path.clone(),
-                message: format!("unknown option {key:?}"),
-            })?;
-        if arg
-            .get_env()
-            .is_some_and(|env| std::env::var_os(env).is_some())
-        {
-            continue;
-        }
-        let text = match value {
-            toml::Value::String(s) => s,
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Float(f) => f.to_string(),
-            toml::Value::Boolean(b) => b.to_string(),
-            other => {
-                return Err(ConfigError::File {
-                    path: path.clone(),
-                    message: format!(
-                        "option {key:?} must be a string, number or boolean, not {}",
-                        other.type_str()
-                    ),
-                });
-            }
-        };
-        let long = arg.get_long().unwrap_or(arg.get_id().as_str());
-        out.push(OsString::from(format!("--{long}={text}")));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use plumb_collector::config::{CollectorConfig, ConfigError};
+use plumb_config::ConfigFileError;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
@@ -13,7 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<()> {
     let config = match CollectorConfig::load(std::env::args_os()) {
         Ok(c) => c,
-        Err(ConfigError::Args(e)) => e.exit(),
+        Err(ConfigError::Load(ConfigFileError::Args(e))) => e.exit(),
         Err(e) => return Err(e.into()),
     };
     init_logging(&config.log_format);

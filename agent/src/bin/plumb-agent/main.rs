@@ -33,6 +33,9 @@ use tokio::sync::watch;
     about = "Plumb's sidecar: OTLP on localhost, forwarded to the collector"
 )]
 struct Config {
+    /// TOML config file; its keys are the long option names below.
+    #[arg(long, env = "PLUMB_AGENT_CONFIG")]
+    config: Option<std::path::PathBuf>,
     /// The collector's OTLP/gRPC endpoint.
     #[arg(long, env = "PLUMB_COLLECTOR_URL")]
     collector_url: String,
@@ -73,7 +76,11 @@ struct Config {
 }
 
 fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let config: Config = match plumb_config::parse(std::env::args_os()) {
+        Ok(config) => config,
+        Err(plumb_config::ConfigFileError::Args(e)) => e.exit(),
+        Err(e) => return Err(e.into()),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PLUMB_LOG")
