@@ -18,9 +18,26 @@ impl Demo {
     }
 
     fn start_with(service: &str, otlp: &str, recs_url: &str, extra: &[&str]) -> Self {
+        Self::spawn(service, recs_url, &["--otlp-endpoint", otlp], extra, &[])
+    }
+
+    /// Starts with the exporter configured only through `OTEL_*` variables.
+    fn start_from_env(service: &str, recs_url: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn(service, recs_url, &[], &[], env)
+    }
+
+    fn spawn(
+        service: &str,
+        recs_url: &str,
+        otlp: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(binary("plumb-demo"))
             .args(["serve", "--service", service, "--addr", "127.0.0.1:0"])
-            .args(["--recs-url", recs_url, "--otlp-endpoint", otlp])
+            .args(["--recs-url", recs_url])
+            .args(otlp)
+            .envs(env.iter().copied())
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -59,7 +76,15 @@ impl Drop for Demo {
 async fn demo_backend_spans_become_endpoints_and_traces() {
     let database = unique_database("demo");
     let collector = Collector::start(&database, &[]).await;
-    let recs = Demo::start("recs", &collector.grpc_url(), "http://127.0.0.1:1");
+    // recs takes its exporter settings from the standard OpenTelemetry variables.
+    let recs = Demo::start_from_env(
+        "recs",
+        "http://127.0.0.1:1",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.grpc_url()),
+            ("OTEL_RESOURCE_ATTRIBUTES", "team=discovery"),
+        ],
+    );
     let shop = Demo::start("shop", &collector.grpc_url(), &recs.url);
     let client = reqwest::Client::new();
     let mut checkout_failures = 0;
@@ -123,6 +148,12 @@ async fn demo_backend_spans_become_endpoints_and_traces() {
         "db p50 {db_p50} vs orders {orders_p50}"
     );
     collector.wait_for_requests("recs", 10, &[]).await;
+    let team = query_number(
+        &database,
+        "SELECT count() FROM spans WHERE service = 'recs' AND resource.value[indexOf(resource.key, 'team')] = 'discovery'",
+    )
+    .await;
+    assert_eq!(team, 10, "OTEL_RESOURCE_ATTRIBUTES reaches the resource");
 
     // Each recs span is the child of a shop CLIENT span in the same trace.
     let store = store(&database).await;
