@@ -16,6 +16,7 @@ use tonic::Status;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{NamedService, UnaryService};
+use tonic_types::{ErrorDetails, StatusExt};
 
 /// tonic refuses frames past this multiple of our limit before buffering them; between the two,
 /// our decoder answers RESOURCE_EXHAUSTED with a clear message.
@@ -117,7 +118,12 @@ impl<H: Signal, S: OtlpSink> UnaryService<Bytes> for Export<H, S> {
 /// The gRPC status for a refused request.
 fn status_for(error: ExportError) -> Status {
     match error {
-        ExportError::Busy { .. } => Status::resource_exhausted(error.to_string()),
+        // RetryInfo tells well-behaved clients (the Plumb sidecar, OTLP exporters) how long to wait.
+        ExportError::Busy { retry_after } => Status::with_error_details(
+            tonic::Code::ResourceExhausted,
+            error.to_string(),
+            ErrorDetails::with_retry_info(Some(retry_after)),
+        ),
         ExportError::ShuttingDown => Status::unavailable(error.to_string()),
         ExportError::Malformed(message) => Status::invalid_argument(message),
     }
@@ -177,5 +183,29 @@ impl<H: Signal> Decoder for OtlpDecoder<H> {
             )));
         }
         Ok(Some(src.copy_to_bytes(size)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn busy_carries_a_retry_hint() {
+        let status = status_for(ExportError::Busy {
+            retry_after: Duration::from_secs(5),
+        });
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        let hint = status.get_details_retry_info().and_then(|r| r.retry_delay);
+        assert_eq!(hint, Some(Duration::from_secs(5)));
+        assert_eq!(
+            status_for(ExportError::ShuttingDown).code(),
+            tonic::Code::Unavailable
+        );
+        assert_eq!(
+            status_for(ExportError::Malformed("x".into())).code(),
+            tonic::Code::InvalidArgument
+        );
     }
 }

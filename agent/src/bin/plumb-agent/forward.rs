@@ -175,11 +175,7 @@ pub async fn run_sender(
                 }
                 Err(status) if retryable(status.code()) => {
                     telemetry.export_failed(signal);
-                    let hinted = status
-                        .get_details_retry_info()
-                        .and_then(|r| r.retry_delay)
-                        .unwrap_or_default();
-                    let wait = jitter.spread(backoff).max(hinted);
+                    let wait = retry_wait(&status, backoff, &mut jitter);
                     if deadline.is_some_and(|d| Instant::now() + wait > d) {
                         telemetry.dropped(signal, items);
                         tracing::error!(
@@ -206,6 +202,16 @@ pub async fn run_sender(
             }
         }
     }
+}
+
+/// How long to wait before retrying: the backoff spread by jitter, but never less than the
+/// collector's `RetryInfo` hint.
+fn retry_wait(status: &tonic::Status, backoff: Duration, jitter: &mut Jitter) -> Duration {
+    let hinted = status
+        .get_details_retry_info()
+        .and_then(|r| r.retry_delay)
+        .unwrap_or_default();
+    jitter.spread(backoff).max(hinted)
 }
 
 /// Codes worth retrying: the collector is down, busy or slow, not the data wrong.
@@ -238,5 +244,33 @@ impl Jitter {
         self.0 ^= self.0 << 17;
         let fraction = 0.5 + (self.0 % 1000) as f64 / 2000.0;
         backoff.mul_f64(fraction)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::ErrorDetails;
+
+    #[test]
+    fn the_collectors_retry_hint_is_honoured() {
+        let mut jitter = Jitter::new();
+        let hinted = tonic::Status::with_error_details(
+            tonic::Code::ResourceExhausted,
+            "busy",
+            ErrorDetails::with_retry_info(Some(Duration::from_secs(3))),
+        );
+        assert!(
+            retry_wait(&hinted, Duration::from_millis(250), &mut jitter) >= Duration::from_secs(3)
+        );
+        let plain = tonic::Status::unavailable("down");
+        let wait = retry_wait(&plain, Duration::from_secs(1), &mut jitter);
+        assert!(
+            wait >= Duration::from_millis(500) && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+        assert!(
+            retryable(tonic::Code::ResourceExhausted) && !retryable(tonic::Code::InvalidArgument)
+        );
     }
 }
