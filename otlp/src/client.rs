@@ -78,16 +78,7 @@ impl RawGrpcClient {
             .map_err(|_| ConnectError::Endpoint(endpoint))?
             .connect()
             .await?;
-        let mut grpc = tonic::client::Grpc::new(channel);
-        if gzip {
-            grpc = grpc
-                .send_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Gzip);
-        }
-        Ok(Self {
-            grpc,
-            path: tonic::codegen::http::uri::PathAndQuery::from_static(path),
-        })
+        Ok(Self::over(channel, path, gzip))
     }
 
     /// A client that connects on first use and reconnects after failures (for a peer that may
@@ -100,16 +91,20 @@ impl RawGrpcClient {
         let channel = tonic::transport::Channel::from_shared(endpoint.clone())
             .map_err(|_| ConnectError::Endpoint(endpoint))?
             .connect_lazy();
+        Ok(Self::over(channel, path, gzip))
+    }
+
+    fn over(channel: tonic::transport::Channel, path: &'static str, gzip: bool) -> Self {
         let mut grpc = tonic::client::Grpc::new(channel);
         if gzip {
             grpc = grpc
                 .send_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Gzip);
         }
-        Ok(Self {
+        Self {
             grpc,
             path: tonic::codegen::http::uri::PathAndQuery::from_static(path),
-        })
+        }
     }
 
     /// Sends one message; returns the response bytes or the status.

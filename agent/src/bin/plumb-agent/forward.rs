@@ -18,6 +18,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use plumb_otlp::client::RawGrpcClient;
 use plumb_otlp::{ExportError, OtlpSink, Payload};
@@ -70,27 +71,81 @@ impl Forwarder {
     }
 }
 
-impl OtlpSink for Forwarder {
-    async fn export_traces(
+impl Forwarder {
+    /// Decodes a request, adds the host attributes, counts its items and queues it.
+    fn accept<M: Received>(
         &self,
         payload: Payload,
-    ) -> Result<ExportTraceServiceResponse, ExportError> {
-        let mut request = payload.decode::<ExportTraceServiceRequest>("spans")?;
+        signal: Signal,
+        backlog: &Backlog,
+    ) -> Result<(), ExportError> {
+        let mut request = payload.decode::<M>(M::ITEMS)?;
+        let items = request.enrich_and_count(|resource| self.enrich(resource));
+        self.telemetry.received(signal, items);
+        let dropped = backlog.push(Entry {
+            bytes: Bytes::from(request.encode_to_vec()),
+            items,
+        });
+        self.telemetry.dropped(signal, dropped);
+        Ok(())
+    }
+}
+
+/// What the forwarder needs to know of an export request.
+trait Received: Message + Default + serde::de::DeserializeOwned {
+    /// What its items are called in messages.
+    const ITEMS: &'static str;
+    /// Calls `enrich` on every resource and returns the number of items.
+    fn enrich_and_count(&mut self, enrich: impl FnMut(&mut Option<Resource>)) -> u64;
+}
+
+impl Received for ExportTraceServiceRequest {
+    const ITEMS: &'static str = "spans";
+    fn enrich_and_count(&mut self, mut enrich: impl FnMut(&mut Option<Resource>)) -> u64 {
         let mut items = 0;
-        for resource_spans in &mut request.resource_spans {
-            self.enrich(&mut resource_spans.resource);
-            items += resource_spans
+        for r in &mut self.resource_spans {
+            enrich(&mut r.resource);
+            items += r
                 .scope_spans
                 .iter()
                 .map(|s| s.spans.len() as u64)
                 .sum::<u64>();
         }
-        self.telemetry.received(Signal::Traces, items);
-        let dropped = self.traces.push(Entry {
-            bytes: Bytes::from(request.encode_to_vec()),
-            items,
-        });
-        self.telemetry.dropped(Signal::Traces, dropped);
+        items
+    }
+}
+
+impl Received for ExportMetricsServiceRequest {
+    const ITEMS: &'static str = "data points";
+    fn enrich_and_count(&mut self, mut enrich: impl FnMut(&mut Option<Resource>)) -> u64 {
+        let mut items = 0;
+        for r in &mut self.resource_metrics {
+            enrich(&mut r.resource);
+            let metrics = r.scope_metrics.iter().flat_map(|s| &s.metrics);
+            items += metrics.map(|m| data_points(m.data.as_ref())).sum::<u64>();
+        }
+        items
+    }
+}
+
+/// The number of data points of a metric.
+fn data_points(data: Option<&Data>) -> u64 {
+    (match data {
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+        None => 0,
+    }) as u64
+}
+
+impl OtlpSink for Forwarder {
+    async fn export_traces(
+        &self,
+        payload: Payload,
+    ) -> Result<ExportTraceServiceResponse, ExportError> {
+        self.accept::<ExportTraceServiceRequest>(payload, Signal::Traces, &self.traces)?;
         Ok(ExportTraceServiceResponse::default())
     }
 
@@ -98,22 +153,7 @@ impl OtlpSink for Forwarder {
         &self,
         payload: Payload,
     ) -> Result<ExportMetricsServiceResponse, ExportError> {
-        let mut request = payload.decode::<ExportMetricsServiceRequest>("data points")?;
-        let mut items = 0;
-        for resource_metrics in &mut request.resource_metrics {
-            self.enrich(&mut resource_metrics.resource);
-            items += resource_metrics
-                .scope_metrics
-                .iter()
-                .map(|s| s.metrics.len() as u64)
-                .sum::<u64>();
-        }
-        self.telemetry.received(Signal::Metrics, items);
-        let dropped = self.metrics.push(Entry {
-            bytes: Bytes::from(request.encode_to_vec()),
-            items,
-        });
-        self.telemetry.dropped(Signal::Metrics, dropped);
+        self.accept::<ExportMetricsServiceRequest>(payload, Signal::Metrics, &self.metrics)?;
         Ok(ExportMetricsServiceResponse::default())
     }
 
