@@ -10,6 +10,7 @@
 pub mod client;
 pub mod grpc;
 pub mod http;
+pub mod wire;
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;

@@ -3,8 +3,8 @@
 //! In: OTLP `KeyValue` lists. Out: values as strings (arrays and maps as compact JSON-like
 //! text, bytes as hex), which is how spans store attributes in ClickHouse.
 
-use super::wire::{Fields, WireError};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use plumb_otlp::wire::{Fields, WireError};
 use prost::Message;
 use std::borrow::Cow;
 use std::fmt::Write;

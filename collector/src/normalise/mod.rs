@@ -1,6 +1,6 @@
 //! Normalisation: turns decoded OTLP requests into Plumb's own records.
 //!
-//! In: encoded `ExportTraceServiceRequest`s (read in place by [`wire`], without building the
+//! In: encoded `ExportTraceServiceRequest`s (read in place by `plumb_otlp::wire`, without building the
 //! prost structs) and decoded `ExportMetricsServiceRequest`s. Out: validated [`Span`]s (service,
 //! operation, kind, timing, error flag, attributes as text) and metric rows, plus a count and a
 //! message for what was rejected, which the receivers report back through OTLP partial success.
@@ -10,7 +10,6 @@ mod metrics;
 mod operation;
 pub mod route;
 mod spans;
-pub mod wire;
 
 pub use attributes::{any_value_to_string, find_attribute};
 pub use metrics::normalise_metrics;

@@ -10,8 +10,8 @@
 
 use super::attributes::attribute_text;
 use super::operation::{OperationLimiter, operation_name};
-use super::wire::{Fields, WireError};
 use super::{Normalised, UNKNOWN_SERVICE};
+use plumb_otlp::wire::{Fields, WireError};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;

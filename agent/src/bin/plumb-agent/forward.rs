@@ -145,7 +145,20 @@ impl OtlpSink for Forwarder {
         &self,
         payload: Payload,
     ) -> Result<ExportTraceServiceResponse, ExportError> {
-        self.accept::<ExportTraceServiceRequest>(payload, Signal::Traces, &self.traces)?;
+        // Spans are the bulk: edit the encoded request instead of decoding and encoding it.
+        let Some(host) = &self.host_name else {
+            self.accept::<ExportTraceServiceRequest>(payload, Signal::Traces, &self.traces)?;
+            return Ok(ExportTraceServiceResponse::default());
+        };
+        let request = payload.into_protobuf::<ExportTraceServiceRequest>("spans")?;
+        let (bytes, items) = crate::enrich::add_host_name(&request, host).map_err(|e| {
+            ExportError::Malformed(format!(
+                "malformed OTLP protobuf (spans export request): {e}"
+            ))
+        })?;
+        self.telemetry.received(Signal::Traces, items);
+        let dropped = self.traces.push(Entry { bytes, items });
+        self.telemetry.dropped(Signal::Traces, dropped);
         Ok(ExportTraceServiceResponse::default())
     }
 

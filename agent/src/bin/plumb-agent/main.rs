@@ -7,6 +7,7 @@
 //! `/metrics` are on the admin address.
 
 mod backlog;
+mod enrich;
 mod forward;
 mod telemetry;
 
