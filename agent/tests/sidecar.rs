@@ -212,6 +212,9 @@ async fn through_a_collector_outage_the_backlog_holds_what_fits_and_counts_the_r
             "400000",
             "--host-metrics-interval",
             "0s",
+            // zstd on this path, gzip on the other: the collector accepts both.
+            "--compression",
+            "zstd",
         ],
     );
     // The collector is down: the sidecar still accepts everything from the SDK.

@@ -3,7 +3,8 @@
 //! on purpose).
 
 use bytes::{Buf, BufMut, Bytes};
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+pub use tonic::codec::CompressionEncoding;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 /// The path of OTLP's trace export call.
 pub const TRACE_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -72,13 +73,13 @@ impl RawGrpcClient {
     pub async fn connect(
         endpoint: String,
         path: &'static str,
-        gzip: bool,
+        compression: Option<CompressionEncoding>,
     ) -> Result<Self, ConnectError> {
         let channel = tonic::transport::Channel::from_shared(endpoint.clone())
             .map_err(|_| ConnectError::Endpoint(endpoint))?
             .connect()
             .await?;
-        Ok(Self::over(channel, path, gzip))
+        Ok(Self::over(channel, path, compression))
     }
 
     /// A client that connects on first use and reconnects after failures (for a peer that may
@@ -86,20 +87,22 @@ impl RawGrpcClient {
     pub fn connect_lazy(
         endpoint: String,
         path: &'static str,
-        gzip: bool,
+        compression: Option<CompressionEncoding>,
     ) -> Result<Self, ConnectError> {
         let channel = tonic::transport::Channel::from_shared(endpoint.clone())
             .map_err(|_| ConnectError::Endpoint(endpoint))?
             .connect_lazy();
-        Ok(Self::over(channel, path, gzip))
+        Ok(Self::over(channel, path, compression))
     }
 
-    fn over(channel: tonic::transport::Channel, path: &'static str, gzip: bool) -> Self {
+    fn over(
+        channel: tonic::transport::Channel,
+        path: &'static str,
+        compression: Option<CompressionEncoding>,
+    ) -> Self {
         let mut grpc = tonic::client::Grpc::new(channel);
-        if gzip {
-            grpc = grpc
-                .send_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Gzip);
+        if let Some(encoding) = compression {
+            grpc = grpc.send_compressed(encoding).accept_compressed(encoding);
         }
         Self {
             grpc,

@@ -3,7 +3,7 @@
 //! The services are written against tonic's server building blocks rather than generated, so
 //! that decoding is ours: the codec only checks the size (RESOURCE_EXHAUSTED past the limit) and
 //! hands the bytes to the signal's handler, which reads them in place; a malformed message is
-//! INVALID_ARGUMENT (tonic's stock codec says INTERNAL). gzip is accepted.
+//! INVALID_ARGUMENT (tonic's stock codec says INTERNAL). gzip and zstd are accepted.
 
 use super::{ExportError, OtlpSink, Payload, Signal};
 use bytes::{Buf, Bytes};
@@ -87,7 +87,9 @@ where
             };
             let mut grpc = tonic::server::Grpc::new(codec)
                 .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
                 .send_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Zstd)
                 .max_decoding_message_size(limit.saturating_mul(FRAME_LIMIT_FACTOR));
             Ok(grpc.unary(export, request).await)
         })

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Parser;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use plumb_collector::loadgen::{Workload, WorkloadShape};
-use plumb_otlp::client::{RawGrpcClient, TRACE_EXPORT_PATH};
+use plumb_otlp::client::{CompressionEncoding, RawGrpcClient, TRACE_EXPORT_PATH};
 use prost::Message;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,9 +82,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let pool: Vec<bytes::Bytes> = (0..args.pool.max(1))
             .map(|_| bytes::Bytes::from(workload.request().encode_to_vec()))
             .collect();
-        let client = RawGrpcClient::connect(args.endpoint.clone(), TRACE_EXPORT_PATH, args.gzip)
-            .await
-            .with_context(|| format!("cannot reach {}", args.endpoint))?;
+        let client = RawGrpcClient::connect(
+            args.endpoint.clone(),
+            TRACE_EXPORT_PATH,
+            args.gzip.then_some(CompressionEncoding::Gzip),
+        )
+        .await
+        .with_context(|| format!("cannot reach {}", args.endpoint))?;
         senders.push((pool, client));
     }
     // Timing starts once every sender has its requests built and its connection open.

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 async fn raw_grpc(collector: &Collector, body: Vec<u8>) -> Result<bytes::Bytes, tonic::Status> {
-    RawGrpcClient::connect(collector.grpc_url(), TRACE_EXPORT_PATH, false)
+    RawGrpcClient::connect(collector.grpc_url(), TRACE_EXPORT_PATH, None)
         .await
         .expect("connect")
         .send(body.into())

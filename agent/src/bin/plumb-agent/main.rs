@@ -16,7 +16,9 @@ use axum::Router;
 use axum::routing::get;
 use clap::Parser;
 use forward::{Forwarder, SendSettings, run_sender};
-use plumb_otlp::client::{METRICS_EXPORT_PATH, RawGrpcClient, TRACE_EXPORT_PATH};
+use plumb_otlp::client::{
+    CompressionEncoding, METRICS_EXPORT_PATH, RawGrpcClient, TRACE_EXPORT_PATH,
+};
 use plumb_otlp::grpc::OtlpGrpcService;
 use plumb_otlp::{Metrics, Traces};
 use std::net::SocketAddr;
@@ -68,8 +70,8 @@ struct Config {
     /// How often host metrics are reported (0s turns them off).
     #[arg(long, env = "PLUMB_AGENT_HOST_METRICS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     host_metrics_interval: Duration,
-    /// Compression of what is sent to the collector: gzip, or none (less CPU, more network).
-    #[arg(long, env = "PLUMB_AGENT_COMPRESSION", default_value = "gzip", value_parser = ["gzip", "none"])]
+    /// Compression of what is sent to the collector: gzip, zstd (less CPU than gzip), or none.
+    #[arg(long, env = "PLUMB_AGENT_COMPRESSION", default_value = "gzip", value_parser = ["gzip", "zstd", "none"])]
     compression: String,
     /// How long shutdown keeps trying to forward what is held.
     #[arg(long, env = "PLUMB_AGENT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -126,8 +128,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         (Signal::Traces, TRACE_EXPORT_PATH),
         (Signal::Metrics, METRICS_EXPORT_PATH),
     ] {
-        let gzip = config.compression == "gzip";
-        let client = RawGrpcClient::connect_lazy(config.collector_url.clone(), path, gzip)
+        let compression = match config.compression.as_str() {
+            "gzip" => Some(CompressionEncoding::Gzip),
+            "zstd" => Some(CompressionEncoding::Zstd),
+            _ => None,
+        };
+        let client = RawGrpcClient::connect_lazy(config.collector_url.clone(), path, compression)
             .context("invalid --collector-url")?;
         let (forwarder, telemetry, stopped) = (
             Arc::clone(&forwarder),
