@@ -16,8 +16,7 @@ use crate::store::local_server::{LocalClickHouse, LocalServerError, ServerBinary
 use crate::store::writer::{WriterSettings, run_batch_writer, run_histogram_flusher};
 use crate::store::{Store, StoreConfig, StoreError, retention, schema};
 use crate::telemetry::Telemetry;
-use plumb_otlp::grpc::OtlpGrpcService;
-use plumb_otlp::{Metrics, Traces};
+use plumb_otlp::serve::{otlp_servers, stopped};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -256,47 +255,23 @@ async fn start_servers(
         local(&http_listener, config.http_addr),
         local(&query_listener, config.query_addr),
     ];
-    let signal = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-
-    // Larger HTTP/2 windows: OTLP requests are large, so fewer flow-control round trips.
-    let grpc = tonic::transport::Server::builder()
-        .initial_connection_window_size(4 * 1024 * 1024)
-        .initial_stream_window_size(2 * 1024 * 1024)
-        .add_service(OtlpGrpcService::<Traces, _>::new(
-            Arc::clone(pipeline),
-            config.max_request_bytes,
-        ))
-        .add_service(OtlpGrpcService::<Metrics, _>::new(
-            Arc::clone(pipeline),
-            config.max_request_bytes,
-        ))
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(grpc_listener),
-            signal(stop.clone()),
-        );
-    let http = axum::serve(
+    let [grpc, http] = otlp_servers(
+        Arc::clone(pipeline),
+        grpc_listener,
         http_listener,
-        plumb_otlp::http::router(Arc::clone(pipeline), config.max_request_bytes),
-    )
-    .with_graceful_shutdown(signal(stop.clone()));
+        config.max_request_bytes,
+        stop.clone(),
+    );
     let query = axum::serve(
         query_listener,
         query::api::router(store.clone(), Arc::clone(telemetry)),
     )
-    .with_graceful_shutdown(signal(stop.clone()));
+    .with_graceful_shutdown(stopped(stop.clone()));
     Ok(Servers {
         addrs,
         handles: vec![
-            (
-                "otlp-grpc",
-                tokio::spawn(async move { grpc.await.map_err(|e| e.to_string()) }),
-            ),
-            (
-                "otlp-http",
-                tokio::spawn(async move { http.await.map_err(|e| e.to_string()) }),
-            ),
+            (grpc.0, tokio::spawn(grpc.1)),
+            (http.0, tokio::spawn(http.1)),
             (
                 "query",
                 tokio::spawn(async move { query.await.map_err(|e| e.to_string()) }),

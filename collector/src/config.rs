@@ -30,7 +30,6 @@ pub enum ConfigError {
 #[command(
     name = "plumb-collector",
     version,
-    args_override_self = true,
     about = "Plumb collector: OTLP in, latency histograms and spans in ClickHouse, slow endpoints out"
 )]
 pub struct CollectorConfig {

@@ -85,7 +85,6 @@ impl Pipeline {
             now_unix_ns(),
         )
         .map_err(|e| {
-            self.telemetry.requests_refused.inc();
             ExportError::Malformed(format!(
                 "malformed OTLP protobuf (spans export request): {e}"
             ))
@@ -156,7 +155,6 @@ impl Pipeline {
     ) -> Result<mpsc::Permit<'a, T>, ExportError> {
         let refused = |e: ExportError| {
             self.telemetry.rejected.get_or_create(&signal).inc_by(items);
-            self.telemetry.requests_refused.inc();
             e
         };
         match tokio::time::timeout(self.settings.enqueue_timeout, queue.reserve()).await {

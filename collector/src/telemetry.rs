@@ -46,8 +46,8 @@ pub struct Telemetry {
     pub write_errors: Family<TableLabel, Counter>,
     /// Duration of each histogram flush and batch write.
     pub flush_duration: Family<TableLabel, Histogram>,
-    /// Span and metric batches waiting for the writers.
-    pub queue_depth: Gauge,
+    /// Batches waiting for the writers, by table.
+    pub queue_depth: Family<TableLabel, Gauge>,
     /// Aggregation keys held in memory.
     pub aggregates_held: Gauge,
 }
@@ -73,7 +73,7 @@ impl Telemetry {
         let flush_duration = Family::<TableLabel, Histogram>::new_with_constructor(
             (|| Histogram::new(exponential_buckets(0.001, 2.0, 16))) as fn() -> Histogram,
         );
-        let queue_depth = Gauge::default();
+        let queue_depth = Family::<TableLabel, Gauge>::default();
         let aggregates_held = Gauge::default();
         registry.register(
             "received",

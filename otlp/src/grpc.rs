@@ -81,8 +81,9 @@ where
             handler: PhantomData,
         };
         Box::pin(async move {
-            let codec = OtlpCodec::<H> {
+            let codec = OtlpCodec::<H, S> {
                 max_message_bytes: limit,
+                sink: Arc::clone(&export.sink),
                 handler: PhantomData,
             };
             let mut grpc = tonic::server::Grpc::new(codec)
@@ -112,7 +113,10 @@ impl<H: Signal, S: OtlpSink> UnaryService<Bytes> for Export<H, S> {
             H::export(&*sink, Payload::Protobuf(request.into_inner()))
                 .await
                 .map(tonic::Response::new)
-                .map_err(status_for)
+                .map_err(|e| {
+                    sink.request_refused();
+                    status_for(e)
+                })
         })
     }
 }
@@ -131,16 +135,17 @@ fn status_for(error: ExportError) -> Status {
     }
 }
 
-struct OtlpCodec<H> {
+struct OtlpCodec<H, S> {
     max_message_bytes: usize,
+    sink: Arc<S>,
     handler: PhantomData<fn() -> H>,
 }
 
-impl<H: Signal> Codec for OtlpCodec<H> {
+impl<H: Signal, S: OtlpSink> Codec for OtlpCodec<H, S> {
     type Encode = H::Response;
     type Decode = Bytes;
     type Encoder = ProstEncoder<H::Response>;
-    type Decoder = OtlpDecoder<H>;
+    type Decoder = OtlpDecoder<S>;
 
     fn encoder(&mut self) -> Self::Encoder {
         ProstEncoder(PhantomData)
@@ -149,7 +154,7 @@ impl<H: Signal> Codec for OtlpCodec<H> {
     fn decoder(&mut self) -> Self::Decoder {
         OtlpDecoder {
             max_message_bytes: self.max_message_bytes,
-            handler: PhantomData,
+            sink: Arc::clone(&self.sink),
         }
     }
 }
@@ -166,12 +171,13 @@ impl<T: Message> Encoder for ProstEncoder<T> {
     }
 }
 
-struct OtlpDecoder<H> {
+struct OtlpDecoder<S> {
     max_message_bytes: usize,
-    handler: PhantomData<fn() -> H>,
+    /// Told about requests refused for their size.
+    sink: Arc<S>,
 }
 
-impl<H: Signal> Decoder for OtlpDecoder<H> {
+impl<S: OtlpSink> Decoder for OtlpDecoder<S> {
     type Item = Bytes;
     type Error = Status;
 
@@ -179,6 +185,7 @@ impl<H: Signal> Decoder for OtlpDecoder<H> {
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
         let size = src.remaining();
         if size > self.max_message_bytes {
+            self.sink.request_refused();
             return Err(Status::resource_exhausted(format!(
                 "message of {size} bytes is over the limit of {} bytes; send smaller batches",
                 self.max_message_bytes

@@ -9,6 +9,7 @@
 use super::{ExportError, Metrics, OtlpSink, Payload, Signal, Traces};
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -129,21 +130,41 @@ impl From<ExportError> for HttpError {
 async fn export<H: Signal, S: OtlpSink>(
     State(state): State<HttpState<S>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     // Errors are answered in the request's encoding when it is known, else JSON.
     let encoding = match request_encoding(&headers) {
         Ok(e) => e,
-        Err(e) => return e.into_response(Encoding::Json),
+        Err(e) => {
+            state.sink.request_refused();
+            return e.into_response(Encoding::Json);
+        }
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            state.sink.request_refused();
+            let too_large = rejection.status() == StatusCode::PAYLOAD_TOO_LARGE;
+            let error = HttpError::new(
+                rejection.status(),
+                if too_large {
+                    tonic::Code::ResourceExhausted
+                } else {
+                    tonic::Code::InvalidArgument
+                },
+                format!(
+                    "{}; the limit is {} bytes",
+                    rejection.body_text(),
+                    state.max_body_bytes
+                ),
+            );
+            return error.into_response(encoding);
+        }
     };
     match handle::<H, S>(&state, &headers, encoding, body).await {
         Ok(response) => response,
         Err(e) => {
-            if e.status != StatusCode::TOO_MANY_REQUESTS
-                && e.status != StatusCode::SERVICE_UNAVAILABLE
-            {
-                state.sink.request_refused();
-            }
+            state.sink.request_refused();
             e.into_response(encoding)
         }
     }

@@ -10,6 +10,7 @@
 pub mod client;
 pub mod grpc;
 pub mod http;
+pub mod serve;
 pub mod wire;
 
 use bytes::Bytes;
@@ -88,8 +89,8 @@ pub trait OtlpSink: Send + Sync + 'static {
         payload: Payload,
     ) -> impl Future<Output = Result<ExportMetricsServiceResponse, ExportError>> + Send;
 
-    /// Called when a request is refused before reaching the sink (malformed, too large, wrong
-    /// content type), so the sink can count it.
+    /// Called once for every request refused whole, by the receivers or by the sink itself
+    /// (malformed, too large, wrong content type, busy, shutting down), so the sink can count it.
     fn request_refused(&self) {}
 }
 

@@ -224,6 +224,16 @@ impl Collector {
         format!("http://{}", self.query)
     }
 
+    /// The collector's own `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.query_url()))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// `http://` URL of OTLP/gRPC.
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.grpc)

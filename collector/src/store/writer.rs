@@ -107,7 +107,10 @@ pub async fn run_batch_writer<B: RowBatch>(
                 }
             }
         }
-        telemetry.queue_depth.set(rx.len() as i64);
+        telemetry
+            .queue_depth
+            .get_or_create(&TableLabel { table })
+            .set(rx.len() as i64);
         write_with_retry(&store, table, &pending, stop_deadline, &telemetry).await;
         pending.clear();
         if closed {

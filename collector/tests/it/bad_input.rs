@@ -118,12 +118,7 @@ async fn invalid_spans_are_rejected_one_by_one_and_the_rest_kept() {
     );
     wait_for_spans(&database, "partial", 1).await;
     wait_for_spans(&database, "unknown_service", 1).await;
-    let metrics = reqwest::get(format!("{}/metrics", collector.query_url()))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = collector.metrics_text().await;
     assert!(
         metrics.contains("plumb_unknown_service_total{signal=\"spans\"} 1"),
         "{metrics}"
@@ -196,6 +191,11 @@ async fn malformed_and_oversized_grpc_requests_get_clear_statuses() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
 
     wait_for_spans(&database, "kept", 1).await;
+    let metrics = collector.metrics_text().await;
+    assert!(
+        metrics.contains("plumb_requests_refused_total 3"),
+        "{metrics}"
+    );
     assert!(collector.stop().await, "no panic: clean exit");
 }
 
@@ -245,8 +245,9 @@ async fn bad_http_requests_get_4xx_with_a_message() {
     let (status, body) = post("application/x-protobuf", Some("br"), good.clone()).await;
     assert_eq!(status, 415);
     assert!(body.contains("unsupported content encoding"), "{body}");
-    let (status, _) = post("application/x-protobuf", None, vec![0; 100_000]).await;
+    let (status, body) = post("application/x-protobuf", None, vec![0; 100_000]).await;
     assert_eq!(status, 413);
+    assert!(body.contains("the limit is 65536 bytes"), "{body}");
     // A small gzip body that expands past the limit.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&vec![0u8; 1_000_000]).expect("gzip");
@@ -283,5 +284,11 @@ async fn bad_http_requests_get_4xx_with_a_message() {
     assert_eq!(status, 200);
 
     wait_for_spans(&database, "http-kept", 2).await;
+    // Every request refused whole is counted once: 7 above.
+    let metrics = collector.metrics_text().await;
+    assert!(
+        metrics.contains("plumb_requests_refused_total 7"),
+        "{metrics}"
+    );
     assert!(collector.stop().await, "no panic: clean exit");
 }

@@ -58,12 +58,7 @@ async fn operations_past_the_cap_fold_into_overflow_and_are_counted() {
     let endpoints = collector.wait_for_requests("capped", 50, &[]).await;
     assert_eq!(endpoints.len(), 4, "{endpoints:#?}");
     assert_eq!(endpoint(&endpoints, "[overflow]")["requests"], 20);
-    let metrics = reqwest::get(format!("{}/metrics", collector.query_url()))
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("text");
+    let metrics = collector.metrics_text().await;
     assert!(
         metrics.contains("plumb_operations_overflowed_total 20"),
         "{metrics}"

@@ -1,7 +1,8 @@
 //! Adding the host's attributes to encoded trace requests without decoding their spans.
 //!
-//! In: an encoded `ExportTraceServiceRequest` and a host name. Out: the request with
-//! `host.name` on every resource that lacks it, and the number of spans. Protobuf merges repeated
+//! In: an encoded `ExportTraceServiceRequest` and the host name, if known. Out: the request with
+//! `host.name` on every resource that lacks it (the same bytes when none does), and the number
+//! of spans. Protobuf merges repeated
 //! occurrences of a message field, so appending a second `resource` holding just the new
 //! attribute to a `ResourceSpans` adds it to that resource; only the `ResourceSpans` length
 //! prefixes are rewritten, the spans are copied as they are.
@@ -17,18 +18,24 @@ const FIELD_1_BYTES: u8 = 0x0a;
 const FIELD_2_BYTES: u8 = 0x12;
 
 /// Returns the request with `host.name = host` added where missing, and its span count.
-pub fn add_host_name(request: &[u8], host: &str) -> Result<(Bytes, u64), WireError> {
-    let extra = resource_with_host_name(host);
-    let mut out = BytesMut::with_capacity(request.len() + 64);
+pub fn add_host_name(request: Bytes, host: Option<&str>) -> Result<(Bytes, u64), WireError> {
     let mut spans = 0;
-    for field in Fields::new(request) {
+    let mut resources = Vec::new();
+    for field in Fields::new(&request) {
         let (number, value) = field?;
         let body = value.bytes()?;
-        if number != 1 {
-            continue;
+        if number == 1 {
+            let (has_host, count) = inspect(body)?;
+            spans += count;
+            resources.push((body, has_host));
         }
-        let (has_host, count) = inspect(body)?;
-        spans += count;
+    }
+    let Some(host) = host.filter(|_| resources.iter().any(|(_, has_host)| !has_host)) else {
+        return Ok((request.clone(), spans));
+    };
+    let extra = resource_with_host_name(host);
+    let mut out = BytesMut::with_capacity(request.len() + resources.len() * extra.len());
+    for (body, has_host) in resources {
         let added: &[u8] = if has_host { &[] } else { &extra };
         out.put_u8(FIELD_1_BYTES);
         encode_varint((body.len() + added.len()) as u64, &mut out);
@@ -144,7 +151,14 @@ mod tests {
                 ),
             ],
         };
-        let (bytes, spans) = add_host_name(&request.encode_to_vec(), "box-1").expect("valid");
+        let encoded = Bytes::from(request.encode_to_vec());
+        let (bytes, spans) = add_host_name(encoded.clone(), Some("box-1")).expect("valid");
+        let (unchanged, same_spans) = add_host_name(encoded.clone(), None).expect("valid");
+        assert_eq!(
+            (unchanged, same_spans),
+            (encoded, 6),
+            "without a host name nothing changes"
+        );
         assert_eq!(spans, 6);
         let decoded = ExportTraceServiceRequest::decode(bytes).expect("still a valid request");
         let hosts: Vec<Vec<(String, String)>> = decoded
@@ -175,6 +189,6 @@ mod tests {
 
     #[test]
     fn malformed_input_is_an_error() {
-        assert!(add_host_name(&[0x0a, 0x05, 1], "h").is_err());
+        assert!(add_host_name(Bytes::from_static(&[0x0a, 0x05, 1]), Some("h")).is_err());
     }
 }

@@ -55,7 +55,14 @@ impl Forwarder {
         }
     }
 
-    /// Adds `host.name` to a resource that lacks it.
+    /// Counts a received request and queues it, counting what the backlog drops for it.
+    fn queue(&self, signal: Signal, backlog: &Backlog, entry: Entry) {
+        self.telemetry.received(signal, entry.items);
+        let dropped = backlog.push(entry);
+        self.telemetry.dropped(signal, dropped);
+    }
+
+    /// Adds `host.name` to a metrics resource that lacks it (spans: see `enrich.rs`).
     fn enrich(&self, resource: &mut Option<Resource>) {
         let Some(host) = &self.host_name else { return };
         let resource = resource.get_or_insert_with(Resource::default);
@@ -68,63 +75,6 @@ impl Forwarder {
                 ..Default::default()
             });
         }
-    }
-}
-
-impl Forwarder {
-    /// Decodes a request, adds the host attributes, counts its items and queues it.
-    fn accept<M: Received>(
-        &self,
-        payload: Payload,
-        signal: Signal,
-        backlog: &Backlog,
-    ) -> Result<(), ExportError> {
-        let mut request = payload.decode::<M>(M::ITEMS)?;
-        let items = request.enrich_and_count(|resource| self.enrich(resource));
-        self.telemetry.received(signal, items);
-        let dropped = backlog.push(Entry {
-            bytes: Bytes::from(request.encode_to_vec()),
-            items,
-        });
-        self.telemetry.dropped(signal, dropped);
-        Ok(())
-    }
-}
-
-/// What the forwarder needs to know of an export request.
-trait Received: Message + Default + serde::de::DeserializeOwned {
-    /// What its items are called in messages.
-    const ITEMS: &'static str;
-    /// Calls `enrich` on every resource and returns the number of items.
-    fn enrich_and_count(&mut self, enrich: impl FnMut(&mut Option<Resource>)) -> u64;
-}
-
-impl Received for ExportTraceServiceRequest {
-    const ITEMS: &'static str = "spans";
-    fn enrich_and_count(&mut self, mut enrich: impl FnMut(&mut Option<Resource>)) -> u64 {
-        let mut items = 0;
-        for r in &mut self.resource_spans {
-            enrich(&mut r.resource);
-            items += r
-                .scope_spans
-                .iter()
-                .map(|s| s.spans.len() as u64)
-                .sum::<u64>();
-        }
-        items
-    }
-}
-
-impl Received for ExportMetricsServiceRequest {
-    const ITEMS: &'static str = "data points";
-    fn enrich_and_count(&mut self, mut enrich: impl FnMut(&mut Option<Resource>)) -> u64 {
-        let mut items = 0;
-        for r in &mut self.resource_metrics {
-            enrich(&mut r.resource);
-            let metrics = r.scope_metrics.iter().flat_map(|s| &s.metrics);
-            items += metrics.map(|m| data_points(m.data.as_ref())).sum::<u64>();
-        }
-        items
     }
 }
 
@@ -145,20 +95,15 @@ impl OtlpSink for Forwarder {
         &self,
         payload: Payload,
     ) -> Result<ExportTraceServiceResponse, ExportError> {
-        // Spans are the bulk: edit the encoded request instead of decoding and encoding it.
-        let Some(host) = &self.host_name else {
-            self.accept::<ExportTraceServiceRequest>(payload, Signal::Traces, &self.traces)?;
-            return Ok(ExportTraceServiceResponse::default());
-        };
+        // Spans are the bulk: the encoded request is edited in place, never decoded.
         let request = payload.into_protobuf::<ExportTraceServiceRequest>("spans")?;
-        let (bytes, items) = crate::enrich::add_host_name(&request, host).map_err(|e| {
-            ExportError::Malformed(format!(
-                "malformed OTLP protobuf (spans export request): {e}"
-            ))
-        })?;
-        self.telemetry.received(Signal::Traces, items);
-        let dropped = self.traces.push(Entry { bytes, items });
-        self.telemetry.dropped(Signal::Traces, dropped);
+        let (bytes, items) = crate::enrich::add_host_name(request, self.host_name.as_deref())
+            .map_err(|e| {
+                ExportError::Malformed(format!(
+                    "malformed OTLP protobuf (spans export request): {e}"
+                ))
+            })?;
+        self.queue(Signal::Traces, &self.traces, Entry { bytes, items });
         Ok(ExportTraceServiceResponse::default())
     }
 
@@ -166,7 +111,18 @@ impl OtlpSink for Forwarder {
         &self,
         payload: Payload,
     ) -> Result<ExportMetricsServiceResponse, ExportError> {
-        self.accept::<ExportMetricsServiceRequest>(payload, Signal::Metrics, &self.metrics)?;
+        let mut request = payload.decode::<ExportMetricsServiceRequest>("data points")?;
+        let mut items = 0;
+        for resource_metrics in &mut request.resource_metrics {
+            self.enrich(&mut resource_metrics.resource);
+            let metrics = resource_metrics
+                .scope_metrics
+                .iter()
+                .flat_map(|s| &s.metrics);
+            items += metrics.map(|m| data_points(m.data.as_ref())).sum::<u64>();
+        }
+        let bytes = Bytes::from(request.encode_to_vec());
+        self.queue(Signal::Metrics, &self.metrics, Entry { bytes, items });
         Ok(ExportMetricsServiceResponse::default())
     }
 

@@ -19,8 +19,7 @@ use forward::{Forwarder, SendSettings, run_sender};
 use plumb_otlp::client::{
     CompressionEncoding, METRICS_EXPORT_PATH, RawGrpcClient, TRACE_EXPORT_PATH,
 };
-use plumb_otlp::grpc::OtlpGrpcService;
-use plumb_otlp::{Metrics, Traces};
+use plumb_otlp::serve::{otlp_servers, shutdown_signal, stopped};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,28 +116,28 @@ async fn run(config: Config) -> anyhow::Result<()> {
         Arc::clone(&telemetry),
     ));
 
-    let (stop, stopped) = watch::channel(false);
+    let (stop_senders, senders_stopped) = watch::channel(false);
     let settings = SendSettings {
         batch_max_bytes: config.batch_max_bytes,
         flush_interval: config.flush_interval,
         shutdown_timeout: config.shutdown_timeout,
+    };
+    let compression = match config.compression.as_str() {
+        "gzip" => Some(CompressionEncoding::Gzip),
+        "zstd" => Some(CompressionEncoding::Zstd),
+        _ => None,
     };
     let mut senders = Vec::new();
     for (signal, path) in [
         (Signal::Traces, TRACE_EXPORT_PATH),
         (Signal::Metrics, METRICS_EXPORT_PATH),
     ] {
-        let compression = match config.compression.as_str() {
-            "gzip" => Some(CompressionEncoding::Gzip),
-            "zstd" => Some(CompressionEncoding::Zstd),
-            _ => None,
-        };
         let client = RawGrpcClient::connect_lazy(config.collector_url.clone(), path, compression)
             .context("invalid --collector-url")?;
-        let (forwarder, telemetry, stopped) = (
+        let (forwarder, telemetry, senders_stopped) = (
             Arc::clone(&forwarder),
             Arc::clone(&telemetry),
-            stopped.clone(),
+            senders_stopped.clone(),
         );
         senders.push(tokio::spawn(async move {
             let backlog = if signal == Signal::Traces {
@@ -146,7 +145,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
             } else {
                 &forwarder.metrics
             };
-            run_sender(backlog, client, signal, settings, stopped, telemetry).await;
+            run_sender(
+                backlog,
+                client,
+                signal,
+                settings,
+                senders_stopped,
+                telemetry,
+            )
+            .await;
         }));
     }
 
@@ -161,28 +168,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         bind(config.admin_addr).await?,
     );
     let addrs = [grpc.local_addr()?, http.local_addr()?, admin.local_addr()?];
-    let signal = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
     let (stop_listeners, listeners_stopped) = watch::channel(false);
-    let grpc_server = tonic::transport::Server::builder()
-        .add_service(OtlpGrpcService::<Traces, _>::new(
-            Arc::clone(&forwarder),
-            config.max_request_bytes,
-        ))
-        .add_service(OtlpGrpcService::<Metrics, _>::new(
-            Arc::clone(&forwarder),
-            config.max_request_bytes,
-        ))
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(grpc),
-            signal(listeners_stopped.clone()),
-        );
-    let http_server = axum::serve(
+    let [grpc_server, http_server] = otlp_servers(
+        Arc::clone(&forwarder),
+        grpc,
         http,
-        plumb_otlp::http::router(Arc::clone(&forwarder), config.max_request_bytes),
-    )
-    .with_graceful_shutdown(signal(listeners_stopped.clone()));
+        config.max_request_bytes,
+        listeners_stopped.clone(),
+    );
     let admin_router = {
         let (forwarder, telemetry) = (Arc::clone(&forwarder), Arc::clone(&telemetry));
         Router::new()
@@ -199,10 +192,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
             )
     };
     let admin_server =
-        axum::serve(admin, admin_router).with_graceful_shutdown(signal(listeners_stopped));
+        axum::serve(admin, admin_router).with_graceful_shutdown(stopped(listeners_stopped));
     let servers = [
-        tokio::spawn(async move { grpc_server.await.map_err(|e| e.to_string()) }),
-        tokio::spawn(async move { http_server.await.map_err(|e| e.to_string()) }),
+        tokio::spawn(grpc_server.1),
+        tokio::spawn(http_server.1),
         tokio::spawn(async move { admin_server.await.map_err(|e| e.to_string()) }),
     ];
     tracing::info!(grpc = %addrs[0], http = %addrs[1], admin = %addrs[2], collector = %config.collector_url, "plumb-agent ready");
@@ -213,7 +206,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     for server in servers {
         let _ = server.await;
     }
-    let _ = stop.send(true);
+    let _ = stop_senders.send(true);
     for sender in senders {
         let _ = sender.await;
     }
@@ -222,19 +215,4 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
 fn host_name() -> Option<String> {
     sysinfo::System::host_name().ok().filter(|h| !h.is_empty())
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
