@@ -11,10 +11,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use plumb_collector::aggregate::Aggregator;
+use plumb_collector::aggregate::{Aggregator, Flushable};
 use plumb_collector::clock::now_unix_ns;
 use plumb_collector::loadgen::{Workload, WorkloadShape};
-use plumb_collector::normalise::{OperationLimiter, SpanLimits, normalise_traces};
+use plumb_collector::normalise::{NameLimiter, SpanLimits, normalise_traces};
 use plumb_collector::store::rows::EncodedRows;
 use prost::Message;
 use std::hint::black_box;
@@ -41,7 +41,7 @@ fn limits() -> SpanLimits {
 
 fn ingest(c: &mut Criterion) {
     let bytes = encoded_request();
-    let operations = OperationLimiter::new(2000);
+    let operations = NameLimiter::new(2000);
     let aggregator = Aggregator::new();
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(u64::from(SPANS)));

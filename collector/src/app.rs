@@ -3,19 +3,21 @@
 //!
 //! Start-up: find or start ClickHouse, wait for it, apply migrations, start the writers and the
 //! retention task, then open the listeners (so a ready listener means a ready collector).
-//! Shutdown: stop accepting (listeners close, in-flight requests finish), then the writers drain
-//! their queues and the aggregator's last histograms, each within `--shutdown-timeout`, then the
+//! Shutdown: stop accepting (listeners close, in-flight requests finish), analyse the traces still
+//! in the trace window, then the writers drain their queues and the last aggregates, each within `--shutdown-timeout`, then the
 //! local ClickHouse (if any) is stopped.
 
 use crate::aggregate::Aggregator;
+use crate::aggregate::breakdown::BreakdownAggregator;
 use crate::config::CollectorConfig;
 use crate::normalise::SpanLimits;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::query;
 use crate::store::local_server::{LocalClickHouse, LocalServerError, ServerBinary};
-use crate::store::writer::{WriterSettings, run_batch_writer, run_histogram_flusher};
+use crate::store::writer::{WriterSettings, run_batch_writer, run_flusher};
 use crate::store::{Store, StoreConfig, StoreError, retention, schema};
 use crate::telemetry::Telemetry;
+use crate::trace::assemble::{TraceAssembler, TraceSettings, run_sweeper};
 use plumb_otlp::serve::{otlp_servers, stopped};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -66,6 +68,18 @@ pub async fn run(
 
     let telemetry = Arc::new(Telemetry::new());
     let aggregator = Arc::new(Aggregator::new());
+    let breakdown = Arc::new(BreakdownAggregator::new());
+    let traces = (!config.trace_window.is_zero()).then(|| {
+        Arc::new(TraceAssembler::new(
+            TraceSettings {
+                window: config.trace_window,
+                max_spans: config.trace_max_spans,
+                max_components_per_service: config.max_components_per_service,
+            },
+            Arc::clone(&breakdown),
+            Arc::clone(&telemetry),
+        ))
+    });
     let (stop_writers, writers_stop) = watch::channel(false);
     let (span_tx, span_rx) = mpsc::channel(config.queue_batches);
     let (metric_tx, metric_rx) = mpsc::channel(config.queue_batches);
@@ -97,14 +111,22 @@ pub async fn run(
             writers_stop.clone(),
             Arc::clone(&telemetry),
         )),
-        tokio::spawn(run_histogram_flusher(
+        tokio::spawn(run_flusher(
             store.clone(),
             Arc::clone(&aggregator),
+            writer_settings,
+            writers_stop.clone(),
+            Arc::clone(&telemetry),
+        )),
+        tokio::spawn(run_flusher(
+            store.clone(),
+            breakdown,
             writer_settings,
             writers_stop,
             Arc::clone(&telemetry),
         )),
     ];
+    let sweeper = traces.clone().map(|t| tokio::spawn(run_sweeper(t)));
     let retention_task = tokio::spawn(run_retention(store.clone(), config.retention_days));
 
     let pipeline = Arc::new(Pipeline::new(
@@ -117,6 +139,7 @@ pub async fn run(
             enqueue_timeout: config.enqueue_timeout,
         },
         aggregator,
+        traces.clone(),
         span_tx,
         metric_tx,
         Arc::clone(&telemetry),
@@ -137,6 +160,13 @@ pub async fn run(
     }
     let _ = stop_servers.send(true);
     servers.join(config.shutdown_timeout).await;
+    if let Some(sweeper) = sweeper {
+        sweeper.abort();
+    }
+    if let Some(traces) = &traces {
+        // Traces still in their window are analysed as they are, so their requests count.
+        traces.drain();
+    }
     tracing::info!("listeners closed: flushing to ClickHouse");
     let _ = stop_writers.send(true);
     for writer in writers {

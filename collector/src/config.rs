@@ -91,6 +91,18 @@ pub struct CollectorConfig {
     #[arg(long, env = "PLUMB_MAX_OPERATIONS_PER_SERVICE", default_value_t = 2000)]
     pub max_operations_per_service: usize,
 
+    /// How long spans are held by trace before the trace's breakdown is worked out; 0 turns the breakdown off.
+    #[arg(long, env = "PLUMB_TRACE_WINDOW", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub trace_window: Duration,
+
+    /// Spans held in the trace window at most; past it the oldest traces are analysed early (about 100 bytes a span).
+    #[arg(long, env = "PLUMB_TRACE_MAX_SPANS", default_value_t = 1_000_000)]
+    pub trace_max_spans: usize,
+
+    /// Breakdown components (statements, outbound routes, internal span names) tracked per service; the rest count as `[overflow]`.
+    #[arg(long, env = "PLUMB_MAX_COMPONENTS_PER_SERVICE", default_value_t = 5000)]
+    pub max_components_per_service: usize,
+
     /// Largest OTLP request accepted, in bytes (after decompression).
     #[arg(long, env = "PLUMB_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_request_bytes: usize,
@@ -153,8 +165,14 @@ impl CollectorConfig {
         if self.retention_days == 0 {
             return invalid("retention_days", "must be at least 1");
         }
-        if self.max_operations_per_service == 0 {
-            return invalid("max_operations_per_service", "must be at least 1");
+        if self.max_operations_per_service == 0 || self.max_components_per_service == 0 {
+            return invalid(
+                "max_operations_per_service",
+                "max_operations_per_service and max_components_per_service must be at least 1",
+            );
+        }
+        if self.trace_max_spans == 0 {
+            return invalid("trace_max_spans", "must be at least 1");
         }
         if self.max_request_bytes < 1024 {
             return invalid("max_request_bytes", "must be at least 1024");
@@ -180,8 +198,6 @@ impl CollectorConfig {
     }
 }
 
-/// Turns the config file into `--name=value` arguments, leaving out options whose environment
-/// variable is set (the environment ranks above the file).
 #[cfg(test)]
 mod tests {
     use super::*;

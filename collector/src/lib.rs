@@ -18,3 +18,4 @@ pub mod query;
 pub mod receive;
 pub mod store;
 pub mod telemetry;
+pub mod trace;

@@ -1,20 +1,20 @@
 //! The ingest pipeline: what a receiver calls once it has decoded an OTLP request.
 //!
 //! In: encoded `ExportTraceServiceRequest`s and decoded `ExportMetricsServiceRequest`s. Out: spans and
-//! metric points queued for the ClickHouse writers, spans added to the latency aggregates, and an
-//! [`IngestOutcome`] saying what was rejected. The queues are bounded: when a writer falls
-//! behind, a request waits up to `enqueue_timeout` for room and is then refused with
+//! metric points queued for the ClickHouse writers, spans added to the latency aggregates and to
+//! the trace window (for the breakdown), and an [`IngestOutcome`] saying what was rejected. The
+//! queues are bounded: when a writer falls behind, a request waits up to `enqueue_timeout` for room and is then refused with
 //! [`ExportError::Busy`] before anything of it is recorded, so a client's retry never counts
 //! twice.
 
 use crate::aggregate::Aggregator;
 use crate::clock::now_unix_ns;
 use crate::normalise::{
-    Normalised, OVERFLOW_OPERATION, OperationLimiter, SpanLimits, normalise_metrics,
-    normalise_traces,
+    NameLimiter, Normalised, OVERFLOW_OPERATION, SpanLimits, normalise_metrics, normalise_traces,
 };
 use crate::store::rows::{EncodedRows, MetricRow};
 use crate::telemetry::{METRIC_POINTS, SPANS, SignalLabel, Telemetry};
+use crate::trace::assemble::TraceAssembler;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use plumb_otlp::ExportError;
 use std::sync::Arc;
@@ -45,26 +45,30 @@ pub struct PipelineSettings {
 #[derive(Debug)]
 pub struct Pipeline {
     settings: PipelineSettings,
-    operations: OperationLimiter,
+    operations: NameLimiter,
     aggregator: Arc<Aggregator>,
+    traces: Option<Arc<TraceAssembler>>,
     spans: mpsc::Sender<EncodedRows>,
     metrics: mpsc::Sender<Vec<MetricRow>>,
     telemetry: Arc<Telemetry>,
 }
 
 impl Pipeline {
-    /// A pipeline feeding `aggregator` and the two writer queues.
+    /// A pipeline feeding `aggregator`, the trace window (when the breakdown is on) and the two
+    /// writer queues.
     pub fn new(
         settings: PipelineSettings,
         aggregator: Arc<Aggregator>,
+        traces: Option<Arc<TraceAssembler>>,
         spans: mpsc::Sender<EncodedRows>,
         metrics: mpsc::Sender<Vec<MetricRow>>,
         telemetry: Arc<Telemetry>,
     ) -> Self {
         Self {
-            operations: OperationLimiter::new(settings.max_operations_per_service),
+            operations: NameLimiter::new(settings.max_operations_per_service),
             settings,
             aggregator,
+            traces,
             spans,
             metrics,
             telemetry,
@@ -92,7 +96,7 @@ impl Pipeline {
         let overflowed = normalised
             .accepted
             .iter()
-            .filter(|s| s.operation == OVERFLOW_OPERATION)
+            .filter(|s| &*s.operation == OVERFLOW_OPERATION)
             .count();
         let accepted = self.count(SPANS, &normalised);
         let permit = self.reserve(&self.spans, SPANS, accepted).await?;
@@ -100,6 +104,9 @@ impl Pipeline {
             .operations_overflowed
             .inc_by(overflowed as u64);
         self.aggregator.record(&normalised.accepted);
+        if let Some(traces) = &self.traces {
+            traces.add(&normalised.accepted);
+        }
         permit.send(EncodedRows::spans(&normalised.accepted));
         self.telemetry
             .accepted

@@ -48,8 +48,16 @@ pub struct Telemetry {
     pub flush_duration: Family<TableLabel, Histogram>,
     /// Batches waiting for the writers, by table.
     pub queue_depth: Family<TableLabel, Gauge>,
-    /// Aggregation keys held in memory.
-    pub aggregates_held: Gauge,
+    /// Aggregation keys held in memory, by the table they are flushed to.
+    pub aggregates_held: Family<TableLabel, Gauge>,
+    /// Traces held in the trace window.
+    pub traces_held: Gauge,
+    /// Spans held in the trace window.
+    pub trace_spans_held: Gauge,
+    /// Traces analysed for the breakdown.
+    pub traces_analysed: Counter,
+    /// Traces analysed before their window ended because the window was full.
+    pub traces_cut_short: Counter,
 }
 
 impl Default for Telemetry {
@@ -74,7 +82,11 @@ impl Telemetry {
             (|| Histogram::new(exponential_buckets(0.001, 2.0, 16))) as fn() -> Histogram,
         );
         let queue_depth = Family::<TableLabel, Gauge>::default();
-        let aggregates_held = Gauge::default();
+        let aggregates_held = Family::<TableLabel, Gauge>::default();
+        let traces_held = Gauge::default();
+        let trace_spans_held = Gauge::default();
+        let traces_analysed = Counter::default();
+        let traces_cut_short = Counter::default();
         registry.register(
             "received",
             "Items received over OTLP, by signal",
@@ -123,8 +135,28 @@ impl Telemetry {
         );
         registry.register(
             "aggregates_held",
-            "Latency aggregates held in memory until the next flush",
+            "Aggregates held in memory until the next flush, by table",
             aggregates_held.clone(),
+        );
+        registry.register(
+            "traces_held",
+            "Traces held in the trace window, waiting to be analysed",
+            traces_held.clone(),
+        );
+        registry.register(
+            "trace_spans_held",
+            "Spans held in the trace window",
+            trace_spans_held.clone(),
+        );
+        registry.register(
+            "traces_analysed",
+            "Traces analysed for the endpoint breakdown",
+            traces_analysed.clone(),
+        );
+        registry.register(
+            "traces_cut_short",
+            "Traces analysed before their window ended because the trace window was full",
+            traces_cut_short.clone(),
         );
         Self {
             registry,
@@ -139,6 +171,10 @@ impl Telemetry {
             flush_duration,
             queue_depth,
             aggregates_held,
+            traces_held,
+            trace_spans_held,
+            traces_analysed,
+            traces_cut_short,
         }
     }
 

@@ -5,13 +5,30 @@
 //! few seconds. A late span lands in the minute it started in, and because stored rows add up in
 //! ClickHouse, a minute flushed twice (or by two collectors) sums correctly.
 
+pub mod breakdown;
 pub mod histogram;
 
 use crate::normalise::Span;
 use crate::store::rows::LatencyRow;
+use clickhouse::{RowOwned, RowWrite};
 use hashbrown::{Equivalent, HashMap};
 use histogram::LatencyHistogram;
 use std::sync::{Arc, Mutex, PoisonError};
+
+/// In-memory aggregates that a flusher takes as rows every interval and puts back when the write
+/// fails (so nothing is lost while ClickHouse is away).
+pub trait Flushable: Send + Sync + 'static {
+    /// The row type of the table they are written to.
+    type Row: RowOwned + RowWrite + serde::Serialize + Send + Sync + 'static;
+    /// The table.
+    const TABLE: &'static str;
+    /// Takes every aggregate as a row, leaving the aggregator empty.
+    fn take(&self) -> Vec<Self::Row>;
+    /// Puts rows that could not be written back, merged with anything recorded since.
+    fn restore(&self, rows: Vec<Self::Row>);
+    /// Number of keys held.
+    fn len(&self) -> usize;
+}
 
 /// What one aggregate is keyed by.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -19,7 +36,7 @@ pub struct AggregateKey {
     /// Service name.
     pub service: Arc<str>,
     /// Operation.
-    pub operation: String,
+    pub operation: Arc<str>,
     /// Span kind (OTLP numbers).
     pub kind: i8,
     /// Start of the minute, seconds since the epoch.
@@ -35,7 +52,7 @@ impl Equivalent<AggregateKey> for KeyRef<'_> {
     fn equivalent(&self, key: &AggregateKey) -> bool {
         self.3 == key.minute_unix_s
             && self.2 == key.kind
-            && self.1 == key.operation
+            && self.1 == &*key.operation
             && self.0 == &*key.service
     }
 }
@@ -70,8 +87,8 @@ impl Aggregator {
                 Some(agg) => agg,
                 None => state
                     .entry(AggregateKey {
-                        service: Arc::from(span.service.as_ref()),
-                        operation: span.operation.to_string(),
+                        service: Arc::clone(&span.service),
+                        operation: Arc::clone(&span.operation),
                         kind: span.kind,
                         minute_unix_s: minute,
                     })
@@ -84,9 +101,13 @@ impl Aggregator {
             agg.duration_sum_us = agg.duration_sum_us.saturating_add(us);
         }
     }
+}
 
-    /// Takes every aggregate as a row, leaving the aggregator empty.
-    pub fn take(&self) -> Vec<LatencyRow> {
+impl Flushable for Aggregator {
+    type Row = LatencyRow;
+    const TABLE: &'static str = "latency_minute";
+
+    fn take(&self) -> Vec<LatencyRow> {
         let drained =
             std::mem::take(&mut *self.state.lock().unwrap_or_else(PoisonError::into_inner));
         drained
@@ -96,7 +117,7 @@ impl Aggregator {
                 LatencyRow {
                     minute: key.minute_unix_s,
                     service: key.service.to_string(),
-                    operation: key.operation,
+                    operation: key.operation.to_string(),
                     kind: key.kind,
                     requests: agg.requests,
                     errors: agg.errors,
@@ -108,13 +129,12 @@ impl Aggregator {
             .collect()
     }
 
-    /// Puts rows that could not be written back, merged with anything recorded since.
-    pub fn restore(&self, rows: Vec<LatencyRow>) {
+    fn restore(&self, rows: Vec<LatencyRow>) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         for row in rows {
             let key = AggregateKey {
                 service: Arc::from(row.service),
-                operation: row.operation,
+                operation: Arc::from(row.operation),
                 kind: row.kind,
                 minute_unix_s: row.minute,
             };
@@ -127,17 +147,11 @@ impl Aggregator {
         }
     }
 
-    /// Number of keys held.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
-    }
-
-    /// Whether nothing is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -186,7 +200,7 @@ mod tests {
             (120, 2, 1, 30)
         );
         assert_eq!((rows[1].minute, rows[1].requests), (180, 1));
-        assert!(agg.is_empty());
+        assert_eq!(agg.len(), 0);
     }
 
     #[test]

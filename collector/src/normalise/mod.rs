@@ -13,8 +13,8 @@ mod spans;
 
 pub use attributes::{any_value_to_string, find_attribute};
 pub use metrics::normalise_metrics;
-pub use operation::{OVERFLOW_OPERATION, OperationLimiter, operation_name};
-pub use spans::{Attribute, Span, SpanLimits, normalise_traces};
+pub use operation::{Interned, NameLimiter, OVERFLOW_OPERATION, operation_name};
+pub use spans::{Attribute, Span, SpanLimits, find_text, normalise_traces};
 
 /// Service name used when a resource carries no `service.name`.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";

@@ -4,14 +4,14 @@
 //! spans with an HTTP method become `METHOD route`, from the current semantic conventions
 //! (`http.request.method`, `http.route`, `url.path`) or the older ones (`http.method`,
 //! `http.target`); raw paths are templated. Everything else keeps its span name.
-//! [`OperationLimiter`] folds operations past a per-service cap into [`OVERFLOW_OPERATION`].
+//! [`NameLimiter`] folds operations past a per-service cap into [`OVERFLOW_OPERATION`].
 
 use super::route::template_path;
-use super::spans::{Attribute, find};
+use super::spans::{Attribute, find_text};
 use hashbrown::{HashMap, HashSet};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use std::borrow::Cow;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// The operation that spans past a service's operation cap are counted under.
 pub const OVERFLOW_OPERATION: &str = "[overflow]";
@@ -25,7 +25,7 @@ pub fn operation_name<'a>(
     if kind != SpanKind::Server as i32 {
         return Cow::Borrowed(span_name);
     }
-    let text = |key: &str| find(attributes, key).filter(|s| !s.is_empty());
+    let text = |key: &str| find_text(attributes, key);
     let Some(method) = text("http.request.method").or_else(|| text("http.method")) else {
         return Cow::Borrowed(span_name);
     };
@@ -43,48 +43,63 @@ pub fn operation_name<'a>(
     Cow::Owned(operation)
 }
 
-/// Caps the number of distinct operations remembered per service.
+/// Caps and interns the names remembered per service (operations, or trace components).
+///
+/// Names are shared `Arc<str>`s, so every span of one operation points at one allocation and
+/// a lookup allocates nothing once a name is known.
 #[derive(Debug)]
-pub struct OperationLimiter {
+pub struct NameLimiter {
     max_per_service: usize,
-    seen: Mutex<HashMap<String, HashSet<String>>>,
+    overflow: Arc<str>,
+    seen: Mutex<HashMap<Arc<str>, ServiceNames>>,
 }
 
-impl OperationLimiter {
-    /// A limiter that keeps at most `max_per_service` operations for each service.
+#[derive(Debug)]
+struct ServiceNames {
+    service: Arc<str>,
+    names: HashSet<Arc<str>>,
+}
+
+/// A service and one of its names, both interned.
+pub type Interned = (Arc<str>, Arc<str>);
+
+impl NameLimiter {
+    /// A limiter that keeps at most `max_per_service` names for each service.
     pub fn new(max_per_service: usize) -> Self {
         Self {
             max_per_service,
+            overflow: Arc::from(OVERFLOW_OPERATION),
             seen: Mutex::new(HashMap::new()),
         }
     }
 
     /// Runs `f` with an admission function; the lock is taken once for a whole batch.
     ///
-    /// The admission function returns the operation to use: the given one while the service is
-    /// under its cap (or already knows it), [`OVERFLOW_OPERATION`] past it.
-    pub fn with_batch<'a, R>(
-        &self,
-        f: impl FnOnce(&mut dyn FnMut(&str, Cow<'a, str>) -> Cow<'a, str>) -> R,
-    ) -> R {
-        let mut seen = self
-            .seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// The admission function returns the interned service and name to use: the given name while
+    /// the service is under its cap (or already knows it), [`OVERFLOW_OPERATION`] past it.
+    pub fn with_batch<R>(&self, f: impl FnOnce(&mut dyn FnMut(&str, &str) -> Interned) -> R) -> R {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         let max = self.max_per_service;
-        let mut admit = |service: &str, operation: Cow<'a, str>| -> Cow<'a, str> {
-            let ops = match seen.get_mut(service) {
-                Some(ops) => ops,
-                None => seen.entry(service.to_owned()).or_default(),
-            };
-            if ops.contains(operation.as_ref()) {
-                operation
-            } else if ops.len() < max {
-                ops.insert(operation.to_string());
-                operation
-            } else {
-                Cow::Borrowed(OVERFLOW_OPERATION)
+        let overflow = &self.overflow;
+        let mut admit = |service: &str, name: &str| -> Interned {
+            if !seen.contains_key(service) {
+                let service: Arc<str> = Arc::from(service);
+                let names = HashSet::new();
+                seen.insert(Arc::clone(&service), ServiceNames { service, names });
             }
+            let Some(entry) = seen.get_mut(service) else {
+                unreachable!("inserted above")
+            };
+            let interned = match entry.names.get(name) {
+                Some(known) => Arc::clone(known),
+                None if entry.names.len() < max => {
+                    let new: Arc<str> = Arc::from(name);
+                    entry.names.insert(Arc::clone(&new));
+                    new
+                }
+                None => Arc::clone(overflow),
+            };
+            (Arc::clone(&entry.service), interned)
         };
         f(&mut admit)
     }
@@ -122,15 +137,21 @@ mod tests {
 
     #[test]
     fn cap_folds_new_operations_into_overflow() {
-        let limiter = OperationLimiter::new(2);
-        let got: Vec<String> = limiter.with_batch(|admit| {
+        let limiter = NameLimiter::new(2);
+        let got: Vec<Interned> = limiter.with_batch(|admit| {
             ["a", "b", "c", "a", "d"]
                 .iter()
-                .map(|op| admit("svc", Cow::Borrowed(*op)).into_owned())
+                .map(|op| admit("svc", op))
                 .collect()
         });
-        assert_eq!(got, ["a", "b", OVERFLOW_OPERATION, "a", OVERFLOW_OPERATION]);
-        let other = limiter.with_batch(|admit| admit("other", Cow::Borrowed("c")).into_owned());
-        assert_eq!(other, "c");
+        let names: Vec<&str> = got.iter().map(|(_, n)| &**n).collect();
+        assert_eq!(
+            names,
+            ["a", "b", OVERFLOW_OPERATION, "a", OVERFLOW_OPERATION]
+        );
+        assert!(Arc::ptr_eq(&got[0].1, &got[3].1), "names are interned");
+        assert!(Arc::ptr_eq(&got[0].0, &got[4].0), "services are interned");
+        let other = limiter.with_batch(|admit| admit("other", "c"));
+        assert_eq!(&*other.1, "c");
     }
 }

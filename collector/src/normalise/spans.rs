@@ -9,7 +9,7 @@
 //! Only what Plumb stores is read: span events, links, trace state and scope details are skipped.
 
 use super::attributes::attribute_text;
-use super::operation::{OperationLimiter, operation_name};
+use super::operation::{Interned, NameLimiter, operation_name};
 use super::{Normalised, UNKNOWN_SERVICE};
 use plumb_otlp::wire::{Fields, WireError};
 use std::borrow::Cow;
@@ -31,10 +31,10 @@ pub struct SpanLimits {
 /// One validated span, ready to aggregate and store; it borrows from the request bytes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Span<'a> {
-    /// `service.name` of the span's resource.
-    pub service: Cow<'a, str>,
-    /// The operation it is aggregated under (see [`operation_name`]).
-    pub operation: Cow<'a, str>,
+    /// `service.name` of the span's resource (interned).
+    pub service: Arc<str>,
+    /// The operation it is aggregated under (see [`operation_name`]; interned).
+    pub operation: Arc<str>,
     /// The span's own name.
     pub name: &'a str,
     /// OTLP span kind (0 unspecified, 1 internal, 2 server, 3 client, 4 producer, 5 consumer).
@@ -143,11 +143,16 @@ pub fn find<'s>(attributes: &'s [Attribute<'_>], key: &str) -> Option<&'s str> {
         .map(|(_, v)| v.as_ref())
 }
 
+/// The text of the attribute named `key`, if it is present and not empty.
+pub fn find_text<'s>(attributes: &'s [Attribute<'_>], key: &str) -> Option<&'s str> {
+    find(attributes, key).filter(|s| !s.is_empty())
+}
+
 /// Validates and normalises every span of an encoded export request.
 pub fn normalise_traces<'a>(
     request: &'a [u8],
     limits: SpanLimits,
-    operations: &OperationLimiter,
+    operations: &NameLimiter,
     now_unix_ns: u64,
 ) -> Result<Normalised<Span<'a>>, WireError> {
     let mut out = Normalised::default();
@@ -175,38 +180,26 @@ pub fn normalise_traces<'a>(
                     _ => {}
                 }
             }
-            let service = match find(&resource_attributes, "service.name") {
-                Some(name) if !name.is_empty() => {
-                    let index = resource_attributes
-                        .iter()
-                        .position(|(k, _)| *k == "service.name");
-                    index.map_or(Cow::Borrowed(UNKNOWN_SERVICE), |i| {
-                        resource_attributes[i].1.clone()
-                    })
-                }
-                _ => Cow::Borrowed(UNKNOWN_SERVICE),
+            let resource = Arc::new(resource_attributes);
+            let service = match find(&resource, "service.name") {
+                Some(name) if !name.is_empty() => name,
+                _ => UNKNOWN_SERVICE,
             };
             let unknown = service == UNKNOWN_SERVICE;
-            let resource = Arc::new(resource_attributes);
             for scope in scopes {
                 for field in Fields::new(scope) {
                     let (2, span) = field? else { continue };
                     if unknown {
                         out.unknown_service += 1;
                     }
-                    match validate(wire_span(span.bytes()?)?, &window) {
-                        Ok(span) => {
-                            let operation = admit(
-                                &service,
-                                operation_name(i32::from(span.kind), span.name, &span.attributes),
-                            );
-                            out.accepted.push(Span {
-                                service: service.clone(),
-                                operation,
-                                resource: Arc::clone(&resource),
-                                ..span
-                            });
-                        }
+                    let names = |kind: i32, name: &str, attributes: &[Attribute<'_>]| {
+                        admit(service, &operation_name(kind, name, attributes))
+                    };
+                    match validate(wire_span(span.bytes()?)?, &window, names) {
+                        Ok(span) => out.accepted.push(Span {
+                            resource: Arc::clone(&resource),
+                            ..span
+                        }),
                         Err(reason) => out.reject(|| reason),
                     }
                 }
@@ -222,8 +215,13 @@ struct Window {
     latest: u64,
 }
 
-/// Checks ids and times; the service, operation and resource are filled in by the caller.
-fn validate<'a>(span: WireSpan<'a>, window: &Window) -> Result<Span<'a>, String> {
+/// Checks ids and times; `names` gives the interned service and operation of a valid span. The
+/// resource is filled in by the caller.
+fn validate<'a>(
+    span: WireSpan<'a>,
+    window: &Window,
+    names: impl FnOnce(i32, &str, &[Attribute<'a>]) -> Interned,
+) -> Result<Span<'a>, String> {
     let name = span.name;
     let (Ok(trace_id), Ok(span_id)) = (
         <[u8; 16]>::try_from(span.trace_id),
@@ -260,9 +258,10 @@ fn validate<'a>(span: WireSpan<'a>, window: &Window) -> Result<Span<'a>, String>
     const ERROR: i32 = 2;
     const SERVER: i32 = 2;
     let is_error = span.status_code == ERROR || (span.kind == SERVER && http_status_code >= 500);
+    let (service, operation) = names(span.kind, name, &span.attributes);
     Ok(Span {
-        service: Cow::Borrowed(""),
-        operation: Cow::Borrowed(""),
+        service,
+        operation,
         name,
         kind: i8::try_from(span.kind)
             .ok()
@@ -309,8 +308,7 @@ mod tests {
         let request = workload.request();
         let bytes = request.encode_to_vec();
         let now = crate::clock::now_unix_ns();
-        let out =
-            normalise_traces(&bytes, LIMITS, &OperationLimiter::new(100), now).expect("valid");
+        let out = normalise_traces(&bytes, LIMITS, &NameLimiter::new(100), now).expect("valid");
         let expected: Vec<_> = request
             .resource_spans
             .iter()
@@ -379,7 +377,7 @@ mod tests {
                 ..Default::default()
             });
         let bytes = request.encode_to_vec();
-        let out = normalise_traces(&bytes, LIMITS, &OperationLimiter::new(10), now).expect("valid");
+        let out = normalise_traces(&bytes, LIMITS, &NameLimiter::new(10), now).expect("valid");
         let span = &out.accepted[0];
         assert_eq!(
             (span.service.as_ref(), span.operation.as_ref()),
@@ -432,7 +430,7 @@ mod tests {
                 }],
             };
             let bytes = request.encode_to_vec();
-            let out = normalise_traces(&bytes, LIMITS, &OperationLimiter::new(10), now).expect("valid");
+            let out = normalise_traces(&bytes, LIMITS, &NameLimiter::new(10), now).expect("valid");
             proptest::prop_assert_eq!(out.accepted.len(), 1);
             let got = &out.accepted[0];
             proptest::prop_assert_eq!(got.name, name.as_str());
@@ -445,7 +443,7 @@ mod tests {
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
-            let _ = normalise_traces(&bytes, LIMITS, &OperationLimiter::new(10), 0);
+            let _ = normalise_traces(&bytes, LIMITS, &NameLimiter::new(10), 0);
         }
     }
 }

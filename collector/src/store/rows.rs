@@ -86,6 +86,27 @@ pub struct LatencyRow {
     pub counts: Vec<u64>,
 }
 
+/// A row of the `breakdown_minute` table: one endpoint's time in one component for one minute.
+#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
+pub struct BreakdownRow {
+    /// Start of the minute, seconds since the epoch.
+    pub minute: u32,
+    /// The endpoint's service.
+    pub service: String,
+    /// The endpoint's operation.
+    pub operation: String,
+    /// `ComponentType` as its Enum8 value.
+    pub component_type: i8,
+    /// The component's label (empty for `request` and `self`).
+    pub component: String,
+    /// Requests that made at least one such call (for `request` and `self`: requests analysed).
+    pub requests: u64,
+    /// Calls.
+    pub calls: u64,
+    /// Time in microseconds (for `self`: time when no child ran; for `request`: the whole).
+    pub duration_sum_us: u64,
+}
+
 /// Metric point types (Enum8 in the `metrics` table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(i8)]

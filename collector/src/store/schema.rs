@@ -98,10 +98,31 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         PARTITION BY toYYYYMMDD(timestamp)
         ORDER BY (service, name, timestamp)",
     ],
+}, Migration {
+    version: 2,
+    description: "per-minute endpoint time breakdown from whole traces",
+    statements: &["CREATE TABLE IF NOT EXISTS breakdown_minute (
+            minute DateTime,
+            service String,
+            operation String,
+            component_type Enum8('request' = 1, 'self' = 2, 'db' = 3, 'http' = 4, 'rpc' = 5, 'messaging' = 6, 'internal' = 7, 'client' = 8, 'server' = 9),
+            component String,
+            requests UInt64,
+            calls UInt64,
+            duration_sum_us UInt64
+        ) ENGINE = SummingMergeTree
+        PARTITION BY toYYYYMMDD(minute)
+        ORDER BY (service, operation, component_type, component, minute)"],
 }];
 
 /// Tables that hold daily partitions subject to retention.
-pub const PARTITIONED_TABLES: &[&str] = &["spans", "latency_minute", "latency_hour", "metrics"];
+pub const PARTITIONED_TABLES: &[&str] = &[
+    "spans",
+    "latency_minute",
+    "latency_hour",
+    "metrics",
+    "breakdown_minute",
+];
 
 #[derive(Row, Serialize, Deserialize)]
 struct MigrationRecord {

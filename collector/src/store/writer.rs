@@ -1,14 +1,14 @@
 //! The ClickHouse writers: background tasks that move rows from the pipeline into storage.
 //!
-//! In: batches of rows from a bounded channel (spans, metric points), or the aggregator's
-//! histograms. Out: `INSERT`s of up to `batch_rows` rows at least every `flush_interval`. A failed
+//! In: batches of rows from a bounded channel (spans, metric points), or in-memory aggregates
+//! (latency histograms, breakdowns). Out: `INSERT`s of up to `batch_rows` rows at least every `flush_interval`. A failed
 //! write is retried with exponential backoff while the channel fills up, which pushes back on the
 //! receivers instead of dropping anything. On shutdown each writer drains what it holds and keeps
 //! retrying until its deadline.
 
 use super::rows::EncodedRows;
 use super::{Store, StoreError};
-use crate::aggregate::Aggregator;
+use crate::aggregate::Flushable;
 use crate::telemetry::{TableLabel, Telemetry};
 use clickhouse::{RowOwned, RowWrite};
 use std::future::Future;
@@ -119,31 +119,35 @@ pub async fn run_batch_writer<B: RowBatch>(
     }
 }
 
-/// Flushes the aggregator's histograms every `interval`, and everything at shutdown.
-pub async fn run_histogram_flusher(
+/// Flushes `aggregates` every `flush_interval`, and everything at shutdown. A failed write puts
+/// the rows back for the next flush.
+pub async fn run_flusher<A: Flushable>(
     store: Store,
-    aggregator: Arc<Aggregator>,
+    aggregates: Arc<A>,
     settings: WriterSettings,
     mut shutdown: watch::Receiver<bool>,
     telemetry: Arc<Telemetry>,
 ) {
-    let table = "latency_minute";
+    let table = A::TABLE;
     loop {
         let stopping = tokio::select! {
             () = tokio::time::sleep(settings.flush_interval) => false,
             _ = shutdown.changed() => true,
         };
-        telemetry.aggregates_held.set(aggregator.len() as i64);
-        let rows = [aggregator.take()];
+        telemetry
+            .aggregates_held
+            .get_or_create(&TableLabel { table })
+            .set(aggregates.len() as i64);
+        let rows = [aggregates.take()];
         if stopping {
             let deadline = Instant::now() + settings.shutdown_timeout;
             write_with_retry(&store, table, &rows, Some(deadline), &telemetry).await;
             return;
         }
         if let Err(e) = attempt(&store, table, &rows, &telemetry).await {
-            tracing::warn!(table, error = %e, "ClickHouse write failed; the histograms are kept for the next flush");
+            tracing::warn!(table, error = %e, "ClickHouse write failed; the aggregates are kept for the next flush");
             let [rows] = rows;
-            aggregator.restore(rows);
+            aggregates.restore(rows);
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use plumb_collector::aggregate::histogram::{LatencyHistogram, quantile_from_buckets};
 use plumb_collector::loadgen::{Workload, WorkloadShape};
-use plumb_collector::normalise::{OperationLimiter, SpanLimits, normalise_traces};
+use plumb_collector::normalise::{NameLimiter, SpanLimits, normalise_traces};
 use plumb_collector::query::top::{TopQuery, ranking_query};
 use plumb_collector::store::retention::expired_partitions_query;
 use plumb_collector::store::rows::{EncodedRows, SPAN_COLUMNS};
@@ -59,7 +59,7 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     let spans = normalise_traces(
         &request,
         limits,
-        &OperationLimiter::new(100),
+        &NameLimiter::new(100),
         plumb_collector::clock::now_unix_ns(),
     )
     .expect("valid request");

@@ -1,0 +1,282 @@
+//! The trace window: spans wait here, grouped by trace, until their trace is complete enough to
+//! analyse.
+//!
+//! In: validated spans from the pipeline. A trace is analysed once `window` has passed since its
+//! first span arrived (spans of one trace come from several services and SDK batches, seconds
+//! apart). Memory is bounded: past `max_spans`, the oldest traces are analysed early (counted
+//! in `plumb_traces_cut_short_total`). Out: [`Contribution`]s recorded in the breakdown
+//! aggregator. A span that arrives after its trace was analysed starts a new group; its parent is
+//! then missing and it only counts if it is an endpoint itself.
+//!
+//! The window is split into shards by trace id so that receivers on several threads rarely wait
+//! for each other; each shard's lock is taken once per request.
+
+use super::breakdown::{Contribution, HeldSpan, analyse};
+use super::component::{ComponentType, component};
+use crate::aggregate::breakdown::BreakdownAggregator;
+use crate::normalise::{NameLimiter, Span};
+use crate::telemetry::Telemetry;
+use hashbrown::HashMap;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+const SHARDS: usize = 16;
+
+/// How long traces are held and how much may be held.
+#[derive(Clone, Copy, Debug)]
+pub struct TraceSettings {
+    /// Time from a trace's first span to its analysis.
+    pub window: Duration,
+    /// Spans held at most, over all traces.
+    pub max_spans: usize,
+    /// Distinct component labels remembered per service; the rest count as `[overflow]`.
+    pub max_components_per_service: usize,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    traces: HashMap<[u8; 16], Vec<HeldSpan>>,
+    /// Trace ids in order of their first span, with the time they are due.
+    due: VecDeque<(Instant, [u8; 16])>,
+    spans: usize,
+}
+
+impl Shard {
+    /// Removes the oldest trace, if any.
+    fn pop_oldest(&mut self) -> Option<Vec<HeldSpan>> {
+        let (_, trace_id) = self.due.pop_front()?;
+        let spans = self.traces.remove(&trace_id).unwrap_or_default();
+        self.spans -= spans.len();
+        Some(spans)
+    }
+}
+
+/// Holds spans by trace and hands whole traces to the breakdown analysis.
+#[derive(Debug)]
+pub struct TraceAssembler {
+    settings: TraceSettings,
+    shards: Box<[Mutex<Shard>]>,
+    components: NameLimiter,
+    breakdown: Arc<BreakdownAggregator>,
+    telemetry: Arc<Telemetry>,
+    empty: Arc<str>,
+}
+
+fn shard_of(trace_id: &[u8; 16]) -> usize {
+    // Trace ids are random; their last byte spreads traces evenly.
+    usize::from(trace_id[15]) % SHARDS
+}
+
+impl TraceAssembler {
+    /// An empty window feeding `breakdown`.
+    pub fn new(
+        settings: TraceSettings,
+        breakdown: Arc<BreakdownAggregator>,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
+        Self {
+            settings,
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            components: NameLimiter::new(settings.max_components_per_service),
+            breakdown,
+            telemetry,
+            empty: Arc::from(""),
+        }
+    }
+
+    /// Adds the spans of one request; analyses the oldest traces early if the window is full.
+    pub fn add(&self, spans: &[Span<'_>]) {
+        let mut held: Vec<([u8; 16], HeldSpan)> = self.components.with_batch(|admit| {
+            spans
+                .iter()
+                .map(|span| {
+                    let (component, label) = component(span);
+                    let name = match component {
+                        ComponentType::Server => Arc::clone(&span.operation),
+                        _ => admit(&span.service, &label).1,
+                    };
+                    let held = HeldSpan {
+                        span_id: span.span_id,
+                        parent_span_id: span.parent_span_id,
+                        start_ns: span.start_unix_ns,
+                        duration_ns: span.duration_ns,
+                        component,
+                        service: Arc::clone(&span.service),
+                        name,
+                    };
+                    (span.trace_id, held)
+                })
+                .collect()
+        });
+        held.sort_unstable_by_key(|(trace_id, _)| shard_of(trace_id));
+        let due = Instant::now() + self.settings.window;
+        let max_per_shard = (self.settings.max_spans / SHARDS).max(1);
+        let mut cut_short = Vec::new();
+        let mut held = held.into_iter().peekable();
+        while let Some((first, _)) = held.peek() {
+            let index = shard_of(first);
+            let mut shard = self.shards[index]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            while let Some((trace_id, span)) = held.next_if(|(t, _)| shard_of(t) == index) {
+                let group = shard.traces.entry(trace_id).or_default();
+                group.push(span);
+                if group.len() == 1 {
+                    shard.due.push_back((due, trace_id));
+                }
+                shard.spans += 1;
+            }
+            while shard.spans > max_per_shard {
+                match shard.pop_oldest() {
+                    Some(trace) => cut_short.push(trace),
+                    None => break,
+                }
+            }
+        }
+        self.telemetry
+            .traces_cut_short
+            .inc_by(cut_short.len() as u64);
+        self.analyse(cut_short);
+    }
+
+    /// Analyses every trace whose window has ended by `now`.
+    pub fn sweep(&self, now: Instant) {
+        let mut ready = Vec::new();
+        let (mut traces, mut spans) = (0, 0);
+        for shard in &*self.shards {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            while shard.due.front().is_some_and(|(due, _)| *due <= now) {
+                ready.extend(shard.pop_oldest());
+            }
+            traces += shard.traces.len();
+            spans += shard.spans;
+        }
+        self.telemetry.traces_held.set(traces as i64);
+        self.telemetry.trace_spans_held.set(spans as i64);
+        self.analyse(ready);
+    }
+
+    /// Analyses everything held (at shutdown).
+    pub fn drain(&self) {
+        let mut all = Vec::new();
+        for shard in &*self.shards {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            while let Some(trace) = shard.pop_oldest() {
+                all.push(trace);
+            }
+        }
+        self.telemetry.traces_held.set(0);
+        self.telemetry.trace_spans_held.set(0);
+        self.analyse(all);
+    }
+
+    fn analyse(&self, traces: Vec<Vec<HeldSpan>>) {
+        if traces.is_empty() {
+            return;
+        }
+        let mut contributions: Vec<Contribution> = Vec::new();
+        for trace in &traces {
+            analyse(trace, &self.empty, &mut contributions);
+        }
+        self.telemetry.traces_analysed.inc_by(traces.len() as u64);
+        self.breakdown.record(contributions);
+    }
+}
+
+/// Runs [`TraceAssembler::sweep`] every second until the task is stopped.
+pub async fn run_sweeper(assembler: Arc<TraceAssembler>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        assembler.sweep(Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::Flushable;
+    use std::borrow::Cow;
+
+    fn span(trace: u8, id: u8, parent: u8, kind: i8, name: &'static str, ms: u64) -> Span<'static> {
+        Span {
+            service: Arc::from("shop"),
+            operation: Arc::from(name),
+            name,
+            kind,
+            trace_id: [trace; 16],
+            span_id: [id; 8],
+            parent_span_id: [parent; 8],
+            start_unix_ns: 120_000_000_000,
+            duration_ns: ms * 1_000_000,
+            status_code: 0,
+            status_message: "",
+            http_status_code: 0,
+            is_error: false,
+            attributes: vec![("db.system", Cow::Borrowed("pg"))],
+            resource: Arc::default(),
+        }
+    }
+
+    fn assembler(max_spans: usize) -> (TraceAssembler, Arc<BreakdownAggregator>, Arc<Telemetry>) {
+        let breakdown = Arc::new(BreakdownAggregator::new());
+        let telemetry = Arc::new(Telemetry::new());
+        let settings = TraceSettings {
+            window: Duration::from_secs(5),
+            max_spans,
+            max_components_per_service: 100,
+        };
+        (
+            TraceAssembler::new(settings, Arc::clone(&breakdown), Arc::clone(&telemetry)),
+            breakdown,
+            telemetry,
+        )
+    }
+
+    #[test]
+    fn a_trace_split_over_requests_is_analysed_whole_when_its_window_ends() {
+        let (assembler, breakdown, telemetry) = assembler(1000);
+        assembler.add(&[span(1, 2, 1, 3, "q", 30)]);
+        assembler.add(&[span(1, 1, 0, 2, "GET /a", 100)]);
+        assembler.sweep(Instant::now());
+        assert_eq!(breakdown.len(), 0, "not due yet");
+        assembler.sweep(Instant::now() + Duration::from_secs(6));
+        let mut rows = breakdown.take();
+        rows.sort_by_key(|r| r.component_type);
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.component_type,
+                    r.component.as_str(),
+                    r.calls,
+                    r.duration_sum_us,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "", 1, 100_000),
+                (2, "", 1, 70_000),
+                (3, "pg q", 1, 30_000)
+            ]
+        );
+        assert_eq!(telemetry.traces_analysed.get(), 1);
+    }
+
+    #[test]
+    fn a_full_window_analyses_the_oldest_traces_early_and_counts_them() {
+        let (assembler, breakdown, telemetry) = assembler(SHARDS);
+        // One span per shard fits; a second span in trace 0's shard pushes trace 0 out.
+        assembler.add(&[span(0, 1, 0, 2, "GET /a", 10)]);
+        assembler.add(&[span(16, 1, 0, 2, "GET /b", 10)]);
+        assert_eq!(telemetry.traces_cut_short.get(), 1);
+        let rows = breakdown.take();
+        assert!(rows.iter().all(|r| r.operation == "GET /a"), "{rows:?}");
+        assembler.drain();
+        assert!(breakdown.take().iter().all(|r| r.operation == "GET /b"));
+    }
+}

@@ -1,0 +1,302 @@
+//! Where an endpoint's time goes, worked out from one whole trace.
+//!
+//! In: the spans of one trace as the assembler holds them ([`HeldSpan`]). Out: for every
+//! endpoint span in it (SERVER or CONSUMER), one [`Contribution`] for the request, one for its
+//! self time, and one per child component with its calls and time.
+//!
+//! The walk starts at the endpoint and stays inside its service's code: an internal span counts
+//! its own exclusive time and the walk goes on into its children; any other child (a database
+//! call, an outbound call, a message) counts its whole duration and the walk stops there, since
+//! what happens below it is another service's time. Exclusive time is a span's duration minus
+//! the union of its children's intervals (clipped to the span), so concurrent children are not
+//! counted twice: self time is the time when none of the endpoint's children was running.
+
+use super::component::ComponentType;
+use hashbrown::HashMap;
+use std::sync::Arc;
+
+/// What the trace window keeps of a span (about 80 bytes).
+#[derive(Clone, Debug)]
+pub struct HeldSpan {
+    /// Span id.
+    pub span_id: [u8; 8],
+    /// Parent span id; zero for a root.
+    pub parent_span_id: [u8; 8],
+    /// Start, nanoseconds since the epoch.
+    pub start_ns: u64,
+    /// Duration in nanoseconds.
+    pub duration_ns: u64,
+    /// What the span is as a component; [`ComponentType::Server`] marks an endpoint span.
+    pub component: ComponentType,
+    /// Service (interned).
+    pub service: Arc<str>,
+    /// The operation for endpoint spans, the component label otherwise (interned).
+    pub name: Arc<str>,
+}
+
+impl HeldSpan {
+    fn end_ns(&self) -> u64 {
+        self.start_ns.saturating_add(self.duration_ns)
+    }
+}
+
+/// One part of one endpoint request's time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contribution {
+    /// The endpoint's service.
+    pub service: Arc<str>,
+    /// The endpoint's operation.
+    pub operation: Arc<str>,
+    /// Start of the minute the request started in, seconds since the epoch.
+    pub minute_unix_s: u32,
+    /// What the time was spent on.
+    pub component: ComponentType,
+    /// Which one (empty for the request and self time).
+    pub label: Arc<str>,
+    /// Calls in this request (1 for the request and self time).
+    pub calls: u64,
+    /// Time in microseconds.
+    pub duration_us: u64,
+}
+
+/// Analyses one trace, appending the contributions of each of its endpoint requests to `out`.
+/// Spans whose parent is not in the trace are only counted when they are endpoints themselves.
+pub fn analyse(spans: &[HeldSpan], empty: &Arc<str>, out: &mut Vec<Contribution>) {
+    let mut index: HashMap<[u8; 8], usize> = HashMap::with_capacity(spans.len());
+    for (i, span) in spans.iter().enumerate() {
+        index.entry(span.span_id).or_insert(i);
+    }
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+    for (i, span) in spans.iter().enumerate() {
+        if let Some(&parent) = index.get(&span.parent_span_id)
+            && parent != i
+        {
+            children[parent].push(i);
+        }
+    }
+    let mut visited = vec![false; spans.len()];
+    let mut parts: Vec<(ComponentType, Arc<str>, u64, u64)> = Vec::new();
+    for (root, endpoint) in spans.iter().enumerate() {
+        if endpoint.component != ComponentType::Server {
+            continue;
+        }
+        visited.iter_mut().for_each(|v| *v = false);
+        visited[root] = true;
+        parts.clear();
+        let mut stack = vec![root];
+        while let Some(at) = stack.pop() {
+            for &child in &children[at] {
+                if std::mem::replace(&mut visited[child], true) {
+                    continue; // a cycle or a duplicate id: count each span once
+                }
+                let span = &spans[child];
+                let time_ns = if span.component.is_local() {
+                    stack.push(child);
+                    exclusive_ns(spans, child, &children[child])
+                } else {
+                    span.duration_ns
+                };
+                match parts
+                    .iter_mut()
+                    .find(|(t, l, ..)| *t == span.component && *l == span.name)
+                {
+                    Some(part) => {
+                        part.2 += 1;
+                        part.3 += time_ns;
+                    }
+                    None => parts.push((span.component, Arc::clone(&span.name), 1, time_ns)),
+                }
+            }
+        }
+        let minute_unix_s = {
+            let secs = endpoint.start_ns / 1_000_000_000;
+            u32::try_from(secs - secs % 60).unwrap_or(u32::MAX)
+        };
+        let contribution = |component, label: &Arc<str>, calls, time_ns: u64| Contribution {
+            service: Arc::clone(&endpoint.service),
+            operation: Arc::clone(&endpoint.name),
+            minute_unix_s,
+            component,
+            label: Arc::clone(label),
+            calls,
+            duration_us: time_ns / 1_000,
+        };
+        out.push(contribution(
+            ComponentType::Request,
+            empty,
+            1,
+            endpoint.duration_ns,
+        ));
+        out.push(contribution(
+            ComponentType::SelfTime,
+            empty,
+            1,
+            exclusive_ns(spans, root, &children[root]),
+        ));
+        for (component, label, calls, time_ns) in &parts {
+            out.push(contribution(*component, label, *calls, *time_ns));
+        }
+    }
+}
+
+/// The span's duration minus the union of its children's intervals, clipped to the span.
+fn exclusive_ns(spans: &[HeldSpan], at: usize, children: &[usize]) -> u64 {
+    let span = &spans[at];
+    let (start, end) = (span.start_ns, span.end_ns());
+    let mut intervals: Vec<(u64, u64)> = children
+        .iter()
+        .map(|&c| {
+            let s = spans[c].start_ns.clamp(start, end);
+            (s, spans[c].end_ns().clamp(s, end))
+        })
+        .filter(|(s, e)| e > s)
+        .collect();
+    intervals.sort_unstable();
+    let mut covered = 0;
+    let mut current: Option<(u64, u64)> = None;
+    for (s, e) in intervals {
+        match current {
+            Some((cs, ce)) if s <= ce => current = Some((cs, ce.max(e))),
+            Some((cs, ce)) => {
+                covered += ce - cs;
+                current = Some((s, e));
+            }
+            None => current = Some((s, e)),
+        }
+    }
+    if let Some((cs, ce)) = current {
+        covered += ce - cs;
+    }
+    span.duration_ns - covered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    struct Tree(Vec<HeldSpan>);
+
+    impl Tree {
+        fn add(
+            &mut self,
+            id: u8,
+            parent: u8,
+            component: ComponentType,
+            name: &str,
+            start_ms: u64,
+            duration_ms: u64,
+        ) -> &mut Self {
+            self.0.push(HeldSpan {
+                span_id: [id; 8],
+                parent_span_id: [parent; 8],
+                start_ns: 60_000 * MS + start_ms * MS,
+                duration_ns: duration_ms * MS,
+                component,
+                service: Arc::from("shop"),
+                name: Arc::from(name),
+            });
+            self
+        }
+
+        fn analyse(&self) -> Vec<(ComponentType, String, u64, u64)> {
+            let mut out = Vec::new();
+            analyse(&self.0, &Arc::from(""), &mut out);
+            out.into_iter()
+                .map(|c| {
+                    assert_eq!(c.minute_unix_s, 60);
+                    (
+                        c.component,
+                        c.label.to_string(),
+                        c.calls,
+                        c.duration_us / 1000,
+                    )
+                })
+                .collect()
+        }
+    }
+
+    use ComponentType::*;
+
+    #[test]
+    fn sequential_children_and_self_time() {
+        let mut t = Tree(Vec::new());
+        t.add(1, 0, Server, "POST /checkout", 0, 100)
+            .add(2, 1, Db, "pg SELECT", 10, 30)
+            .add(3, 1, Db, "pg SELECT", 50, 45)
+            .add(4, 1, Internal, "render", 96, 4);
+        assert_eq!(
+            t.analyse(),
+            [
+                (Request, "".into(), 1, 100),
+                (SelfTime, "".into(), 1, 21),
+                (Db, "pg SELECT".into(), 2, 75),
+                (Internal, "render".into(), 1, 4),
+            ]
+        );
+    }
+
+    #[test]
+    fn concurrent_children_are_not_double_counted_in_self_time() {
+        let mut t = Tree(Vec::new());
+        // Three 40 ms calls at once, then one 20 ms call: 60 ms covered, 40 ms self.
+        t.add(1, 0, Server, "GET /feed", 0, 100)
+            .add(2, 1, Http, "a GET /x", 10, 40)
+            .add(3, 1, Http, "b GET /y", 10, 40)
+            .add(4, 1, Rpc, "c Z/z", 20, 30)
+            .add(5, 1, Db, "pg q", 70, 20)
+            // Starts before and ends after the endpoint: clipped in the union.
+            .add(6, 1, Messaging, "kafka out", 95, 50);
+        let parts = t.analyse();
+        assert_eq!(parts[1], (SelfTime, "".into(), 1, 100 - 40 - 20 - 5));
+        assert_eq!(parts[2], (Http, "a GET /x".into(), 1, 40));
+        assert_eq!(parts[6], (Messaging, "kafka out".into(), 1, 50));
+    }
+
+    #[test]
+    fn internal_spans_count_their_exclusive_time_and_remote_work_is_not_walked() {
+        let mut t = Tree(Vec::new());
+        t.add(1, 0, Server, "GET /a", 0, 100)
+            .add(2, 1, Internal, "load", 0, 60)
+            .add(3, 2, Db, "pg q", 10, 40)
+            .add(4, 1, Http, "b GET /b", 60, 40)
+            // The called service's endpoint: its own analysis, not part of /a's.
+            .add(5, 4, Server, "GET /b", 62, 36)
+            .add(6, 5, Db, "pg r", 64, 30);
+        let parts = t.analyse();
+        assert_eq!(
+            parts[..5],
+            [
+                (Request, "".into(), 1, 100),
+                (SelfTime, "".into(), 1, 0),
+                (Internal, "load".into(), 1, 20),
+                (Http, "b GET /b".into(), 1, 40),
+                (Db, "pg q".into(), 1, 40),
+            ]
+        );
+        assert_eq!(
+            parts[5..],
+            [
+                (Request, "".into(), 1, 36),
+                (SelfTime, "".into(), 1, 6),
+                (Db, "pg r".into(), 1, 30),
+            ]
+        );
+    }
+
+    #[test]
+    fn cycles_and_duplicate_ids_terminate() {
+        let mut t = Tree(Vec::new());
+        t.add(1, 2, Server, "GET /a", 0, 10)
+            .add(2, 1, Internal, "x", 0, 5)
+            .add(2, 1, Internal, "x", 0, 5)
+            .add(3, 3, Internal, "self-parent", 0, 1);
+        let parts = t.analyse();
+        assert_eq!(parts[0], (Request, "".into(), 1, 10));
+        assert_eq!(parts[1], (SelfTime, "".into(), 1, 5));
+        // Both copies of the duplicated span count; the one whose child is its own parent
+        // covers itself with it and counts no exclusive time.
+        assert_eq!(parts[2], (Internal, "x".into(), 2, 5));
+    }
+}

@@ -1,0 +1,413 @@
+//! What a child span is, for the breakdown: its component type and a label that groups calls
+//! of the same kind.
+//!
+//! In: a validated [`Span`]. Out: a [`ComponentType`] and a label. Database calls are grouped by
+//! `db.system` and a normalised statement (literals become `?`) or operation name; outbound HTTP
+//! calls by peer, method and route template; RPCs by peer and method; messaging by system and
+//! destination; internal spans by name. Current and older semantic conventions are both read.
+
+use crate::normalise::route::template_path;
+use crate::normalise::{Attribute, Span};
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// Longest label kept; longer statements are cut at a character boundary.
+pub const MAX_LABEL_CHARS: usize = 160;
+
+/// What a part of an endpoint's time is (stored as an `Enum8`, same numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(i8)]
+pub enum ComponentType {
+    /// Not a component: the whole request (one row per analysed request).
+    Request = 1,
+    /// The endpoint's own code: time when none of its children was running.
+    SelfTime = 2,
+    /// A database call.
+    Db = 3,
+    /// An outbound HTTP call.
+    Http = 4,
+    /// An outbound RPC (gRPC and others with `rpc.system`).
+    Rpc = 5,
+    /// A message sent or received.
+    Messaging = 6,
+    /// Code in the same service, recorded as its own span.
+    Internal = 7,
+    /// Another CLIENT span that is none of the above.
+    Client = 8,
+    /// A SERVER or CONSUMER span directly under the endpoint (no client span between).
+    Server = 9,
+}
+
+impl ComponentType {
+    /// Every type, in `Enum8` order.
+    pub const ALL: [Self; 9] = [
+        Self::Request,
+        Self::SelfTime,
+        Self::Db,
+        Self::Http,
+        Self::Rpc,
+        Self::Messaging,
+        Self::Internal,
+        Self::Client,
+        Self::Server,
+    ];
+
+    /// The name stored in ClickHouse and shown by the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Request => "request",
+            Self::SelfTime => "self",
+            Self::Db => "db",
+            Self::Http => "http",
+            Self::Rpc => "rpc",
+            Self::Messaging => "messaging",
+            Self::Internal => "internal",
+            Self::Client => "client",
+            Self::Server => "server",
+        }
+    }
+
+    /// Whether the analysis descends into this span's children (code of the same service).
+    pub fn is_local(self) -> bool {
+        self == Self::Internal
+    }
+}
+
+/// The component type and label of `span` (for SERVER and CONSUMER spans: their operation).
+pub fn component<'s>(span: &'s Span<'_>) -> (ComponentType, Cow<'s, str>) {
+    let attrs = &span.attributes;
+    let text = |key: &str| crate::normalise::find_text(attrs, key);
+    const INTERNAL: i8 = 1;
+    const SERVER: i8 = 2;
+    const PRODUCER: i8 = 4;
+    const CONSUMER: i8 = 5;
+    if span.kind == SERVER || span.kind == CONSUMER {
+        return (ComponentType::Server, Cow::Borrowed(&*span.operation));
+    }
+    if let Some(system) = text("db.system.name").or_else(|| text("db.system")) {
+        return (
+            ComponentType::Db,
+            Cow::Owned(db_label(system, attrs, span.name)),
+        );
+    }
+    if let Some(system) = text("messaging.system") {
+        let destination = text("messaging.destination.name")
+            .or_else(|| text("messaging.destination"))
+            .unwrap_or(span.name);
+        return (
+            ComponentType::Messaging,
+            Cow::Owned(format!("{system} {destination}")),
+        );
+    }
+    if span.kind == PRODUCER {
+        return (ComponentType::Messaging, Cow::Borrowed(span.name));
+    }
+    if span.kind == INTERNAL || span.kind == 0 {
+        return (ComponentType::Internal, Cow::Borrowed(span.name));
+    }
+    let peer = peer(attrs);
+    if text("rpc.system").is_some() {
+        let method = match (text("rpc.service"), text("rpc.method")) {
+            (Some(service), Some(method)) => Cow::Owned(format!("{service}/{method}")),
+            _ => Cow::Borrowed(span.name),
+        };
+        return (ComponentType::Rpc, with_peer(peer, &method));
+    }
+    if let Some(method) = text("http.request.method").or_else(|| text("http.method")) {
+        let route = text("url.template")
+            .or_else(|| text("http.route"))
+            .map(Cow::Borrowed)
+            .or_else(|| {
+                text("url.path")
+                    .or_else(|| text("url.full").or_else(|| text("http.url")).map(url_path))
+                    .or_else(|| text("http.target"))
+                    .map(|p| Cow::Owned(template_path(p)))
+            });
+        let call = match route {
+            Some(route) => format!("{} {route}", method.to_ascii_uppercase()),
+            None => method.to_ascii_uppercase(),
+        };
+        return (ComponentType::Http, with_peer(peer, &call));
+    }
+    (ComponentType::Client, with_peer(peer, span.name))
+}
+
+/// The called service or host, from the current or older conventions.
+fn peer<'s>(attrs: &'s [Attribute<'_>]) -> Option<&'s str> {
+    let text = |key: &str| crate::normalise::find_text(attrs, key);
+    text("peer.service")
+        .or_else(|| text("server.address"))
+        .or_else(|| text("net.peer.name"))
+        .or_else(|| text("url.full").or_else(|| text("http.url")).map(url_host))
+        .filter(|p| !p.is_empty())
+}
+
+fn with_peer<'s>(peer: Option<&str>, call: &str) -> Cow<'s, str> {
+    match peer {
+        Some(peer) => Cow::Owned(format!("{peer} {call}")),
+        None => Cow::Owned(call.to_owned()),
+    }
+}
+
+/// The host of an absolute URL (`https://host:port/path` → `host:port`).
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?', '#']).next().unwrap_or_default()
+}
+
+/// The path of an absolute URL (`https://host/a/b?x` → `/a/b?x`).
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.find('/').map_or("/", |i| &rest[i..])
+}
+
+/// `system: what`, where `what` is the query summary, the normalised statement, the operation
+/// and collection, or the span name, whichever comes first.
+fn db_label(system: &str, attrs: &[Attribute<'_>], span_name: &str) -> String {
+    let text = |key: &str| crate::normalise::find_text(attrs, key);
+    let mut label = String::with_capacity(64);
+    label.push_str(system);
+    label.push(' ');
+    if let Some(summary) = text("db.query.summary") {
+        label.push_str(summary);
+    } else if let Some(statement) = text("db.query.text").or_else(|| text("db.statement")) {
+        normalise_statement(statement, &mut label);
+    } else if let Some(operation) = text("db.operation.name").or_else(|| text("db.operation")) {
+        label.push_str(operation);
+        if let Some(collection) = text("db.collection.name")
+            .or_else(|| text("db.sql.table"))
+            .or_else(|| text("db.mongodb.collection"))
+        {
+            let _ = write!(label, " {collection}");
+        }
+    } else {
+        label.push_str(span_name);
+    }
+    truncate(&mut label);
+    label
+}
+
+/// Appends `statement` with string and number literals replaced by `?`, runs of whitespace
+/// collapsed, and lists of placeholders (`IN (?, ?, ?)`) folded to `(?)`.
+pub fn normalise_statement(statement: &str, out: &mut String) {
+    let start = out.len();
+    let mut chars = statement.chars().peekable();
+    let mut previous_word = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                // A string literal; '' inside it is an escaped quote.
+                loop {
+                    match chars.next() {
+                        Some('\'') if chars.peek() == Some(&'\'') => {
+                            chars.next();
+                        }
+                        Some('\'') | None => break,
+                        Some(_) => {}
+                    }
+                }
+                out.push('?');
+                previous_word = false;
+            }
+            c if c.is_ascii_digit() && !previous_word => {
+                while chars
+                    .peek()
+                    .is_some_and(|d| d.is_ascii_alphanumeric() || *d == '.')
+                {
+                    chars.next();
+                }
+                out.push('?');
+                previous_word = false;
+            }
+            c if c.is_whitespace() => {
+                if !out[start..].ends_with(' ') && out.len() > start {
+                    out.push(' ');
+                }
+                previous_word = false;
+            }
+            c => {
+                out.push(c);
+                previous_word = c.is_alphanumeric() || c == '_' || c == '$';
+            }
+        }
+        if out.len() - start > MAX_LABEL_CHARS * 4 {
+            break;
+        }
+    }
+    while out.len() > start && out.ends_with(' ') {
+        out.pop();
+    }
+    fold_placeholder_lists(out, start);
+}
+
+/// Replaces `(?, ?, ...)` with `(?)` in `out[start..]`.
+fn fold_placeholder_lists(out: &mut String, start: usize) {
+    while let Some(at) = out[start..].find("?, ?").map(|i| i + start) {
+        let mut end = at + 4;
+        while out[end..].starts_with(", ?") {
+            end += 3;
+        }
+        out.replace_range(at..end, "?");
+    }
+}
+
+fn truncate(label: &mut String) {
+    if let Some((cut, _)) = label.char_indices().nth(MAX_LABEL_CHARS) {
+        label.truncate(cut);
+        label.push('…');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn span<'a>(kind: i8, name: &'a str, attributes: &[(&'a str, &'a str)]) -> Span<'a> {
+        Span {
+            service: Arc::from("svc"),
+            operation: Arc::from(name),
+            name,
+            kind,
+            trace_id: [1; 16],
+            span_id: [1; 8],
+            parent_span_id: [0; 8],
+            start_unix_ns: 0,
+            duration_ns: 0,
+            status_code: 0,
+            status_message: "",
+            http_status_code: 0,
+            is_error: false,
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (*k, Cow::Borrowed(*v)))
+                .collect(),
+            resource: Arc::default(),
+        }
+    }
+
+    fn label(kind: i8, name: &str, attributes: &[(&str, &str)]) -> (ComponentType, String) {
+        let span = span(kind, name, attributes);
+        let (t, l) = component(&span);
+        (t, l.into_owned())
+    }
+
+    #[test]
+    fn database_calls_group_by_system_and_statement_shape() {
+        let a = label(
+            3,
+            "SELECT",
+            &[
+                ("db.system", "postgresql"),
+                (
+                    "db.statement",
+                    "SELECT * FROM orders WHERE id = 42 AND  note = 'it''s' AND x IN (1, 2, 3)",
+                ),
+            ],
+        );
+        assert_eq!(
+            a,
+            (
+                ComponentType::Db,
+                "postgresql SELECT * FROM orders WHERE id = ? AND note = ? AND x IN (?)".into()
+            )
+        );
+        let b = label(
+            3,
+            "x",
+            &[
+                ("db.system.name", "redis"),
+                ("db.operation.name", "GET"),
+                ("db.collection.name", "sessions"),
+            ],
+        );
+        assert_eq!(b.1, "redis GET sessions");
+        let c = label(3, "SELECT t1", &[("db.system", "mysql")]);
+        assert_eq!(c.1, "mysql SELECT t1");
+        // Names with digits keep them; only standalone numbers are literals.
+        let d = label(
+            3,
+            "x",
+            &[
+                ("db.system", "sqlite"),
+                ("db.query.text", "select * from t2 limit 10"),
+            ],
+        );
+        assert_eq!(d.1, "sqlite select * from t2 limit ?");
+    }
+
+    #[test]
+    fn outbound_calls_group_by_peer_and_route() {
+        let http = label(
+            3,
+            "GET",
+            &[
+                ("http.request.method", "get"),
+                ("url.full", "http://pricing:8080/prices/123?currency=eur"),
+            ],
+        );
+        assert_eq!(
+            http,
+            (ComponentType::Http, "pricing:8080 GET /prices/{id}".into())
+        );
+        let old = label(
+            3,
+            "GET",
+            &[
+                ("http.method", "POST"),
+                ("net.peer.name", "auth"),
+                ("http.target", "/token"),
+            ],
+        );
+        assert_eq!(old.1, "auth POST /token");
+        let rpc = label(
+            3,
+            "x",
+            &[
+                ("rpc.system", "grpc"),
+                ("rpc.service", "Stock"),
+                ("rpc.method", "Reserve"),
+                ("server.address", "stock"),
+            ],
+        );
+        assert_eq!(rpc, (ComponentType::Rpc, "stock Stock/Reserve".into()));
+        assert_eq!(
+            label(
+                4,
+                "send",
+                &[
+                    ("messaging.system", "kafka"),
+                    ("messaging.destination.name", "orders")
+                ]
+            ),
+            (ComponentType::Messaging, "kafka orders".into())
+        );
+        assert_eq!(
+            label(1, "render", &[]),
+            (ComponentType::Internal, "render".into())
+        );
+        assert_eq!(
+            label(3, "call", &[]),
+            (ComponentType::Client, "call".into())
+        );
+        assert_eq!(label(2, "GET /x", &[]).0, ComponentType::Server);
+    }
+
+    #[test]
+    fn long_statements_are_cut() {
+        let statement = format!("SELECT {} FROM t", "a, ".repeat(200));
+        let l = label(3, "x", &[("db.system", "pg"), ("db.statement", &statement)]);
+        assert_eq!(l.1.chars().count(), MAX_LABEL_CHARS + 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalising_never_panics_and_is_stable(statement in ".{0,200}") {
+            let mut once = String::new();
+            normalise_statement(&statement, &mut once);
+            let mut twice = String::new();
+            normalise_statement(&once, &mut twice);
+            proptest::prop_assert_eq!(once, twice);
+        }
+    }
+}
