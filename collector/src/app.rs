@@ -276,6 +276,8 @@ async fn start_servers(
     telemetry: &Arc<Telemetry>,
     stop: &watch::Receiver<bool>,
 ) -> Result<Servers, RunError> {
+    // Checked when the configuration was loaded.
+    let apdex = config.apdex().unwrap_or_default();
     let grpc_listener = bind(config.grpc_addr).await?;
     let http_listener = bind(config.http_addr).await?;
     let query_listener = bind(config.query_addr).await?;
@@ -294,7 +296,10 @@ async fn start_servers(
     );
     let query = axum::serve(
         query_listener,
-        query::api::router(store.clone(), Arc::clone(telemetry)),
+        query::api::router(
+            query::api::QueryApi::new(store.clone(), apdex),
+            Arc::clone(telemetry),
+        ),
     )
     .with_graceful_shutdown(stopped(stop.clone()));
     Ok(Servers {

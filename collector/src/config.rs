@@ -2,6 +2,7 @@
 //! `plumb-config`: flags over environment over file over the defaults `--help` shows), then
 //! checked: a value out of range is an error that names the option.
 
+use crate::query::top::ApdexThresholds;
 use clap::Parser;
 use plumb_config::ConfigFileError;
 use std::ffi::OsString;
@@ -103,6 +104,14 @@ pub struct CollectorConfig {
     #[arg(long, env = "PLUMB_MAX_COMPONENTS_PER_SERVICE", default_value_t = 5000)]
     pub max_components_per_service: usize,
 
+    /// Apdex threshold T for services without their own: requests within T are satisfied, within 4T tolerating.
+    #[arg(long, env = "PLUMB_APDEX_THRESHOLD", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub apdex_threshold: Duration,
+
+    /// Apdex thresholds per service, e.g. `checkout=200ms,search=1s`.
+    #[arg(long, env = "PLUMB_APDEX_THRESHOLDS", default_value = "")]
+    pub apdex_thresholds: String,
+
     /// Largest OTLP request accepted, in bytes (after decompression).
     #[arg(long, env = "PLUMB_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_request_bytes: usize,
@@ -137,6 +146,33 @@ pub struct CollectorConfig {
 }
 
 impl CollectorConfig {
+    /// The apdex thresholds: the default and the per-service list, checked.
+    pub fn apdex(&self) -> Result<ApdexThresholds, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            field: "apdex_thresholds",
+            message,
+        };
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+        let mut per_service = Vec::new();
+        for item in self.apdex_thresholds.split(',').map(str::trim) {
+            if item.is_empty() {
+                continue;
+            }
+            let Some((service, threshold)) = item.split_once('=') else {
+                return Err(invalid(format!(
+                    "{item:?} is not service=duration (e.g. checkout=200ms)"
+                )));
+            };
+            let threshold = humantime::parse_duration(threshold.trim())
+                .map_err(|e| invalid(format!("{item:?}: {e}")))?;
+            per_service.push((service.trim().to_owned(), micros(threshold)));
+        }
+        Ok(ApdexThresholds {
+            default_us: micros(self.apdex_threshold),
+            per_service,
+        })
+    }
+
     /// Loads flags from `args` (the first item is the program name), the environment and the
     /// config file, and checks the values.
     pub fn load<I, T>(args: I) -> Result<Self, ConfigError>
@@ -186,6 +222,7 @@ impl CollectorConfig {
         if self.flush_interval.is_zero() {
             return invalid("flush_interval", "must be more than zero");
         }
+        self.apdex()?;
         if let Some(url) = &self.clickhouse_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -240,5 +277,29 @@ mod tests {
         let e = CollectorConfig::load(["plumb-collector", "--retention-days", "0"])
             .expect_err("must fail");
         assert!(e.to_string().contains("retention_days"), "{e}");
+        let e = CollectorConfig::load(["plumb-collector", "--apdex-thresholds", "shop:200ms"])
+            .expect_err("must fail");
+        assert!(e.to_string().contains("apdex_thresholds"), "{e}");
+    }
+
+    #[test]
+    fn apdex_thresholds_per_service() {
+        let c = CollectorConfig::load([
+            "plumb-collector",
+            "--apdex-threshold",
+            "300ms",
+            "--apdex-thresholds",
+            "checkout=200ms, search=1s",
+        ])
+        .expect("loads");
+        let apdex = c.apdex().expect("valid");
+        assert_eq!(apdex.default_us, 300_000);
+        assert_eq!(
+            apdex.per_service,
+            [
+                ("checkout".to_owned(), 200_000),
+                ("search".to_owned(), 1_000_000)
+            ]
+        );
     }
 }

@@ -1,27 +1,76 @@
-//! Serving the query API: `plumb.v1.QueryService` over gRPC and the same calls as HTTP/JSON
-//! (`GET /api/v1/top?since=15m&service=…&by=p99&limit=20&kind=server`) on one port, together
-//! with the operational endpoints `/metrics` (Prometheus text), `/healthz` (the process is up)
-//! and `/readyz` (ClickHouse answers).
+//! Serving the query API: `plumb.v1.QueryService` over gRPC and the same calls as HTTP/JSON on
+//! one port, together with the operational endpoints `/metrics` (Prometheus text), `/healthz`
+//! (the process is up) and `/readyz` (ClickHouse answers).
+//!
+//! Each HTTP route takes the fields of the call's request message as query parameters
+//! (`GET /api/v1/endpoint?service=shop&operation=GET%20/cart`), with durations also accepted in
+//! words (`since=1h` for `since_seconds=3600`, `baseline=7d`), and answers with the response
+//! message as JSON. Errors are `{"error": "..."}` with 400, 404 or 503.
 
 use super::QueryError;
-use super::top::{TopQuery, top_endpoints};
+use super::breakdown::chatty_calls;
+use super::endpoint::endpoint_detail;
+use super::regressions::regressions;
+use super::top::{ApdexThresholds, TopQuery, top_endpoints};
+use super::trace::get_trace;
 use crate::clock::now_unix_s;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use plumb_proto::v1::query_service_server::{QueryService, QueryServiceServer};
-use plumb_proto::v1::{TopEndpointsRequest, TopEndpointsResponse};
-use serde::Deserialize;
+use plumb_proto::v1::{
+    ChattyCallsRequest, ChattyCallsResponse, EndpointDetailRequest, EndpointDetailResponse,
+    GetTraceRequest, GetTraceResponse, RegressionsRequest, RegressionsResponse,
+    TopEndpointsRequest, TopEndpointsResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::future::Future;
 use std::sync::Arc;
 
-/// The gRPC implementation of `plumb.v1.QueryService`.
+/// The query service: every question, answered from the store.
 #[derive(Clone, Debug)]
 pub struct QueryApi {
     store: Store,
+    apdex: Arc<ApdexThresholds>,
+}
+
+impl QueryApi {
+    /// A service reading `store`, with the configured apdex thresholds.
+    pub fn new(store: Store, apdex: ApdexThresholds) -> Self {
+        Self {
+            store,
+            apdex: Arc::new(apdex),
+        }
+    }
+
+    async fn top(self, r: TopEndpointsRequest) -> Result<TopEndpointsResponse, QueryError> {
+        let query = TopQuery::try_from(r)?;
+        top_endpoints(&self.store, &query, &self.apdex, now_unix_s()).await
+    }
+
+    async fn endpoint(
+        self,
+        r: EndpointDetailRequest,
+    ) -> Result<EndpointDetailResponse, QueryError> {
+        endpoint_detail(&self.store, &self.apdex, r, now_unix_s()).await
+    }
+
+    async fn trace(self, r: GetTraceRequest) -> Result<GetTraceResponse, QueryError> {
+        get_trace(&self.store, r, now_unix_s()).await
+    }
+
+    async fn regressions(self, r: RegressionsRequest) -> Result<RegressionsResponse, QueryError> {
+        regressions(&self.store, r, now_unix_s()).await
+    }
+
+    async fn chatty(self, r: ChattyCallsRequest) -> Result<ChattyCallsResponse, QueryError> {
+        chatty_calls(&self.store, r, now_unix_s()).await
+    }
 }
 
 #[tonic::async_trait]
@@ -30,83 +79,145 @@ impl QueryService for QueryApi {
         &self,
         request: tonic::Request<TopEndpointsRequest>,
     ) -> Result<tonic::Response<TopEndpointsResponse>, tonic::Status> {
-        let query = TopQuery::try_from(request.into_inner())?;
         Ok(tonic::Response::new(
-            top_endpoints(&self.store, &query, now_unix_s()).await?,
+            self.clone().top(request.into_inner()).await?,
+        ))
+    }
+
+    async fn endpoint_detail(
+        &self,
+        request: tonic::Request<EndpointDetailRequest>,
+    ) -> Result<tonic::Response<EndpointDetailResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.clone().endpoint(request.into_inner()).await?,
+        ))
+    }
+
+    async fn get_trace(
+        &self,
+        request: tonic::Request<GetTraceRequest>,
+    ) -> Result<tonic::Response<GetTraceResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.clone().trace(request.into_inner()).await?,
+        ))
+    }
+
+    async fn regressions(
+        &self,
+        request: tonic::Request<RegressionsRequest>,
+    ) -> Result<tonic::Response<RegressionsResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.clone().regressions(request.into_inner()).await?,
+        ))
+    }
+
+    async fn chatty_calls(
+        &self,
+        request: tonic::Request<ChattyCallsRequest>,
+    ) -> Result<tonic::Response<ChattyCallsResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.clone().chatty(request.into_inner()).await?,
         ))
     }
 }
 
 #[derive(Clone)]
 struct ApiState {
+    api: QueryApi,
     store: Store,
     telemetry: Arc<Telemetry>,
 }
 
 /// The query port's routes: gRPC query service, HTTP/JSON API, metrics and health.
-pub fn router(store: Store, telemetry: Arc<Telemetry>) -> Router {
-    let grpc = tonic::service::Routes::new(QueryServiceServer::new(QueryApi {
-        store: store.clone(),
-    }))
-    .into_axum_router();
+pub fn router(api: QueryApi, telemetry: Arc<Telemetry>) -> Router {
+    let store = api.store.clone();
+    let grpc = tonic::service::Routes::new(QueryServiceServer::new(api.clone())).into_axum_router();
     Router::new()
-        .route("/api/v1/top", get(http_top))
+        .route(
+            "/api/v1/top",
+            get(|State(s): State<ApiState>, uri: Uri| http_call(s.api, uri, QueryApi::top)),
+        )
+        .route(
+            "/api/v1/endpoint",
+            get(|State(s): State<ApiState>, uri: Uri| http_call(s.api, uri, QueryApi::endpoint)),
+        )
+        .route(
+            "/api/v1/trace/{trace_id}",
+            get(
+                |State(s): State<ApiState>, Path(trace_id): Path<String>, uri: Uri| {
+                    http_call(s.api, uri, |api, r: GetTraceRequest| {
+                        api.trace(GetTraceRequest { trace_id, ..r })
+                    })
+                },
+            ),
+        )
+        .route(
+            "/api/v1/regressions",
+            get(|State(s): State<ApiState>, uri: Uri| http_call(s.api, uri, QueryApi::regressions)),
+        )
+        .route(
+            "/api/v1/chatty",
+            get(|State(s): State<ApiState>, uri: Uri| http_call(s.api, uri, QueryApi::chatty)),
+        )
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .with_state(ApiState { store, telemetry })
+        .with_state(ApiState {
+            api,
+            store,
+            telemetry,
+        })
         .merge(grpc)
 }
 
-/// Query parameters of `GET /api/v1/top`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct TopParams {
-    since: Option<String>,
-    service: String,
-    by: String,
-    limit: u32,
-    kind: String,
-}
+/// Query parameters given as durations in words, and the request field each one fills.
+const DURATION_PARAMS: [(&str, &str); 2] =
+    [("since", "since_seconds"), ("baseline", "baseline_seconds")];
 
-/// A JSON error body: `{"error": "..."}`.
-fn json_error(status: StatusCode, message: String) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
-}
-
-async fn http_top(
-    State(state): State<ApiState>,
-    params: Result<Query<TopParams>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Query(params) = match params {
-        Ok(p) => p,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    let since_seconds = match params.since.as_deref().map(humantime::parse_duration) {
-        None => 0,
-        Some(Ok(d)) => d.as_secs(),
-        Some(Err(e)) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid since: {e} (examples: 15m, 1h, 2d)"),
-            );
+/// Parses a request message from URL query parameters.
+fn request_from_query<R: DeserializeOwned>(query: Option<&str>) -> Result<R, QueryError> {
+    let bad = |m: String| QueryError::InvalidArgument(m);
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.unwrap_or_default()).map_err(|e| bad(e.to_string()))?;
+    let mut fields = Vec::with_capacity(pairs.len());
+    for (key, value) in pairs {
+        match DURATION_PARAMS.iter().find(|(word, _)| *word == key) {
+            Some((word, field)) => {
+                let seconds = humantime::parse_duration(&value)
+                    .map_err(|e| bad(format!("invalid {word}: {e} (examples: 15m, 1h, 2d)")))?
+                    .as_secs()
+                    .max(1);
+                fields.push(((*field).to_owned(), seconds.to_string()));
+            }
+            None => fields.push((key, value)),
         }
-    };
-    let request = TopEndpointsRequest {
-        since_seconds,
-        service: params.service,
-        by: params.by,
-        limit: params.limit,
-        kind: params.kind,
-    };
-    let result = match TopQuery::try_from(request) {
-        Ok(query) => top_endpoints(&state.store, &query, now_unix_s()).await,
+    }
+    let encoded = serde_urlencoded::to_string(&fields).map_err(|e| bad(e.to_string()))?;
+    serde_urlencoded::from_str(&encoded).map_err(|e| bad(format!("invalid query parameters: {e}")))
+}
+
+/// Runs one call for an HTTP request and answers with JSON.
+async fn http_call<R, T, F, Fut>(api: QueryApi, uri: Uri, call: F) -> Response
+where
+    R: DeserializeOwned,
+    T: Serialize,
+    F: FnOnce(QueryApi, R) -> Fut,
+    Fut: Future<Output = Result<T, QueryError>>,
+{
+    let result = match request_from_query::<R>(uri.query()) {
+        Ok(request) => call(api, request).await,
         Err(e) => Err(e),
     };
     match result {
         Ok(response) => Json(response).into_response(),
-        Err(QueryError::InvalidArgument(m)) => json_error(StatusCode::BAD_REQUEST, m),
-        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => {
+            let status = match &e {
+                QueryError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+                QueryError::NotFound(_) => StatusCode::NOT_FOUND,
+                QueryError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (status, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
+        }
     }
 }
 
@@ -125,5 +236,30 @@ async fn ready(State(state): State<ApiState>) -> Response {
     match state.store.ping().await {
         Ok(()) => "ready\n".into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_words_fill_the_seconds_fields() {
+        let r: RegressionsRequest =
+            request_from_query(Some("since=1h&baseline=7d&service=shop&min_requests=5"))
+                .expect("valid");
+        assert_eq!(
+            (
+                r.since_seconds,
+                r.baseline_seconds,
+                r.service.as_str(),
+                r.min_requests
+            ),
+            (3600, 7 * 86_400, "shop", 5)
+        );
+        let e = request_from_query::<RegressionsRequest>(Some("since=soon")).expect_err("bad");
+        assert!(e.to_string().contains("invalid since"), "{e}");
+        let e = request_from_query::<TopEndpointsRequest>(Some("limit=many")).expect_err("bad");
+        assert!(e.to_string().contains("invalid query parameters"), "{e}");
     }
 }

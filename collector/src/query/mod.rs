@@ -1,11 +1,17 @@
 //! The query API: questions about stored latency, answered from ClickHouse.
 //!
 //! In: `plumb.v1.QueryService` calls over gRPC, or the same questions as HTTP GETs with query
-//! parameters. Out: protobuf messages, or the same messages as JSON. [`top`] ranks endpoints;
-//! [`api`] serves it, next to `/metrics`, `/healthz` and `/readyz`.
+//! parameters. Out: protobuf messages, or the same messages as JSON. [`top`] ranks endpoints,
+//! [`endpoint`] looks at one in depth with its [`breakdown`], [`trace`] rebuilds one trace,
+//! [`regressions`] compares a window with a baseline; [`api`] serves them all, next to
+//! `/metrics`, `/healthz` and `/readyz`.
 
 pub mod api;
+pub mod breakdown;
+pub mod endpoint;
+pub mod regressions;
 pub mod top;
+pub mod trace;
 
 use crate::store::StoreError;
 
@@ -15,6 +21,9 @@ pub enum QueryError {
     /// The caller asked something malformed.
     #[error("{0}")]
     InvalidArgument(String),
+    /// Nothing matches.
+    #[error("{0}")]
+    NotFound(String),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -24,6 +33,7 @@ impl From<QueryError> for tonic::Status {
     fn from(error: QueryError) -> Self {
         match error {
             QueryError::InvalidArgument(m) => tonic::Status::invalid_argument(m),
+            QueryError::NotFound(m) => tonic::Status::not_found(m),
             QueryError::Store(e) => tonic::Status::unavailable(e.to_string()),
         }
     }

@@ -71,43 +71,150 @@ const KINDS: &[&str] = &[
 pub struct TopQuery {
     window_s: u64,
     service: String,
+    /// Only this operation (empty: all); set by the endpoint view, not by the request.
+    operation: String,
     by: SortKey,
     limit: usize,
     kind: String,
 }
 
+/// The window a request asks for: `since_seconds`, or `default` when 0, at most 400 days.
+pub fn window_seconds(since_seconds: u64, default: u64) -> Result<u64, QueryError> {
+    let window_s = if since_seconds == 0 {
+        default
+    } else {
+        since_seconds
+    };
+    if window_s > 400 * 86_400 {
+        return Err(QueryError::InvalidArgument(
+            "the window may be at most 400 days".into(),
+        ));
+    }
+    Ok(window_s)
+}
+
+/// A span kind as the request names it (empty means `server`), checked; `all` only if allowed.
+pub fn span_kind(kind: &str, allow_all: bool) -> Result<String, QueryError> {
+    let kind = if kind.is_empty() {
+        "server".to_owned()
+    } else {
+        kind.to_ascii_lowercase()
+    };
+    if (allow_all && kind == "all") || KINDS.contains(&kind.as_str()) {
+        Ok(kind)
+    } else {
+        Err(QueryError::InvalidArgument(format!(
+            "unknown span kind {kind:?}: use server, client, internal, producer, consumer{}",
+            if allow_all { " or all" } else { "" }
+        )))
+    }
+}
+
 impl TryFrom<TopEndpointsRequest> for TopQuery {
     type Error = QueryError;
     fn try_from(r: TopEndpointsRequest) -> Result<Self, QueryError> {
-        let kind = if r.kind.is_empty() {
-            "server".to_owned()
-        } else {
-            r.kind.to_ascii_lowercase()
-        };
-        if kind != "all" && !KINDS.contains(&kind.as_str()) {
-            return Err(QueryError::InvalidArgument(format!(
-                "unknown span kind {:?}: use server, client, internal, producer, consumer or all",
-                r.kind
-            )));
-        }
-        let window_s = if r.since_seconds == 0 {
-            DEFAULT_WINDOW_S
-        } else {
-            r.since_seconds
-        };
-        if window_s > 400 * 86_400 {
-            return Err(QueryError::InvalidArgument(
-                "the window may be at most 400 days".into(),
-            ));
-        }
         Ok(Self {
-            window_s,
+            window_s: window_seconds(r.since_seconds, DEFAULT_WINDOW_S)?,
+            kind: span_kind(&r.kind, true)?,
             service: r.service,
+            operation: String::new(),
             by: r.by.parse()?,
             limit: if r.limit == 0 { DEFAULT_LIMIT } else { r.limit } as usize,
-            kind,
         })
     }
+}
+
+impl TopQuery {
+    /// Every endpoint of one service and kind over `window_s`, unranked and unlimited.
+    pub fn service_wide(window_s: u64, service: String, kind: String) -> Self {
+        Self {
+            limit: usize::MAX,
+            ..Self::one(window_s, service, String::new(), kind)
+        }
+    }
+
+    /// The service, operation and kind this query is about.
+    pub fn endpoint(&self) -> (&str, &str, &str) {
+        (&self.service, &self.operation, &self.kind)
+    }
+
+    /// The figures of one endpoint over `window_s`.
+    pub fn one(window_s: u64, service: String, operation: String, kind: String) -> Self {
+        Self {
+            window_s,
+            service,
+            operation,
+            by: SortKey::P99,
+            limit: 1,
+            kind,
+        }
+    }
+}
+
+/// Apdex thresholds: one default and optional ones per service, in microseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApdexThresholds {
+    /// T for services not listed.
+    pub default_us: u64,
+    /// T per service.
+    pub per_service: Vec<(String, u64)>,
+}
+
+impl Default for ApdexThresholds {
+    fn default() -> Self {
+        Self {
+            default_us: 500_000,
+            per_service: Vec::new(),
+        }
+    }
+}
+
+impl ApdexThresholds {
+    /// Binds the `transform(service, names, thresholds, default)` arguments. A placeholder
+    /// first entry keeps the arrays typed when no service has its own threshold.
+    fn bind(&self, query: clickhouse::query::Query) -> clickhouse::query::Query {
+        let names: Vec<&str> = std::iter::once("")
+            .chain(self.per_service.iter().map(|(s, _)| s.as_str()))
+            .collect();
+        let thresholds: Vec<u64> = std::iter::once(self.default_us)
+            .chain(self.per_service.iter().map(|(_, t)| *t))
+            .collect();
+        query.bind(names).bind(thresholds).bind(self.default_us)
+    }
+}
+
+/// Apdex from satisfied and tolerating counts; 0 without requests.
+pub fn apdex(satisfied: u64, tolerating: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        (satisfied as f64 + tolerating as f64 / 2.0) / total as f64
+    }
+}
+
+/// Figures of one group of latency rows, as the percentile query returns them after its keys.
+#[derive(Debug, Deserialize)]
+pub struct LatencyFigures {
+    /// Requests.
+    pub req_total: u64,
+    /// Errors.
+    pub err_total: u64,
+    /// Sum of durations, µs.
+    pub sum_us: u64,
+    /// Percentiles, µs.
+    pub p50: u64,
+    /// 95th percentile, µs.
+    pub p95: u64,
+    /// 99th percentile, µs.
+    pub p99: u64,
+    /// Requests in the histograms.
+    pub total: u64,
+    /// The apdex threshold, µs.
+    pub apdex_t: u64,
+    /// Requests within the threshold.
+    pub satisfied: u64,
+    /// Requests within four times the threshold but over it.
+    pub tolerating: u64,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -115,23 +222,21 @@ struct EndpointRow {
     service: String,
     operation: String,
     kind_name: String,
-    req_total: u64,
-    err_total: u64,
-    sum_us: u64,
-    p50: u64,
-    p95: u64,
-    p99: u64,
-    total: u64,
+    /// Read positionally after the keys (the client reads RowBinary in field order).
+    figures: LatencyFigures,
 }
 
 /// Column names of the minute table and of its hourly rollup.
-struct Source {
+#[derive(Debug)]
+pub struct Source {
     table: &'static str,
     time: &'static str,
     requests: &'static str,
     errors: &'static str,
     sum: &'static str,
     map: &'static str,
+    /// Smallest time step the table holds, seconds.
+    pub step_s: u64,
 }
 
 const MINUTES: Source = Source {
@@ -141,6 +246,7 @@ const MINUTES: Source = Source {
     errors: "errors",
     sum: "duration_sum_us",
     map: "latencyMap",
+    step_s: 60,
 };
 
 const HOURS: Source = Source {
@@ -150,9 +256,22 @@ const HOURS: Source = Source {
     errors: "hour_errors",
     sum: "hour_duration_sum_us",
     map: "hourlyMap",
+    step_s: 3600,
 };
 
-fn ranking_sql(s: &Source) -> String {
+/// The table that serves a window of `window_s`: minutes up to six hours, hours beyond.
+pub fn source_for(window_s: u64) -> &'static Source {
+    if window_s > HOURLY_FROM_S {
+        &HOURS
+    } else {
+        &MINUTES
+    }
+}
+
+/// Percentiles, counts and apdex per group of latency rows. `keys` are `(expression, alias)`
+/// pairs grouped by; the expressions may hold `?` (bound first). Then bind the apdex thresholds
+/// ([`ApdexThresholds::bind`]) and the filter ([`bind_filter`]).
+fn percentile_sql(s: &Source, keys: &[(&str, &str)]) -> String {
     let Source {
         table,
         time,
@@ -160,52 +279,157 @@ fn ranking_sql(s: &Source) -> String {
         errors,
         sum,
         map,
+        ..
     } = s;
+    let inner: Vec<String> = keys
+        .iter()
+        .map(|(expr, alias)| format!("{expr} AS {alias}"))
+        .collect();
+    let aliases: Vec<&str> = keys.iter().map(|(_, alias)| *alias).collect();
+    let (inner, aliases) = (inner.join(", "), aliases.join(", "));
     format!(
-        "SELECT service, operation, kind_name, req_total, err_total, sum_us,
+        "SELECT {aliases}, req_total, err_total, sum_us,
                 keys[arrayFirstIndex(c -> c >= ceil(0.5 * total), cum)] AS p50,
                 keys[arrayFirstIndex(c -> c >= ceil(0.95 * total), cum)] AS p95,
                 keys[arrayFirstIndex(c -> c >= ceil(0.99 * total), cum)] AS p99,
-                total
+                total, apdex_t,
+                arraySum(arrayMap((k, c) -> if(k <= apdex_t, c, 0), keys, counts)) AS satisfied,
+                arraySum(arrayMap((k, c) -> if(k > apdex_t AND k <= 4 * apdex_t, c, 0), keys, counts)) AS tolerating
          FROM (
-            SELECT service, operation, toString(kind) AS kind_name,
+            SELECT {inner},
                    sum({requests}) AS req_total, sum({errors}) AS err_total, sum({sum}) AS sum_us,
                    tupleElement(sumMap({map}.bucket, {map}.count), 1) AS keys,
+                   tupleElement(sumMap({map}.bucket, {map}.count), 2) AS counts,
                    arrayCumSum(tupleElement(sumMap({map}.bucket, {map}.count), 2)) AS cum,
-                   cum[length(cum)] AS total
+                   cum[length(cum)] AS total,
+                   toUInt64(any(transform(service, ?, ?, ?))) AS apdex_t
             FROM {table}
-            WHERE {time} >= toDateTime(?) AND (? = '' OR service = ?) AND (? = 'all' OR toString(kind) = ?)
-            GROUP BY service, operation, kind
-         )"
+            WHERE {filter}
+            GROUP BY {aliases}
+         )",
+        filter = filter_sql(time)
     )
 }
 
+/// The `WHERE` condition of the latency queries; bound by [`bind_filter`].
+fn filter_sql(time: &str) -> String {
+    format!(
+        "{time} >= toDateTime(?) AND {time} < toDateTime(?)
+         AND (? = '' OR service = ?) AND (? = '' OR operation = ?) AND (? = 'all' OR toString(kind) = ?)"
+    )
+}
+
+/// Binds the filter of [`percentile_sql`]: the time range and the service, operation and kind
+/// (empty service or operation, or kind `all`, match everything).
+fn bind_filter(
+    query: clickhouse::query::Query,
+    from_s: u64,
+    to_s: u64,
+    filter: &TopQuery,
+) -> clickhouse::query::Query {
+    query
+        .bind(from_s)
+        .bind(to_s)
+        .bind(&filter.service)
+        .bind(&filter.service)
+        .bind(&filter.operation)
+        .bind(&filter.operation)
+        .bind(&filter.kind)
+        .bind(&filter.kind)
+}
+
 /// The ClickHouse query behind [`top_endpoints`], with the request's values bound: one row per
-/// endpoint with `req_total`, `err_total`, `sum_us`, `p50`, `p95`, `p99` (µs) and `total`.
-pub fn ranking_query(store: &Store, query: &TopQuery, now_unix_s: u32) -> clickhouse::query::Query {
-    let source = if query.window_s > HOURLY_FROM_S {
-        &HOURS
-    } else {
-        &MINUTES
-    };
-    let from = u64::from(now_unix_s).saturating_sub(query.window_s);
-    store
-        .client()
-        .query(&ranking_sql(source))
-        .bind(from)
-        .bind(&query.service)
-        .bind(&query.service)
-        .bind(&query.kind)
-        .bind(&query.kind)
+/// endpoint with `req_total`, `err_total`, `sum_us`, `p50`, `p95`, `p99` (µs), `total` and the
+/// apdex counts.
+pub fn ranking_query(
+    store: &Store,
+    query: &TopQuery,
+    apdex: &ApdexThresholds,
+    now_unix_s: u32,
+) -> clickhouse::query::Query {
+    let sql = percentile_sql(
+        source_for(query.window_s),
+        &[
+            ("service", "service"),
+            ("operation", "operation"),
+            ("toString(kind)", "kind_name"),
+        ],
+    );
+    let now = u64::from(now_unix_s);
+    let q = apdex.bind(store.client().query(&sql));
+    bind_filter(q, now.saturating_sub(query.window_s), now + 60, query)
+}
+
+/// The query behind the endpoint view's series: one row per step of `step_s` seconds (a
+/// multiple of the source's step) with its start `t`.
+pub fn series_query(
+    store: &Store,
+    query: &TopQuery,
+    apdex: &ApdexThresholds,
+    step_s: u64,
+    now_unix_s: u32,
+) -> clickhouse::query::Query {
+    let source = source_for(query.window_s);
+    let bucket = format!("intDiv(toUInt32({}), ?) * ?", source.time);
+    let sql = format!("{} ORDER BY t", percentile_sql(source, &[(&bucket, "t")]));
+    let now = u64::from(now_unix_s);
+    let q = store.client().query(&sql).bind(step_s).bind(step_s);
+    bind_filter(
+        apdex.bind(q),
+        now.saturating_sub(query.window_s),
+        now + 60,
+        query,
+    )
+}
+
+/// Summed histograms per endpoint between `from_s` and `to_s` (for comparisons made in Rust):
+/// `service`, `operation`, `req_total`, `err_total`, `sum_us`, `keys`, `counts`. The window
+/// length picks the table, as for the ranking.
+pub fn histograms_query(
+    store: &Store,
+    filter: &TopQuery,
+    from_s: u64,
+    to_s: u64,
+) -> clickhouse::query::Query {
+    let Source {
+        table,
+        time,
+        requests,
+        errors,
+        sum,
+        map,
+        ..
+    } = source_for(filter.window_s);
+    let sql = format!(
+        "SELECT service, operation,
+                sum({requests}) AS req_total, sum({errors}) AS err_total, sum({sum}) AS sum_us,
+                tupleElement(sumMap({map}.bucket, {map}.count), 1) AS keys,
+                tupleElement(sumMap({map}.bucket, {map}.count), 2) AS counts
+         FROM {table}
+         WHERE {filter}
+         GROUP BY service, operation",
+        filter = filter_sql(time)
+    );
+    bind_filter(store.client().query(&sql), from_s, to_s, filter)
+}
+
+/// One step of the series.
+#[derive(Debug, Row, Deserialize)]
+pub struct SeriesRow {
+    /// Start of the step, seconds since the epoch.
+    pub t: u64,
+    /// The step's figures (read positionally after `t`).
+    pub figures: LatencyFigures,
 }
 
 /// Ranks endpoints for `query`, reading the store as of `now_unix_s`.
 pub async fn top_endpoints(
     store: &Store,
     query: &TopQuery,
+    apdex: &ApdexThresholds,
     now_unix_s: u32,
 ) -> Result<TopEndpointsResponse, QueryError> {
-    let rows: Vec<EndpointRow> = ranking_query(store, query, now_unix_s)
+    let rows: Vec<EndpointRow> = ranking_query(store, query, apdex, now_unix_s)
         .fetch_all()
         .await
         .map_err(StoreError::clickhouse("rank endpoints"))?;
@@ -215,38 +439,45 @@ pub async fn top_endpoints(
     })
 }
 
+/// Milliseconds from microseconds.
+pub fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
 fn rank(rows: Vec<EndpointRow>, query: &TopQuery) -> Vec<EndpointStats> {
     let mut service_time: HashMap<(String, String), u64> = HashMap::new();
     for r in &rows {
         *service_time
             .entry((r.service.clone(), r.kind_name.clone()))
-            .or_default() += r.sum_us;
+            .or_default() += r.figures.sum_us;
     }
     let window = query.window_s as f64;
-    let ms = |us: u64| us as f64 / 1000.0;
     let mut stats: Vec<EndpointStats> = rows
         .into_iter()
-        .filter(|r| r.total > 0)
+        .filter(|r| r.figures.total > 0)
         .map(|r| {
             let service_total = service_time
                 .get(&(r.service.clone(), r.kind_name.clone()))
                 .copied()
                 .unwrap_or(0);
+            let f = &r.figures;
             EndpointStats {
-                requests: r.req_total,
-                rps: r.req_total as f64 / window,
-                errors: r.err_total,
-                error_percent: 100.0 * r.err_total as f64 / r.req_total.max(1) as f64,
-                p50_ms: ms(r.p50),
-                p95_ms: ms(r.p95),
-                p99_ms: ms(r.p99),
-                total_time_ms: ms(r.sum_us),
+                requests: f.req_total,
+                rps: f.req_total as f64 / window,
+                errors: f.err_total,
+                error_percent: 100.0 * f.err_total as f64 / f.req_total.max(1) as f64,
+                p50_ms: ms(f.p50),
+                p95_ms: ms(f.p95),
+                p99_ms: ms(f.p99),
+                total_time_ms: ms(f.sum_us),
                 time_share_percent: if service_total == 0 {
                     0.0
                 } else {
-                    100.0 * r.sum_us as f64 / service_total as f64
+                    100.0 * f.sum_us as f64 / service_total as f64
                 },
-                mean_ms: ms(r.sum_us) / r.req_total.max(1) as f64,
+                mean_ms: ms(f.sum_us) / f.req_total.max(1) as f64,
+                apdex: apdex(f.satisfied, f.tolerating, f.total),
+                apdex_threshold_ms: ms(f.apdex_t),
                 service: r.service,
                 operation: r.operation,
                 kind: r.kind_name,

@@ -1,8 +1,8 @@
 """Runs Plumb's schema, inserts and queries on current ClickHouse, embedded through chDB.
 
 Called by current_clickhouse.rs with a fixture file (JSON) that holds the exact SQL the collector
-sends (migrations, the ranking query with its values bound, the retention query), a file of span
-rows encoded as RowBinary by the collector's own encoder, and latency rows to insert. Prints what
+sends (migrations, every query of the query API with its values bound, the retention query), a
+file of span rows encoded as RowBinary by the collector's own encoder, and rows to insert. Prints what
 came back as JSON on stdout.
 """
 
@@ -34,6 +34,8 @@ def main() -> None:
             f"INSERT INTO spans ({fixture['span_columns']}) "
             f"FROM INFILE '{fixture['span_file']}' FORMAT RowBinary"
         )
+        for statement in fixture["inserts"]:
+            db.query(statement)
         result = {
             "version": rows("SELECT version() AS v")[0]["v"],
             "ranking": rows(fixture["ranking_sql"]),
@@ -43,6 +45,7 @@ def main() -> None:
                 "FROM spans"
             )[0],
             "expired": rows(fixture["retention_sql"]),
+            "answers": {name: rows(sql) for name, sql in fixture["queries"].items()},
         }
         print(json.dumps(result))
 

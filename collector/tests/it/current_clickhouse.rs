@@ -7,7 +7,12 @@
 use plumb_collector::aggregate::histogram::{LatencyHistogram, quantile_from_buckets};
 use plumb_collector::loadgen::{Workload, WorkloadShape};
 use plumb_collector::normalise::{NameLimiter, SpanLimits, normalise_traces};
-use plumb_collector::query::top::{TopQuery, ranking_query};
+use plumb_collector::query::breakdown::component_totals_query;
+use plumb_collector::query::endpoint::exemplars_query;
+use plumb_collector::query::top::{
+    ApdexThresholds, TopQuery, histograms_query, ranking_query, series_query,
+};
+use plumb_collector::query::trace::trace_query;
 use plumb_collector::store::retention::expired_partitions_query;
 use plumb_collector::store::rows::{EncodedRows, SPAN_COLUMNS};
 use plumb_collector::store::schema::MIGRATIONS;
@@ -81,7 +86,57 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         ..Default::default()
     })
     .expect("query");
-    let ranking_sql = ranking_query(&store, &top, now_s).sql_display().to_string();
+    // Services other than the placeholder entry have their own apdex threshold: 10 ms here.
+    let apdex = ApdexThresholds {
+        default_us: 500_000,
+        per_service: vec![("shop".into(), 10_000), ("other".into(), 1)],
+    };
+    let ranking_sql = ranking_query(&store, &top, &apdex, now_s)
+        .sql_display()
+        .to_string();
+    let one = TopQuery::one(3600, "shop".into(), "GET /cart".into(), "server".into());
+    let from = u64::from(now_s) - 3600;
+    let trace_id: String = spans.accepted[0]
+        .trace_id
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let first = &spans.accepted[0];
+    let first_kind = if first.kind == 2 { "server" } else { "client" };
+    let first_endpoint = TopQuery::one(
+        3600,
+        first.service.to_string(),
+        first.operation.to_string(),
+        first_kind.into(),
+    );
+    let first_count = spans
+        .accepted
+        .iter()
+        .filter(|s| {
+            s.service == first.service && s.operation == first.operation && s.kind == first.kind
+        })
+        .count()
+        .min(5);
+    let sql = |q: clickhouse::query::Query| q.sql_display().to_string();
+    let queries = serde_json::json!({
+        "series": sql(series_query(&store, &one, &apdex, 60, now_s)),
+        "histograms": sql(histograms_query(&store, &one, from, u64::from(now_s) + 60)),
+        "breakdown": sql(component_totals_query(&store, from, "shop", "GET /cart")),
+        "trace": sql(trace_query(&store, &trace_id, from)),
+        "exemplars": sql(exemplars_query(&store, &first_endpoint, from, 5)),
+    });
+    let inserts = [
+        format!(
+            "INSERT INTO breakdown_minute VALUES ({minute}, 'shop', 'GET /cart', 'request', '', 10, 10, 1000)"
+        ),
+        format!(
+            "INSERT INTO breakdown_minute VALUES ({minute}, 'shop', 'GET /cart', 'db', 'pg q', 5, 100, 750)"
+        ),
+        format!(
+            "INSERT INTO breakdown_minute VALUES ({}, 'shop', 'GET /cart', 'db', 'pg q', 5, 100, 750)",
+            minute - 60
+        ),
+    ];
     let retention_sql = expired_partitions_query(&store, 30)
         .sql_display()
         .to_string();
@@ -92,6 +147,8 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         "span_columns": SPAN_COLUMNS,
         "span_file": span_file,
         "ranking_sql": ranking_sql,
+        "queries": queries,
+        "inserts": inserts,
         "retention_sql": retention_sql,
     });
     let fixture_file = dir.path().join("fixture.json");
@@ -155,4 +212,67 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     assert_eq!(count(&stored["attributes"]), Some(attributes as u64));
     assert_eq!(stored["trace"].as_str().map(str::len), Some(32));
     assert_eq!(result["expired"].as_array().map(Vec::len), Some(0));
+
+    // Apdex counts with T = 10 ms for "shop", from the same buckets.
+    let satisfied: u64 = keys
+        .iter()
+        .zip(&counts)
+        .filter(|(k, _)| **k <= 10_000)
+        .map(|(_, c)| c)
+        .sum();
+    let tolerating: u64 = keys
+        .iter()
+        .zip(&counts)
+        .filter(|(k, _)| **k > 10_000 && **k <= 40_000)
+        .map(|(_, c)| c)
+        .sum();
+    assert_eq!(
+        (number("apdex_t"), number("satisfied"), number("tolerating")),
+        (10_000, satisfied, tolerating)
+    );
+
+    let answers = &result["answers"];
+    let rows = |name: &str| answers[name].as_array().cloned().unwrap_or_default();
+    let series = rows("series");
+    assert_eq!(series.len(), 2, "{series:?}");
+    assert!(
+        series.iter().all(|r| count(&r["req_total"]) == Some(500)),
+        "{series:?}"
+    );
+    let histograms = rows("histograms");
+    assert_eq!(histograms.len(), 1, "{histograms:?}");
+    let numbers = |v: &serde_json::Value| -> Vec<u64> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(count).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        (
+            numbers(&histograms[0]["keys"]),
+            numbers(&histograms[0]["counts"])
+        ),
+        (keys, counts)
+    );
+    let mut breakdown = rows("breakdown");
+    breakdown.sort_by_key(|r| r["type_name"].as_str().map(str::to_owned));
+    assert_eq!(breakdown.len(), 2, "{breakdown:?}");
+    assert_eq!(
+        (
+            breakdown[0]["type_name"].as_str(),
+            count(&breakdown[0]["calls_total"]),
+            count(&breakdown[0]["time_us"])
+        ),
+        (Some("db"), Some(200), Some(1500))
+    );
+    let trace = rows("trace");
+    let in_trace = spans
+        .accepted
+        .iter()
+        .filter(|s| s.trace_id == spans.accepted[0].trace_id)
+        .count();
+    assert_eq!(trace.len(), in_trace, "{trace:?}");
+    assert_eq!(trace[0]["span"].as_str().map(str::len), Some(16));
+    let exemplars = rows("exemplars");
+    assert_eq!(exemplars.len(), first_count, "{exemplars:?}");
+    assert_eq!(exemplars[0]["trace"].as_str().map(str::len), Some(32));
 }

@@ -1,0 +1,163 @@
+//! One endpoint in depth (`plumb endpoint`): its figures over the window (with apdex and time
+//! share, as `plumb top` computes them), percentiles per time step, where its time goes, and the
+//! trace ids of its slowest requests.
+
+use super::QueryError;
+use super::breakdown::{DEFAULT_MIN_CALLS, breakdown_items, component_totals};
+use super::top::{
+    ApdexThresholds, SeriesRow, TopQuery, ms, series_query, source_for, span_kind, top_endpoints,
+    window_seconds,
+};
+use crate::store::{Store, StoreError};
+use clickhouse::Row;
+use plumb_proto::v1::{EndpointDetailRequest, EndpointDetailResponse, Exemplar, LatencyPoint};
+use serde::Deserialize;
+
+/// Default window of the endpoint view.
+const DEFAULT_WINDOW_S: u64 = 3600;
+/// About this many points in the series.
+const POINTS: u64 = 30;
+/// Default and largest number of slowest traces listed.
+const DEFAULT_EXEMPLARS: u32 = 5;
+const MAX_EXEMPLARS: u32 = 100;
+
+#[derive(Debug, Row, Deserialize)]
+struct ExemplarRow {
+    trace: String,
+    duration_ns: u64,
+    start_time_ns: u64,
+    is_error: u8,
+}
+
+/// The query for the `limit` slowest spans of the endpoint in `filter` since `from_s`.
+pub fn exemplars_query(
+    store: &Store,
+    filter: &TopQuery,
+    from_s: u64,
+    limit: u32,
+) -> clickhouse::query::Query {
+    let (service, operation, kind) = filter.endpoint();
+    store
+        .client()
+        .query(
+            "SELECT lower(hex(trace_id)) AS trace, duration_ns, start_time_ns, is_error
+             FROM spans
+             WHERE service = ? AND operation = ? AND toString(kind) = ? AND timestamp >= toDateTime(?)
+             ORDER BY duration_ns DESC
+             LIMIT ?",
+        )
+        .bind(service)
+        .bind(operation)
+        .bind(kind)
+        .bind(from_s)
+        .bind(limit)
+}
+
+/// The step for a window: about [`POINTS`] steps, a whole number of the table's steps.
+pub fn step_for(window_s: u64, table_step_s: u64) -> u64 {
+    let raw = window_s.div_ceil(POINTS).max(1);
+    raw.div_ceil(table_step_s) * table_step_s
+}
+
+/// Answers an `EndpointDetailRequest` as of `now_unix_s`.
+pub async fn endpoint_detail(
+    store: &Store,
+    apdex: &ApdexThresholds,
+    request: EndpointDetailRequest,
+    now_unix_s: u32,
+) -> Result<EndpointDetailResponse, QueryError> {
+    if request.service.is_empty() || request.operation.is_empty() {
+        return Err(QueryError::InvalidArgument(
+            "service and operation are required (as `plumb top` shows them)".into(),
+        ));
+    }
+    let window_s = window_seconds(request.since_seconds, DEFAULT_WINDOW_S)?;
+    let kind = span_kind(&request.kind, false)?;
+    let exemplars = match request.exemplars {
+        0 => DEFAULT_EXEMPLARS,
+        n => n.min(MAX_EXEMPLARS),
+    };
+    let min_calls = if request.min_calls_per_request > 0.0 {
+        request.min_calls_per_request
+    } else {
+        DEFAULT_MIN_CALLS
+    };
+
+    // The summary comes from the service-wide ranking, so its time share is of the service.
+    let service_wide = TopQuery::service_wide(window_s, request.service.clone(), kind.clone());
+    let summary = top_endpoints(store, &service_wide, apdex, now_unix_s)
+        .await?
+        .endpoints
+        .into_iter()
+        .find(|e| e.operation == request.operation)
+        .ok_or_else(|| {
+            QueryError::NotFound(format!(
+                "no {kind} requests for {:?} {:?} in the last {}",
+                request.service,
+                request.operation,
+                humantime::format_duration(std::time::Duration::from_secs(window_s))
+            ))
+        })?;
+
+    let one = TopQuery::one(
+        window_s,
+        request.service.clone(),
+        request.operation.clone(),
+        kind,
+    );
+    let step_s = step_for(window_s, source_for(window_s).step_s);
+    let series: Vec<SeriesRow> = series_query(store, &one, apdex, step_s, now_unix_s)
+        .fetch_all()
+        .await
+        .map_err(StoreError::clickhouse("read the endpoint's series"))?;
+
+    let from_s = u64::from(now_unix_s).saturating_sub(window_s);
+    let rows = component_totals(store, from_s, &request.service, &request.operation).await?;
+    let (analysed_requests, breakdown) = breakdown_items(&rows, min_calls);
+
+    let slowest: Vec<ExemplarRow> = exemplars_query(store, &one, from_s, exemplars)
+        .fetch_all()
+        .await
+        .map_err(StoreError::clickhouse("read the slowest traces"))?;
+
+    Ok(EndpointDetailResponse {
+        summary: Some(summary),
+        series: series
+            .into_iter()
+            .map(|p| LatencyPoint {
+                start_unix_s: p.t,
+                requests: p.figures.req_total,
+                errors: p.figures.err_total,
+                p50_ms: ms(p.figures.p50),
+                p95_ms: ms(p.figures.p95),
+                p99_ms: ms(p.figures.p99),
+            })
+            .collect(),
+        step_seconds: step_s,
+        analysed_requests,
+        breakdown,
+        slowest: slowest
+            .into_iter()
+            .map(|e| Exemplar {
+                trace_id: e.trace,
+                duration_ms: e.duration_ns as f64 / 1e6,
+                start_unix_ns: e.start_time_ns,
+                error: e.is_error != 0,
+            })
+            .collect(),
+        window_seconds: window_s,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_are_whole_table_steps() {
+        assert_eq!(step_for(3600, 60), 120);
+        assert_eq!(step_for(600, 60), 60);
+        assert_eq!(step_for(86_400, 3600), 3600);
+        assert_eq!(step_for(7 * 86_400, 3600), 6 * 3600);
+    }
+}
