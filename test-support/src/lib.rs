@@ -3,13 +3,18 @@
 //! `plumb-collector` processes on free loopback ports, and the official OpenTelemetry SDK
 //! exporters to send data.
 
+use opentelemetry::Context;
 use opentelemetry::KeyValue;
-use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
+use opentelemetry::trace::{
+    Span as _, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt as _, Tracer as _,
+    TracerProvider as _,
+};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 use plumb_collector::store::local_server::{LocalClickHouse, ServerBinary};
 use plumb_collector::store::{Store, StoreConfig};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -267,20 +272,34 @@ impl Collector {
         status.is_some_and(|s| s.success())
     }
 
-    /// Runs `plumb top --json` with `args` against this collector.
-    pub async fn top(&self, args: &[&str]) -> serde_json::Value {
+    /// Runs `plumb <args>` against this collector; returns its output (the command must succeed
+    /// unless `expect_success` is false).
+    pub async fn plumb(&self, args: &[&str], expect_success: bool) -> std::process::Output {
         let output = tokio::process::Command::new(binary("plumb"))
-            .args(["--endpoint", &self.query_url(), "top", "--json"])
+            .args(["--endpoint", &self.query_url()])
             .args(args)
             .output()
             .await
             .expect("plumb runs");
-        assert!(
+        assert_eq!(
             output.status.success(),
-            "plumb top failed: {}",
+            expect_success,
+            "plumb {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        serde_json::from_slice(&output.stdout).expect("plumb top --json prints JSON")
+        output
+    }
+
+    /// Runs `plumb --json <args>` against this collector and parses what it prints.
+    pub async fn plumb_json(&self, args: &[&str]) -> serde_json::Value {
+        let output = self.plumb(&[&["--json"], args].concat(), true).await;
+        serde_json::from_slice(&output.stdout).expect("plumb --json prints JSON")
+    }
+
+    /// Runs `plumb top --json` with `args` against this collector.
+    pub async fn top(&self, args: &[&str]) -> serde_json::Value {
+        self.plumb_json(&[&["top"], args].concat()).await
     }
 
     /// Polls `plumb top` until the endpoints of `service` add up to `requests`, and returns them.
@@ -445,6 +464,92 @@ pub async fn send_spans_to(
     })
     .await
     .expect("sender thread");
+}
+
+/// One span of a trace to send, with the spans it calls.
+#[derive(Clone, Debug)]
+pub struct TreeSpan {
+    /// The service that records it.
+    pub service: String,
+    /// The span itself.
+    pub spec: SpanSpec,
+    /// Its children.
+    pub children: Vec<TreeSpan>,
+}
+
+impl TreeSpan {
+    /// A span of `service` with no children yet.
+    pub fn new(service: &str, spec: SpanSpec) -> Self {
+        Self {
+            service: service.to_owned(),
+            spec,
+            children: Vec::new(),
+        }
+    }
+
+    /// Adds a child.
+    pub fn child(mut self, child: TreeSpan) -> Self {
+        self.children.push(child);
+        self
+    }
+}
+
+/// Sends whole traces through the SDK over OTLP/gRPC, one tracer provider per service, each
+/// span a child of its parent's span context. Returns the trace ids (32 hex digits), in order.
+pub async fn send_traces(collector: &Collector, traces: Vec<TreeSpan>) -> Vec<String> {
+    let grpc = collector.grpc_url();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let _guard = handle.enter();
+        let mut providers: HashMap<String, SdkTracerProvider> = HashMap::new();
+        let ids = traces
+            .iter()
+            .map(|root| {
+                record_tree(&mut providers, &grpc, root, &Context::new())
+                    .trace_id()
+                    .to_string()
+            })
+            .collect();
+        for provider in providers.values() {
+            provider
+                .force_flush()
+                .expect("spans flushed to the collector");
+            provider.shutdown().expect("provider shuts down");
+        }
+        ids
+    })
+    .await
+    .expect("sender thread")
+}
+
+fn record_tree(
+    providers: &mut HashMap<String, SdkTracerProvider>,
+    grpc: &str,
+    node: &TreeSpan,
+    parent: &Context,
+) -> SpanContext {
+    let provider = providers
+        .entry(node.service.clone())
+        .or_insert_with(|| tracer_provider_for(grpc, "", Transport::Grpc, &node.service));
+    let tracer = provider.tracer("plumb-it");
+    let s = &node.spec;
+    let mut span = tracer.build_with_context(
+        SpanBuilder::from_name(s.name.clone())
+            .with_kind(s.kind.clone())
+            .with_start_time(s.start)
+            .with_attributes(s.attributes.clone()),
+        parent,
+    );
+    if s.error {
+        span.set_status(Status::error("failed"));
+    }
+    let context = span.span_context().clone();
+    span.end_with_timestamp(s.start + Duration::from_micros(s.duration_us));
+    let cx = Context::new().with_remote_span_context(context.clone());
+    for child in &node.children {
+        record_tree(providers, grpc, child, &cx);
+    }
+    context
 }
 
 /// A tracer provider using the official OTLP exporter, with a queue large enough that the SDK

@@ -106,7 +106,7 @@ impl Flushable for BreakdownAggregator {
         }
     }
 
-    fn len(&self) -> usize {
+    fn held(&self) -> usize {
         self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -144,6 +144,6 @@ mod tests {
         agg.restore(rows);
         let rows = agg.take();
         assert_eq!((rows[0].requests, rows[0].calls), (3, 39));
-        assert_eq!(agg.len(), 0);
+        assert_eq!(agg.held(), 0);
     }
 }

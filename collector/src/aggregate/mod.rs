@@ -27,7 +27,7 @@ pub trait Flushable: Send + Sync + 'static {
     /// Puts rows that could not be written back, merged with anything recorded since.
     fn restore(&self, rows: Vec<Self::Row>);
     /// Number of keys held.
-    fn len(&self) -> usize;
+    fn held(&self) -> usize;
 }
 
 /// What one aggregate is keyed by.
@@ -147,7 +147,7 @@ impl Flushable for Aggregator {
         }
     }
 
-    fn len(&self) -> usize {
+    fn held(&self) -> usize {
         self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -200,7 +200,7 @@ mod tests {
             (120, 2, 1, 30)
         );
         assert_eq!((rows[1].minute, rows[1].requests), (180, 1));
-        assert_eq!(agg.len(), 0);
+        assert_eq!(agg.held(), 0);
     }
 
     #[test]

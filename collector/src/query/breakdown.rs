@@ -138,7 +138,7 @@ pub async fn chatty_calls(
 ) -> Result<ChattyCallsResponse, QueryError> {
     let window_s = window_seconds(request.since_seconds, DEFAULT_WINDOW_S)?;
     let min_calls = match request.min_calls_per_request {
-        m if m == 0.0 => DEFAULT_MIN_CALLS,
+        0.0 => DEFAULT_MIN_CALLS,
         m if m.is_finite() && m >= 1.0 => m,
         m => {
             return Err(QueryError::InvalidArgument(format!(

@@ -151,7 +151,7 @@ pub async fn regressions(
         )));
     }
     let min_change_percent = match request.min_change_percent {
-        p if p == 0.0 => DEFAULT_MIN_CHANGE_PERCENT,
+        0.0 => DEFAULT_MIN_CHANGE_PERCENT,
         p if p.is_finite() && p > 0.0 => p,
         p => {
             return Err(QueryError::InvalidArgument(format!(

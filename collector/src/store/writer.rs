@@ -137,7 +137,7 @@ pub async fn run_flusher<A: Flushable>(
         telemetry
             .aggregates_held
             .get_or_create(&TableLabel { table })
-            .set(aggregates.len() as i64);
+            .set(aggregates.held() as i64);
         let rows = [aggregates.take()];
         if stopping {
             let deadline = Instant::now() + settings.shutdown_timeout;

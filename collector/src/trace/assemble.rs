@@ -241,7 +241,7 @@ mod tests {
         assembler.add(&[span(1, 2, 1, 3, "q", 30)]);
         assembler.add(&[span(1, 1, 0, 2, "GET /a", 100)]);
         assembler.sweep(Instant::now());
-        assert_eq!(breakdown.len(), 0, "not due yet");
+        assert_eq!(breakdown.held(), 0, "not due yet");
         assembler.sweep(Instant::now() + Duration::from_secs(6));
         let mut rows = breakdown.take();
         rows.sort_by_key(|r| r.component_type);
