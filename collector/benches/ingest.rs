@@ -1,6 +1,7 @@
 //! The collector's hot path per span: read the OTLP protobuf in place and normalise it (validate,
 //! name the operation, template the route), aggregate into the minute histograms and encode the
-//! span rows (RowBinary). `prost_decode_only` shows what building the prost structs would cost.
+//! span rows (RowBinary), and with trace assembly and the breakdown analysis on top.
+//! `prost_decode_only` shows what building the prost structs would cost.
 //!
 //! Run: `cargo bench -p plumb-collector --bench ingest`. Throughput is reported per span.
 
@@ -11,14 +12,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use plumb_collector::aggregate::breakdown::BreakdownAggregator;
 use plumb_collector::aggregate::{Aggregator, Flushable};
 use plumb_collector::clock::now_unix_ns;
 use plumb_collector::loadgen::{Workload, WorkloadShape};
 use plumb_collector::normalise::{NameLimiter, SpanLimits, normalise_traces};
 use plumb_collector::store::rows::EncodedRows;
+use plumb_collector::telemetry::Telemetry;
+use plumb_collector::trace::assemble::{TraceAssembler, TraceSettings};
 use prost::Message;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 const SPANS: u32 = 500;
 
@@ -64,8 +70,32 @@ fn ingest(c: &mut Criterion) {
             black_box(EncodedRows::spans(&normalised.accepted))
         })
     });
+    let breakdown = Arc::new(BreakdownAggregator::new());
+    let traces = TraceAssembler::new(
+        TraceSettings {
+            window: Duration::from_secs(10),
+            max_spans: 1_000_000,
+            max_components_per_service: 5000,
+        },
+        Arc::clone(&breakdown),
+        Arc::new(Telemetry::new()),
+    );
+    // Every iteration's traces are analysed at once, as if their window had ended: the whole
+    // per-span cost of the breakdown.
+    group.bench_function("normalise_aggregate_encode_breakdown", |b| {
+        b.iter(|| {
+            let normalised =
+                normalise_traces(black_box(&bytes), limits(), &operations, now_unix_ns())
+                    .expect("valid");
+            aggregator.record(&normalised.accepted);
+            traces.add(&normalised.accepted);
+            traces.sweep(Instant::now() + Duration::from_secs(3600));
+            black_box(EncodedRows::spans(&normalised.accepted))
+        })
+    });
     group.finish();
     black_box(aggregator.take());
+    black_box(breakdown.take());
 }
 
 criterion_group!(benches, ingest);

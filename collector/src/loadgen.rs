@@ -1,8 +1,8 @@
 //! Synthetic OTLP traffic for the load generator (`plumb-loadgen`), the benchmarks and tests.
 //!
 //! In: a [`WorkloadShape`] (services, endpoints per service, spans per request, seed). Out:
-//! realistic `ExportTraceServiceRequest`s (SERVER and CLIENT spans with about ten attributes,
-//! per-endpoint latency with a tail, a few errors). `plumb_otlp::client` sends them pre-encoded.
+//! realistic `ExportTraceServiceRequest`s (whole traces: a SERVER span with about ten attributes
+//! and its database queries, per-endpoint latency with a tail, a few errors). `plumb_otlp::client` sends them pre-encoded.
 
 use crate::clock::now_unix_ns;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -55,13 +55,16 @@ impl Workload {
         self.next() % n.max(1)
     }
 
-    /// One export request: all spans from one service, ending just before now.
+    /// One export request: whole traces from one service, ending just before now.
     pub fn request(&mut self) -> ExportTraceServiceRequest {
         let service = self.below(u64::from(self.shape.services));
         let now = now_unix_ns();
-        let spans = (0..self.shape.spans_per_request)
-            .map(|_| self.span(service, now))
-            .collect();
+        let wanted = self.shape.spans_per_request as usize;
+        let mut spans = Vec::with_capacity(wanted + 4);
+        while spans.len() < wanted {
+            self.trace(service, now, &mut spans);
+        }
+        spans.truncate(wanted);
         ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 resource: Some(Resource {
@@ -82,31 +85,30 @@ impl Workload {
         }
     }
 
-    fn span(&mut self, service: u64, now: u64) -> Span {
+    /// One request's trace: a SERVER span and, inside it, one to three database queries and
+    /// sometimes a piece of internal work (five spans in four traces carry ten attributes).
+    fn trace(&mut self, service: u64, now: u64, out: &mut Vec<Span>) {
         let endpoint = self.below(u64::from(self.shape.endpoints_per_service));
         let method = METHODS[(endpoint % 4) as usize];
         let resource = RESOURCES[(endpoint % 8) as usize];
         let route = format!("/api/v{}/{resource}/{{id}}", endpoint / 8 + 1);
-        let path = route.replace("{id}", &self.below(100_000).to_string());
+        let id = self.below(100_000);
+        let path = route.replace("{id}", &id.to_string());
         // Each endpoint has its own base latency; one request in fifty takes ten times longer.
         let base_us = 500 + (service * 7 + endpoint * 13) % 40 * 1_000;
         let tail = if self.below(50) == 0 { 10 } else { 1 };
         let duration_ns = (base_us + self.below(base_us)) * tail * 1_000;
         let start = now - duration_ns - self.below(2_000_000_000);
         let failed = self.below(100) < 2;
-        let is_client = self.below(5) == 0;
         let mut trace_id = [0u8; 16];
         trace_id[..8].copy_from_slice(&self.next().to_le_bytes());
         trace_id[8..].copy_from_slice(&self.next().to_le_bytes());
-        Span {
+        let root_id = self.next().to_le_bytes().to_vec();
+        out.push(Span {
             trace_id: trace_id.to_vec(),
-            span_id: self.next().to_le_bytes().to_vec(),
-            name: if is_client {
-                format!("SELECT {resource}")
-            } else {
-                format!("{method} {route}")
-            },
-            kind: if is_client { 3 } else { 2 },
+            span_id: root_id.clone(),
+            name: format!("{method} {route}"),
+            kind: 2,
             start_time_unix_nano: start,
             end_time_unix_nano: start + duration_ns,
             attributes: vec![
@@ -129,6 +131,35 @@ impl Workload {
                 message: "internal error".into(),
             }),
             ..Default::default()
+        });
+        let child = |this: &mut Self, name: String, kind: i32, at: u64, attributes| Span {
+            trace_id: trace_id.to_vec(),
+            span_id: this.next().to_le_bytes().to_vec(),
+            parent_span_id: root_id.clone(),
+            name,
+            kind,
+            start_time_unix_nano: start + at,
+            end_time_unix_nano: start + at + duration_ns / 5,
+            attributes,
+            ..Default::default()
+        };
+        for q in 0..1 + self.below(3) {
+            let attributes = vec![
+                text("db.system", "postgresql"),
+                text(
+                    "db.statement",
+                    &format!("SELECT * FROM {resource} WHERE id = {id} AND tenant = 'acme'"),
+                ),
+                text("db.name", "shop"),
+                text("server.address", "db.internal"),
+            ];
+            let at = duration_ns / 10 + q * (duration_ns / 4);
+            let span = child(self, format!("SELECT {resource}"), 3, at, attributes);
+            out.push(span);
+        }
+        if self.below(4) == 0 {
+            let span = child(self, "render".into(), 1, duration_ns * 3 / 4, Vec::new());
+            out.push(span);
         }
     }
 }

@@ -9,9 +9,10 @@
 //! then missing and it only counts if it is an endpoint itself.
 //!
 //! The window is split into shards by trace id so that receivers on several threads rarely wait
-//! for each other; each shard's lock is taken once per request.
+//! for each other; a shard's lock is taken once per run of spans that belong to it, inside the
+//! component-name lock (always in that order).
 
-use super::breakdown::{Contribution, HeldSpan, analyse};
+use super::breakdown::{Contribution, HeldSpan, Scratch, analyse};
 use super::component::{ComponentType, component};
 use crate::aggregate::breakdown::BreakdownAggregator;
 use crate::normalise::{NameLimiter, Span};
@@ -87,16 +88,26 @@ impl TraceAssembler {
 
     /// Adds the spans of one request; analyses the oldest traces early if the window is full.
     pub fn add(&self, spans: &[Span<'_>]) {
-        let mut held: Vec<([u8; 16], HeldSpan)> = self.components.with_batch(|admit| {
-            spans
-                .iter()
-                .map(|span| {
+        let due = Instant::now() + self.settings.window;
+        let max_per_shard = (self.settings.max_spans / SHARDS).max(1);
+        let mut cut_short = Vec::new();
+        self.components.with_batch(|admit| {
+            // Spans of one trace usually come together, so each run of spans that belong to one
+            // shard takes its lock once.
+            let mut spans = spans.iter().peekable();
+            while let Some(first) = spans.peek() {
+                let index = shard_of(&first.trace_id);
+                let mut shard = self.shards[index]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                while let Some(span) = spans.next_if(|s| shard_of(&s.trace_id) == index) {
                     let (component, label) = component(span);
                     let name = match component {
                         ComponentType::Server => Arc::clone(&span.operation),
                         _ => admit(&span.service, &label).1,
                     };
-                    let held = HeldSpan {
+                    let group = shard.traces.entry(span.trace_id).or_default();
+                    group.push(HeldSpan {
                         span_id: span.span_id,
                         parent_span_id: span.parent_span_id,
                         start_ns: span.start_unix_ns,
@@ -104,36 +115,20 @@ impl TraceAssembler {
                         component,
                         service: Arc::clone(&span.service),
                         name,
-                    };
-                    (span.trace_id, held)
-                })
-                .collect()
+                    });
+                    if group.len() == 1 {
+                        shard.due.push_back((due, span.trace_id));
+                    }
+                    shard.spans += 1;
+                }
+                while shard.spans > max_per_shard {
+                    match shard.pop_oldest() {
+                        Some(trace) => cut_short.push(trace),
+                        None => break,
+                    }
+                }
+            }
         });
-        held.sort_unstable_by_key(|(trace_id, _)| shard_of(trace_id));
-        let due = Instant::now() + self.settings.window;
-        let max_per_shard = (self.settings.max_spans / SHARDS).max(1);
-        let mut cut_short = Vec::new();
-        let mut held = held.into_iter().peekable();
-        while let Some((first, _)) = held.peek() {
-            let index = shard_of(first);
-            let mut shard = self.shards[index]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            while let Some((trace_id, span)) = held.next_if(|(t, _)| shard_of(t) == index) {
-                let group = shard.traces.entry(trace_id).or_default();
-                group.push(span);
-                if group.len() == 1 {
-                    shard.due.push_back((due, trace_id));
-                }
-                shard.spans += 1;
-            }
-            while shard.spans > max_per_shard {
-                match shard.pop_oldest() {
-                    Some(trace) => cut_short.push(trace),
-                    None => break,
-                }
-            }
-        }
         self.telemetry
             .traces_cut_short
             .inc_by(cut_short.len() as u64);
@@ -176,8 +171,9 @@ impl TraceAssembler {
             return;
         }
         let mut contributions: Vec<Contribution> = Vec::new();
+        let mut scratch = Scratch::default();
         for trace in &traces {
-            analyse(trace, &self.empty, &mut contributions);
+            analyse(trace, &self.empty, &mut scratch, &mut contributions);
         }
         self.telemetry.traces_analysed.inc_by(traces.len() as u64);
         self.breakdown.record(contributions);

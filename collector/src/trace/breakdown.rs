@@ -59,14 +59,42 @@ pub struct Contribution {
     pub duration_us: u64,
 }
 
+/// Buffers the analysis reuses from one trace to the next, so that a batch of traces allocates
+/// almost nothing.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    index: HashMap<[u8; 8], usize>,
+    children: Vec<Vec<usize>>,
+    visited: Vec<bool>,
+    parts: Vec<(ComponentType, Arc<str>, u64, u64)>,
+    stack: Vec<usize>,
+    intervals: Vec<(u64, u64)>,
+}
+
 /// Analyses one trace, appending the contributions of each of its endpoint requests to `out`.
 /// Spans whose parent is not in the trace are only counted when they are endpoints themselves.
-pub fn analyse(spans: &[HeldSpan], empty: &Arc<str>, out: &mut Vec<Contribution>) {
-    let mut index: HashMap<[u8; 8], usize> = HashMap::with_capacity(spans.len());
+pub fn analyse(
+    spans: &[HeldSpan],
+    empty: &Arc<str>,
+    scratch: &mut Scratch,
+    out: &mut Vec<Contribution>,
+) {
+    let Scratch {
+        index,
+        children,
+        visited,
+        parts,
+        stack,
+        intervals,
+    } = scratch;
+    index.clear();
     for (i, span) in spans.iter().enumerate() {
         index.entry(span.span_id).or_insert(i);
     }
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+    children.iter_mut().for_each(Vec::clear);
+    if children.len() < spans.len() {
+        children.resize_with(spans.len(), Vec::new);
+    }
     for (i, span) in spans.iter().enumerate() {
         if let Some(&parent) = index.get(&span.parent_span_id)
             && parent != i
@@ -74,16 +102,16 @@ pub fn analyse(spans: &[HeldSpan], empty: &Arc<str>, out: &mut Vec<Contribution>
             children[parent].push(i);
         }
     }
-    let mut visited = vec![false; spans.len()];
-    let mut parts: Vec<(ComponentType, Arc<str>, u64, u64)> = Vec::new();
     for (root, endpoint) in spans.iter().enumerate() {
         if endpoint.component != ComponentType::Server {
             continue;
         }
-        visited.iter_mut().for_each(|v| *v = false);
+        visited.clear();
+        visited.resize(spans.len(), false);
         visited[root] = true;
         parts.clear();
-        let mut stack = vec![root];
+        stack.clear();
+        stack.push(root);
         while let Some(at) = stack.pop() {
             for &child in &children[at] {
                 if std::mem::replace(&mut visited[child], true) {
@@ -92,7 +120,7 @@ pub fn analyse(spans: &[HeldSpan], empty: &Arc<str>, out: &mut Vec<Contribution>
                 let span = &spans[child];
                 let time_ns = if span.component.is_local() {
                     stack.push(child);
-                    exclusive_ns(spans, child, &children[child])
+                    exclusive_ns(spans, child, &children[child], intervals)
                 } else {
                     span.duration_ns
                 };
@@ -127,34 +155,37 @@ pub fn analyse(spans: &[HeldSpan], empty: &Arc<str>, out: &mut Vec<Contribution>
             1,
             endpoint.duration_ns,
         ));
-        out.push(contribution(
-            ComponentType::SelfTime,
-            empty,
-            1,
-            exclusive_ns(spans, root, &children[root]),
-        ));
-        for (component, label, calls, time_ns) in &parts {
+        let self_ns = exclusive_ns(spans, root, &children[root], intervals);
+        out.push(contribution(ComponentType::SelfTime, empty, 1, self_ns));
+        for (component, label, calls, time_ns) in parts.iter() {
             out.push(contribution(*component, label, *calls, *time_ns));
         }
     }
 }
 
 /// The span's duration minus the union of its children's intervals, clipped to the span.
-fn exclusive_ns(spans: &[HeldSpan], at: usize, children: &[usize]) -> u64 {
+fn exclusive_ns(
+    spans: &[HeldSpan],
+    at: usize,
+    children: &[usize],
+    intervals: &mut Vec<(u64, u64)>,
+) -> u64 {
     let span = &spans[at];
     let (start, end) = (span.start_ns, span.end_ns());
-    let mut intervals: Vec<(u64, u64)> = children
-        .iter()
-        .map(|&c| {
-            let s = spans[c].start_ns.clamp(start, end);
-            (s, spans[c].end_ns().clamp(s, end))
-        })
-        .filter(|(s, e)| e > s)
-        .collect();
+    intervals.clear();
+    intervals.extend(
+        children
+            .iter()
+            .map(|&c| {
+                let s = spans[c].start_ns.clamp(start, end);
+                (s, spans[c].end_ns().clamp(s, end))
+            })
+            .filter(|(s, e)| e > s),
+    );
     intervals.sort_unstable();
     let mut covered = 0;
     let mut current: Option<(u64, u64)> = None;
-    for (s, e) in intervals {
+    for &(s, e) in intervals.iter() {
         match current {
             Some((cs, ce)) if s <= ce => current = Some((cs, ce.max(e))),
             Some((cs, ce)) => {
@@ -202,7 +233,7 @@ mod tests {
 
         fn analyse(&self) -> Vec<(ComponentType, String, u64, u64)> {
             let mut out = Vec::new();
-            analyse(&self.0, &Arc::from(""), &mut out);
+            analyse(&self.0, &Arc::from(""), &mut Scratch::default(), &mut out);
             out.into_iter()
                 .map(|c| {
                     assert_eq!(c.minute_unix_s, 60);

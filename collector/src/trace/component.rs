@@ -187,57 +187,67 @@ fn db_label(system: &str, attrs: &[Attribute<'_>], span_name: &str) -> String {
     label
 }
 
-/// Appends `statement` with string and number literals replaced by `?`, runs of whitespace
-/// collapsed, and lists of placeholders (`IN (?, ?, ?)`) folded to `(?)`.
+/// Appends `statement` with string and number literals replaced by `?`, runs of ASCII
+/// whitespace collapsed, and lists of placeholders (`IN (?, ?, ?)`) folded to `(?)`.
+///
+/// It works on bytes: every byte it acts on is ASCII, so the text it copies between them always
+/// starts and ends on character boundaries. Words (identifiers such as `t2`) are skipped whole,
+/// so only numbers that stand alone become `?`.
 pub fn normalise_statement(statement: &str, out: &mut String) {
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
     let start = out.len();
-    let mut chars = statement.chars().peekable();
-    let mut previous_word = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                // A string literal; '' inside it is an escaped quote.
-                loop {
-                    match chars.next() {
-                        Some('\'') if chars.peek() == Some(&'\'') => {
-                            chars.next();
-                        }
-                        Some('\'') | None => break,
-                        Some(_) => {}
+    let bytes = statement.as_bytes();
+    let (mut i, mut verbatim) = (0, 0);
+    while i < bytes.len() && out.len() - start <= MAX_LABEL_CHARS * 4 {
+        let c = bytes[i];
+        if c != b'\'' && !c.is_ascii_whitespace() && !c.is_ascii_digit() {
+            i += 1;
+            if is_word(c) {
+                while i < bytes.len() && is_word(bytes[i]) {
+                    i += 1;
+                }
+            }
+            continue;
+        }
+        out.push_str(&statement[verbatim..i]);
+        i += 1;
+        if c == b'\'' {
+            // A string literal; '' inside it is an escaped quote.
+            while i < bytes.len() {
+                if bytes[i] == b'\'' {
+                    if bytes.get(i + 1) != Some(&b'\'') {
+                        i += 1;
+                        break;
                     }
+                    i += 1;
                 }
-                out.push('?');
-                previous_word = false;
+                i += 1;
             }
-            c if c.is_ascii_digit() && !previous_word => {
-                while chars
-                    .peek()
-                    .is_some_and(|d| d.is_ascii_alphanumeric() || *d == '.')
-                {
-                    chars.next();
-                }
-                out.push('?');
-                previous_word = false;
+            out.push('?');
+        } else if c.is_ascii_whitespace() {
+            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                i += 1;
             }
-            c if c.is_whitespace() => {
-                if !out[start..].ends_with(' ') && out.len() > start {
-                    out.push(' ');
-                }
-                previous_word = false;
+            if out.len() > start && !out.ends_with(' ') {
+                out.push(' ');
             }
-            c => {
-                out.push(c);
-                previous_word = c.is_alphanumeric() || c == '_' || c == '$';
+        } else {
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'.') {
+                i += 1;
             }
+            out.push('?');
         }
-        if out.len() - start > MAX_LABEL_CHARS * 4 {
-            break;
-        }
+        verbatim = i;
+    }
+    if i >= bytes.len() {
+        out.push_str(&statement[verbatim..]);
     }
     while out.len() > start && out.ends_with(' ') {
         out.pop();
     }
-    fold_placeholder_lists(out, start);
+    if out[start..].contains("?, ?") {
+        fold_placeholder_lists(out, start);
+    }
 }
 
 /// Replaces `(?, ?, ...)` with `(?)` in `out[start..]`.
