@@ -5,6 +5,7 @@
 # peak resident memory, and the lag from send to visible in `plumb top`.
 #
 #   deploy/bench-ingest.sh [RATE] [SECONDS]     RATE=0 sends as fast as the collector accepts
+#   COLLECTOR_ARGS="--trace-window 0" deploy/bench-ingest.sh ...   extra collector options
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate="${1:-0}"
@@ -16,10 +17,15 @@ cargo build --release --locked -p plumb-collector --bins >/dev/null
 dir="$(mktemp -d)"
 grpc=127.0.0.1:14317 http=127.0.0.1:14318 query=127.0.0.1:17318
 "$bin/plumb-collector" --data-dir "$dir" --grpc-addr "$grpc" --http-addr "$http" --query-addr "$query" \
-    --flush-interval 2s >"$dir/collector.log" 2>&1 &
+    --flush-interval 2s ${COLLECTOR_ARGS:-} >"$dir/collector.log" 2>&1 &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; kill $sampler 2>/dev/null || true; rm -rf "$dir"' EXIT
 until curl -fsS "http://$query/readyz" >/dev/null 2>&1; do sleep 0.2; done
+# The spans the trace window holds, sampled every second (the peak is reported).
+while sleep 1; do
+    curl -fsS "http://$query/metrics" 2>/dev/null | awk '/^plumb_trace_spans_held /{print $2}' || true
+done >"$dir/held" &
+sampler=$!
 
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)
@@ -27,8 +33,9 @@ before=$(ticks)
 report=$("$bin/plumb-loadgen" --endpoint "http://$grpc" --rate "$rate" --duration "${seconds}s" --json)
 after=$(ticks)
 rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+held=$(sort -n "$dir/held" | tail -1)
 
-python3 - "$report" "$before" "$after" "$hz" "$rss_kib" <<'PY'
+python3 - "$report" "$before" "$after" "$hz" "$rss_kib" "${held:-0}" <<'PY'
 import json, sys
 report = json.loads(sys.argv[1])
 cpu_s = (int(sys.argv[3]) - int(sys.argv[2])) / int(sys.argv[4])
@@ -40,6 +47,7 @@ print(f"collector CPU:            {cpu_s:.2f} s ({100*cpu_s/report['seconds']:.1
 print(f"spans per CPU-second:     {spans/cpu_s:.0f}" if cpu_s > 0 else "spans per CPU-second: n/a")
 print(f"CPU-seconds per 1M spans: {1e6*cpu_s/spans:.2f}" if spans else "")
 print(f"peak resident memory:     {int(sys.argv[5])/1024:.1f} MiB")
+print(f"peak spans in trace window: {sys.argv[6]}")
 PY
 # Lag: from the end of sending until everything accepted is visible in `plumb top`.
 target=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['spans_accepted'])" "$report")

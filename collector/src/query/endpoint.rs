@@ -83,10 +83,34 @@ pub async fn endpoint_detail(
         DEFAULT_MIN_CALLS
     };
 
-    // The summary comes from the service-wide ranking, so its time share is of the service.
+    // The four reads are independent; ClickHouse runs them side by side. The summary comes from
+    // the service-wide ranking, so its time share is of the service.
     let service_wide = TopQuery::service_wide(window_s, request.service.clone(), kind.clone());
-    let summary = top_endpoints(store, &service_wide, apdex, now_unix_s)
-        .await?
+    let one = TopQuery::one(
+        window_s,
+        request.service.clone(),
+        request.operation.clone(),
+        kind.clone(),
+    );
+    let step_s = step_for(window_s, source_for(window_s).step_s);
+    let from_s = u64::from(now_unix_s).saturating_sub(window_s);
+    let (ranking, series, rows, slowest) = tokio::try_join!(
+        top_endpoints(store, &service_wide, apdex, now_unix_s),
+        async {
+            series_query(store, &one, apdex, step_s, now_unix_s)
+                .fetch_all::<SeriesRow>()
+                .await
+                .map_err(|e| StoreError::clickhouse("read the endpoint's series")(e).into())
+        },
+        component_totals(store, from_s, &request.service, &request.operation),
+        async {
+            exemplars_query(store, &one, from_s, exemplars)
+                .fetch_all::<ExemplarRow>()
+                .await
+                .map_err(|e| StoreError::clickhouse("read the slowest traces")(e).into())
+        },
+    )?;
+    let summary = ranking
         .endpoints
         .into_iter()
         .find(|e| e.operation == request.operation)
@@ -98,27 +122,7 @@ pub async fn endpoint_detail(
                 humantime::format_duration(std::time::Duration::from_secs(window_s))
             ))
         })?;
-
-    let one = TopQuery::one(
-        window_s,
-        request.service.clone(),
-        request.operation.clone(),
-        kind,
-    );
-    let step_s = step_for(window_s, source_for(window_s).step_s);
-    let series: Vec<SeriesRow> = series_query(store, &one, apdex, step_s, now_unix_s)
-        .fetch_all()
-        .await
-        .map_err(StoreError::clickhouse("read the endpoint's series"))?;
-
-    let from_s = u64::from(now_unix_s).saturating_sub(window_s);
-    let rows = component_totals(store, from_s, &request.service, &request.operation).await?;
     let (analysed_requests, breakdown) = breakdown_items(&rows, min_calls);
-
-    let slowest: Vec<ExemplarRow> = exemplars_query(store, &one, from_s, exemplars)
-        .fetch_all()
-        .await
-        .map_err(StoreError::clickhouse("read the slowest traces"))?;
 
     Ok(EndpointDetailResponse {
         summary: Some(summary),

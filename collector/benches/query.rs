@@ -1,0 +1,154 @@
+//! Query times over a day of data: 24 hours of per-minute histograms and breakdowns for 1,000
+//! endpoints (20 services x 50) are written into a fresh database of a real ClickHouse (the test
+//! harness's local server, or `PLUMB_CLICKHOUSE_URL`), then `plumb top` over 1 h and 24 h and
+//! `plumb endpoint` over 1 h and 24 h are timed through the same functions the query API calls.
+//!
+//! Run: `cargo bench -p plumb-collector --bench query` (loading the day takes a minute or two).
+
+#![allow(missing_docs)] // criterion_group! generates an undocumented public function.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use plumb_collector::aggregate::histogram::LatencyHistogram;
+use plumb_collector::clock::now_unix_s;
+use plumb_collector::query::endpoint::endpoint_detail;
+use plumb_collector::query::top::{ApdexThresholds, TopQuery, top_endpoints};
+use plumb_collector::store::rows::{BreakdownRow, LatencyRow};
+use plumb_collector::store::{Store, schema};
+use plumb_proto::v1::{EndpointDetailRequest, TopEndpointsRequest};
+use std::time::Duration;
+
+const SERVICES: u32 = 20;
+const ENDPOINTS_PER_SERVICE: u32 = 50;
+const MINUTES: u32 = 24 * 60;
+
+/// Writes a day of minutes for every endpoint: a histogram of about 40 requests and three
+/// breakdown rows (request, self, one query).
+async fn load_day(store: &Store, now: u32) {
+    let first = now - now % 60 - MINUTES * 60;
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    for minute_index in (0..MINUTES).step_by(60) {
+        let mut latency = Vec::new();
+        let mut breakdown = Vec::new();
+        for m in minute_index..minute_index + 60 {
+            let minute = first + m * 60;
+            for s in 0..SERVICES {
+                for e in 0..ENDPOINTS_PER_SERVICE {
+                    let base = 1_000 + u64::from(e) * 700;
+                    let mut h = LatencyHistogram::new();
+                    let mut sum = 0;
+                    for _ in 0..40 {
+                        let us = base + next(base * 3);
+                        h.record(us);
+                        sum += us;
+                    }
+                    let (buckets, counts) = h.buckets();
+                    let (service, operation) =
+                        (format!("svc-{s}"), format!("GET /api/r{e}/{{id}}"));
+                    latency.push(LatencyRow {
+                        minute,
+                        service: service.clone(),
+                        operation: operation.clone(),
+                        kind: 2,
+                        requests: 40,
+                        errors: next(2),
+                        duration_sum_us: sum,
+                        buckets,
+                        counts,
+                    });
+                    for (component_type, component, calls, share) in [
+                        (1, "", 40, 100),
+                        (2, "", 40, 30),
+                        (3, "postgresql SELECT ?", 80, 70),
+                    ] {
+                        breakdown.push(BreakdownRow {
+                            minute,
+                            service: service.clone(),
+                            operation: operation.clone(),
+                            component_type,
+                            component: component.into(),
+                            requests: 40,
+                            calls,
+                            duration_sum_us: sum * share / 100,
+                        });
+                    }
+                }
+            }
+        }
+        store
+            .insert("latency_minute", &latency)
+            .await
+            .expect("insert latency");
+        store
+            .insert("breakdown_minute", &breakdown)
+            .await
+            .expect("insert breakdown");
+    }
+}
+
+fn queries(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let database = plumb_test_support::unique_database("bench_query");
+    let now = now_unix_s();
+    let store = runtime.block_on(async {
+        let store = plumb_test_support::store(&database).await;
+        schema::migrate(&store).await.expect("schema");
+        let started = std::time::Instant::now();
+        load_day(&store, now).await;
+        eprintln!(
+            "loaded {} endpoint-minutes in {:.1} s",
+            SERVICES * ENDPOINTS_PER_SERVICE * MINUTES,
+            started.elapsed().as_secs_f64()
+        );
+        store
+    });
+    let apdex = ApdexThresholds::default();
+    let mut group = c.benchmark_group("query_1000_endpoints");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    for (name, window) in [("top_1h", 3600), ("top_24h", 86_400)] {
+        let query = TopQuery::try_from(TopEndpointsRequest {
+            since_seconds: window,
+            ..Default::default()
+        })
+        .expect("query");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let top = runtime
+                    .block_on(top_endpoints(&store, &query, &apdex, now))
+                    .expect("top");
+                assert_eq!(top.endpoints.len(), 20);
+            })
+        });
+    }
+    for (name, window) in [("endpoint_1h", 3600), ("endpoint_24h", 86_400)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let request = EndpointDetailRequest {
+                    service: "svc-7".into(),
+                    operation: "GET /api/r42/{id}".into(),
+                    since_seconds: window,
+                    ..Default::default()
+                };
+                let detail = runtime
+                    .block_on(endpoint_detail(&store, &apdex, request, now))
+                    .expect("endpoint");
+                assert_eq!(detail.breakdown.len(), 2);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, queries);
+criterion_main!(benches);
