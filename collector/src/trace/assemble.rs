@@ -111,7 +111,7 @@ impl TraceAssembler {
                         span_id: span.span_id,
                         parent_span_id: span.parent_span_id,
                         start_ns: span.start_unix_ns,
-                        duration_ns: span.duration_ns,
+                        duration_us: u32::try_from(span.duration_ns / 1_000).unwrap_or(u32::MAX),
                         component,
                         service: Arc::clone(&span.service),
                         name,

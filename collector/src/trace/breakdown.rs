@@ -15,7 +15,7 @@ use super::component::ComponentType;
 use hashbrown::HashMap;
 use std::sync::Arc;
 
-/// What the trace window keeps of a span (about 80 bytes).
+/// What the trace window keeps of a span (64 bytes).
 #[derive(Clone, Debug)]
 pub struct HeldSpan {
     /// Span id.
@@ -24,8 +24,8 @@ pub struct HeldSpan {
     pub parent_span_id: [u8; 8],
     /// Start, nanoseconds since the epoch.
     pub start_ns: u64,
-    /// Duration in nanoseconds.
-    pub duration_ns: u64,
+    /// Duration in microseconds (saturating at about 71 minutes).
+    pub duration_us: u32,
     /// What the span is as a component; [`ComponentType::Server`] marks an endpoint span.
     pub component: ComponentType,
     /// Service (interned).
@@ -35,8 +35,12 @@ pub struct HeldSpan {
 }
 
 impl HeldSpan {
+    fn duration_ns(&self) -> u64 {
+        u64::from(self.duration_us) * 1_000
+    }
+
     fn end_ns(&self) -> u64 {
-        self.start_ns.saturating_add(self.duration_ns)
+        self.start_ns.saturating_add(self.duration_ns())
     }
 }
 
@@ -122,7 +126,7 @@ pub fn analyse(
                     stack.push(child);
                     exclusive_ns(spans, child, &children[child], intervals)
                 } else {
-                    span.duration_ns
+                    span.duration_ns()
                 };
                 match parts
                     .iter_mut()
@@ -153,7 +157,7 @@ pub fn analyse(
             ComponentType::Request,
             empty,
             1,
-            endpoint.duration_ns,
+            endpoint.duration_ns(),
         ));
         let self_ns = exclusive_ns(spans, root, &children[root], intervals);
         out.push(contribution(ComponentType::SelfTime, empty, 1, self_ns));
@@ -198,7 +202,7 @@ fn exclusive_ns(
     if let Some((cs, ce)) = current {
         covered += ce - cs;
     }
-    span.duration_ns - covered
+    span.duration_ns() - covered
 }
 
 #[cfg(test)]
@@ -223,7 +227,7 @@ mod tests {
                 span_id: [id; 8],
                 parent_span_id: [parent; 8],
                 start_ns: 60_000 * MS + start_ms * MS,
-                duration_ns: duration_ms * MS,
+                duration_us: u32::try_from(duration_ms * 1_000).expect("fits"),
                 component,
                 service: Arc::from("shop"),
                 name: Arc::from(name),
@@ -249,6 +253,11 @@ mod tests {
     }
 
     use ComponentType::*;
+
+    #[test]
+    fn a_held_span_takes_64_bytes() {
+        assert_eq!(std::mem::size_of::<HeldSpan>(), 64);
+    }
 
     #[test]
     fn sequential_children_and_self_time() {
