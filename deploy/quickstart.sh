@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Plumb's main job on one machine: a local ClickHouse (started and stopped by the collector),
 # the collector, a two-service demo backend instrumented with plumb-agent plus synthetic OTLP
-# load from five more services, traffic for both, then the slow-endpoint view.
+# load from five more services, traffic for both, then the slow-endpoint view: the ranking, one
+# endpoint's breakdown and the waterfall of its slowest trace.
 #
 #   PLUMB_DEMO_SECONDS   how long traffic runs (default 30)
 #   PLUMB_DEMO_RATE      demo backend requests per second (default 50)
@@ -54,16 +55,22 @@ if [ "$load" != 0 ]; then
 fi
 "$bin/plumb-demo" traffic --target http://127.0.0.1:8081 --rate "$rate" --duration "${seconds}s"
 [ -z "${loadgen:-}" ] || wait "$loadgen"
-sleep 7   # the agent exports every 5 s, the collector flushes every 2 s
+sleep 14   # the agent exports every 5 s, traces wait 10 s in the trace window, flushes every 2 s
 
 echo
 echo "== the demo backend's endpoints (plumb top --since 5m --service shop) =="
 "$bin/plumb" top --since 5m --service shop
 echo
-echo "== its database and outbound calls (plumb top --kind client) =="
-"$bin/plumb" top --since 5m --service shop --kind client
+echo "== where GET /orders/{id} spends its time (plumb endpoint) =="
+"$bin/plumb" endpoint shop "GET /orders/{id}" --since 5m
+echo
+echo "== the slowest GET /recommendations/{id}, across both services (plumb trace) =="
+slowest=$("$bin/plumb" --json endpoint shop "GET /recommendations/{id}" --since 5m --exemplars 1 |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["slowest"][0]["trace_id"])')
+"$bin/plumb" trace "$slowest"
 echo
 echo "== where the time goes across all services (plumb top --by time) =="
 "$bin/plumb" top --since 5m --by time --limit 10
 echo
+echo "more: plumb chatty, plumb regressions --baseline 1d, plumb endpoint <service> <operation>"
 echo "query API: http://127.0.0.1:7318/api/v1/top?since=5m   metrics: http://127.0.0.1:7318/metrics"

@@ -1,9 +1,10 @@
 //! `plumb-collector`: receives OTLP spans and metrics, aggregates span latency into mergeable
-//! HDR histograms per (service, operation, kind, minute), stores histograms, spans and metrics in
-//! ClickHouse, and answers "which endpoints are slow" through the query API.
+//! HDR histograms per (service, operation, kind, minute), works out from whole traces where each
+//! endpoint's time goes, stores it all in ClickHouse, and answers "which endpoints are slow, why,
+//! and since when" through the query API.
 //!
-//! The modules follow the data: [`receive`] → [`normalise`] → [`pipeline`] → [`aggregate`] →
-//! [`store`] → [`query`]. [`app`] wires them together; [`config`] and [`telemetry`] serve all.
+//! The modules follow the data: [`receive`] → [`normalise`] → [`pipeline`] → [`aggregate`] (and
+//! [`trace`] → [`aggregate`]) → [`store`] → [`query`]. [`app`] wires them together; [`config`] and [`telemetry`] serve all.
 
 #![forbid(unsafe_code)]
 
