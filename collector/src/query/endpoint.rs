@@ -53,7 +53,7 @@ pub fn exemplars_query(
         .bind(limit)
 }
 
-/// The step for a window: about [`POINTS`] steps, a whole number of the table's steps.
+/// The step for a window: about thirty steps, each a whole number of the table's steps.
 pub fn step_for(window_s: u64, table_step_s: u64) -> u64 {
     let raw = window_s.div_ceil(POINTS).max(1);
     raw.div_ceil(table_step_s) * table_step_s
