@@ -42,6 +42,7 @@ fn limits() -> SpanLimits {
     SpanLimits {
         max_age: Duration::from_secs(7 * 86_400),
         max_future: Duration::from_secs(600),
+        ..SpanLimits::default()
     }
 }
 

@@ -134,6 +134,9 @@ pub async fn run(
             limits: SpanLimits {
                 max_age: config.max_span_age,
                 max_future: config.max_span_future,
+                max_attributes: config.max_attributes_per_span,
+                max_value_bytes: config.max_attribute_value_bytes,
+                max_spans: config.max_spans_per_request,
             },
             max_operations_per_service: config.max_operations_per_service,
             enqueue_timeout: config.enqueue_timeout,

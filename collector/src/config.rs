@@ -120,6 +120,18 @@ pub struct CollectorConfig {
     #[arg(long, env = "PLUMB_MAX_SPAN_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
     pub max_span_age: Duration,
 
+    /// Attributes kept per span and per resource; the rest are dropped (counted in plumb_attributes_dropped_total).
+    #[arg(long, env = "PLUMB_MAX_ATTRIBUTES_PER_SPAN", default_value_t = 128)]
+    pub max_attributes_per_span: usize,
+
+    /// Longest attribute value kept, in bytes; longer values are cut (counted in plumb_attribute_values_truncated_total).
+    #[arg(long, env = "PLUMB_MAX_ATTRIBUTE_VALUE_BYTES", default_value_t = 4096)]
+    pub max_attribute_value_bytes: usize,
+
+    /// Spans one request may hold; larger requests are refused whole (RESOURCE_EXHAUSTED / 413).
+    #[arg(long, env = "PLUMB_MAX_SPANS_PER_REQUEST", default_value_t = 100_000)]
+    pub max_spans_per_request: usize,
+
     /// Spans starting further than this in the future are rejected.
     #[arg(long, env = "PLUMB_MAX_SPAN_FUTURE", default_value = "10m", value_parser = humantime::parse_duration)]
     pub max_span_future: Duration,
@@ -205,6 +217,15 @@ impl CollectorConfig {
             return invalid(
                 "max_operations_per_service",
                 "max_operations_per_service and max_components_per_service must be at least 1",
+            );
+        }
+        if self.max_attributes_per_span == 0
+            || self.max_attribute_value_bytes == 0
+            || self.max_spans_per_request == 0
+        {
+            return invalid(
+                "max_spans_per_request",
+                "max_spans_per_request, max_attributes_per_span and max_attribute_value_bytes must be at least 1",
             );
         }
         if self.trace_max_spans == 0 {

@@ -10,7 +10,8 @@
 use crate::aggregate::Aggregator;
 use crate::clock::now_unix_ns;
 use crate::normalise::{
-    NameLimiter, Normalised, OVERFLOW_OPERATION, SpanLimits, normalise_metrics, normalise_traces,
+    NameLimiter, Normalised, OVERFLOW_OPERATION, SpanLimits, TraceRequestError, normalise_metrics,
+    normalise_traces,
 };
 use crate::store::rows::{EncodedRows, MetricRow};
 use crate::telemetry::{METRIC_POINTS, SPANS, SignalLabel, Telemetry};
@@ -88,10 +89,11 @@ impl Pipeline {
             &self.operations,
             now_unix_ns(),
         )
-        .map_err(|e| {
-            ExportError::Malformed(format!(
+        .map_err(|e| match e {
+            TraceRequestError::Malformed(e) => ExportError::Malformed(format!(
                 "malformed OTLP protobuf (spans export request): {e}"
-            ))
+            )),
+            TraceRequestError::TooManySpans(_) => ExportError::TooLarge(e.to_string()),
         })?;
         let overflowed = normalised
             .accepted
@@ -150,6 +152,10 @@ impl Pipeline {
         t.unknown_service
             .get_or_create(&signal)
             .inc_by(normalised.unknown_service);
+        t.attributes_dropped
+            .inc_by(normalised.truncations.attributes_dropped);
+        t.values_truncated
+            .inc_by(normalised.truncations.values_truncated);
         accepted
     }
 

@@ -38,6 +38,10 @@ pub struct Telemetry {
     pub unknown_service: Family<SignalLabel, Counter>,
     /// Spans folded into the overflow operation by the per-service cap.
     pub operations_overflowed: Counter,
+    /// Attributes dropped by the per-span attribute limit.
+    pub attributes_dropped: Counter,
+    /// Attribute values cut to the length limit.
+    pub values_truncated: Counter,
     /// Requests refused whole (malformed, too large, wrong type, back-pressure).
     pub requests_refused: Counter,
     /// Rows written to ClickHouse.
@@ -76,6 +80,8 @@ impl Telemetry {
         let unknown_service = Family::<SignalLabel, Counter>::default();
         let operations_overflowed = Counter::default();
         let requests_refused = Counter::default();
+        let attributes_dropped = Counter::default();
+        let values_truncated = Counter::default();
         let rows_written = Family::<TableLabel, Counter>::default();
         let write_errors = Family::<TableLabel, Counter>::default();
         let flush_duration = Family::<TableLabel, Histogram>::new_with_constructor(
@@ -107,6 +113,16 @@ impl Telemetry {
             "operations_overflowed",
             "Spans folded into the [overflow] operation by the per-service operation cap",
             operations_overflowed.clone(),
+        );
+        registry.register(
+            "attributes_dropped",
+            "Attributes dropped by the per-span (and per-resource) attribute limit",
+            attributes_dropped.clone(),
+        );
+        registry.register(
+            "attribute_values_truncated",
+            "Attribute values cut to the length limit",
+            values_truncated.clone(),
         );
         registry.register(
             "requests_refused",
@@ -165,6 +181,8 @@ impl Telemetry {
             rejected,
             unknown_service,
             operations_overflowed,
+            attributes_dropped,
+            values_truncated,
             requests_refused,
             rows_written,
             write_errors,

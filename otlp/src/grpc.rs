@@ -132,6 +132,8 @@ fn status_for(error: ExportError) -> Status {
         ),
         ExportError::ShuttingDown => Status::unavailable(error.to_string()),
         ExportError::Malformed(message) => Status::invalid_argument(message),
+        // Without RetryInfo, OTLP clients treat RESOURCE_EXHAUSTED as final.
+        ExportError::TooLarge(message) => Status::resource_exhausted(message),
     }
 }
 

@@ -123,6 +123,11 @@ impl From<ExportError> for HttpError {
                 tonic::Code::InvalidArgument,
                 message,
             ),
+            ExportError::TooLarge(message) => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                tonic::Code::ResourceExhausted,
+                message,
+            ),
         }
     }
 }

@@ -34,6 +34,9 @@ pub enum ExportError {
     /// The request could not be decoded.
     #[error("{0}")]
     Malformed(String),
+    /// The request is over a limit; sending it again will not help, smaller ones will.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// A request body as received, in one of the two OTLP encodings.

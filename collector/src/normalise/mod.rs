@@ -14,7 +14,9 @@ mod spans;
 pub use attributes::{any_value_to_string, find_attribute};
 pub use metrics::normalise_metrics;
 pub use operation::{Interned, NameLimiter, OVERFLOW_OPERATION, operation_name};
-pub use spans::{Attribute, Span, SpanLimits, find_text, normalise_traces};
+pub use spans::{
+    Attribute, Span, SpanLimits, TraceRequestError, Truncations, find_text, normalise_traces,
+};
 
 /// Service name used when a resource carries no `service.name`.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -30,6 +32,8 @@ pub struct Normalised<T> {
     pub first_error: Option<String>,
     /// How many items came without a `service.name` and were filed under `unknown_service`.
     pub unknown_service: u64,
+    /// Attributes dropped and values cut by the limits.
+    pub truncations: Truncations,
 }
 
 impl<T> Default for Normalised<T> {
@@ -39,6 +43,7 @@ impl<T> Default for Normalised<T> {
             rejected: 0,
             first_error: None,
             unknown_service: 0,
+            truncations: Truncations::default(),
         }
     }
 }

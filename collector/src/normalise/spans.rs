@@ -19,13 +19,77 @@ use std::time::Duration;
 /// An attribute as Plumb keeps it: key and value as text, borrowed where the wire allows.
 pub type Attribute<'a> = (&'a str, Cow<'a, str>);
 
-/// Which timestamps are believable.
+/// Which timestamps are believable, and how much one span or request may carry.
 #[derive(Clone, Copy, Debug)]
 pub struct SpanLimits {
     /// Spans that started longer ago than this are rejected.
     pub max_age: Duration,
     /// Spans that start further than this in the future are rejected (clock skew allowance).
     pub max_future: Duration,
+    /// Attributes kept per span (and per resource); the rest are dropped and counted.
+    pub max_attributes: usize,
+    /// Longest attribute value kept, in bytes; longer values are cut at a character boundary
+    /// and counted.
+    pub max_value_bytes: usize,
+    /// Spans one request may hold; a request with more is refused whole.
+    pub max_spans: usize,
+}
+
+impl Default for SpanLimits {
+    /// The collector's defaults.
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(7 * 86_400),
+            max_future: Duration::from_secs(600),
+            max_attributes: 128,
+            max_value_bytes: 4096,
+            max_spans: 100_000,
+        }
+    }
+}
+
+/// Why a trace request is refused whole.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceRequestError {
+    /// The bytes are not a valid request.
+    #[error(transparent)]
+    Malformed(#[from] WireError),
+    /// More spans than `max_spans`.
+    #[error("the request holds more than {0} spans (max-spans-per-request); send smaller batches")]
+    TooManySpans(usize),
+}
+
+/// Attributes dropped and values cut while reading a request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Truncations {
+    /// Attributes over the per-span limit.
+    pub attributes_dropped: u64,
+    /// Values cut to the length limit.
+    pub values_truncated: u64,
+}
+
+impl Truncations {
+    /// Adds `attribute` to `attributes` within the limits, counting what is dropped or cut.
+    fn push<'a>(
+        &mut self,
+        attributes: &mut Vec<Attribute<'a>>,
+        (key, mut value): Attribute<'a>,
+        limits: &SpanLimits,
+    ) {
+        if attributes.len() >= limits.max_attributes {
+            self.attributes_dropped += 1;
+            return;
+        }
+        if value.len() > limits.max_value_bytes {
+            let cut = value.floor_char_boundary(limits.max_value_bytes);
+            match &mut value {
+                Cow::Borrowed(text) => *text = &text[..cut],
+                Cow::Owned(text) => text.truncate(cut),
+            }
+            self.values_truncated += 1;
+        }
+        attributes.push((key, value));
+    }
 }
 
 /// One validated span, ready to aggregate and store; it borrows from the request bytes.
@@ -91,7 +155,11 @@ struct WireSpan<'a> {
     status_message: &'a str,
 }
 
-fn wire_span(bytes: &[u8]) -> Result<WireSpan<'_>, WireError> {
+fn wire_span<'a>(
+    bytes: &'a [u8],
+    limits: &SpanLimits,
+    truncations: &mut Truncations,
+) -> Result<WireSpan<'a>, WireError> {
     let mut span = WireSpan {
         // One allocation covers the usual number of attributes.
         attributes: Vec::with_capacity(16),
@@ -106,7 +174,7 @@ fn wire_span(bytes: &[u8]) -> Result<WireSpan<'_>, WireError> {
             (6, v) => span.kind = v.varint()? as i32,
             (7, v) => span.start = v.fixed64()?,
             (8, v) => span.end = v.fixed64()?,
-            (9, v) => span.attributes.push(key_value(v.bytes()?)?),
+            (9, v) => truncations.push(&mut span.attributes, key_value(v.bytes()?)?, limits),
             (15, v) => {
                 for field in Fields::new(v.bytes()?) {
                     match field? {
@@ -154,8 +222,9 @@ pub fn normalise_traces<'a>(
     limits: SpanLimits,
     operations: &NameLimiter,
     now_unix_ns: u64,
-) -> Result<Normalised<Span<'a>>, WireError> {
+) -> Result<Normalised<Span<'a>>, TraceRequestError> {
     let mut out = Normalised::default();
+    let mut truncations = Truncations::default();
     let window = Window {
         earliest: now_unix_ns.saturating_sub(limits.max_age.as_nanos() as u64),
         latest: now_unix_ns.saturating_add(limits.max_future.as_nanos() as u64),
@@ -172,7 +241,8 @@ pub fn normalise_traces<'a>(
                     (1, resource) => {
                         for field in Fields::new(resource.bytes()?) {
                             if let (1, kv) = field? {
-                                resource_attributes.push(key_value(kv.bytes()?)?);
+                                let kv = key_value(kv.bytes()?)?;
+                                truncations.push(&mut resource_attributes, kv, &limits);
                             }
                         }
                     }
@@ -195,7 +265,11 @@ pub fn normalise_traces<'a>(
                     let names = |kind: i32, name: &str, attributes: &[Attribute<'_>]| {
                         admit(service, &operation_name(kind, name, attributes))
                     };
-                    match validate(wire_span(span.bytes()?)?, &window, names) {
+                    if out.accepted.len() as u64 + out.rejected >= limits.max_spans as u64 {
+                        return Err(TraceRequestError::TooManySpans(limits.max_spans));
+                    }
+                    let wire = wire_span(span.bytes()?, &limits, &mut truncations)?;
+                    match validate(wire, &window, names) {
                         Ok(span) => out.accepted.push(Span {
                             resource: Arc::clone(&resource),
                             ..span
@@ -207,6 +281,7 @@ pub fn normalise_traces<'a>(
         }
         Ok(())
     })?;
+    out.truncations = truncations;
     Ok(out)
 }
 
@@ -295,6 +370,9 @@ mod tests {
     const LIMITS: SpanLimits = SpanLimits {
         max_age: Duration::from_secs(86_400),
         max_future: Duration::from_secs(600),
+        max_attributes: 128,
+        max_value_bytes: 4096,
+        max_spans: 100_000,
     };
 
     #[test]
@@ -389,6 +467,67 @@ mod tests {
             span.resource.as_slice(),
             &[("host.name", Cow::Borrowed("a"))]
         );
+    }
+
+    #[test]
+    fn attribute_and_span_limits_are_enforced_and_counted() {
+        let now = crate::clock::now_unix_ns();
+        let span = |i: u8| opentelemetry_proto::tonic::trace::v1::Span {
+            trace_id: vec![1; 16],
+            span_id: vec![i + 1; 8],
+            name: "GET".into(),
+            kind: 2,
+            start_time_unix_nano: now,
+            end_time_unix_nano: now + 5,
+            attributes: vec![text("a", "ééééé"), text("b", "short"), text("c", "dropped")],
+            ..Default::default()
+        };
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+                resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                    attributes: vec![text("service.name", "svc"), text("x", "1"), text("y", "2")],
+                    ..Default::default()
+                }),
+                scope_spans: vec![opentelemetry_proto::tonic::trace::v1::ScopeSpans {
+                    spans: vec![span(0), span(1), span(2)],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let bytes = request.encode_to_vec();
+        let limits = SpanLimits {
+            max_attributes: 2,
+            max_value_bytes: 5,
+            max_spans: 3,
+            ..LIMITS
+        };
+        let names = NameLimiter::new(10);
+        let out = normalise_traces(&bytes, limits, &names, now).expect("within limits");
+        let first = &out.accepted[0];
+        // "é" is two bytes: five bytes keep two of them, cut at a character boundary.
+        assert_eq!(
+            first.attributes,
+            [("a", Cow::Borrowed("éé")), ("b", Cow::Borrowed("short"))]
+        );
+        assert_eq!(first.resource.len(), 2);
+        assert_eq!(
+            out.truncations,
+            Truncations {
+                attributes_dropped: 3 + 1,
+                values_truncated: 3,
+            }
+        );
+        let two = SpanLimits {
+            max_spans: 2,
+            ..limits
+        };
+        let refused = normalise_traces(&bytes, two, &names, now).expect_err("too many spans");
+        assert!(
+            matches!(refused, TraceRequestError::TooManySpans(2)),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("more than 2 spans"));
     }
 
     fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {

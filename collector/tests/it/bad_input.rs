@@ -292,3 +292,89 @@ async fn bad_http_requests_get_4xx_with_a_message() {
     );
     assert!(collector.stop().await, "no panic: clean exit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_refuse_big_requests_and_cut_what_is_over_with_a_count() {
+    let database = unique_database("limits");
+    let collector = Collector::start(
+        &database,
+        &[
+            "--max-spans-per-request",
+            "2",
+            "--max-attributes-per-span",
+            "2",
+            "--max-attribute-value-bytes",
+            "5",
+        ],
+    )
+    .await;
+    let start = now_ns() - 1_000_000;
+    let with_attributes = |i: u8| Span {
+        span_id: vec![i; 8],
+        attributes: vec![
+            text("kept", "0123456789"),
+            text("also.kept", "abc"),
+            text("dropped", "x"),
+        ],
+        ..span("GET /limits", vec![i; 16], start, 1_000)
+    };
+
+    // (Every value is cut to the limit, service.name too: "lim" fits in five bytes.)
+    // Three spans in one request: refused whole over gRPC and HTTP, nothing recorded.
+    let three = request("lim", (1..=3).map(with_attributes).collect()).encode_to_vec();
+    let status = raw_grpc(&collector, three.clone())
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert!(status.message().contains("more than 2 spans"), "{status:?}");
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/traces", collector.http_url()))
+        .header("content-type", "application/json")
+        .body(
+            serde_json::to_vec(&request("lim", (1..=3).map(with_attributes).collect()))
+                .expect("json"),
+        )
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 413);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap_or_default()
+            .contains("more than 2 spans")
+    );
+
+    // Two spans fit: each keeps two attributes, the long value cut to five bytes.
+    let two = request("lim", (1..=2).map(with_attributes).collect()).encode_to_vec();
+    let answer = raw_grpc(&collector, two).await.expect("accepted");
+    let answer =
+        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(
+            answer,
+        )
+        .expect("response");
+    assert_eq!(answer.partial_success, None, "nothing rejected");
+    wait_for_spans(&database, "lim", 2).await;
+    let stored: Vec<String> = store(&database)
+        .await
+        .client()
+        .query(
+            "SELECT concat(arrayStringConcat(attributes.key, ','), ' = ', arrayStringConcat(attributes.value, ','))
+             FROM spans WHERE service = 'lim'",
+        )
+        .fetch_all()
+        .await
+        .expect("attributes");
+    assert_eq!(stored, ["kept,also.kept = 01234,abc"; 2]);
+    let metrics = collector.metrics_text().await;
+    assert!(
+        metrics.contains("plumb_attributes_dropped_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("plumb_attribute_values_truncated_total 2"),
+        "{metrics}"
+    );
+    assert!(collector.stop().await);
+}

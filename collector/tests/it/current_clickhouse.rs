@@ -60,6 +60,7 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     let limits = SpanLimits {
         max_age: Duration::from_secs(86_400),
         max_future: Duration::from_secs(600),
+        ..SpanLimits::default()
     };
     let spans = normalise_traces(
         &request,
