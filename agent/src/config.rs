@@ -17,6 +17,9 @@ pub struct AgentConfig {
     pub environment: Option<String>,
     /// OTLP/gRPC endpoint; when `None`, `OTEL_EXPORTER_OTLP_ENDPOINT` or `http://localhost:4317`.
     pub endpoint: Option<String>,
+    /// Bearer token for the collector's `--ingest-tokens`; when `None`, `PLUMB_TOKEN` (or send
+    /// it with `OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<token>`).
+    pub token: Option<String>,
     /// How often metrics are exported.
     pub metrics_interval: Duration,
     /// Spans queued for export before new ones are dropped and counted (never blocks a request).
@@ -43,6 +46,7 @@ impl AgentConfig {
             service_version: None,
             environment: None,
             endpoint: None,
+            token: std::env::var("PLUMB_TOKEN").ok().filter(|t| !t.is_empty()),
             metrics_interval: Duration::from_secs(10),
             max_queued_spans: 8192,
             install_tracing_subscriber: true,

@@ -11,6 +11,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::Meter;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::WithTonicConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -27,6 +28,9 @@ pub enum AgentError {
     /// An OTLP exporter could not be built (bad endpoint, no tokio runtime).
     #[error("cannot build the OTLP exporter: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    /// The bearer token cannot be sent as gRPC metadata.
+    #[error("the token must be printable ASCII")]
+    Token,
 }
 
 /// Keeps the providers alive; dropping it flushes what is queued and shuts them down.
@@ -51,11 +55,26 @@ impl Drop for AgentGuard {
     }
 }
 
+/// The gRPC metadata that carries the bearer token, if any.
+fn authorization(token: Option<&str>) -> Result<tonic::metadata::MetadataMap, AgentError> {
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    if let Some(token) = token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| AgentError::Token)?;
+        metadata.insert("authorization", value);
+    }
+    Ok(metadata)
+}
+
 /// Sets up tracing and metrics export for this process; keep the guard until the end of `main`.
 pub fn init(config: AgentConfig) -> Result<AgentGuard, AgentError> {
     let resource = resource(&config);
 
-    let mut spans = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+    let metadata = authorization(config.token.as_deref())?;
+    let mut spans = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_metadata(metadata.clone());
     if let Some(endpoint) = &config.endpoint {
         spans = spans.with_endpoint(endpoint.clone());
     }
@@ -65,7 +84,9 @@ pub fn init(config: AgentConfig) -> Result<AgentGuard, AgentError> {
         .with_resource(resource.clone())
         .build();
 
-    let mut metrics = opentelemetry_otlp::MetricExporter::builder().with_tonic();
+    let mut metrics = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .with_metadata(metadata);
     if let Some(endpoint) = &config.endpoint {
         metrics = metrics.with_endpoint(endpoint.clone());
     }

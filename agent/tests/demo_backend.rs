@@ -284,3 +284,49 @@ async fn while_the_collector_is_down_requests_are_served_spans_queue_and_drops_a
     );
     assert!(collector.stop().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_library_sends_its_token() {
+    let database = unique_database("demo_token");
+    let collector = Collector::start(&database, &["--ingest-tokens", "shop=library-token-5"]).await;
+    // The token comes from PLUMB_TOKEN (AgentConfig::token); a wrong one is refused.
+    let shop = Demo::spawn(
+        "shop",
+        "http://127.0.0.1:1",
+        &["--otlp-endpoint", &collector.grpc_url()],
+        &[],
+        &[("PLUMB_TOKEN", "library-token-5")],
+    );
+    let stranger = Demo::spawn(
+        "recs",
+        "http://127.0.0.1:1",
+        &["--otlp-endpoint", &collector.grpc_url()],
+        &[],
+        &[("PLUMB_TOKEN", "not-the-token")],
+    );
+    let client = reqwest::Client::new();
+    for (demo, path) in [(&shop, "users"), (&stranger, "recs")] {
+        for i in 0..10u32 {
+            let r = client
+                .get(format!("{}/{path}/{i}", demo.url))
+                .send()
+                .await
+                .expect("users");
+            assert_eq!(r.status(), 200);
+        }
+    }
+    shop.stop();
+    stranger.stop();
+    collector.wait_for_requests("shop", 10, &[]).await;
+    let strangers = query_number(
+        &database,
+        "SELECT count() FROM spans WHERE service = 'recs'",
+    )
+    .await;
+    assert_eq!(strangers, 0, "a wrong token gets nothing in");
+    let refused = collector.metrics_text().await;
+    assert!(
+        !refused.contains("plumb_requests_refused_total 0"),
+        "the stranger's exports were refused: {refused}"
+    );
+}

@@ -297,3 +297,42 @@ fn a_config_file_with_an_unknown_option_is_refused_by_name() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidecar_checks_local_tokens_and_sends_its_own_to_the_collector() {
+    let database = unique_database("sidecar_auth");
+    let collector =
+        Collector::start(&database, &["--ingest-tokens", "agents=collector-token-1"]).await;
+    let sidecar = Sidecar::start_with(
+        &collector.grpc_url(),
+        &[
+            "--collector-token",
+            "collector-token-1",
+            "--ingest-tokens",
+            "app=local-token-77",
+            "--host-metrics-interval",
+            "0s",
+        ],
+    );
+    // Without the local token the sidecar refuses; with it, spans reach the collector, which
+    // accepts the sidecar's own token.
+    let refused = reqwest::Client::new()
+        .post(format!("{}/v1/traces", sidecar.http))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), 401);
+    send_spans_to(
+        &sidecar.grpc,
+        &sidecar.http,
+        Transport::GrpcWithToken("local-token-77"),
+        "tokened-app",
+        spans("/t", 200),
+    )
+    .await;
+    let endpoints = collector.wait_for_requests("tokened-app", 200, &[]).await;
+    assert_eq!(endpoint(&endpoints, "GET /t")["requests"], 200);
+    sidecar.stop();
+}

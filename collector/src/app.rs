@@ -281,6 +281,7 @@ async fn start_servers(
 ) -> Result<Servers, RunError> {
     // Checked when the configuration was loaded.
     let apdex = config.apdex().unwrap_or_default();
+    let (ingest_tokens, query_tokens) = config.tokens().unwrap_or_default();
     let grpc_listener = bind(config.grpc_addr).await?;
     let http_listener = bind(config.http_addr).await?;
     let query_listener = bind(config.query_addr).await?;
@@ -295,6 +296,7 @@ async fn start_servers(
         grpc_listener,
         http_listener,
         config.max_request_bytes,
+        Arc::new(ingest_tokens),
         stop.clone(),
     );
     let query = axum::serve(
@@ -302,6 +304,7 @@ async fn start_servers(
         query::api::router(
             query::api::QueryApi::new(store.clone(), apdex),
             Arc::clone(telemetry),
+            Arc::new(query_tokens),
         ),
     )
     .with_graceful_shutdown(stopped(stop.clone()));

@@ -4,7 +4,8 @@
 
 use crate::query::top::ApdexThresholds;
 use clap::Parser;
-use plumb_config::ConfigFileError;
+use plumb_config::{ConfigFileError, Secret};
+use plumb_otlp::auth::Tokens;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,6 +68,26 @@ pub struct CollectorConfig {
         hide_env_values = true
     )]
     pub clickhouse_password: String,
+
+    /// Bearer tokens accepted on the OTLP listeners, as name=token pairs (several per name allowed): `shop=...,shop=...,ops=...`. Empty: no authentication.
+    #[arg(
+        long,
+        env = "PLUMB_INGEST_TOKENS",
+        default_value = "",
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    pub ingest_tokens: Secret,
+
+    /// Bearer tokens accepted on the query API (gRPC, /api, /metrics; /healthz and /readyz stay open), as name=token pairs.
+    #[arg(
+        long,
+        env = "PLUMB_QUERY_TOKENS",
+        default_value = "",
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    pub query_tokens: Secret,
 
     /// ClickHouse database for Plumb's tables.
     #[arg(long, env = "PLUMB_DATABASE", default_value = "plumb")]
@@ -158,6 +179,18 @@ pub struct CollectorConfig {
 }
 
 impl CollectorConfig {
+    /// The tokens for the OTLP listeners and for the query API, checked.
+    pub fn tokens(&self) -> Result<(Tokens, Tokens), ConfigError> {
+        let parse = |field, secret: &Secret| {
+            Tokens::parse(secret.expose())
+                .map_err(|message| ConfigError::Invalid { field, message })
+        };
+        Ok((
+            parse("ingest_tokens", &self.ingest_tokens)?,
+            parse("query_tokens", &self.query_tokens)?,
+        ))
+    }
+
     /// The apdex thresholds: the default and the per-service list, checked.
     pub fn apdex(&self) -> Result<ApdexThresholds, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
@@ -244,6 +277,7 @@ impl CollectorConfig {
             return invalid("flush_interval", "must be more than zero");
         }
         self.apdex()?;
+        self.tokens()?;
         if let Some(url) = &self.clickhouse_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {

@@ -59,6 +59,9 @@ pub enum ConnectError {
     /// The connection failed.
     #[error("cannot connect: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The bearer token cannot be sent as a header.
+    #[error("the token must be printable ASCII")]
+    Token,
 }
 
 /// Sends already-encoded messages to one gRPC method.
@@ -66,6 +69,7 @@ pub enum ConnectError {
 pub struct RawGrpcClient {
     grpc: tonic::client::Grpc<tonic::transport::Channel>,
     path: tonic::codegen::http::uri::PathAndQuery,
+    authorization: Option<tonic::metadata::AsciiMetadataValue>,
 }
 
 impl RawGrpcClient {
@@ -107,7 +111,17 @@ impl RawGrpcClient {
         Self {
             grpc,
             path: tonic::codegen::http::uri::PathAndQuery::from_static(path),
+            authorization: None,
         }
+    }
+
+    /// Sends `authorization: Bearer <token>` with every message (the error never shows the token).
+    pub fn with_token(mut self, token: &str) -> Result<Self, ConnectError> {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| ConnectError::Token)?;
+        self.authorization = Some(value);
+        Ok(self)
     }
 
     /// Sends one message; returns the response bytes or the status.
@@ -117,8 +131,14 @@ impl RawGrpcClient {
             .await
             .map_err(|e| tonic::Status::unavailable(format!("connection not ready: {e}")))?;
         let path = self.path.clone();
+        let mut request = tonic::Request::new(message);
+        if let Some(value) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
         self.grpc
-            .unary(tonic::Request::new(message), path, RawBytesCodec)
+            .unary(request, path, RawBytesCodec)
             .await
             .map(tonic::Response::into_inner)
     }

@@ -5,6 +5,7 @@
 //! hands the bytes to the signal's handler, which reads them in place; a malformed message is
 //! INVALID_ARGUMENT (tonic's stock codec says INTERNAL). gzip and zstd are accepted.
 
+use super::auth::{Tokens, UNAUTHENTICATED};
 use super::{ExportError, OtlpSink, Payload, Signal};
 use bytes::{Buf, Bytes};
 use prost::Message;
@@ -26,6 +27,7 @@ const FRAME_LIMIT_FACTOR: usize = 4;
 pub struct OtlpGrpcService<H, S> {
     sink: Arc<S>,
     max_message_bytes: usize,
+    tokens: Arc<Tokens>,
     handler: PhantomData<fn() -> H>,
 }
 
@@ -34,17 +36,20 @@ impl<H, S> Clone for OtlpGrpcService<H, S> {
         Self {
             sink: Arc::clone(&self.sink),
             max_message_bytes: self.max_message_bytes,
+            tokens: Arc::clone(&self.tokens),
             handler: PhantomData,
         }
     }
 }
 
 impl<H: Signal, S: OtlpSink> OtlpGrpcService<H, S> {
-    /// A service that accepts messages up to `max_message_bytes` (after decompression).
-    pub fn new(sink: Arc<S>, max_message_bytes: usize) -> Self {
+    /// A service that accepts messages up to `max_message_bytes` (after decompression), from
+    /// callers with one of `tokens` (any caller when none are configured).
+    pub fn new(sink: Arc<S>, max_message_bytes: usize, tokens: Arc<Tokens>) -> Self {
         Self {
             sink,
             max_message_bytes,
+            tokens,
             handler: PhantomData,
         }
     }
@@ -73,6 +78,12 @@ where
         if request.uri().path() != H::GRPC_PATH {
             let status =
                 Status::unimplemented(format!("{} is not served here", request.uri().path()));
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
+        let authorization = request.headers().get(http::header::AUTHORIZATION);
+        if self.tokens.check(authorization).is_err() {
+            self.sink.request_refused();
+            let status = Status::unauthenticated(UNAUTHENTICATED);
             return Box::pin(async move { Ok(status.into_http()) });
         }
         let limit = self.max_message_bytes;

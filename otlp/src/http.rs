@@ -7,6 +7,7 @@
 //! a `google.rpc.Status` (code and message) in the request's encoding.
 
 use super::{ExportError, Metrics, OtlpSink, Payload, Signal, Traces};
+use crate::auth::{Tokens, UNAUTHENTICATED};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 struct HttpState<S> {
     sink: Arc<S>,
     max_body_bytes: usize,
+    tokens: Arc<Tokens>,
 }
 
 impl<S> Clone for HttpState<S> {
@@ -27,20 +29,56 @@ impl<S> Clone for HttpState<S> {
         Self {
             sink: Arc::clone(&self.sink),
             max_body_bytes: self.max_body_bytes,
+            tokens: Arc::clone(&self.tokens),
         }
     }
 }
 
 /// The OTLP/HTTP routes; bodies over `max_body_bytes` (compressed or not) get 413.
-pub fn router<S: OtlpSink>(sink: Arc<S>, max_body_bytes: usize) -> Router {
+/// With `tokens` configured, a request without a valid bearer token gets 401 before its body
+/// is read.
+pub fn router<S: OtlpSink>(sink: Arc<S>, max_body_bytes: usize, tokens: Arc<Tokens>) -> Router {
+    let state = HttpState {
+        sink,
+        max_body_bytes,
+        tokens,
+    };
     Router::new()
         .route("/v1/traces", post(export::<Traces, S>))
         .route("/v1/metrics", post(export::<Metrics, S>))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(HttpState {
-            sink,
-            max_body_bytes,
-        })
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate::<S>,
+        ))
+        .with_state(state)
+}
+
+/// Refuses requests without a valid token, in the request's encoding.
+async fn authenticate<S: OtlpSink>(
+    State(state): State<HttpState<S>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state
+        .tokens
+        .check(request.headers().get(header::AUTHORIZATION))
+        .is_ok()
+    {
+        return next.run(request).await;
+    }
+    state.sink.request_refused();
+    let encoding = request_encoding(request.headers()).unwrap_or(Encoding::Json);
+    let error = HttpError::new(
+        StatusCode::UNAUTHORIZED,
+        tonic::Code::Unauthenticated,
+        UNAUTHENTICATED,
+    );
+    let mut response = error.into_response(encoding);
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
 /// The two OTLP/HTTP encodings.

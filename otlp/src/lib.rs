@@ -7,6 +7,7 @@
 //! message. [`Signal`] is the one place that says what traces and metrics differ in, so both
 //! transports serve both signals with the same code.
 
+pub mod auth;
 pub mod client;
 pub mod grpc;
 pub mod http;

@@ -1,6 +1,7 @@
 //! Running a deployable's OTLP listeners: the gRPC and HTTP servers for one sink, stopped
 //! together, and the signal (SIGTERM or Ctrl-C) that stops a process.
 
+use super::auth::Tokens;
 use super::grpc::OtlpGrpcService;
 use super::{Metrics, OtlpSink, Traces};
 use std::future::Future;
@@ -13,12 +14,14 @@ use tokio::sync::watch;
 pub type ServerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// The OTLP/gRPC and OTLP/HTTP servers for `sink` on the given listeners, named `otlp-grpc` and
-/// `otlp-http`; both finish their requests in flight and stop once `stop` turns true.
+/// `otlp-http`; both take requests of up to `max_request_bytes` from callers with one of `tokens`,
+/// finish their requests in flight and stop once `stop` turns true.
 pub fn otlp_servers<S: OtlpSink>(
     sink: Arc<S>,
     grpc: TcpListener,
     http: TcpListener,
     max_request_bytes: usize,
+    tokens: Arc<Tokens>,
     stop: watch::Receiver<bool>,
 ) -> [(&'static str, ServerFuture); 2] {
     // Larger HTTP/2 windows: OTLP requests are large, so fewer flow-control round trips.
@@ -28,16 +31,18 @@ pub fn otlp_servers<S: OtlpSink>(
         .add_service(OtlpGrpcService::<Traces, _>::new(
             Arc::clone(&sink),
             max_request_bytes,
+            Arc::clone(&tokens),
         ))
         .add_service(OtlpGrpcService::<Metrics, _>::new(
             Arc::clone(&sink),
             max_request_bytes,
+            Arc::clone(&tokens),
         ))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(grpc),
             stopped(stop.clone()),
         );
-    let http = axum::serve(http, super::http::router(sink, max_request_bytes))
+    let http = axum::serve(http, super::http::router(sink, max_request_bytes, tokens))
         .with_graceful_shutdown(stopped(stop));
     [
         (

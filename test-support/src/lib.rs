@@ -370,6 +370,8 @@ pub enum Transport {
     Grpc,
     /// OTLP/HTTP with JSON bodies.
     HttpJson,
+    /// OTLP/gRPC with `authorization: Bearer <token>` metadata.
+    GrpcWithToken(&'static str),
 }
 
 /// One span to send: what it looks like and how long it took.
@@ -571,6 +573,18 @@ fn tracer_provider_for(
             .with_protocol(Protocol::HttpJson)
             .with_endpoint(format!("{http}/v1/traces"))
             .build(),
+        Transport::GrpcWithToken(token) => {
+            let mut metadata = tonic::metadata::MetadataMap::new();
+            metadata.insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("ASCII token"),
+            );
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_metadata(metadata)
+                .with_endpoint(grpc)
+                .build()
+        }
     }
     .expect("exporter builds");
     let config = BatchConfigBuilder::default()

@@ -1,6 +1,7 @@
 //! Serving the query API: `plumb.v1.QueryService` over gRPC and the same calls as HTTP/JSON on
 //! one port, together with the operational endpoints `/metrics` (Prometheus text), `/healthz`
-//! (the process is up) and `/readyz` (ClickHouse answers).
+//! (the process is up) and `/readyz` (ClickHouse answers). With query tokens configured, all but
+//! the two health checks need `authorization: Bearer <token>` (UNAUTHENTICATED / 401 otherwise).
 //!
 //! Each HTTP route takes the fields of the call's request message as query parameters
 //! (`GET /api/v1/endpoint?service=shop&operation=GET%20/cart`), with durations also accepted in
@@ -21,6 +22,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use plumb_otlp::auth::{Tokens, require_token};
 use plumb_proto::v1::query_service_server::{QueryService, QueryServiceServer};
 use plumb_proto::v1::{
     ChattyCallsRequest, ChattyCallsResponse, EndpointDetailRequest, EndpointDetailResponse,
@@ -128,10 +130,20 @@ struct ApiState {
     telemetry: Arc<Telemetry>,
 }
 
-/// The query port's routes: gRPC query service, HTTP/JSON API, metrics and health.
-pub fn router(api: QueryApi, telemetry: Arc<Telemetry>) -> Router {
+/// The query port's routes: gRPC query service, HTTP/JSON API, metrics and health. With
+/// `tokens` configured, everything but `/healthz` and `/readyz` needs a bearer token.
+pub fn router(api: QueryApi, telemetry: Arc<Telemetry>, tokens: Arc<Tokens>) -> Router {
     let store = api.store.clone();
     let grpc = tonic::service::Routes::new(QueryServiceServer::new(api.clone())).into_axum_router();
+    let state = ApiState {
+        api,
+        store,
+        telemetry,
+    };
+    let open = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(state.clone());
     Router::new()
         .route(
             "/api/v1/top",
@@ -160,14 +172,10 @@ pub fn router(api: QueryApi, telemetry: Arc<Telemetry>) -> Router {
             get(|State(s): State<ApiState>, uri: Uri| http_call(s.api, uri, QueryApi::chatty)),
         )
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
-        .with_state(ApiState {
-            api,
-            store,
-            telemetry,
-        })
+        .with_state(state)
         .merge(grpc)
+        .route_layer(axum::middleware::from_fn_with_state(tokens, require_token))
+        .merge(open)
 }
 
 /// Query parameters given as durations in words, and the request field each one fills.

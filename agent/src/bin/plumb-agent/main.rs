@@ -16,6 +16,8 @@ use axum::Router;
 use axum::routing::get;
 use clap::Parser;
 use forward::{Forwarder, SendSettings, run_sender};
+use plumb_config::Secret;
+use plumb_otlp::auth::Tokens;
 use plumb_otlp::client::{
     CompressionEncoding, METRICS_EXPORT_PATH, RawGrpcClient, TRACE_EXPORT_PATH,
 };
@@ -41,6 +43,24 @@ struct Config {
     /// The collector's OTLP/gRPC endpoint.
     #[arg(long, env = "PLUMB_COLLECTOR_URL")]
     collector_url: String,
+    /// Bearer token sent to the collector (its `--ingest-tokens`).
+    #[arg(
+        long,
+        env = "PLUMB_COLLECTOR_TOKEN",
+        default_value = "",
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    collector_token: Secret,
+    /// Bearer tokens accepted from local SDKs, as name=token pairs; empty: no authentication.
+    #[arg(
+        long,
+        env = "PLUMB_AGENT_INGEST_TOKENS",
+        default_value = "",
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    ingest_tokens: Secret,
     /// OTLP/gRPC listen address.
     #[arg(long, env = "PLUMB_AGENT_GRPC_ADDR", default_value = "127.0.0.1:4317")]
     grpc_addr: SocketAddr,
@@ -132,8 +152,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         (Signal::Traces, TRACE_EXPORT_PATH),
         (Signal::Metrics, METRICS_EXPORT_PATH),
     ] {
-        let client = RawGrpcClient::connect_lazy(config.collector_url.clone(), path, compression)
-            .context("invalid --collector-url")?;
+        let mut client =
+            RawGrpcClient::connect_lazy(config.collector_url.clone(), path, compression)
+                .context("invalid --collector-url")?;
+        if !config.collector_token.expose().is_empty() {
+            client = client
+                .with_token(config.collector_token.expose())
+                .context("invalid --collector-token")?;
+        }
         let (forwarder, telemetry, senders_stopped) = (
             Arc::clone(&forwarder),
             Arc::clone(&telemetry),
@@ -174,6 +200,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         grpc,
         http,
         config.max_request_bytes,
+        Arc::new(
+            Tokens::parse(config.ingest_tokens.expose())
+                .map_err(|e| anyhow::anyhow!("invalid --ingest-tokens: {e}"))?,
+        ),
         listeners_stopped.clone(),
     );
     let admin_router = {

@@ -15,6 +15,7 @@ use plumb_proto::v1::{
 };
 use std::time::Duration;
 use table::{format_minute, format_ms, format_window, table};
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
 #[derive(Debug, Parser)]
@@ -32,6 +33,9 @@ struct Cli {
         default_value = "http://127.0.0.1:7318"
     )]
     endpoint: String,
+    /// Bearer token for the collector's query API (its `--query-tokens`).
+    #[arg(long, global = true, env = "PLUMB_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Print the response as JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -156,9 +160,28 @@ fn failed(status: tonic::Status) -> anyhow::Error {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut client: QueryServiceClient<Channel> = QueryServiceClient::connect(cli.endpoint.clone())
+    let channel = Channel::from_shared(cli.endpoint.clone())
+        .with_context(|| format!("invalid --endpoint {}", cli.endpoint))?
+        .connect()
         .await
         .with_context(|| format!("cannot reach the Plumb query API at {} (is plumb-collector running? set --endpoint or PLUMB_QUERY_URL)", cli.endpoint))?;
+    let authorization: Option<MetadataValue<Ascii>> = match &cli.token {
+        Some(token) => Some(
+            format!("Bearer {token}")
+                .parse()
+                .map_err(|_| anyhow::anyhow!("the token must be printable ASCII"))?,
+        ),
+        None => None,
+    };
+    let mut client =
+        QueryServiceClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
+            if let Some(value) = &authorization {
+                request
+                    .metadata_mut()
+                    .insert("authorization", value.clone());
+            }
+            Ok(request)
+        });
     let json = cli.json;
     match cli.command {
         Command::Top {
