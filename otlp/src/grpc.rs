@@ -81,7 +81,7 @@ where
             return Box::pin(async move { Ok(status.into_http()) });
         }
         let authorization = request.headers().get(http::header::AUTHORIZATION);
-        if self.tokens.check(authorization).is_err() {
+        if self.tokens.check(authorization).is_none() {
             self.sink.request_refused();
             let status = Status::unauthenticated(UNAUTHENTICATED);
             return Box::pin(async move { Ok(status.into_http()) });

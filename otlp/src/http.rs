@@ -63,7 +63,7 @@ async fn authenticate<S: OtlpSink>(
     if state
         .tokens
         .check(request.headers().get(header::AUTHORIZATION))
-        .is_ok()
+        .is_some()
     {
         return next.run(request).await;
     }
