@@ -67,12 +67,10 @@ impl Tokens {
         if !self.is_enabled() {
             return Some("");
         }
-        let presented = authorization
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })?;
+        let presented = authorization.and_then(|v| v.to_str().ok()).and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })?;
         // Every entry is compared, so the time taken does not tell which one matched.
         let mut found = None;
         for (name, token) in &self.entries {
@@ -128,7 +126,10 @@ mod tests {
         let tokens =
             Tokens::parse("shop=tok-shop-1, shop=tok-shop-2,ops=tok-operations").expect("valid");
         let header = |v: &str| HeaderValue::from_str(v).expect("header");
-        assert_eq!(tokens.check(Some(&header("Bearer tok-shop-2"))), Some("shop"));
+        assert_eq!(
+            tokens.check(Some(&header("Bearer tok-shop-2"))),
+            Some("shop")
+        );
         assert_eq!(
             tokens.check(Some(&header("bearer  tok-operations "))),
             Some("ops")

@@ -182,8 +182,8 @@ pub fn router(api: QueryApi, telemetry: Arc<Telemetry>, tokens: Arc<Tokens>) -> 
 const DURATION_PARAMS: [(&str, &str); 2] =
     [("since", "since_seconds"), ("baseline", "baseline_seconds")];
 
-/// Parses a request message from URL query parameters.
-fn request_from_query<R: DeserializeOwned>(query: Option<&str>) -> Result<R, QueryError> {
+/// Parses a request message from URL query parameters (durations in words become `*_seconds`).
+pub fn request_from_query<R: DeserializeOwned>(query: Option<&str>) -> Result<R, QueryError> {
     let bad = |m: String| QueryError::InvalidArgument(m);
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.unwrap_or_default()).map_err(|e| bad(e.to_string()))?;
