@@ -336,3 +336,59 @@ async fn the_sidecar_checks_local_tokens_and_sends_its_own_to_the_collector() {
     assert_eq!(endpoint(&endpoints, "GET /t")["requests"], 200);
     sidecar.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidecar_honours_back_pressure_and_delivers_everything_later() {
+    let database = unique_database("sidecar_pushback");
+    let upstream = plumb_test_support::clickhouse_url()
+        .await
+        .trim_start_matches("http://")
+        .to_owned();
+    let proxy = plumb_test_support::PausableProxy::start(&upstream).await;
+    let collector = Collector::start_with(
+        &database,
+        &["--clickhouse-url", &proxy.url()],
+        &[
+            "--queue-batches",
+            "1",
+            "--batch-rows",
+            "500",
+            "--enqueue-timeout",
+            "200ms",
+        ],
+    )
+    .await;
+    let sidecar = Sidecar::start_with(&collector.grpc_url(), &["--host-metrics-interval", "0s"]);
+    proxy.pause();
+    // The collector's writer stalls, its queue fills and it answers RESOURCE_EXHAUSTED with a
+    // retry hint; the sidecar holds the spans and tries again.
+    send_spans_to(
+        &sidecar.grpc,
+        &sidecar.http,
+        Transport::Grpc,
+        "patient-app",
+        spans("/p", 4000),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = reqwest::get(format!("{}/metrics", collector.query_url()))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if metric(&text, "plumb_requests_refused_total") > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never pushed back: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    proxy.resume();
+    let endpoints = collector.wait_for_requests("patient-app", 4000, &[]).await;
+    assert_eq!(endpoint(&endpoints, "GET /p")["requests"], 4000);
+    sidecar.stop();
+}

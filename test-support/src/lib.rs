@@ -640,3 +640,85 @@ impl Sequence {
         self.0 % n
     }
 }
+
+/// A TCP proxy on loopback that can be paused: while paused it moves no bytes in either
+/// direction (a server that has stopped answering), and it resumes where it left off. Put it in
+/// front of ClickHouse to make it slow or away without stopping it.
+pub struct PausableProxy {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    paused: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PausableProxy {
+    /// Forwards connections to `upstream` (`host:port`).
+    pub async fn start(upstream: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy listens");
+        let addr = listener.local_addr().expect("address");
+        let (paused, watch) = tokio::sync::watch::channel(false);
+        let upstream = upstream.to_owned();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (upstream, watch) = (upstream.clone(), watch.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::join!(
+                        pump(client_read, server_write, watch.clone()),
+                        pump(server_read, client_write, watch),
+                    );
+                });
+            }
+        });
+        Self { addr, paused, task }
+    }
+
+    /// `http://` URL of the proxy.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops moving bytes.
+    pub fn pause(&self) {
+        let _ = self.paused.send(true);
+    }
+
+    /// Moves bytes again.
+    pub fn resume(&self) {
+        let _ = self.paused.send(false);
+    }
+}
+
+impl Drop for PausableProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Copies `from` to `to`, waiting while paused.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut paused: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if paused.wait_for(|p| !*p).await.is_err() {
+            return;
+        }
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if paused.wait_for(|p| !*p).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}

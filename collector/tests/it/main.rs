@@ -2,6 +2,7 @@
 //! OpenTelemetry SDK exporters, and the `plumb` CLI, all on loopback.
 
 mod auth;
+mod backpressure;
 mod bad_input;
 mod bottlenecks;
 mod current_clickhouse;
