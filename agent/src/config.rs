@@ -4,6 +4,7 @@
 //! environment variables (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
 //! `OTEL_EXPORTER_OTLP_ENDPOINT`) and then to the defaults below.
 
+use plumb_otlp::tls::ClientTlsFiles;
 use std::time::Duration;
 
 /// Agent settings; build with [`AgentConfig::new`] and the `with_*` methods.
@@ -20,6 +21,10 @@ pub struct AgentConfig {
     /// Bearer token for the collector's `--ingest-tokens`; when `None`, `PLUMB_TOKEN` (or send
     /// it with `OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<token>`).
     pub token: Option<String>,
+    /// TLS to the collector: the CA to trust and, for mutual TLS, this process's certificate and
+    /// key (PEM files); when unset, `PLUMB_CA_CERT`, `PLUMB_CLIENT_CERT`, `PLUMB_CLIENT_KEY`.
+    /// Use an `https://` endpoint with it.
+    pub tls: ClientTlsFiles,
     /// How often metrics are exported.
     pub metrics_interval: Duration,
     /// Spans queued for export before new ones are dropped and counted (never blocks a request).
@@ -47,6 +52,11 @@ impl AgentConfig {
             environment: None,
             endpoint: None,
             token: std::env::var("PLUMB_TOKEN").ok().filter(|t| !t.is_empty()),
+            tls: ClientTlsFiles {
+                ca: std::env::var_os("PLUMB_CA_CERT").map(Into::into),
+                cert: std::env::var_os("PLUMB_CLIENT_CERT").map(Into::into),
+                key: std::env::var_os("PLUMB_CLIENT_KEY").map(Into::into),
+            },
             metrics_interval: Duration::from_secs(10),
             max_queued_spans: 8192,
             install_tracing_subscriber: true,

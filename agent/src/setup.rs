@@ -28,6 +28,9 @@ pub enum AgentError {
     /// An OTLP exporter could not be built (bad endpoint, no tokio runtime).
     #[error("cannot build the OTLP exporter: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    /// The TLS files could not be used.
+    #[error(transparent)]
+    Tls(#[from] plumb_otlp::tls::TlsError),
     /// The bearer token cannot be sent as gRPC metadata.
     #[error("the token must be printable ASCII")]
     Token,
@@ -78,6 +81,14 @@ pub fn init(config: AgentConfig) -> Result<AgentGuard, AgentError> {
     if let Some(endpoint) = &config.endpoint {
         spans = spans.with_endpoint(endpoint.clone());
     }
+    let tls = if config.tls.is_set() {
+        Some(config.tls.tonic()?)
+    } else {
+        None
+    };
+    if let Some(tls) = &tls {
+        spans = spans.with_tls_config(tls.clone());
+    }
     let (processor, queue_stats) = QueueProcessor::new(spans.build()?, config.max_queued_spans);
     let tracer_provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
@@ -89,6 +100,9 @@ pub fn init(config: AgentConfig) -> Result<AgentGuard, AgentError> {
         .with_metadata(metadata);
     if let Some(endpoint) = &config.endpoint {
         metrics = metrics.with_endpoint(endpoint.clone());
+    }
+    if let Some(tls) = tls {
+        metrics = metrics.with_tls_config(tls);
     }
     let reader = PeriodicReader::builder(metrics.build()?)
         .with_interval(config.metrics_interval)

@@ -330,3 +330,49 @@ async fn the_agent_library_sends_its_token() {
         "the stranger's exports were refused: {refused}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_library_exports_over_tls() {
+    let pki = plumb_test_support::TestPki::new();
+    let database = unique_database("demo_tls");
+    let collector = Collector::start(
+        &database,
+        &[
+            "--tls-cert",
+            &pki.arg("server.pem"),
+            "--tls-key",
+            &pki.arg("server.key"),
+        ],
+    )
+    .await;
+    let ca = pki.arg("ca.pem");
+    let shop = Demo::spawn(
+        "shop",
+        "http://127.0.0.1:1",
+        &["--otlp-endpoint", &format!("https://{}", collector.grpc)],
+        &[],
+        &[("PLUMB_CA_CERT", ca.as_str())],
+    );
+    let client = reqwest::Client::new();
+    for i in 0..10u32 {
+        let r = client
+            .get(format!("{}/users/{i}", shop.url))
+            .send()
+            .await
+            .expect("users");
+        assert_eq!(r.status(), 200);
+    }
+    shop.stop();
+    for _ in 0..120 {
+        let n = query_number(
+            &database,
+            "SELECT count() FROM spans WHERE service = 'shop' AND kind = 'server'",
+        )
+        .await;
+        if n == 10 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    panic!("spans never arrived over TLS");
+}

@@ -392,3 +392,55 @@ async fn the_sidecar_honours_back_pressure_and_delivers_everything_later() {
     assert_eq!(endpoint(&endpoints, "GET /p")["requests"], 4000);
     sidecar.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidecar_forwards_over_mutual_tls() {
+    let pki = plumb_test_support::TestPki::new();
+    let database = unique_database("sidecar_tls");
+    let collector = Collector::start(
+        &database,
+        &[
+            "--tls-cert",
+            &pki.arg("server.pem"),
+            "--tls-key",
+            &pki.arg("server.key"),
+            "--tls-client-ca",
+            &pki.arg("ca.pem"),
+        ],
+    )
+    .await;
+    let sidecar = Sidecar::start_with(
+        &format!("https://{}", collector.grpc),
+        &[
+            "--collector-ca-cert",
+            &pki.arg("ca.pem"),
+            "--collector-client-cert",
+            &pki.arg("client.pem"),
+            "--collector-client-key",
+            &pki.arg("client.key"),
+            "--host-metrics-interval",
+            "0s",
+        ],
+    );
+    send_spans_to(
+        &sidecar.grpc,
+        &sidecar.http,
+        Transport::Grpc,
+        "tls-app",
+        spans("/s", 300),
+    )
+    .await;
+    for _ in 0..120 {
+        let n = query_number(
+            &database,
+            "SELECT count() FROM spans WHERE service = 'tls-app'",
+        )
+        .await;
+        if n == 300 {
+            sidecar.stop();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("spans never arrived over mutual TLS");
+}

@@ -18,7 +18,8 @@ use crate::store::writer::{WriterSettings, run_batch_writer, run_flusher};
 use crate::store::{Store, StoreConfig, StoreError, retention, schema};
 use crate::telemetry::Telemetry;
 use crate::trace::assemble::{TraceAssembler, TraceSettings, run_sweeper};
-use plumb_otlp::serve::{otlp_servers, stopped};
+use plumb_otlp::serve::{ListenerOptions, otlp_servers, serve_router};
+use plumb_otlp::tls::{TlsError, server_config};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,6 +53,9 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS files could not be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// A server failed while running.
     #[error("{0} server failed: {1}")]
     Serve(&'static str, String),
@@ -291,32 +295,41 @@ async fn start_servers(
         local(&http_listener, config.http_addr),
         local(&query_listener, config.query_addr),
     ];
+    let tls = match config.tls_files() {
+        Some(files) => Some(server_config(&files)?),
+        None => None,
+    };
+    let options = ListenerOptions {
+        max_request_bytes: config.max_request_bytes,
+        tokens: Arc::new(ingest_tokens),
+        tls: tls.clone(),
+    };
+    let serve_error = |addr| move |source| RunError::Bind { addr, source };
     let [grpc, http] = otlp_servers(
         Arc::clone(pipeline),
         grpc_listener,
         http_listener,
-        config.max_request_bytes,
-        Arc::new(ingest_tokens),
+        &options,
         stop.clone(),
-    );
-    let query = axum::serve(
+    )
+    .map_err(serve_error(addrs[0]))?;
+    let query = serve_router(
         query_listener,
         query::api::router(
             query::api::QueryApi::new(store.clone(), apdex),
             Arc::clone(telemetry),
             Arc::new(query_tokens),
         ),
+        tls,
+        stop.clone(),
     )
-    .with_graceful_shutdown(stopped(stop.clone()));
+    .map_err(serve_error(addrs[2]))?;
     Ok(Servers {
         addrs,
         handles: vec![
             (grpc.0, tokio::spawn(grpc.1)),
             (http.0, tokio::spawn(http.1)),
-            (
-                "query",
-                tokio::spawn(async move { query.await.map_err(|e| e.to_string()) }),
-            ),
+            ("query", tokio::spawn(query)),
         ],
     })
 }

@@ -6,6 +6,7 @@ use crate::query::top::ApdexThresholds;
 use clap::Parser;
 use plumb_config::{ConfigFileError, Secret};
 use plumb_otlp::auth::Tokens;
+use plumb_otlp::tls::ServerTlsFiles;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -88,6 +89,18 @@ pub struct CollectorConfig {
         hide_env_values = true
     )]
     pub query_tokens: Secret,
+
+    /// TLS certificate chain (PEM) for all three listeners; with --tls-key, they speak only TLS.
+    #[arg(long, env = "PLUMB_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM).
+    #[arg(long, env = "PLUMB_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA (PEM) that client certificates must chain to: mutual TLS, clients without one are refused.
+    #[arg(long, env = "PLUMB_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
 
     /// ClickHouse database for Plumb's tables.
     #[arg(long, env = "PLUMB_DATABASE", default_value = "plumb")]
@@ -179,6 +192,15 @@ pub struct CollectorConfig {
 }
 
 impl CollectorConfig {
+    /// The TLS files, when TLS is on.
+    pub fn tls_files(&self) -> Option<ServerTlsFiles> {
+        Some(ServerTlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
+    }
+
     /// The tokens for the OTLP listeners and for the query API, checked.
     pub fn tokens(&self) -> Result<(Tokens, Tokens), ConfigError> {
         let parse = |field, secret: &Secret| {
@@ -278,6 +300,14 @@ impl CollectorConfig {
         }
         self.apdex()?;
         self.tokens()?;
+        if self.tls_cert.is_some() != self.tls_key.is_some()
+            || (self.tls_client_ca.is_some() && self.tls_cert.is_none())
+        {
+            return invalid(
+                "tls_cert",
+                "give --tls-cert and --tls-key together (and --tls-client-ca only with them)",
+            );
+        }
         if let Some(url) = &self.clickhouse_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {

@@ -79,11 +79,30 @@ impl RawGrpcClient {
         path: &'static str,
         compression: Option<CompressionEncoding>,
     ) -> Result<Self, ConnectError> {
-        let channel = tonic::transport::Channel::from_shared(endpoint.clone())
-            .map_err(|_| ConnectError::Endpoint(endpoint))?
-            .connect()
-            .await?;
+        Self::connect_with(endpoint, path, compression, None).await
+    }
+
+    /// Like [`connect`](Self::connect), over TLS when `tls` is set (use an `https://` endpoint).
+    pub async fn connect_with(
+        endpoint: String,
+        path: &'static str,
+        compression: Option<CompressionEncoding>,
+        tls: Option<tonic::transport::ClientTlsConfig>,
+    ) -> Result<Self, ConnectError> {
+        let channel = Self::endpoint(endpoint, tls)?.connect().await?;
         Ok(Self::over(channel, path, compression))
+    }
+
+    fn endpoint(
+        endpoint: String,
+        tls: Option<tonic::transport::ClientTlsConfig>,
+    ) -> Result<tonic::transport::Endpoint, ConnectError> {
+        let mut channel = tonic::transport::Channel::from_shared(endpoint.clone())
+            .map_err(|_| ConnectError::Endpoint(endpoint))?;
+        if let Some(tls) = tls {
+            channel = channel.tls_config(tls)?;
+        }
+        Ok(channel)
     }
 
     /// A client that connects on first use and reconnects after failures (for a peer that may
@@ -92,10 +111,9 @@ impl RawGrpcClient {
         endpoint: String,
         path: &'static str,
         compression: Option<CompressionEncoding>,
+        tls: Option<tonic::transport::ClientTlsConfig>,
     ) -> Result<Self, ConnectError> {
-        let channel = tonic::transport::Channel::from_shared(endpoint.clone())
-            .map_err(|_| ConnectError::Endpoint(endpoint))?
-            .connect_lazy();
+        let channel = Self::endpoint(endpoint, tls)?.connect_lazy();
         Ok(Self::over(channel, path, compression))
     }
 

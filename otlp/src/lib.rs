@@ -12,6 +12,7 @@ pub mod client;
 pub mod grpc;
 pub mod http;
 pub mod serve;
+pub mod tls;
 pub mod wire;
 
 use bytes::Bytes;

@@ -3,57 +3,100 @@
 
 use super::auth::Tokens;
 use super::grpc::OtlpGrpcService;
+use super::tls::{TlsListener, accept_tls};
 use super::{Metrics, OtlpSink, Traces};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
 
 /// A server that runs until stopped; its error as text.
 pub type ServerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
+/// What every OTLP listener of a process shares.
+#[derive(Clone, Debug, Default)]
+pub struct ListenerOptions {
+    /// Largest request accepted, after decompression.
+    pub max_request_bytes: usize,
+    /// Bearer tokens required (none: no authentication).
+    pub tokens: Arc<Tokens>,
+    /// TLS configuration (none: plain TCP).
+    pub tls: Option<Arc<ServerConfig>>,
+}
+
 /// The OTLP/gRPC and OTLP/HTTP servers for `sink` on the given listeners, named `otlp-grpc` and
-/// `otlp-http`; both take requests of up to `max_request_bytes` from callers with one of `tokens`,
-/// finish their requests in flight and stop once `stop` turns true.
+/// `otlp-http`; both finish their requests in flight and stop once `stop` turns true.
 pub fn otlp_servers<S: OtlpSink>(
     sink: Arc<S>,
     grpc: TcpListener,
     http: TcpListener,
-    max_request_bytes: usize,
-    tokens: Arc<Tokens>,
+    options: &ListenerOptions,
     stop: watch::Receiver<bool>,
-) -> [(&'static str, ServerFuture); 2] {
+) -> std::io::Result<[(&'static str, ServerFuture); 2]> {
+    let ListenerOptions {
+        max_request_bytes,
+        tokens,
+        tls,
+    } = options;
     // Larger HTTP/2 windows: OTLP requests are large, so fewer flow-control round trips.
-    let grpc = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .initial_connection_window_size(4 * 1024 * 1024)
         .initial_stream_window_size(2 * 1024 * 1024)
         .add_service(OtlpGrpcService::<Traces, _>::new(
             Arc::clone(&sink),
-            max_request_bytes,
-            Arc::clone(&tokens),
+            *max_request_bytes,
+            Arc::clone(tokens),
         ))
         .add_service(OtlpGrpcService::<Metrics, _>::new(
             Arc::clone(&sink),
-            max_request_bytes,
-            Arc::clone(&tokens),
-        ))
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(grpc),
-            stopped(stop.clone()),
-        );
-    let http = axum::serve(http, super::http::router(sink, max_request_bytes, tokens))
-        .with_graceful_shutdown(stopped(stop));
-    [
-        (
-            "otlp-grpc",
-            Box::pin(async move { grpc.await.map_err(|e| e.to_string()) }),
-        ),
-        (
-            "otlp-http",
-            Box::pin(async move { http.await.map_err(|e| e.to_string()) }),
-        ),
-    ]
+            *max_request_bytes,
+            Arc::clone(tokens),
+        ));
+    let grpc: ServerFuture = match tls {
+        Some(config) => {
+            let connections = accept_tls(grpc, Arc::clone(config));
+            let incoming =
+                ReceiverStream::new(connections).map(|(tls, _)| Ok::<_, std::io::Error>(tls));
+            let server = router.serve_with_incoming_shutdown(incoming, stopped(stop.clone()));
+            Box::pin(async move { server.await.map_err(|e| e.to_string()) })
+        }
+        None => {
+            let incoming = tonic::transport::server::TcpIncoming::from(grpc);
+            let server = router.serve_with_incoming_shutdown(incoming, stopped(stop.clone()));
+            Box::pin(async move { server.await.map_err(|e| e.to_string()) })
+        }
+    };
+    let http = serve_router(
+        http,
+        super::http::router(sink, *max_request_bytes, Arc::clone(tokens)),
+        tls.clone(),
+        stop,
+    )?;
+    Ok([("otlp-grpc", grpc), ("otlp-http", http)])
+}
+
+/// Serves `router` on `listener` (over TLS when `tls` is set) until `stop` turns true.
+pub fn serve_router(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<Arc<ServerConfig>>,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<ServerFuture> {
+    Ok(match tls {
+        Some(config) => {
+            let listener = TlsListener::new(listener, config)?;
+            let server = axum::serve(listener, router).with_graceful_shutdown(stopped(stop));
+            Box::pin(async move { server.await.map_err(|e| e.to_string()) })
+        }
+        None => {
+            let server = axum::serve(listener, router).with_graceful_shutdown(stopped(stop));
+            Box::pin(async move { server.await.map_err(|e| e.to_string()) })
+        }
+    })
 }
 
 /// Resolves once `stop` turns true (or its sender is gone).

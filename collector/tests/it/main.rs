@@ -9,3 +9,4 @@ mod current_clickhouse;
 mod end_to_end;
 mod lifecycle;
 mod storage;
+mod tls;

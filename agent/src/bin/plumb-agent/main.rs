@@ -21,7 +21,8 @@ use plumb_otlp::auth::Tokens;
 use plumb_otlp::client::{
     CompressionEncoding, METRICS_EXPORT_PATH, RawGrpcClient, TRACE_EXPORT_PATH,
 };
-use plumb_otlp::serve::{otlp_servers, shutdown_signal, stopped};
+use plumb_otlp::serve::{ListenerOptions, otlp_servers, shutdown_signal, stopped};
+use plumb_otlp::tls::ClientTlsFiles;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,15 @@ struct Config {
         hide_env_values = true
     )]
     collector_token: Secret,
+    /// CA (PEM) the collector's certificate must chain to; turns TLS on (use an https:// --collector-url).
+    #[arg(long, env = "PLUMB_COLLECTOR_CA_CERT")]
+    collector_ca_cert: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for a collector that requires mutual TLS.
+    #[arg(long, env = "PLUMB_COLLECTOR_CLIENT_CERT")]
+    collector_client_cert: Option<std::path::PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    #[arg(long, env = "PLUMB_COLLECTOR_CLIENT_KEY")]
+    collector_client_key: Option<std::path::PathBuf>,
     /// Bearer tokens accepted from local SDKs, as name=token pairs; empty: no authentication.
     #[arg(
         long,
@@ -152,8 +162,22 @@ async fn run(config: Config) -> anyhow::Result<()> {
         (Signal::Traces, TRACE_EXPORT_PATH),
         (Signal::Metrics, METRICS_EXPORT_PATH),
     ] {
+        let tls_files = ClientTlsFiles {
+            ca: config.collector_ca_cert.clone(),
+            cert: config.collector_client_cert.clone(),
+            key: config.collector_client_key.clone(),
+        };
+        let tls = if tls_files.is_set() {
+            Some(
+                tls_files
+                    .tonic()
+                    .context("invalid collector TLS settings")?,
+            )
+        } else {
+            None
+        };
         let mut client =
-            RawGrpcClient::connect_lazy(config.collector_url.clone(), path, compression)
+            RawGrpcClient::connect_lazy(config.collector_url.clone(), path, compression, tls)
                 .context("invalid --collector-url")?;
         if !config.collector_token.expose().is_empty() {
             client = client
@@ -199,13 +223,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         Arc::clone(&forwarder),
         grpc,
         http,
-        config.max_request_bytes,
-        Arc::new(
-            Tokens::parse(config.ingest_tokens.expose())
-                .map_err(|e| anyhow::anyhow!("invalid --ingest-tokens: {e}"))?,
-        ),
+        &ListenerOptions {
+            max_request_bytes: config.max_request_bytes,
+            tokens: Arc::new(
+                Tokens::parse(config.ingest_tokens.expose())
+                    .map_err(|e| anyhow::anyhow!("invalid --ingest-tokens: {e}"))?,
+            ),
+            tls: None,
+        },
         listeners_stopped.clone(),
-    );
+    )?;
     let admin_router = {
         let (forwarder, telemetry) = (Arc::clone(&forwarder), Arc::clone(&telemetry));
         Router::new()

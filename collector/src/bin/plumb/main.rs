@@ -8,6 +8,7 @@ mod waterfall;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use plumb_otlp::tls::ClientTlsFiles;
 use plumb_proto::v1::query_service_client::QueryServiceClient;
 use plumb_proto::v1::{
     ChattyCallsRequest, ChattyCallsResponse, EndpointDetailRequest, EndpointDetailResponse,
@@ -36,6 +37,15 @@ struct Cli {
     /// Bearer token for the collector's query API (its `--query-tokens`).
     #[arg(long, global = true, env = "PLUMB_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// CA (PEM) the collector's certificate must chain to, for an https:// --endpoint.
+    #[arg(long, global = true, env = "PLUMB_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
+    /// Client certificate (PEM), for a collector that requires mutual TLS.
+    #[arg(long, global = true, env = "PLUMB_CLIENT_CERT")]
+    client_cert: Option<std::path::PathBuf>,
+    /// Client key (PEM), for mutual TLS.
+    #[arg(long, global = true, env = "PLUMB_CLIENT_KEY")]
+    client_key: Option<std::path::PathBuf>,
     /// Print the response as JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -160,8 +170,19 @@ fn failed(status: tonic::Status) -> anyhow::Error {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let channel = Channel::from_shared(cli.endpoint.clone())
-        .with_context(|| format!("invalid --endpoint {}", cli.endpoint))?
+    let mut endpoint = Channel::from_shared(cli.endpoint.clone())
+        .with_context(|| format!("invalid --endpoint {}", cli.endpoint))?;
+    let tls = ClientTlsFiles {
+        ca: cli.ca_cert.clone(),
+        cert: cli.client_cert.clone(),
+        key: cli.client_key.clone(),
+    };
+    if tls.is_set() {
+        endpoint = endpoint
+            .tls_config(tls.tonic()?)
+            .context("invalid TLS settings")?;
+    }
+    let channel = endpoint
         .connect()
         .await
         .with_context(|| format!("cannot reach the Plumb query API at {} (is plumb-collector running? set --endpoint or PLUMB_QUERY_URL)", cli.endpoint))?;
