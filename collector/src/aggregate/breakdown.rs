@@ -82,35 +82,28 @@ impl Flushable for BreakdownAggregator {
             .collect()
     }
 
-    fn restore(&self, rows: Vec<BreakdownRow>) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        for row in rows {
-            let Some(component) = ComponentType::ALL
-                .into_iter()
-                .find(|t| *t as i8 == row.component_type)
-            else {
-                continue;
-            };
-            let totals = state
-                .entry(Key {
-                    service: Arc::from(row.service),
-                    operation: Arc::from(row.operation),
-                    minute_unix_s: row.minute,
-                    component,
-                    label: Arc::from(row.component),
-                })
-                .or_default();
-            totals.requests += row.requests;
-            totals.calls += row.calls;
-            totals.duration_us = totals.duration_us.saturating_add(row.duration_sum_us);
-        }
-    }
-
     fn held(&self) -> usize {
         self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+
+    fn minute(row: &BreakdownRow) -> u32 {
+        row.minute
+    }
+
+    fn marker(flush: &str, minute: u32) -> BreakdownRow {
+        BreakdownRow {
+            minute,
+            service: String::new(),
+            operation: flush.to_owned(),
+            component_type: ComponentType::Request as i8,
+            component: String::new(),
+            requests: 0,
+            calls: 0,
+            duration_sum_us: 0,
+        }
     }
 }
 
@@ -131,7 +124,7 @@ mod tests {
     }
 
     #[test]
-    fn requests_count_once_per_contribution_and_restore_merges() {
+    fn requests_count_once_per_contribution() {
         let agg = BreakdownAggregator::new();
         agg.record(vec![contribution("q", 20, 100), contribution("q", 18, 90)]);
         let rows = agg.take();
@@ -140,10 +133,6 @@ mod tests {
             (rows[0].requests, rows[0].calls, rows[0].duration_sum_us),
             (2, 38, 190)
         );
-        agg.record(vec![contribution("q", 1, 1)]);
-        agg.restore(rows);
-        let rows = agg.take();
-        assert_eq!((rows[0].requests, rows[0].calls), (3, 39));
         assert_eq!(agg.held(), 0);
     }
 }

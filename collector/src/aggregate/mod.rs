@@ -15,8 +15,9 @@ use hashbrown::{Equivalent, HashMap};
 use histogram::LatencyHistogram;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// In-memory aggregates that a flusher takes as rows every interval and puts back when the write
-/// fails (so nothing is lost while ClickHouse is away).
+/// In-memory aggregates that a flusher takes as rows every interval. Their table has a `minute`
+/// column and a `service` and `operation`, so that a flush can mark the minutes it wrote (see
+/// `store::writer`).
 pub trait Flushable: Send + Sync + 'static {
     /// The row type of the table they are written to.
     type Row: RowOwned + RowWrite + serde::Serialize + Send + Sync + 'static;
@@ -24,10 +25,13 @@ pub trait Flushable: Send + Sync + 'static {
     const TABLE: &'static str;
     /// Takes every aggregate as a row, leaving the aggregator empty.
     fn take(&self) -> Vec<Self::Row>;
-    /// Puts rows that could not be written back, merged with anything recorded since.
-    fn restore(&self, rows: Vec<Self::Row>);
     /// Number of keys held.
     fn held(&self) -> usize;
+    /// The minute a row belongs to (seconds since the epoch).
+    fn minute(row: &Self::Row) -> u32;
+    /// A row that adds nothing and records that flush `flush` wrote `minute`: empty service,
+    /// the flush id as operation, all counts zero.
+    fn marker(flush: &str, minute: u32) -> Self::Row;
 }
 
 /// What one aggregate is keyed by.
@@ -129,29 +133,29 @@ impl Flushable for Aggregator {
             .collect()
     }
 
-    fn restore(&self, rows: Vec<LatencyRow>) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        for row in rows {
-            let key = AggregateKey {
-                service: Arc::from(row.service),
-                operation: Arc::from(row.operation),
-                kind: row.kind,
-                minute_unix_s: row.minute,
-            };
-            let agg = state.entry(key).or_default();
-            agg.histogram
-                .merge(&LatencyHistogram::from_buckets(&row.buckets, &row.counts));
-            agg.requests += row.requests;
-            agg.errors += row.errors;
-            agg.duration_sum_us = agg.duration_sum_us.saturating_add(row.duration_sum_us);
-        }
-    }
-
     fn held(&self) -> usize {
         self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+
+    fn minute(row: &LatencyRow) -> u32 {
+        row.minute
+    }
+
+    fn marker(flush: &str, minute: u32) -> LatencyRow {
+        LatencyRow {
+            minute,
+            service: String::new(),
+            operation: flush.to_owned(),
+            kind: 0,
+            requests: 0,
+            errors: 0,
+            duration_sum_us: 0,
+            buckets: Vec::new(),
+            counts: Vec::new(),
+        }
     }
 }
 
@@ -201,21 +205,5 @@ mod tests {
         );
         assert_eq!((rows[1].minute, rows[1].requests), (180, 1));
         assert_eq!(agg.held(), 0);
-    }
-
-    #[test]
-    fn restore_merges_with_new_data() {
-        let agg = Aggregator::new();
-        agg.record(&[span("a", 60, 10, false)]);
-        let rows = agg.take();
-        agg.record(&[span("a", 60, 10, true)]);
-        agg.restore(rows);
-        let rows = agg.take();
-        assert_eq!(rows.len(), 1);
-        assert_eq!((rows[0].requests, rows[0].errors), (2, 1));
-        assert_eq!(
-            (rows[0].buckets.clone(), rows[0].counts.clone()),
-            (vec![10], vec![2])
-        );
     }
 }

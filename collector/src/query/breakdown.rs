@@ -52,7 +52,7 @@ pub fn component_totals_query(
     let sql = "SELECT service, operation, toString(component_type) AS type_name, component,
                       sum(requests) AS req, sum(calls) AS calls_total, sum(duration_sum_us) AS time_us
                FROM breakdown_minute
-               WHERE minute >= toDateTime(?) AND (? = '' OR service = ?) AND (? = '' OR operation = ?)
+               WHERE minute >= toDateTime(?) AND service != '' AND (? = '' OR service = ?) AND (? = '' OR operation = ?)
                GROUP BY service, operation, component_type, component";
     store
         .client()

@@ -314,7 +314,7 @@ fn percentile_sql(s: &Source, keys: &[(&str, &str)]) -> String {
 /// The `WHERE` condition of the latency queries; bound by [`bind_filter`].
 fn filter_sql(time: &str) -> String {
     format!(
-        "{time} >= toDateTime(?) AND {time} < toDateTime(?)
+        "{time} >= toDateTime(?) AND {time} < toDateTime(?) AND service != ''
          AND (? = '' OR service = ?) AND (? = '' OR operation = ?) AND (? = 'all' OR toString(kind) = ?)"
     )
 }

@@ -119,8 +119,98 @@ pub async fn run_batch_writer<B: RowBatch>(
     }
 }
 
-/// Flushes `aggregates` every `flush_interval`, and everything at shutdown. A failed write puts
-/// the rows back for the next flush.
+/// Prefix of the operation name of flush markers (rows with an empty service).
+pub const FLUSH_MARKER_PREFIX: &str = "plumb-flush-";
+
+/// One flush of aggregates, safe to write again: each minute it holds is written together with a
+/// marker row (in the same `INSERT`, so in the same part of that minute's partition), and a
+/// retry first asks which minutes already carry its marker and writes only the others. So a
+/// write that reached ClickHouse but whose answer was lost never counts twice.
+pub struct FlushBatch<A: Flushable> {
+    id: String,
+    rows: Vec<A::Row>,
+    /// Whether a write was attempted (only then can some minutes already be written).
+    tried: std::sync::atomic::AtomicBool,
+}
+
+impl<A: Flushable> FlushBatch<A> {
+    /// Takes everything `aggregates` holds as a new batch; `None` when there is nothing.
+    pub fn take(aggregates: &A) -> Option<Self> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let rows = aggregates.take();
+        if rows.is_empty() {
+            return None;
+        }
+        let unique = crate::clock::now_unix_ns()
+            ^ NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ^ (u64::from(std::process::id()) << 40);
+        Some(Self {
+            id: format!("{FLUSH_MARKER_PREFIX}{unique:016x}"),
+            rows,
+            tried: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    async fn write(&self, store: &Store) -> Result<(), StoreError> {
+        let table = A::TABLE;
+        let written: Vec<u32> = if self.tried.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            // The table name is a constant of Plumb's schema; the flush id is bound.
+            store
+                .client()
+                .query(&format!(
+                    "SELECT DISTINCT toUInt32(minute) FROM {table} WHERE service = '' AND operation = ?"
+                ))
+                .bind(&self.id)
+                .fetch_all()
+                .await
+                .map_err(StoreError::clickhouse(format!(
+                    "check flush markers in {table}"
+                )))?
+        } else {
+            // A first attempt: nothing of this flush can be there yet.
+            Vec::new()
+        };
+        let minutes: std::collections::BTreeSet<u32> = self
+            .rows
+            .iter()
+            .map(A::minute)
+            .filter(|m| !written.contains(m))
+            .collect();
+        if minutes.is_empty() {
+            return Ok(());
+        }
+        let markers: Vec<A::Row> = minutes.iter().map(|m| A::marker(&self.id, *m)).collect();
+        let mut rows: Vec<&A::Row> = Vec::with_capacity(self.rows.len() + markers.len());
+        for row in &self.rows {
+            if minutes.contains(&A::minute(row)) {
+                rows.push(row);
+            }
+        }
+        rows.extend(&markers);
+        store.insert(table, rows).await
+    }
+}
+
+impl<A: Flushable> RowBatch for FlushBatch<A> {
+    fn row_count(&self) -> usize {
+        self.rows.len()
+    }
+
+    async fn insert(
+        store: &Store,
+        _table: &'static str,
+        batches: &[Self],
+    ) -> Result<(), StoreError> {
+        for batch in batches {
+            batch.write(store).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Flushes `aggregates` every `flush_interval`, and everything at shutdown. A flush that fails
+/// is retried as the same batch (so it never counts twice) while newer aggregates wait in
+/// memory.
 pub async fn run_flusher<A: Flushable>(
     store: Store,
     aggregates: Arc<A>,
@@ -129,6 +219,7 @@ pub async fn run_flusher<A: Flushable>(
     telemetry: Arc<Telemetry>,
 ) {
     let table = A::TABLE;
+    let mut pending: Option<FlushBatch<A>> = None;
     loop {
         let stopping = tokio::select! {
             () = tokio::time::sleep(settings.flush_interval) => false,
@@ -138,16 +229,26 @@ pub async fn run_flusher<A: Flushable>(
             .aggregates_held
             .get_or_create(&TableLabel { table })
             .set(aggregates.held() as i64);
-        let rows = [aggregates.take()];
+        if pending.is_none() {
+            pending = FlushBatch::take(&*aggregates);
+        }
         if stopping {
             let deadline = Instant::now() + settings.shutdown_timeout;
-            write_with_retry(&store, table, &rows, Some(deadline), &telemetry).await;
+            let batches: Vec<FlushBatch<A>> = pending
+                .into_iter()
+                .chain(FlushBatch::take(&*aggregates))
+                .collect();
+            write_with_retry(&store, table, &batches, Some(deadline), &telemetry).await;
             return;
         }
-        if let Err(e) = attempt(&store, table, &rows, &telemetry).await {
-            tracing::warn!(table, error = %e, "ClickHouse write failed; the aggregates are kept for the next flush");
-            let [rows] = rows;
-            aggregates.restore(rows);
+        if let Some(batch) = &pending {
+            match attempt(&store, table, std::slice::from_ref(batch), &telemetry).await {
+                Ok(()) => pending = None,
+                Err(e) => tracing::warn!(
+                    table, error = %e,
+                    "ClickHouse write failed; the same flush is retried next time, newer aggregates wait in memory"
+                ),
+            }
         }
     }
 }

@@ -305,3 +305,77 @@ async fn exponential_histograms_over_http_are_stored_with_explicit_bounds() {
     );
     assert!(collector.stop().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_written_again_never_counts_twice() {
+    use plumb_collector::aggregate::Aggregator;
+    use plumb_collector::normalise::Span;
+    use plumb_collector::query::top::{ApdexThresholds, TopQuery, top_endpoints};
+    use plumb_collector::store::writer::{FlushBatch, RowBatch};
+    use plumb_proto::v1::TopEndpointsRequest;
+    use std::sync::Arc;
+
+    let database = unique_database("flush_once");
+    let store = store(&database).await;
+    schema::migrate(&store).await.expect("schema");
+    let now = plumb_collector::clock::now_unix_s();
+    let first_minute = u64::from(now - now % 60 - 120);
+    let aggregator = Aggregator::new();
+    let spans: Vec<Span<'static>> = (0..300u64)
+        .map(|i| Span {
+            service: Arc::from("shop"),
+            operation: Arc::from("GET /a"),
+            name: "GET /a",
+            kind: 2,
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            parent_span_id: [0; 8],
+            // Two minutes: a retry must skip both.
+            start_unix_ns: (first_minute + 60 * (i % 2)) * 1_000_000_000,
+            duration_ns: (1_000 + i) * 1_000,
+            status_code: 0,
+            status_message: "",
+            http_status_code: 200,
+            is_error: false,
+            attributes: Vec::new(),
+            resource: Arc::default(),
+        })
+        .collect();
+    aggregator.record(&spans);
+    let batch = FlushBatch::take(&aggregator).expect("rows");
+    let batches = std::slice::from_ref(&batch);
+    // The first write, then the same flush again (as after a lost answer), twice.
+    for _ in 0..3 {
+        FlushBatch::insert(&store, "latency_minute", batches)
+            .await
+            .expect("write");
+    }
+    let counted = |sql: &'static str| {
+        let database = database.clone();
+        async move { query_number(&database, sql).await }
+    };
+    assert_eq!(
+        counted("SELECT sum(requests) FROM latency_minute").await,
+        300
+    );
+    assert_eq!(
+        counted("SELECT sum(arraySum(latencyMap.count)) FROM latency_minute").await,
+        300
+    );
+    // One marker per minute, invisible to the query API.
+    assert_eq!(
+        counted("SELECT count() FROM latency_minute WHERE service = ''").await,
+        2
+    );
+    let query = TopQuery::try_from(TopEndpointsRequest {
+        since_seconds: 3600,
+        kind: "all".into(),
+        ..Default::default()
+    })
+    .expect("query");
+    let top = top_endpoints(&store, &query, &ApdexThresholds::default(), now)
+        .await
+        .expect("top");
+    assert_eq!(top.endpoints.len(), 1, "{:?}", top.endpoints);
+    assert_eq!(top.endpoints[0].requests, 300);
+}
