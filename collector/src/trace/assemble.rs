@@ -38,8 +38,9 @@ pub struct TraceSettings {
 #[derive(Debug, Default)]
 struct Shard {
     traces: HashMap<[u8; 16], Vec<HeldSpan>>,
-    /// Trace ids in order of their first span, with the time they are due.
-    due: VecDeque<(Instant, [u8; 16])>,
+    /// Trace ids in order of their first span, with the time they are due (tenths of a second
+    /// since the assembler started; 20 bytes a trace instead of 32 with an `Instant`).
+    due: VecDeque<(u32, [u8; 16])>,
     spans: usize,
 }
 
@@ -57,6 +58,8 @@ impl Shard {
 #[derive(Debug)]
 pub struct TraceAssembler {
     settings: TraceSettings,
+    /// Time zero of the due times.
+    epoch: Instant,
     shards: Box<[Mutex<Shard>]>,
     components: NameLimiter,
     breakdown: Arc<BreakdownAggregator>,
@@ -78,6 +81,7 @@ impl TraceAssembler {
     ) -> Self {
         Self {
             settings,
+            epoch: Instant::now(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             components: NameLimiter::new(settings.max_components_per_service),
             breakdown,
@@ -88,7 +92,7 @@ impl TraceAssembler {
 
     /// Adds the spans of one request; analyses the oldest traces early if the window is full.
     pub fn add(&self, spans: &[Span<'_>]) {
-        let due = Instant::now() + self.settings.window;
+        let due = self.ticks(Instant::now() + self.settings.window);
         let max_per_shard = (self.settings.max_spans / SHARDS).max(1);
         let mut cut_short = Vec::new();
         self.components.with_batch(|admit| {
@@ -137,6 +141,7 @@ impl TraceAssembler {
 
     /// Analyses every trace whose window has ended by `now`.
     pub fn sweep(&self, now: Instant) {
+        let now = self.ticks(now);
         let mut ready = Vec::new();
         let (mut traces, mut spans) = (0, 0);
         for shard in &*self.shards {
@@ -150,6 +155,12 @@ impl TraceAssembler {
         self.telemetry.traces_held.set(traces as i64);
         self.telemetry.trace_spans_held.set(spans as i64);
         self.analyse(ready);
+    }
+
+    /// `at` in tenths of a second since the assembler started (a `u32` lasts 13 years).
+    fn ticks(&self, at: Instant) -> u32 {
+        u32::try_from(at.saturating_duration_since(self.epoch).as_millis() / 100)
+            .unwrap_or(u32::MAX)
     }
 
     /// Analyses everything held (at shutdown).
