@@ -355,6 +355,11 @@ async fn the_sidecar_honours_back_pressure_and_delivers_everything_later() {
             "500",
             "--enqueue-timeout",
             "200ms",
+            // No room to spool: the writer holds its batch and the queue fills.
+            "--spool-max-bytes",
+            "1",
+            "--write-timeout",
+            "1s",
         ],
     )
     .await;

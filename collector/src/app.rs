@@ -14,7 +14,8 @@ use crate::normalise::SpanLimits;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::query;
 use crate::store::local_server::{LocalClickHouse, LocalServerError, ServerBinary};
-use crate::store::writer::{WriterSettings, run_batch_writer, run_flusher};
+use crate::store::spool::{Spool, SpoolError};
+use crate::store::writer::{Destination, WriterSettings, run_batch_writer, run_flusher};
 use crate::store::{Store, StoreConfig, StoreError, retention, schema};
 use crate::telemetry::Telemetry;
 use crate::trace::assemble::{TraceAssembler, TraceSettings, run_sweeper};
@@ -53,6 +54,9 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// The spool could not be opened.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
     /// The TLS files could not be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -91,6 +95,7 @@ pub async fn run(
         batch_rows: config.batch_rows,
         flush_interval: config.flush_interval,
         shutdown_timeout: config.shutdown_timeout,
+        write_timeout: config.write_timeout,
     };
     // Span and metric rows are written at least every second: holding them longer only costs
     // memory (about 0.7 KB a span), while histograms gain from a longer interval.
@@ -98,37 +103,42 @@ pub async fn run(
         flush_interval: config.flush_interval.min(ROW_FLUSH_MAX),
         ..writer_settings
     };
+    let spool_dir = config
+        .spool_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("spool"));
+    let spool = Arc::new(Spool::open(&spool_dir, config.spool_max_bytes)?);
+    if spool.used_bytes() > 0 {
+        tracing::info!(bytes = spool.used_bytes(), dir = %spool_dir.display(), "spooled batches found; they are written first");
+    }
+    telemetry.spool_bytes.set(spool.used_bytes() as i64);
+    let to = Destination {
+        store: store.clone(),
+        spool,
+        telemetry: Arc::clone(&telemetry),
+    };
     let writers: Vec<JoinHandle<()>> = vec![
         tokio::spawn(run_batch_writer(
-            store.clone(),
+            to.clone(),
             "spans",
             span_rx,
             row_writer_settings,
             writers_stop.clone(),
-            Arc::clone(&telemetry),
         )),
         tokio::spawn(run_batch_writer(
-            store.clone(),
+            to.clone(),
             "metrics",
             metric_rx,
             row_writer_settings,
             writers_stop.clone(),
-            Arc::clone(&telemetry),
         )),
         tokio::spawn(run_flusher(
-            store.clone(),
+            to.clone(),
             Arc::clone(&aggregator),
             writer_settings,
             writers_stop.clone(),
-            Arc::clone(&telemetry),
         )),
-        tokio::spawn(run_flusher(
-            store.clone(),
-            breakdown,
-            writer_settings,
-            writers_stop,
-            Arc::clone(&telemetry),
-        )),
+        tokio::spawn(run_flusher(to, breakdown, writer_settings, writers_stop)),
     ];
     let sweeper = traces.clone().map(|t| tokio::spawn(run_sweeper(t)));
     let retention_task = tokio::spawn(run_retention(store.clone(), config.retention_days));

@@ -182,6 +182,18 @@ pub struct CollectorConfig {
     #[arg(long, env = "PLUMB_ENQUEUE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub enqueue_timeout: Duration,
 
+    /// Folder of the disk spool, where batches wait while ClickHouse cannot take them (default: spool/ under --data-dir).
+    #[arg(long, env = "PLUMB_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// Largest size of the spool in bytes; past it, writers keep batches in memory and receivers push back.
+    #[arg(long, env = "PLUMB_SPOOL_MAX_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub spool_max_bytes: u64,
+
+    /// Longest one ClickHouse write may take before it counts as failed (and its rows are spooled).
+    #[arg(long, env = "PLUMB_WRITE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+
     /// How long shutdown may take to flush everything before giving up.
     #[arg(long, env = "PLUMB_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,

@@ -54,6 +54,12 @@ pub struct Telemetry {
     pub queue_depth: Family<TableLabel, Gauge>,
     /// Aggregation keys held in memory, by the table they are flushed to.
     pub aggregates_held: Family<TableLabel, Gauge>,
+    /// Bytes in the disk spool.
+    pub spool_bytes: Gauge,
+    /// Batches saved to the spool after a failed write, by table.
+    pub batches_spooled: Family<TableLabel, Counter>,
+    /// Spooled batches written to ClickHouse, by table.
+    pub batches_replayed: Family<TableLabel, Counter>,
     /// Traces held in the trace window.
     pub traces_held: Gauge,
     /// Spans held in the trace window.
@@ -89,6 +95,9 @@ impl Telemetry {
         );
         let queue_depth = Family::<TableLabel, Gauge>::default();
         let aggregates_held = Family::<TableLabel, Gauge>::default();
+        let spool_bytes = Gauge::default();
+        let batches_spooled = Family::<TableLabel, Counter>::default();
+        let batches_replayed = Family::<TableLabel, Counter>::default();
         let traces_held = Gauge::default();
         let trace_spans_held = Gauge::default();
         let traces_analysed = Counter::default();
@@ -155,6 +164,21 @@ impl Telemetry {
             aggregates_held.clone(),
         );
         registry.register(
+            "spool_bytes",
+            "Bytes in the disk spool",
+            spool_bytes.clone(),
+        );
+        registry.register(
+            "batches_spooled",
+            "Batches saved to the disk spool after a failed ClickHouse write, by table",
+            batches_spooled.clone(),
+        );
+        registry.register(
+            "batches_replayed",
+            "Spooled batches written to ClickHouse, by table",
+            batches_replayed.clone(),
+        );
+        registry.register(
             "traces_held",
             "Traces held in the trace window, waiting to be analysed",
             traces_held.clone(),
@@ -189,6 +213,9 @@ impl Telemetry {
             flush_duration,
             queue_depth,
             aggregates_held,
+            spool_bytes,
+            batches_spooled,
+            batches_replayed,
             traces_held,
             trace_spans_held,
             traces_analysed,

@@ -20,7 +20,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// `store::writer`).
 pub trait Flushable: Send + Sync + 'static {
     /// The row type of the table they are written to.
-    type Row: RowOwned + RowWrite + serde::Serialize + Send + Sync + 'static;
+    type Row: RowOwned
+        + RowWrite
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static;
     /// The table.
     const TABLE: &'static str;
     /// Takes every aggregate as a row, leaving the aggregator empty.

@@ -11,6 +11,7 @@ pub mod retention;
 pub mod rowbinary;
 pub mod rows;
 pub mod schema;
+pub mod spool;
 pub mod writer;
 
 use clickhouse::{Client, RowOwned, RowWrite};

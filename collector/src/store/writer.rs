@@ -6,11 +6,14 @@
 //! receivers instead of dropping anything. On shutdown each writer drains what it holds and keeps
 //! retrying until its deadline.
 
-use super::rows::EncodedRows;
+use super::rows::{EncodedRows, SPAN_COLUMNS};
+use super::spool::Spool;
 use super::{Store, StoreError};
 use crate::aggregate::Flushable;
 use crate::telemetry::{TableLabel, Telemetry};
 use clickhouse::{RowOwned, RowWrite};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,12 +29,20 @@ pub struct WriterSettings {
     pub flush_interval: Duration,
     /// How long to keep retrying a failed write once shutdown has begun.
     pub shutdown_timeout: Duration,
+    /// Longest one write may take before it counts as failed.
+    pub write_timeout: Duration,
 }
 
 /// A group of rows for one table, as queued for a writer.
 pub trait RowBatch: Send + Sync + Sized + 'static {
     /// Rows in this batch.
     fn row_count(&self) -> usize;
+
+    /// `batches` as one spool payload.
+    fn to_spool(batches: &[Self]) -> Vec<u8>;
+
+    /// The batches of a spool payload; `None` if it is not one.
+    fn from_spool(payload: &[u8]) -> Option<Vec<Self>>;
 
     /// Writes `batches` into `table` in one `INSERT`.
     fn insert<'a>(
@@ -41,10 +52,21 @@ pub trait RowBatch: Send + Sync + Sized + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a;
 }
 
-/// Typed rows, encoded by the `clickhouse` crate.
-impl<T: RowOwned + RowWrite + Send + Sync> RowBatch for Vec<T> {
+/// Typed rows, encoded by the `clickhouse` crate (spooled as JSON).
+impl<T> RowBatch for Vec<T>
+where
+    T: RowOwned + RowWrite + Serialize + DeserializeOwned + Send + Sync,
+{
     fn row_count(&self) -> usize {
         self.len()
+    }
+
+    fn to_spool(batches: &[Self]) -> Vec<u8> {
+        serde_json::to_vec(batches).unwrap_or_default()
+    }
+
+    fn from_spool(payload: &[u8]) -> Option<Vec<Self>> {
+        serde_json::from_slice(payload).ok()
     }
 
     fn insert<'a>(
@@ -56,10 +78,37 @@ impl<T: RowOwned + RowWrite + Send + Sync> RowBatch for Vec<T> {
     }
 }
 
-/// Rows already encoded as RowBinary (spans).
+/// Rows already encoded as RowBinary (spans); spooled as their bytes, each batch preceded by
+/// its row count and length.
 impl RowBatch for EncodedRows {
     fn row_count(&self) -> usize {
         self.rows
+    }
+
+    fn to_spool(batches: &[Self]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for batch in batches {
+            out.extend_from_slice(&(batch.rows as u64).to_le_bytes());
+            out.extend_from_slice(&(batch.bytes.len() as u64).to_le_bytes());
+            out.extend_from_slice(&batch.bytes);
+        }
+        out
+    }
+
+    fn from_spool(mut payload: &[u8]) -> Option<Vec<Self>> {
+        let mut batches = Vec::new();
+        while !payload.is_empty() {
+            let rows = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
+            let len = u64::from_le_bytes(payload.get(8..16)?.try_into().ok()?);
+            let end = 16usize.checked_add(usize::try_from(len).ok()?)?;
+            batches.push(EncodedRows {
+                columns: SPAN_COLUMNS,
+                rows: usize::try_from(rows).ok()?,
+                bytes: bytes::Bytes::copy_from_slice(payload.get(16..end)?),
+            });
+            payload = &payload[end..];
+        }
+        Some(batches)
     }
 
     fn insert<'a>(
@@ -75,14 +124,149 @@ impl RowBatch for EncodedRows {
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// Writes batches from `rx` into `table` until shutdown, then drains.
+/// Where a writer's batches go: ClickHouse, or the spool when ClickHouse fails.
+#[derive(Clone, Debug)]
+pub struct Destination {
+    /// ClickHouse.
+    pub store: Store,
+    /// The disk spool shared by the writers.
+    pub spool: Arc<Spool>,
+    /// The collector's telemetry.
+    pub telemetry: Arc<Telemetry>,
+}
+
+impl Destination {
+    /// One write, limited to `settings.write_timeout` and counted in the telemetry.
+    async fn attempt<B: RowBatch>(
+        &self,
+        table: &'static str,
+        batches: &[B],
+        settings: &WriterSettings,
+    ) -> Result<(), StoreError> {
+        let rows: usize = batches.iter().map(RowBatch::row_count).sum();
+        if rows == 0 {
+            return Ok(());
+        }
+        let label = TableLabel { table };
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(
+            settings.write_timeout,
+            B::insert(&self.store, table, batches),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::NotReady {
+                url: table.to_owned(),
+                waited: settings.write_timeout,
+                last_error: "the write did not finish in time".into(),
+            }),
+        };
+        match result {
+            Ok(()) => {
+                let t = &self.telemetry;
+                t.flush_duration
+                    .get_or_create(&label)
+                    .observe(started.elapsed().as_secs_f64());
+                t.rows_written.get_or_create(&label).inc_by(rows as u64);
+                Ok(())
+            }
+            Err(e) => {
+                self.telemetry.write_errors.get_or_create(&label).inc();
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the spooled files of `table`, oldest first, until one fails.
+    async fn replay<B: RowBatch>(&self, table: &'static str, settings: &WriterSettings) {
+        while let Some(file) = self.spool.oldest(table) {
+            let batches = match self.spool.read(&file).map(|p| B::from_spool(&p)) {
+                Ok(Some(batches)) => batches,
+                Ok(None) => {
+                    self.spool.set_aside(&file);
+                    tracing::error!(table, "a spool file holds no valid batch; set aside");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(table, error = %e, "spool file set aside");
+                    continue;
+                }
+            };
+            if self.attempt(table, &batches, settings).await.is_err() {
+                return;
+            }
+            self.spool.remove(&file);
+            let label = TableLabel { table };
+            self.telemetry.batches_replayed.get_or_create(&label).inc();
+            self.telemetry
+                .spool_bytes
+                .set(self.spool.used_bytes() as i64);
+            tracing::info!(table, "replayed a spooled batch");
+        }
+    }
+
+    /// After a failed write: saves the batches to the spool, or when that fails (the spool is
+    /// full) keeps retrying them, which holds the queue and pushes back on the receivers.
+    async fn spool_or_retry<B: RowBatch>(
+        &self,
+        table: &'static str,
+        batches: &[B],
+        deadline: Option<Instant>,
+        settings: &WriterSettings,
+        error: StoreError,
+    ) {
+        let rows: usize = batches.iter().map(RowBatch::row_count).sum();
+        match self.spool.save(table, &B::to_spool(batches)) {
+            Ok(()) => {
+                let label = TableLabel { table };
+                self.telemetry.batches_spooled.get_or_create(&label).inc();
+                self.telemetry
+                    .spool_bytes
+                    .set(self.spool.used_bytes() as i64);
+                tracing::warn!(table, rows, error = %error, "ClickHouse write failed; rows spooled to disk, written when it answers");
+            }
+            Err(spool_error) => {
+                tracing::warn!(table, rows, error = %error, spool = %spool_error, "ClickHouse write failed and the spool cannot take the rows; retrying");
+                self.write_with_retry(table, batches, deadline, settings)
+                    .await;
+            }
+        }
+    }
+
+    /// Retries until the write succeeds or, once `deadline` is set, until it passes.
+    async fn write_with_retry<B: RowBatch>(
+        &self,
+        table: &'static str,
+        batches: &[B],
+        deadline: Option<Instant>,
+        settings: &WriterSettings,
+    ) {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let Err(e) = self.attempt(table, batches, settings).await else {
+                return;
+            };
+            let rows: usize = batches.iter().map(RowBatch::row_count).sum();
+            if deadline.is_some_and(|d| Instant::now() + backoff > d) {
+                tracing::error!(table, rows, error = %e, "ClickHouse write failed at shutdown and the spool is full; rows lost");
+                return;
+            }
+            tracing::warn!(table, rows, error = %e, retry_in = ?backoff, "ClickHouse write failed; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+/// Writes batches from `rx` into `table` until shutdown, then drains. What cannot be written goes
+/// to the spool, which is replayed first whenever ClickHouse answers.
 pub async fn run_batch_writer<B: RowBatch>(
-    store: Store,
+    to: Destination,
     table: &'static str,
     mut rx: mpsc::Receiver<B>,
     settings: WriterSettings,
     mut shutdown: watch::Receiver<bool>,
-    telemetry: Arc<Telemetry>,
 ) {
     let mut pending: Vec<B> = Vec::new();
     let mut stop_deadline: Option<Instant> = None;
@@ -107,11 +291,15 @@ pub async fn run_batch_writer<B: RowBatch>(
                 }
             }
         }
-        telemetry
+        to.telemetry
             .queue_depth
             .get_or_create(&TableLabel { table })
             .set(rx.len() as i64);
-        write_with_retry(&store, table, &pending, stop_deadline, &telemetry).await;
+        to.replay::<B>(table, &settings).await;
+        if let Err(e) = to.attempt(table, &pending, &settings).await {
+            to.spool_or_retry(table, &pending, stop_deadline, &settings, e)
+                .await;
+        }
         pending.clear();
         if closed {
             return;
@@ -191,9 +379,42 @@ impl<A: Flushable> FlushBatch<A> {
     }
 }
 
+/// A flush as spooled: its id (so a replay stays idempotent) and its rows.
+#[derive(Serialize, serde::Deserialize)]
+struct SpooledFlush<R> {
+    id: String,
+    rows: Vec<R>,
+}
+
 impl<A: Flushable> RowBatch for FlushBatch<A> {
     fn row_count(&self) -> usize {
         self.rows.len()
+    }
+
+    fn to_spool(batches: &[Self]) -> Vec<u8> {
+        let flushes: Vec<SpooledFlush<&A::Row>> = batches
+            .iter()
+            .map(|b| SpooledFlush {
+                id: b.id.clone(),
+                rows: b.rows.iter().collect(),
+            })
+            .collect();
+        serde_json::to_vec(&flushes).unwrap_or_default()
+    }
+
+    fn from_spool(payload: &[u8]) -> Option<Vec<Self>> {
+        let flushes: Vec<SpooledFlush<A::Row>> = serde_json::from_slice(payload).ok()?;
+        Some(
+            flushes
+                .into_iter()
+                .map(|f| FlushBatch {
+                    id: f.id,
+                    rows: f.rows,
+                    // It may have been written before it was spooled.
+                    tried: std::sync::atomic::AtomicBool::new(true),
+                })
+                .collect(),
+        )
     }
 
     async fn insert(
@@ -210,13 +431,13 @@ impl<A: Flushable> RowBatch for FlushBatch<A> {
 
 /// Flushes `aggregates` every `flush_interval`, and everything at shutdown. A flush that fails
 /// is retried as the same batch (so it never counts twice) while newer aggregates wait in
-/// memory.
+/// memory; at shutdown, what cannot be written is spooled (with its flush id) and written after
+/// the next start.
 pub async fn run_flusher<A: Flushable>(
-    store: Store,
+    to: Destination,
     aggregates: Arc<A>,
     settings: WriterSettings,
     mut shutdown: watch::Receiver<bool>,
-    telemetry: Arc<Telemetry>,
 ) {
     let table = A::TABLE;
     let mut pending: Option<FlushBatch<A>> = None;
@@ -225,24 +446,31 @@ pub async fn run_flusher<A: Flushable>(
             () = tokio::time::sleep(settings.flush_interval) => false,
             _ = shutdown.changed() => true,
         };
-        telemetry
+        to.telemetry
             .aggregates_held
             .get_or_create(&TableLabel { table })
             .set(aggregates.held() as i64);
         if pending.is_none() {
             pending = FlushBatch::take(&*aggregates);
         }
+        to.replay::<FlushBatch<A>>(table, &settings).await;
         if stopping {
             let deadline = Instant::now() + settings.shutdown_timeout;
             let batches: Vec<FlushBatch<A>> = pending
                 .into_iter()
                 .chain(FlushBatch::take(&*aggregates))
                 .collect();
-            write_with_retry(&store, table, &batches, Some(deadline), &telemetry).await;
+            if let Err(e) = to.attempt(table, &batches, &settings).await {
+                to.spool_or_retry(table, &batches, Some(deadline), &settings, e)
+                    .await;
+            }
             return;
         }
         if let Some(batch) = &pending {
-            match attempt(&store, table, std::slice::from_ref(batch), &telemetry).await {
+            match to
+                .attempt(table, std::slice::from_ref(batch), &settings)
+                .await
+            {
                 Ok(()) => pending = None,
                 Err(e) => tracing::warn!(
                     table, error = %e,
@@ -250,61 +478,5 @@ pub async fn run_flusher<A: Flushable>(
                 ),
             }
         }
-    }
-}
-
-/// One write, counted in the telemetry.
-async fn attempt<B: RowBatch>(
-    store: &Store,
-    table: &'static str,
-    batches: &[B],
-    telemetry: &Telemetry,
-) -> Result<(), StoreError> {
-    let rows: usize = batches.iter().map(RowBatch::row_count).sum();
-    if rows == 0 {
-        return Ok(());
-    }
-    let label = TableLabel { table };
-    let started = std::time::Instant::now();
-    match B::insert(store, table, batches).await {
-        Ok(()) => {
-            telemetry
-                .flush_duration
-                .get_or_create(&label)
-                .observe(started.elapsed().as_secs_f64());
-            telemetry
-                .rows_written
-                .get_or_create(&label)
-                .inc_by(rows as u64);
-            Ok(())
-        }
-        Err(e) => {
-            telemetry.write_errors.get_or_create(&label).inc();
-            Err(e)
-        }
-    }
-}
-
-/// Retries until the write succeeds or, once `deadline` is set, until it passes.
-async fn write_with_retry<B: RowBatch>(
-    store: &Store,
-    table: &'static str,
-    batches: &[B],
-    deadline: Option<Instant>,
-    telemetry: &Telemetry,
-) {
-    let mut backoff = FIRST_BACKOFF;
-    loop {
-        let Err(e) = attempt(store, table, batches, telemetry).await else {
-            return;
-        };
-        let rows: usize = batches.iter().map(RowBatch::row_count).sum();
-        if deadline.is_some_and(|d| Instant::now() + backoff > d) {
-            tracing::error!(table, rows, error = %e, "ClickHouse write failed at shutdown; rows lost");
-            return;
-        }
-        tracing::warn!(table, rows, error = %e, retry_in = ?backoff, "ClickHouse write failed; retrying");
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }

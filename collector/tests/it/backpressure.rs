@@ -1,7 +1,7 @@
-//! Back-pressure: when ClickHouse stops answering, the collector keeps what it accepted and
-//! refuses what it cannot hold with RESOURCE_EXHAUSTED (with a RetryInfo hint) or 429 (with
-//! Retry-After), and once ClickHouse answers again everything acknowledged is stored, histograms
-//! exact.
+//! ClickHouse away: the collector spools what it cannot write and keeps accepting; a restart
+//! writes the spool; with the spool full it refuses what it cannot hold with RESOURCE_EXHAUSTED
+//! (with a RetryInfo hint) or 429 (with Retry-After). Once ClickHouse answers, everything
+//! acknowledged is stored, histograms exact.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use plumb_collector::loadgen::{Workload, WorkloadShape};
@@ -41,6 +41,11 @@ async fn a_stalled_clickhouse_gets_back_pressure_and_loses_nothing_acknowledged(
             "300ms",
             "--trace-window",
             "0",
+            // No room on disk: what cannot be written waits in memory, and the queue fills.
+            "--spool-max-bytes",
+            "1",
+            "--write-timeout",
+            "1s",
         ],
     )
     .await;
@@ -110,4 +115,127 @@ async fn a_stalled_clickhouse_gets_back_pressure_and_loses_nothing_acknowledged(
         "{metrics}"
     );
     assert!(collector.stop().await);
+}
+
+/// Sends the requests of `seeds` (100 spans each), retrying each one the collector refuses (as
+/// an SDK does); returns how many spans were acknowledged.
+async fn send_all(collector: &Collector, seeds: std::ops::Range<u64>) -> u64 {
+    let mut client = RawGrpcClient::connect(collector.grpc_url(), TRACE_EXPORT_PATH, None)
+        .await
+        .expect("connect");
+    let mut acknowledged = 0;
+    for seed in seeds {
+        let body = request(seed).encode_to_vec();
+        for attempt in 0.. {
+            assert!(attempt < 60, "request {seed} refused for a minute");
+            match client.send(body.clone().into()).await {
+                Ok(_) => {
+                    acknowledged += 100;
+                    break;
+                }
+                Err(status) => {
+                    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+    acknowledged
+}
+
+/// Waits until ClickHouse holds `expected` spans and histograms counting as many, and the
+/// spool is empty; fails at once if either count passes `expected`.
+async fn wait_all_written(database: &str, expected: u64, spool: &std::path::Path, log: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored = query_number(database, "SELECT count() FROM spans").await;
+        let counted = query_number(
+            database,
+            "SELECT sum(requests) FROM latency_minute WHERE service != ''",
+        )
+        .await;
+        let left = std::fs::read_dir(spool)
+            .expect("spool dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+            .count();
+        assert!(
+            stored <= expected && counted <= expected,
+            "{stored} spans and {counted} counted for {expected} acknowledged\n{log}"
+        );
+        if stored == expected && counted == expected && left == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{stored} spans and {counted} counted of {expected}, {left} spool files left\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_clickhouse_is_away_batches_are_spooled_and_written_when_it_is_back() {
+    let database = unique_database("spool");
+    let spool = tempfile::tempdir().expect("spool dir");
+    let spool_dir = spool.path().display().to_string();
+    let upstream = clickhouse_url()
+        .await
+        .trim_start_matches("http://")
+        .to_owned();
+    let proxy = PausableProxy::start(&upstream).await;
+    let settings = [
+        "--spool-dir",
+        &spool_dir,
+        "--queue-batches",
+        "2",
+        "--batch-rows",
+        "500",
+        "--trace-window",
+        "0",
+        "--write-timeout",
+        "2s",
+    ];
+    let first =
+        Collector::start_with(&database, &["--clickhouse-url", &proxy.url()], &settings).await;
+
+    // Away, then back while the collector runs: the spool is written by the same process.
+    proxy.pause();
+    let mut acknowledged = send_all(&first, 1..31).await;
+    assert_eq!(
+        acknowledged, 3000,
+        "nothing refused while the spool has room"
+    );
+    let metrics = first.metrics_text().await;
+    assert!(
+        metrics.contains("plumb_batches_spooled_total{table=\"spans\"}"),
+        "{metrics}"
+    );
+    proxy.resume();
+    wait_all_written(&database, acknowledged, spool.path(), &first.log()).await;
+
+    // Away again, and the collector stopped before it is back: the rest, histograms included,
+    // waits in the spool for the next start.
+    proxy.pause();
+    acknowledged += send_all(&first, 31..51).await;
+    let log = first.log_path();
+    let stopped = first.stop().await;
+    assert!(
+        stopped,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(
+        query_number(&database, "SELECT count() FROM spans").await,
+        3000
+    );
+    proxy.resume();
+    let second = Collector::start(&database, &settings).await;
+    wait_all_written(&database, acknowledged, spool.path(), &second.log()).await;
+    let metrics = second.metrics_text().await;
+    assert!(
+        metrics.contains("plumb_batches_replayed_total{table=\"spans\"}"),
+        "{metrics}"
+    );
+    assert!(second.stop().await);
 }
