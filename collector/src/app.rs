@@ -1,17 +1,19 @@
 //! Wiring: starts storage, the pipeline, the writers and the three listeners, and shuts them
 //! down in stages.
 //!
-//! Start-up: find or start ClickHouse, wait for it, apply migrations, start the writers and the
-//! retention task, then open the listeners (so a ready listener means a ready collector).
+//! Start-up: find or start ClickHouse, wait for it, apply migrations, open the spool and the
+//! journal, write what a previous run left in the journal, start the writers and the retention
+//! task, then open the listeners (so a ready listener means a ready collector).
 //! Shutdown: stop accepting (listeners close, in-flight requests finish), analyse the traces still
 //! in the trace window, then the writers drain their queues and the last aggregates, each within `--shutdown-timeout`, then the
-//! local ClickHouse (if any) is stopped.
+//! journal keeps only what is not yet safe, then the local ClickHouse (if any) is stopped.
 
 use crate::aggregate::Aggregator;
 use crate::aggregate::breakdown::BreakdownAggregator;
 use crate::config::CollectorConfig;
+use crate::journal::{Journal, Queues, replay::replay, run_syncer};
 use crate::normalise::SpanLimits;
-use crate::pipeline::{Pipeline, PipelineSettings};
+use crate::pipeline::{Pipeline, PipelineOutputs, PipelineSettings};
 use crate::query;
 use crate::store::local_server::{LocalClickHouse, LocalServerError, ServerBinary};
 use crate::store::spool::{Spool, SpoolError};
@@ -50,6 +52,15 @@ pub enum RunError {
     Bind {
         /// The address.
         addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The journal could not be opened or replayed.
+    #[error("journal {dir}: {source}")]
+    Journal {
+        /// Its folder.
+        dir: std::path::PathBuf,
         /// Cause.
         #[source]
         source: std::io::Error,
@@ -117,32 +128,22 @@ pub async fn run(
         spool,
         telemetry: Arc::clone(&telemetry),
     };
-    let writers: Vec<JoinHandle<()>> = vec![
-        tokio::spawn(run_batch_writer(
-            to.clone(),
-            "spans",
-            span_rx,
-            row_writer_settings,
-            writers_stop.clone(),
-        )),
-        tokio::spawn(run_batch_writer(
-            to.clone(),
-            "metrics",
-            metric_rx,
-            row_writer_settings,
-            writers_stop.clone(),
-        )),
-        tokio::spawn(run_flusher(
-            to.clone(),
-            Arc::clone(&aggregator),
-            writer_settings,
-            writers_stop.clone(),
-        )),
-        tokio::spawn(run_flusher(to, breakdown, writer_settings, writers_stop)),
-    ];
-    let sweeper = traces.clone().map(|t| tokio::spawn(run_sweeper(t)));
-    let retention_task = tokio::spawn(run_retention(store.clone(), config.retention_days));
-
+    let queues = Queues::default();
+    let journal_dir = config
+        .journal_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("journal"));
+    let journal_error = |source| RunError::Journal {
+        dir: journal_dir.clone(),
+        source,
+    };
+    let (journal, leftovers) = if config.journal_sync.is_zero() {
+        (None, Vec::new())
+    } else {
+        let (journal, leftovers) =
+            Journal::open(&journal_dir, queues.clone()).map_err(journal_error)?;
+        (Some(Arc::new(journal)), leftovers)
+    };
     let pipeline = Arc::new(Pipeline::new(
         PipelineSettings {
             limits: SpanLimits {
@@ -155,12 +156,73 @@ pub async fn run(
             max_operations_per_service: config.max_operations_per_service,
             enqueue_timeout: config.enqueue_timeout,
         },
-        aggregator,
-        traces.clone(),
-        span_tx,
-        metric_tx,
+        PipelineOutputs {
+            aggregator: Arc::clone(&aggregator),
+            traces: traces.clone(),
+            spans: span_tx,
+            metrics: metric_tx,
+            queues: queues.clone(),
+            journal: journal.clone(),
+        },
         Arc::clone(&telemetry),
     ));
+    if let Some(journal) = &journal
+        && !leftovers.is_empty()
+    {
+        let summary = replay(journal, leftovers, &pipeline, &to, &row_writer_settings)
+            .await
+            .map_err(journal_error)?;
+        tracing::info!(
+            generations = summary.generations,
+            requests = summary.requests,
+            spans = summary.spans,
+            "journal replayed: what the last run had not written is written"
+        );
+    }
+
+    let writers: Vec<JoinHandle<()>> = vec![
+        tokio::spawn(run_batch_writer(
+            to.clone(),
+            "spans",
+            span_rx,
+            Arc::clone(&queues.spans),
+            row_writer_settings,
+            writers_stop.clone(),
+        )),
+        tokio::spawn(run_batch_writer(
+            to.clone(),
+            "metrics",
+            metric_rx,
+            Arc::clone(&queues.metrics),
+            row_writer_settings,
+            writers_stop.clone(),
+        )),
+        tokio::spawn(run_flusher(
+            to.clone(),
+            aggregator,
+            journal.clone(),
+            writer_settings,
+            writers_stop.clone(),
+        )),
+        tokio::spawn(run_flusher(
+            to,
+            breakdown,
+            None,
+            writer_settings,
+            writers_stop,
+        )),
+    ];
+    let (stop_syncer, syncer_stop) = watch::channel(false);
+    let syncer = journal.map(|journal| {
+        tokio::spawn(run_syncer(
+            journal,
+            config.journal_sync,
+            Arc::clone(&telemetry),
+            syncer_stop,
+        ))
+    });
+    let sweeper = traces.clone().map(|t| tokio::spawn(run_sweeper(t)));
+    let retention_task = tokio::spawn(run_retention(store.clone(), config.retention_days));
 
     let (stop_servers, servers_stop) = watch::channel(false);
     let servers = start_servers(&config, &pipeline, &store, &telemetry, &servers_stop).await?;
@@ -188,6 +250,11 @@ pub async fn run(
     let _ = stop_writers.send(true);
     for writer in writers {
         let _ = writer.await;
+    }
+    // The journal keeps only what the writers could not write or spool.
+    let _ = stop_syncer.send(true);
+    if let Some(syncer) = syncer {
+        let _ = syncer.await;
     }
     retention_task.abort();
     if let Some(local) = local.as_mut() {

@@ -190,6 +190,14 @@ pub struct CollectorConfig {
     #[arg(long, env = "PLUMB_SPOOL_MAX_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub spool_max_bytes: u64,
 
+    /// Folder of the journal, where accepted requests are logged until they are safe in ClickHouse or the spool (default: journal/ under --data-dir).
+    #[arg(long, env = "PLUMB_JOURNAL_DIR")]
+    pub journal_dir: Option<PathBuf>,
+
+    /// How often the journal is synced to disk: what was acknowledged before the last sync survives a crash. 0 turns the journal off.
+    #[arg(long, env = "PLUMB_JOURNAL_SYNC", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub journal_sync: Duration,
+
     /// Longest one ClickHouse write may take before it counts as failed (and its rows are spooled).
     #[arg(long, env = "PLUMB_WRITE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub write_timeout: Duration,

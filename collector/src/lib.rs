@@ -13,6 +13,7 @@ pub mod aggregate;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod journal;
 pub mod loadgen;
 pub mod normalise;
 pub mod pipeline;

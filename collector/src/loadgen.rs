@@ -40,7 +40,8 @@ impl Workload {
     pub fn new(shape: WorkloadShape) -> Self {
         Self {
             shape,
-            state: shape.seed | 1,
+            // Odd and different for every seed below 2^63 (xorshift needs a state other than 0).
+            state: (shape.seed << 1) | 1,
         }
     }
 

@@ -9,6 +9,7 @@
 
 use crate::aggregate::Aggregator;
 use crate::clock::now_unix_ns;
+use crate::journal::{Appended, Journal, Queues, RecordKind};
 use crate::normalise::{
     NameLimiter, Normalised, OVERFLOW_OPERATION, SpanLimits, TraceRequestError, normalise_metrics,
     normalise_traces,
@@ -18,6 +19,7 @@ use crate::telemetry::{METRIC_POINTS, SPANS, SignalLabel, Telemetry};
 use crate::trace::assemble::TraceAssembler;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use plumb_otlp::ExportError;
+use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -51,27 +53,53 @@ pub struct Pipeline {
     traces: Option<Arc<TraceAssembler>>,
     spans: mpsc::Sender<EncodedRows>,
     metrics: mpsc::Sender<Vec<MetricRow>>,
+    queues: Queues,
+    journal: Option<Arc<Journal>>,
     telemetry: Arc<Telemetry>,
 }
 
+/// Where the pipeline's output goes.
+#[derive(Debug)]
+pub struct PipelineOutputs {
+    /// The latency aggregates.
+    pub aggregator: Arc<Aggregator>,
+    /// The trace window, when the breakdown is on.
+    pub traces: Option<Arc<TraceAssembler>>,
+    /// The span writer's queue.
+    pub spans: mpsc::Sender<EncodedRows>,
+    /// The metric writer's queue.
+    pub metrics: mpsc::Sender<Vec<MetricRow>>,
+    /// Counts of batches put into the two queues.
+    pub queues: Queues,
+    /// The journal every accepted request is appended to, when it is on.
+    pub journal: Option<Arc<Journal>>,
+}
+
+/// Rows rebuilt from journal records, for the writers.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// Span rows, a batch per request.
+    pub spans: Vec<EncodedRows>,
+    /// Metric rows, a batch per request.
+    pub metrics: Vec<Vec<MetricRow>>,
+}
+
 impl Pipeline {
-    /// A pipeline feeding `aggregator`, the trace window (when the breakdown is on) and the two
-    /// writer queues.
+    /// A pipeline feeding `outputs`.
     pub fn new(
         settings: PipelineSettings,
-        aggregator: Arc<Aggregator>,
-        traces: Option<Arc<TraceAssembler>>,
-        spans: mpsc::Sender<EncodedRows>,
-        metrics: mpsc::Sender<Vec<MetricRow>>,
+        outputs: PipelineOutputs,
         telemetry: Arc<Telemetry>,
     ) -> Self {
         Self {
             operations: NameLimiter::new(settings.max_operations_per_service),
             settings,
-            aggregator,
-            traces,
-            spans,
-            metrics,
+            aggregator: outputs.aggregator,
+            traces: outputs.traces,
+            spans: outputs.spans,
+            metrics: outputs.metrics,
+            queues: outputs.queues,
+            journal: outputs.journal,
             telemetry,
         }
     }
@@ -81,20 +109,9 @@ impl Pipeline {
         &self.telemetry
     }
 
-    /// Validates, aggregates and queues the spans of one encoded export request.
+    /// Validates, journals, aggregates and queues the spans of one encoded export request.
     pub async fn ingest_traces(&self, request: &[u8]) -> Result<IngestOutcome, ExportError> {
-        let normalised = normalise_traces(
-            request,
-            self.settings.limits,
-            &self.operations,
-            now_unix_ns(),
-        )
-        .map_err(|e| match e {
-            TraceRequestError::Malformed(e) => ExportError::Malformed(format!(
-                "malformed OTLP protobuf (spans export request): {e}"
-            )),
-            TraceRequestError::TooManySpans(_) => ExportError::TooLarge(e.to_string()),
-        })?;
+        let normalised = self.normalise_traces(request)?;
         let overflowed = normalised
             .accepted
             .iter()
@@ -102,6 +119,7 @@ impl Pipeline {
             .count();
         let accepted = self.count(SPANS, &normalised);
         let permit = self.reserve(&self.spans, SPANS, accepted).await?;
+        let _appended = self.append(RecordKind::Spans, request, SPANS, accepted)?;
         self.telemetry
             .operations_overflowed
             .inc_by(overflowed as u64);
@@ -110,6 +128,7 @@ impl Pipeline {
             traces.add(&normalised.accepted);
         }
         permit.send(EncodedRows::spans(&normalised.accepted));
+        self.queues.spans.sent();
         self.telemetry
             .accepted
             .get_or_create(&SPANS)
@@ -120,15 +139,85 @@ impl Pipeline {
         })
     }
 
-    /// Validates and queues the data points of one request.
+    /// Normalises the spans of one encoded export request, or says why it is refused whole.
+    fn normalise_traces<'a>(
+        &self,
+        request: &'a [u8],
+    ) -> Result<Normalised<crate::normalise::Span<'a>>, ExportError> {
+        normalise_traces(
+            request,
+            self.settings.limits,
+            &self.operations,
+            now_unix_ns(),
+        )
+        .map_err(|e| match e {
+            TraceRequestError::Malformed(e) => ExportError::Malformed(format!(
+                "malformed OTLP protobuf (spans export request): {e}"
+            )),
+            TraceRequestError::TooManySpans(_) => ExportError::TooLarge(e.to_string()),
+        })
+    }
+
+    /// Appends an accepted request to the journal (when it is on); a request the journal cannot
+    /// take is refused with UNAVAILABLE before anything of it is recorded.
+    fn append(
+        &self,
+        kind: RecordKind,
+        request: &[u8],
+        signal: SignalLabel,
+        items: u64,
+    ) -> Result<Option<Appended<'_>>, ExportError> {
+        let Some(journal) = &self.journal else {
+            return Ok(None);
+        };
+        journal.append(kind, request).map(Some).map_err(|e| {
+            tracing::error!(error = %e, "journal append failed; request refused");
+            self.telemetry.rejected.get_or_create(&signal).inc_by(items);
+            ExportError::Unavailable(format!("the collector cannot write its journal: {e}"))
+        })
+    }
+
+    /// Rebuilds one journal record: its spans are aggregated into `aggregator` (not the live
+    /// one, and not the trace window) and its rows added to `rows`.
+    pub fn replay(
+        &self,
+        kind: RecordKind,
+        payload: &[u8],
+        aggregator: &Aggregator,
+        rows: &mut Replayed,
+    ) {
+        match kind {
+            RecordKind::Spans => match self.normalise_traces(payload) {
+                Ok(normalised) => {
+                    aggregator.record(&normalised.accepted);
+                    rows.spans.push(EncodedRows::spans(&normalised.accepted));
+                }
+                Err(e) => tracing::error!(error = %e, "a journal record was not replayed"),
+            },
+            RecordKind::Metrics => match ExportMetricsServiceRequest::decode(payload) {
+                Ok(request) => rows
+                    .metrics
+                    .push(normalise_metrics(request, self.settings.limits, now_unix_ns()).accepted),
+                Err(e) => tracing::error!(error = %e, "a journal record was not replayed"),
+            },
+        }
+    }
+
+    /// Validates, journals and queues the data points of one request.
     pub async fn ingest_metrics(
         &self,
         request: ExportMetricsServiceRequest,
     ) -> Result<IngestOutcome, ExportError> {
+        let encoded = self.journal.as_ref().map(|_| request.encode_to_vec());
         let normalised = normalise_metrics(request, self.settings.limits, now_unix_ns());
         let accepted = self.count(METRIC_POINTS, &normalised);
         let permit = self.reserve(&self.metrics, METRIC_POINTS, accepted).await?;
+        let _appended = match &encoded {
+            Some(encoded) => self.append(RecordKind::Metrics, encoded, METRIC_POINTS, accepted)?,
+            None => None,
+        };
         permit.send(normalised.accepted);
+        self.queues.metrics.sent();
         self.telemetry
             .accepted
             .get_or_create(&METRIC_POINTS)

@@ -60,6 +60,10 @@ pub struct Telemetry {
     pub batches_spooled: Family<TableLabel, Counter>,
     /// Spooled batches written to ClickHouse, by table.
     pub batches_replayed: Family<TableLabel, Counter>,
+    /// Journal syncs to disk.
+    pub journal_syncs: Counter,
+    /// Requests read back from the journal at start-up and written again.
+    pub journal_requests_replayed: Counter,
     /// Traces held in the trace window.
     pub traces_held: Gauge,
     /// Spans held in the trace window.
@@ -98,6 +102,8 @@ impl Telemetry {
         let spool_bytes = Gauge::default();
         let batches_spooled = Family::<TableLabel, Counter>::default();
         let batches_replayed = Family::<TableLabel, Counter>::default();
+        let journal_syncs = Counter::default();
+        let journal_requests_replayed = Counter::default();
         let traces_held = Gauge::default();
         let trace_spans_held = Gauge::default();
         let traces_analysed = Counter::default();
@@ -179,6 +185,16 @@ impl Telemetry {
             batches_replayed.clone(),
         );
         registry.register(
+            "journal_syncs",
+            "Syncs of the journal to disk",
+            journal_syncs.clone(),
+        );
+        registry.register(
+            "journal_requests_replayed",
+            "Requests read back from the journal at start-up and written again",
+            journal_requests_replayed.clone(),
+        );
+        registry.register(
             "traces_held",
             "Traces held in the trace window, waiting to be analysed",
             traces_held.clone(),
@@ -216,6 +232,8 @@ impl Telemetry {
             spool_bytes,
             batches_spooled,
             batches_replayed,
+            journal_syncs,
+            journal_requests_replayed,
             traces_held,
             trace_spans_held,
             traces_analysed,

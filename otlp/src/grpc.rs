@@ -141,7 +141,9 @@ fn status_for(error: ExportError) -> Status {
             error.to_string(),
             ErrorDetails::with_retry_info(Some(retry_after)),
         ),
-        ExportError::ShuttingDown => Status::unavailable(error.to_string()),
+        ExportError::ShuttingDown | ExportError::Unavailable(_) => {
+            Status::unavailable(error.to_string())
+        }
         ExportError::Malformed(message) => Status::invalid_argument(message),
         // Without RetryInfo, OTLP clients treat RESOURCE_EXHAUSTED as final.
         ExportError::TooLarge(message) => Status::resource_exhausted(message),

@@ -151,7 +151,7 @@ impl From<ExportError> for HttpError {
                     error.to_string(),
                 )
             },
-            ExportError::ShuttingDown => Self::new(
+            ExportError::ShuttingDown | ExportError::Unavailable(_) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 tonic::Code::Unavailable,
                 error.to_string(),

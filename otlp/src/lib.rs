@@ -33,6 +33,9 @@ pub enum ExportError {
     /// The receiver is shutting down.
     #[error("the receiver is shutting down; retry later")]
     ShuttingDown,
+    /// The receiver cannot take requests now (its disk failed, say); retry later.
+    #[error("{0}")]
+    Unavailable(String),
     /// The request could not be decoded.
     #[error("{0}")]
     Malformed(String),

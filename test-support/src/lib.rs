@@ -265,6 +265,13 @@ impl Collector {
         format!("http://{}", self.http)
     }
 
+    /// Kills the process with SIGKILL (a crash: nothing is flushed) and waits for it to go.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
     pub async fn stop(mut self) -> bool {
         let mut child = self.child.take().expect("running");

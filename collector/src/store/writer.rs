@@ -10,6 +10,7 @@ use super::rows::{EncodedRows, SPAN_COLUMNS};
 use super::spool::Spool;
 use super::{Store, StoreError};
 use crate::aggregate::Flushable;
+use crate::journal::{Journal, QueueProgress};
 use crate::telemetry::{TableLabel, Telemetry};
 use clickhouse::{RowOwned, RowWrite};
 use serde::Serialize;
@@ -206,16 +207,20 @@ impl Destination {
         }
     }
 
-    /// After a failed write: saves the batches to the spool, or when that fails (the spool is
-    /// full) keeps retrying them, which holds the queue and pushes back on the receivers.
-    async fn spool_or_retry<B: RowBatch>(
+    /// Writes `batches`, or when ClickHouse does not take them saves them to the spool, or when
+    /// that fails too (the spool is full) keeps retrying, which holds the queue and pushes back on
+    /// the receivers. Returns whether the batches are safe (written or spooled); they are lost
+    /// only when `deadline` (set at shutdown) passes first.
+    pub async fn write_or_spool<B: RowBatch>(
         &self,
         table: &'static str,
         batches: &[B],
         deadline: Option<Instant>,
         settings: &WriterSettings,
-        error: StoreError,
-    ) {
+    ) -> bool {
+        let Err(error) = self.attempt(table, batches, settings).await else {
+            return true;
+        };
         let rows: usize = batches.iter().map(RowBatch::row_count).sum();
         match self.spool.save(table, &B::to_spool(batches)) {
             Ok(()) => {
@@ -225,32 +230,33 @@ impl Destination {
                     .spool_bytes
                     .set(self.spool.used_bytes() as i64);
                 tracing::warn!(table, rows, error = %error, "ClickHouse write failed; rows spooled to disk, written when it answers");
+                true
             }
             Err(spool_error) => {
                 tracing::warn!(table, rows, error = %error, spool = %spool_error, "ClickHouse write failed and the spool cannot take the rows; retrying");
                 self.write_with_retry(table, batches, deadline, settings)
-                    .await;
+                    .await
             }
         }
     }
 
-    /// Retries until the write succeeds or, once `deadline` is set, until it passes.
+    /// Retries until the write succeeds (true) or, once `deadline` is set, until it passes.
     async fn write_with_retry<B: RowBatch>(
         &self,
         table: &'static str,
         batches: &[B],
         deadline: Option<Instant>,
         settings: &WriterSettings,
-    ) {
+    ) -> bool {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let Err(e) = self.attempt(table, batches, settings).await else {
-                return;
+                return true;
             };
             let rows: usize = batches.iter().map(RowBatch::row_count).sum();
             if deadline.is_some_and(|d| Instant::now() + backoff > d) {
-                tracing::error!(table, rows, error = %e, "ClickHouse write failed at shutdown and the spool is full; rows lost");
-                return;
+                tracing::error!(table, rows, error = %e, "ClickHouse write failed at shutdown and the spool is full; rows left to the journal");
+                return false;
             }
             tracing::warn!(table, rows, error = %e, retry_in = ?backoff, "ClickHouse write failed; retrying");
             tokio::time::sleep(backoff).await;
@@ -260,11 +266,13 @@ impl Destination {
 }
 
 /// Writes batches from `rx` into `table` until shutdown, then drains. What cannot be written goes
-/// to the spool, which is replayed first whenever ClickHouse answers.
+/// to the spool, which is replayed first whenever ClickHouse answers. `progress` counts the
+/// batches that are safe, for the journal.
 pub async fn run_batch_writer<B: RowBatch>(
     to: Destination,
     table: &'static str,
     mut rx: mpsc::Receiver<B>,
+    progress: Arc<QueueProgress>,
     settings: WriterSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -296,9 +304,11 @@ pub async fn run_batch_writer<B: RowBatch>(
             .get_or_create(&TableLabel { table })
             .set(rx.len() as i64);
         to.replay::<B>(table, &settings).await;
-        if let Err(e) = to.attempt(table, &pending, &settings).await {
-            to.spool_or_retry(table, &pending, stop_deadline, &settings, e)
-                .await;
+        if to
+            .write_or_spool(table, &pending, stop_deadline, &settings)
+            .await
+        {
+            progress.safe(pending.len());
         }
         pending.clear();
         if closed {
@@ -322,20 +332,28 @@ pub struct FlushBatch<A: Flushable> {
 }
 
 impl<A: Flushable> FlushBatch<A> {
-    /// Takes everything `aggregates` holds as a new batch; `None` when there is nothing.
+    /// Takes everything `aggregates` holds as a new batch with a fresh id; `None` when there is
+    /// nothing.
     pub fn take(aggregates: &A) -> Option<Self> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let rows = aggregates.take();
-        if rows.is_empty() {
-            return None;
-        }
         let unique = crate::clock::now_unix_ns()
             ^ NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             ^ (u64::from(std::process::id()) << 40);
-        Some(Self {
-            id: format!("{FLUSH_MARKER_PREFIX}{unique:016x}"),
+        Self::with_id(
+            format!("{FLUSH_MARKER_PREFIX}{unique:016x}"),
+            aggregates,
+            false,
+        )
+    }
+
+    /// Takes everything `aggregates` holds as the flush `id`, which may already have been
+    /// written (`maybe_written`: a journal replay) or not; `None` when there is nothing.
+    pub fn with_id(id: String, aggregates: &A, maybe_written: bool) -> Option<Self> {
+        let rows = aggregates.take();
+        (!rows.is_empty()).then(|| Self {
+            id,
             rows,
-            tried: std::sync::atomic::AtomicBool::new(false),
+            tried: std::sync::atomic::AtomicBool::new(maybe_written),
         })
     }
 
@@ -429,18 +447,58 @@ impl<A: Flushable> RowBatch for FlushBatch<A> {
     }
 }
 
+/// A flush waiting to be written, and the journal generation it holds (if any).
+struct PendingFlush<A: Flushable> {
+    batch: Option<FlushBatch<A>>,
+    generation: Option<u64>,
+}
+
+/// Takes the aggregates as a flush. With a journal, the take ends a journal generation and the
+/// flush is named after it; if the journal cannot start a new generation, nothing is taken now.
+fn take_flush<A: Flushable>(aggregates: &A, journal: Option<&Journal>) -> Option<PendingFlush<A>> {
+    let Some(journal) = journal else {
+        return Some(PendingFlush {
+            batch: FlushBatch::take(aggregates),
+            generation: None,
+        });
+    };
+    match journal
+        .cut(|generation| FlushBatch::with_id(journal.flush_id(generation), aggregates, false))
+    {
+        Ok((generation, batch)) => Some(PendingFlush {
+            batch,
+            generation: Some(generation),
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "the journal cannot start a new segment; aggregates stay in memory");
+            None
+        }
+    }
+}
+
 /// Flushes `aggregates` every `flush_interval`, and everything at shutdown. A flush that fails
 /// is retried as the same batch (so it never counts twice) while newer aggregates wait in
 /// memory; at shutdown, what cannot be written is spooled (with its flush id) and written after
-/// the next start.
+/// the next start. With a `journal`, each flush ends a journal generation and is reported to it
+/// once written or spooled.
 pub async fn run_flusher<A: Flushable>(
     to: Destination,
     aggregates: Arc<A>,
+    journal: Option<Arc<Journal>>,
     settings: WriterSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let table = A::TABLE;
-    let mut pending: Option<FlushBatch<A>> = None;
+    let journal = journal.as_deref();
+    let safe = |generations: &[Option<u64>]| {
+        if let Some(journal) = journal {
+            generations
+                .iter()
+                .flatten()
+                .for_each(|g| journal.flushed(*g));
+        }
+    };
+    let mut pending: Option<PendingFlush<A>> = None;
     loop {
         let stopping = tokio::select! {
             () = tokio::time::sleep(settings.flush_interval) => false,
@@ -451,32 +509,44 @@ pub async fn run_flusher<A: Flushable>(
             .get_or_create(&TableLabel { table })
             .set(aggregates.held() as i64);
         if pending.is_none() {
-            pending = FlushBatch::take(&*aggregates);
+            pending = take_flush(&*aggregates, journal);
         }
         to.replay::<FlushBatch<A>>(table, &settings).await;
         if stopping {
             let deadline = Instant::now() + settings.shutdown_timeout;
-            let batches: Vec<FlushBatch<A>> = pending
+            let flushes: Vec<PendingFlush<A>> = pending
                 .into_iter()
-                .chain(FlushBatch::take(&*aggregates))
+                .chain(take_flush(&*aggregates, journal))
                 .collect();
-            if let Err(e) = to.attempt(table, &batches, &settings).await {
-                to.spool_or_retry(table, &batches, Some(deadline), &settings, e)
-                    .await;
+            let generations: Vec<Option<u64>> = flushes.iter().map(|f| f.generation).collect();
+            let batches: Vec<FlushBatch<A>> = flushes.into_iter().filter_map(|f| f.batch).collect();
+            if to
+                .write_or_spool(table, &batches, Some(deadline), &settings)
+                .await
+            {
+                safe(&generations);
             }
             return;
         }
-        if let Some(batch) = &pending {
-            match to
-                .attempt(table, std::slice::from_ref(batch), &settings)
-                .await
-            {
-                Ok(()) => pending = None,
-                Err(e) => tracing::warn!(
-                    table, error = %e,
-                    "ClickHouse write failed; the same flush is retried next time, newer aggregates wait in memory"
-                ),
+        let Some(flush) = &pending else {
+            continue;
+        };
+        let written = match &flush.batch {
+            Some(batch) => {
+                to.attempt(table, std::slice::from_ref(batch), &settings)
+                    .await
             }
+            None => Ok(()),
+        };
+        match written {
+            Ok(()) => {
+                safe(&[flush.generation]);
+                pending = None;
+            }
+            Err(e) => tracing::warn!(
+                table, error = %e,
+                "ClickHouse write failed; the same flush is retried next time, newer aggregates wait in memory"
+            ),
         }
     }
 }

@@ -11,7 +11,8 @@ use prost::Message;
 use std::time::{Duration, Instant};
 use tonic_types::StatusExt;
 
-fn request(seed: u64) -> ExportTraceServiceRequest {
+/// One request of 100 spans, the same for the same seed.
+pub(crate) fn request(seed: u64) -> ExportTraceServiceRequest {
     Workload::new(WorkloadShape {
         services: 1,
         endpoints_per_service: 4,

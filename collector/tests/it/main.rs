@@ -5,6 +5,7 @@ mod auth;
 mod backpressure;
 mod bad_input;
 mod bottlenecks;
+mod crash;
 mod current_clickhouse;
 mod end_to_end;
 mod lifecycle;

@@ -1,0 +1,426 @@
+//! The journal: a write-ahead log of accepted requests, so that a crash (`kill -9`, a power cut)
+//! loses nothing acknowledged before the last sync.
+//!
+//! Every accepted request is appended (its protobuf bytes, a kind, a length and a CRC-32) before
+//! it is acknowledged, and the file is synced to disk every `--journal-sync`. The journal is cut
+//! into generations, one segment file `<generation>.wal` each, and a generation ends exactly when
+//! the latency flusher takes the aggregates: appends hold a shared lock while they also aggregate
+//! and queue their rows, the cut holds it exclusively, so the rows a flush takes are those of
+//! exactly one generation, and that flush carries an id made from the generation.
+//!
+//! A generation's file is removed once everything of it is safe elsewhere: its span and metric
+//! batches written to ClickHouse or the spool (the writers count batches in queue order, see
+//! [`QueueProgress`]) and its flush written or spooled. When only the rows are safe, a
+//! `<generation>.rows` marker says so. At the next start, [`replay`] writes what the leftover
+//! files hold: the histograms again under the same flush id (so a flush that reached ClickHouse
+//! is not counted twice) and the rows unless the marker says they were written.
+
+pub mod replay;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
+
+/// What a journal record holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RecordKind {
+    /// An encoded `ExportTraceServiceRequest`.
+    Spans = 1,
+    /// An encoded `ExportMetricsServiceRequest`.
+    Metrics = 2,
+}
+
+/// Bytes before each record's payload: kind, length, CRC-32.
+const RECORD_HEADER: usize = 1 + 4 + 4;
+/// Appends are copied into a buffer of this size and written to the file when it fills or at sync.
+const BUFFER_BYTES: usize = 1 << 20;
+
+/// How far a writer queue has got: batches put into it, and batches written to ClickHouse or the
+/// spool. Both count in queue order, so "all batches of a generation are safe" is "the safe count
+/// has reached the sent count at the end of the generation".
+#[derive(Debug, Default)]
+pub struct QueueProgress {
+    sent: AtomicU64,
+    safe: AtomicU64,
+}
+
+impl QueueProgress {
+    /// One batch put into the queue.
+    pub fn sent(&self) {
+        self.sent.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// `batches` more taken from the queue were written or spooled.
+    pub fn safe(&self, batches: usize) {
+        self.safe.fetch_add(batches as u64, Ordering::AcqRel);
+    }
+}
+
+/// The writer queues whose progress decides when a generation's rows are safe.
+#[derive(Clone, Debug, Default)]
+pub struct Queues {
+    /// The span writer's queue.
+    pub spans: Arc<QueueProgress>,
+    /// The metric writer's queue.
+    pub metrics: Arc<QueueProgress>,
+}
+
+impl Queues {
+    fn sent(&self) -> [u64; 2] {
+        [&self.spans, &self.metrics].map(|q| q.sent.load(Ordering::Acquire))
+    }
+
+    fn safe_through(&self, sent: [u64; 2]) -> bool {
+        [&self.spans, &self.metrics]
+            .iter()
+            .zip(sent)
+            .all(|(q, s)| q.safe.load(Ordering::Acquire) >= s)
+    }
+}
+
+/// A generation that has ended and still has a file.
+#[derive(Debug)]
+struct Ended {
+    /// Batches sent to each queue up to its end.
+    sent: [u64; 2],
+    /// Its flush is written or spooled.
+    flushed: bool,
+    /// Its `.rows` marker exists.
+    rows_marked: bool,
+}
+
+/// The segment being appended to.
+#[derive(Debug)]
+struct Segment {
+    generation: u64,
+    file: BufWriter<File>,
+}
+
+/// A leftover generation found at start-up, to be replayed.
+#[derive(Debug)]
+pub struct Leftover {
+    /// Its number.
+    pub generation: u64,
+    /// Its segment file.
+    pub path: PathBuf,
+    /// Its rows were written before the stop (only its histograms need writing).
+    pub rows_written: bool,
+}
+
+/// The journal directory and the generation being written.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    id: u64,
+    queues: Queues,
+    /// Shared by appends (with their aggregation and queueing), exclusive for a cut.
+    epoch: RwLock<()>,
+    segment: Mutex<Segment>,
+    ended: Mutex<BTreeMap<u64, Ended>>,
+}
+
+/// Proof that a record was appended; while it is held, the generation cannot end, so the caller
+/// aggregates and queues the request's rows inside the same generation.
+pub struct Appended<'a> {
+    _epoch: RwLockReadGuard<'a, ()>,
+}
+
+fn segment_path(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("{generation:020}.wal"))
+}
+
+fn rows_marker(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("{generation:020}.rows"))
+}
+
+fn create_segment(dir: &Path, generation: u64) -> std::io::Result<Segment> {
+    let file = File::create(segment_path(dir, generation))?;
+    File::open(dir)?.sync_all()?;
+    Ok(Segment {
+        generation,
+        file: BufWriter::with_capacity(BUFFER_BYTES, file),
+    })
+}
+
+/// Reads the journal's id (made on first use), which keeps flush ids apart between collectors.
+fn journal_id(dir: &Path) -> std::io::Result<u64> {
+    let path = dir.join("id");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(id) = u64::from_str_radix(text.trim(), 16)
+    {
+        return Ok(id);
+    }
+    let id = crate::clock::now_unix_ns() ^ (u64::from(std::process::id()) << 40);
+    std::fs::write(&path, format!("{id:016x}\n"))?;
+    Ok(id)
+}
+
+impl Journal {
+    /// Opens the journal in `dir`; returns it with the generations a previous run left, oldest
+    /// first, which must be replayed before new requests are taken.
+    pub fn open(dir: &Path, queues: Queues) -> std::io::Result<(Self, Vec<Leftover>)> {
+        std::fs::create_dir_all(dir)?;
+        let id = journal_id(dir)?;
+        let mut leftovers = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Some(generation) = name
+                .strip_suffix(".wal")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                leftovers.push(Leftover {
+                    generation,
+                    path: segment_path(dir, generation),
+                    rows_written: rows_marker(dir, generation).exists(),
+                });
+            }
+        }
+        leftovers.sort_by_key(|l| l.generation);
+        let next = leftovers.last().map_or(0, |l| l.generation + 1);
+        let journal = Self {
+            dir: dir.to_owned(),
+            id,
+            queues,
+            epoch: RwLock::new(()),
+            segment: Mutex::new(create_segment(dir, next)?),
+            ended: Mutex::new(BTreeMap::new()),
+        };
+        Ok((journal, leftovers))
+    }
+
+    /// The id of the flush that writes `generation`'s histograms.
+    pub fn flush_id(&self, generation: u64) -> String {
+        format!(
+            "{}{:016x}-{generation}",
+            crate::store::writer::FLUSH_MARKER_PREFIX,
+            self.id
+        )
+    }
+
+    /// Appends one request. The caller aggregates and queues its rows while holding the result.
+    pub fn append(&self, kind: RecordKind, payload: &[u8]) -> std::io::Result<Appended<'_>> {
+        let epoch = self.epoch.read().unwrap_or_else(PoisonError::into_inner);
+        let len = u32::try_from(payload.len())
+            .map_err(|_| std::io::Error::other("request too large for the journal"))?;
+        let mut header = [0u8; RECORD_HEADER];
+        header[0] = kind as u8;
+        header[1..5].copy_from_slice(&len.to_le_bytes());
+        header[5..9].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        let mut segment = self.segment.lock().unwrap_or_else(PoisonError::into_inner);
+        segment.file.write_all(&header)?;
+        segment.file.write_all(payload)?;
+        Ok(Appended { _epoch: epoch })
+    }
+
+    /// Ends the current generation and runs `take` with its number (the flusher taking the
+    /// aggregates) before any append of the next; returns the generation that ended and what
+    /// `take` returned. Its file is complete and synced when this returns.
+    pub fn cut<T>(&self, take: impl FnOnce(u64) -> T) -> std::io::Result<(u64, T)> {
+        let next_generation = {
+            let segment = self.segment.lock().unwrap_or_else(PoisonError::into_inner);
+            segment.generation + 1
+        };
+        let next = create_segment(&self.dir, next_generation)?;
+        let (old, taken) = {
+            let _exclusive = self.epoch.write().unwrap_or_else(PoisonError::into_inner);
+            let old = std::mem::replace(
+                &mut *self.segment.lock().unwrap_or_else(PoisonError::into_inner),
+                next,
+            );
+            self.ended
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(
+                    old.generation,
+                    Ended {
+                        sent: self.queues.sent(),
+                        flushed: false,
+                        rows_marked: false,
+                    },
+                );
+            let taken = take(old.generation);
+            (old, taken)
+        };
+        let generation = old.generation;
+        let file = old.file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_data()?;
+        Ok((generation, taken))
+    }
+
+    /// Records that `generation`'s flush was written to ClickHouse or spooled.
+    pub fn flushed(&self, generation: u64) {
+        if let Some(ended) = self
+            .ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&generation)
+        {
+            ended.flushed = true;
+        }
+    }
+
+    /// Writes what was appended to the file and syncs it: everything appended before this call
+    /// survives a crash.
+    pub fn sync(&self) -> std::io::Result<()> {
+        let file = {
+            let mut segment = self.segment.lock().unwrap_or_else(PoisonError::into_inner);
+            segment.file.flush()?;
+            segment.file.get_ref().try_clone()?
+        };
+        file.sync_data()
+    }
+
+    /// Removes the files of generations that are safe elsewhere, and marks those whose rows are.
+    pub fn collect(&self) {
+        let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+        ended.retain(|generation, e| {
+            if !self.queues.safe_through(e.sent) {
+                return true;
+            }
+            if e.flushed {
+                self.remove(*generation);
+                return false;
+            }
+            if !e.rows_marked {
+                e.rows_marked = File::create(rows_marker(&self.dir, *generation)).is_ok();
+            }
+            true
+        });
+    }
+
+    /// Removes a generation's file and marker.
+    pub fn remove(&self, generation: u64) {
+        if let Err(e) = std::fs::remove_file(segment_path(&self.dir, generation)) {
+            tracing::warn!(generation, error = %e, "could not remove a journal segment");
+        }
+        let _ = std::fs::remove_file(rows_marker(&self.dir, generation));
+    }
+}
+
+/// The records of a segment file, in order, up to the first incomplete or damaged one (the tail
+/// a crash cut off).
+pub fn read_records(path: &Path) -> std::io::Result<Vec<(RecordKind, Vec<u8>)>> {
+    let bytes = std::fs::read(path)?;
+    let mut records = Vec::new();
+    let mut rest = bytes.as_slice();
+    while rest.len() >= RECORD_HEADER {
+        let kind = match rest[0] {
+            1 => RecordKind::Spans,
+            2 => RecordKind::Metrics,
+            _ => break,
+        };
+        let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        let crc = u32::from_le_bytes([rest[5], rest[6], rest[7], rest[8]]);
+        let Some(payload) = rest.get(RECORD_HEADER..RECORD_HEADER + len) else {
+            break;
+        };
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        records.push((kind, payload.to_vec()));
+        rest = &rest[RECORD_HEADER + len..];
+    }
+    Ok(records)
+}
+
+/// Syncs the journal every `every` and removes what is safe elsewhere, until `shutdown`; then
+/// once more.
+pub async fn run_syncer(
+    journal: Arc<Journal>,
+    every: std::time::Duration,
+    telemetry: Arc<crate::telemetry::Telemetry>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let stopping = tokio::select! {
+            () = tokio::time::sleep(every) => false,
+            _ = shutdown.changed() => true,
+        };
+        let j = Arc::clone(&journal);
+        match tokio::task::spawn_blocking(move || {
+            let synced = j.sync();
+            j.collect();
+            synced
+        })
+        .await
+        {
+            Ok(Ok(())) => {
+                telemetry.journal_syncs.inc();
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "journal sync failed"),
+            Err(e) => tracing::error!(error = %e, "journal sync task failed"),
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_come_back_up_to_a_torn_tail() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (journal, leftovers) = Journal::open(dir.path(), Queues::default()).expect("open");
+        assert!(leftovers.is_empty());
+        drop(journal.append(RecordKind::Spans, b"first").expect("append"));
+        drop(
+            journal
+                .append(RecordKind::Metrics, b"second")
+                .expect("append"),
+        );
+        journal.sync().expect("sync");
+        let path = segment_path(dir.path(), 0);
+        // A crash in the middle of a record: the whole ones before it come back.
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes.extend_from_slice(&[1, 200, 0, 0, 0, 1, 2]);
+        std::fs::write(&path, &bytes).expect("write");
+        let records = read_records(&path).expect("records");
+        assert_eq!(
+            records,
+            vec![
+                (RecordKind::Spans, b"first".to_vec()),
+                (RecordKind::Metrics, b"second".to_vec())
+            ]
+        );
+        drop(journal);
+        let (_, leftovers) = Journal::open(dir.path(), Queues::default()).expect("reopen");
+        let generations: Vec<u64> = leftovers.iter().map(|l| l.generation).collect();
+        assert_eq!(generations, [0], "the segment written before the reopen");
+    }
+
+    #[test]
+    fn a_generation_goes_once_its_rows_and_flush_are_safe() {
+        let dir = tempfile::tempdir().expect("dir");
+        let queues = Queues::default();
+        let (journal, _) = Journal::open(dir.path(), queues.clone()).expect("open");
+        {
+            let _appended = journal.append(RecordKind::Spans, b"spans").expect("append");
+            queues.spans.sent();
+        }
+        let (generation, taken) = journal.cut(|_| "aggregates").expect("cut");
+        assert_eq!((generation, taken), (0, "aggregates"));
+        journal.collect();
+        assert!(segment_path(dir.path(), 0).exists(), "rows not yet written");
+        queues.spans.safe(1);
+        journal.collect();
+        assert!(
+            rows_marker(dir.path(), 0).exists(),
+            "rows written, flush not"
+        );
+        journal.flushed(0);
+        journal.collect();
+        assert!(!segment_path(dir.path(), 0).exists());
+        assert!(!rows_marker(dir.path(), 0).exists());
+        assert!(
+            segment_path(dir.path(), 1).exists(),
+            "the current generation"
+        );
+    }
+}
