@@ -121,6 +121,8 @@ pub struct Journal {
     epoch: RwLock<()>,
     segment: Mutex<Segment>,
     ended: Mutex<BTreeMap<u64, Ended>>,
+    /// The last sync failed: appends are refused until one succeeds.
+    failing: std::sync::atomic::AtomicBool,
 }
 
 /// Proof that a record was appended; while it is held, the generation cannot end, so the caller
@@ -188,6 +190,7 @@ impl Journal {
             epoch: RwLock::new(()),
             segment: Mutex::new(create_segment(dir, next)?),
             ended: Mutex::new(BTreeMap::new()),
+            failing: std::sync::atomic::AtomicBool::new(false),
         };
         Ok((journal, leftovers))
     }
@@ -202,7 +205,14 @@ impl Journal {
     }
 
     /// Appends one request. The caller aggregates and queues its rows while holding the result.
+    /// Refused while the disk fails (since the last sync failed), so nothing is acknowledged
+    /// that cannot be kept.
     pub fn append(&self, kind: RecordKind, payload: &[u8]) -> std::io::Result<Appended<'_>> {
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other(
+                "the last journal sync failed; retrying",
+            ));
+        }
         let epoch = self.epoch.read().unwrap_or_else(PoisonError::into_inner);
         let len = u32::try_from(payload.len())
             .map_err(|_| std::io::Error::other("request too large for the journal"))?;
@@ -264,14 +274,18 @@ impl Journal {
     }
 
     /// Writes what was appended to the file and syncs it: everything appended before this call
-    /// survives a crash.
+    /// survives a crash. While this fails, appends are refused.
     pub fn sync(&self) -> std::io::Result<()> {
-        let file = {
-            let mut segment = self.segment.lock().unwrap_or_else(PoisonError::into_inner);
-            segment.file.flush()?;
-            segment.file.get_ref().try_clone()?
-        };
-        file.sync_data()
+        let synced = (|| {
+            let file = {
+                let mut segment = self.segment.lock().unwrap_or_else(PoisonError::into_inner);
+                segment.file.flush()?;
+                segment.file.get_ref().try_clone()?
+            };
+            file.sync_data()
+        })();
+        self.failing.store(synced.is_err(), Ordering::Relaxed);
+        synced
     }
 
     /// Removes the files of generations that are safe elsewhere, and marks those whose rows are.

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# ClickHouse away under steady load: the release collector (with its local ClickHouse) takes
+# OTLP/gRPC from the load generator while ClickHouse is frozen (SIGSTOP) for the middle half of
+# the run, then thawed (SIGCONT). Reports what was accepted and refused while it was away, how
+# much the disk spool grew, how long the spool took to drain once ClickHouse was back, and checks
+# that every accepted span is counted in `plumb top`.
+#
+#   deploy/bench-outage.sh [RATE] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rate="${1:-20000}"
+seconds="${2:-40}"
+bin=target/release
+deploy/install-deps.sh
+cargo build --release --locked -p plumb-collector --bins >/dev/null
+
+dir="$(mktemp -d)"
+grpc=127.0.0.1:14317 http=127.0.0.1:14318 query=127.0.0.1:17318
+"$bin/plumb-collector" --data-dir "$dir" --grpc-addr "$grpc" --http-addr "$http" --query-addr "$query" \
+    --flush-interval 2s --write-timeout 2s ${COLLECTOR_ARGS:-} >"$dir/collector.log" 2>&1 &
+pid=$!
+cleanup() {
+    [ -n "${server:-}" ] && kill -CONT "$server" 2>/dev/null || true
+    kill -TERM $pid 2>/dev/null || true
+    wait $pid 2>/dev/null || true
+    kill "${sampler:-}" 2>/dev/null || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+until curl -fsS "http://$query/readyz" >/dev/null 2>&1; do sleep 0.2; done
+server=$(pgrep -f -- "--config-file=$dir/" | head -1)
+metric() { curl -fsS "http://$query/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+# The spool's size, sampled every half second (the peak is reported).
+while sleep 0.5; do echo "$(date +%s.%N) $(metric plumb_spool_bytes || echo 0)"; done >"$dir/spool" &
+sampler=$!
+
+"$bin/plumb-loadgen" --endpoint "http://$grpc" --rate "$rate" --duration "${seconds}s" --json >"$dir/report" &
+loadgen=$!
+sleep $((seconds / 4))
+kill -STOP "$server"
+echo "ClickHouse frozen for $((seconds / 2)) s"
+sleep $((seconds / 2))
+kill -CONT "$server"
+thawed=$(date +%s.%N)
+wait $loadgen
+until [ "$(metric plumb_spool_bytes)" = "0" ]; do sleep 0.2; done
+sleep 1
+spooled=$(curl -fsS "http://$query/metrics" | awk '/^plumb_batches_spooled_total\{table="spans"\}/ {print $2}')
+
+report=$(cat "$dir/report")
+target=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['spans_accepted'])" "$report")
+while :; do
+    seen=$("$bin/plumb" --endpoint "http://$query" top --since 10m --kind all --limit 1000 --json |
+        python3 -c 'import json,sys; print(sum(e["requests"] for e in json.load(sys.stdin)["endpoints"]))')
+    [ "$seen" -ge "$target" ] && break
+    sleep 0.2
+done
+python3 - "$report" "$dir/spool" "${spooled:-0}" "$thawed" "$seen" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+samples = [tuple(map(float, line.split())) for line in open(sys.argv[2]) if len(line.split()) == 2]
+peak, batches, thawed = max(b for _, b in samples), sys.argv[3], float(sys.argv[4])
+drain = min(t for t, b in samples if t > thawed and b == 0) - thawed
+away_spans = r["spans_per_second"] * r["seconds"] / 2
+print(f"spans accepted:        {r['spans_accepted']} ({r['spans_per_second']:.0f}/s over {r['seconds']:.1f} s)")
+print(f"requests refused:      {r['requests_refused']}")
+print(f"spool peak:            {peak/2**20:.1f} MiB in {batches} span batches, about {peak/max(away_spans,1):.0f} bytes per span sent while away")
+print(f"spool drained in:      {drain:.1f} s after ClickHouse came back, under the same load")
+print(f"counted in plumb top:  {sys.argv[5]} (all accepted: {int(sys.argv[5]) >= r['spans_accepted']})")
+PY
