@@ -20,18 +20,20 @@ grpc=127.0.0.1:14317 http=127.0.0.1:14318 query=127.0.0.1:17318
     --flush-interval 2s --write-timeout 2s ${COLLECTOR_ARGS:-} >"$dir/collector.log" 2>&1 &
 pid=$!
 cleanup() {
+    kill "${sampler:-}" 2>/dev/null || true
     [ -n "${server:-}" ] && kill -CONT "$server" 2>/dev/null || true
     kill -TERM $pid 2>/dev/null || true
     wait $pid 2>/dev/null || true
-    kill "${sampler:-}" 2>/dev/null || true
     rm -rf "$dir"
 }
 trap cleanup EXIT
 until curl -fsS "http://$query/readyz" >/dev/null 2>&1; do sleep 0.2; done
-server=$(pgrep -f -- "--config-file=$dir/" | head -1)
-metric() { curl -fsS "http://$query/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+# The ClickHouse server itself, not the watchdog shell that started it.
+server=$(for p in $(pgrep -f -- "--config-file=$dir/"); do
+    [ "$(cat "/proc/$p/comm")" != sh ] && echo "$p"; done | head -1)
+metric() { curl -fsS "http://$query/metrics" 2>/dev/null | awk -v m="$1" '$1 == m {print $2}'; }
 # The spool's size, sampled every half second (the peak is reported).
-while sleep 0.5; do echo "$(date +%s.%N) $(metric plumb_spool_bytes || echo 0)"; done >"$dir/spool" &
+while sleep 0.5; do echo "$(date +%s.%N) $(metric plumb_spool_bytes || echo 0)"; done >"$dir/spool-samples" &
 sampler=$!
 
 "$bin/plumb-loadgen" --endpoint "http://$grpc" --rate "$rate" --duration "${seconds}s" --json >"$dir/report" &
@@ -55,7 +57,7 @@ while :; do
     [ "$seen" -ge "$target" ] && break
     sleep 0.2
 done
-python3 - "$report" "$dir/spool" "${spooled:-0}" "$thawed" "$seen" <<'PY'
+python3 - "$report" "$dir/spool-samples" "${spooled:-0}" "$thawed" "$seen" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])
 samples = [tuple(map(float, line.split())) for line in open(sys.argv[2]) if len(line.split()) == 2]

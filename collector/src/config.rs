@@ -199,7 +199,7 @@ pub struct CollectorConfig {
     pub journal_sync: Duration,
 
     /// Longest one ClickHouse write may take before it counts as failed (and its rows are spooled).
-    #[arg(long, env = "PLUMB_WRITE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "PLUMB_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub write_timeout: Duration,
 
     /// How long shutdown may take to flush everything before giving up.

@@ -36,8 +36,9 @@ pub enum RecordKind {
 
 /// Bytes before each record's payload: kind, length, CRC-32.
 const RECORD_HEADER: usize = 1 + 4 + 4;
-/// Appends are copied into a buffer of this size and written to the file when it fills or at sync.
-const BUFFER_BYTES: usize = 1 << 20;
+/// Small appends are gathered in a buffer of this size and written when it fills or at sync;
+/// larger ones (most OTLP requests) go straight to the file, without a copy.
+const BUFFER_BYTES: usize = 64 << 10;
 
 /// How far a writer queue has got: batches put into it, and batches written to ClickHouse or the
 /// spool. Both count in queue order, so "all batches of a generation are safe" is "the safe count

@@ -637,3 +637,88 @@ async fn regressions_are_found_and_noise_is_not() {
     assert!(text.contains("GET /slow") && text.contains("p95"), "{text}");
     assert!(collector.stop().await);
 }
+
+#[tokio::test]
+async fn the_trace_window_and_component_limits_hold_and_are_counted() {
+    let database = unique_database("breakdown_limits");
+    // Room for 20 spans in the window and 2 component names per service: ten traces of four
+    // spans each, every trace with its own three statements, go past both.
+    let collector = Collector::start(
+        &database,
+        &[
+            "--trace-window",
+            "1h",
+            "--trace-max-spans",
+            "20",
+            "--max-components-per-service",
+            "2",
+        ],
+    )
+    .await;
+    let t0 = SystemTime::now() - Duration::from_secs(120);
+    let traces = (0..10u64)
+        .map(|i| {
+            let start = t0 + Duration::from_millis(i * 100);
+            (0..3u64).fold(
+                server("tight", "GET", "/items", start, 40 * MS),
+                |root, q| {
+                    let statement = format!("SELECT * FROM table_{i}_{q}");
+                    root.child(db("tight", "mysql", &statement, start, q * 10 * MS, 5 * MS))
+                },
+            )
+        })
+        .collect();
+    send_traces(&collector, traces).await;
+
+    // The window never holds more than its limit: the oldest traces are analysed at once
+    // (with a one-hour window, nothing else would analyse them before shutdown).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = collector.metrics_text().await;
+        let value = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let held = value("plumb_trace_spans_held ");
+        assert!(held <= 20.0, "{held} spans held");
+        if value("plumb_traces_cut_short_total ") >= 5.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing cut short:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Thirty statements, two names kept: the rest are counted under [overflow], none lost.
+    let endpoint = wait_for(
+        &collector,
+        &["endpoint", "tight", "GET /items", "--since", "1h"],
+        |v| {
+            v["breakdown"].as_array().is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|i| i["component"].as_str() == Some("[overflow]"))
+            })
+        },
+    )
+    .await;
+    let db_items: Vec<&serde_json::Value> = endpoint["breakdown"]
+        .as_array()
+        .expect("breakdown")
+        .iter()
+        .filter(|i| i["type"] == "db")
+        .collect();
+    let named = db_items
+        .iter()
+        .filter(|i| i["component"] != "[overflow]")
+        .count();
+    assert!(named <= 2, "{endpoint:#}");
+    let calls: f64 = db_items.iter().map(|i| f(&i["calls"])).sum();
+    let analysed = f(&endpoint["analysed_requests"]);
+    close(
+        calls,
+        analysed * 3.0,
+        "db calls, three per analysed request",
+    );
+    assert!(collector.stop().await);
+}
