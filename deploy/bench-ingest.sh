@@ -10,17 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rate="${1:-0}"
 seconds="${2:-30}"
-bin=target/release
-deploy/install-deps.sh
-cargo build --release --locked -p plumb-collector --bins >/dev/null
-
-dir="$(mktemp -d)"
-grpc=127.0.0.1:14317 http=127.0.0.1:14318 query=127.0.0.1:17318
-"$bin/plumb-collector" --data-dir "$dir" --grpc-addr "$grpc" --http-addr "$http" --query-addr "$query" \
-    --flush-interval 2s ${COLLECTOR_ARGS:-} >"$dir/collector.log" 2>&1 &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; kill $sampler 2>/dev/null || true; rm -rf "$dir"' EXIT
-until curl -fsS "http://$query/readyz" >/dev/null 2>&1; do sleep 0.2; done
+. deploy/bench-collector.sh
+# shellcheck disable=SC2086 # COLLECTOR_ARGS is a list of options
+start_collector ${COLLECTOR_ARGS:-}
 # The spans the trace window holds, sampled every second (the peak is reported).
 while sleep 1; do
     curl -fsS "http://$query/metrics" 2>/dev/null | awk '/^plumb_trace_spans_held /{print $2}' || true

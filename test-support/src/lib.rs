@@ -664,14 +664,23 @@ impl Sequence {
     }
 }
 
-/// A TCP proxy on loopback that can be paused: while paused it moves no bytes in either
-/// direction (a server that has stopped answering); a connection that sends anything while
-/// paused is dropped, so nothing arrives late. Put it in front of ClickHouse to make it away
-/// without stopping it.
+/// What a [`PausableProxy`] does with the bytes it gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProxyState {
+    /// Moves them.
+    Open,
+    /// Drops the connection they came on (a server that went away: nothing arrives late).
+    Paused,
+    /// Holds them and moves them on thawing (a frozen server: everything arrives late).
+    Frozen,
+}
+
+/// A TCP proxy on loopback that can be paused or frozen. Put it in front of ClickHouse to make
+/// it away or frozen without stopping it.
 pub struct PausableProxy {
     /// Where clients connect.
     pub addr: SocketAddr,
-    paused: tokio::sync::watch::Sender<bool>,
+    state: tokio::sync::watch::Sender<ProxyState>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -682,7 +691,7 @@ impl PausableProxy {
             .await
             .expect("proxy listens");
         let addr = listener.local_addr().expect("address");
-        let (paused, watch) = tokio::sync::watch::channel(false);
+        let (state, watch) = tokio::sync::watch::channel(ProxyState::Open);
         let upstream = upstream.to_owned();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -700,7 +709,7 @@ impl PausableProxy {
                 });
             }
         });
-        Self { addr, paused, task }
+        Self { addr, state, task }
     }
 
     /// `http://` URL of the proxy.
@@ -708,14 +717,19 @@ impl PausableProxy {
         format!("http://{}", self.addr)
     }
 
-    /// Stops moving bytes.
+    /// Stops moving bytes: a connection that sends anything is dropped.
     pub fn pause(&self) {
-        let _ = self.paused.send(true);
+        let _ = self.state.send(ProxyState::Paused);
+    }
+
+    /// Stops moving bytes but keeps them, to deliver them late on [`Self::resume`].
+    pub fn freeze(&self) {
+        let _ = self.state.send(ProxyState::Frozen);
     }
 
     /// Moves bytes again.
     pub fn resume(&self) {
-        let _ = self.paused.send(false);
+        let _ = self.state.send(ProxyState::Open);
     }
 }
 
@@ -725,11 +739,11 @@ impl Drop for PausableProxy {
     }
 }
 
-/// Copies `from` to `to` until paused.
+/// Copies `from` to `to` as the proxy's state says.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    paused: tokio::sync::watch::Receiver<bool>,
+    mut state: tokio::sync::watch::Receiver<ProxyState>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 64 * 1024];
@@ -738,9 +752,11 @@ async fn pump(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        // Bytes that arrive while paused are lost with the connection, as with a server that
-        // went away: they are never delivered late.
-        if *paused.borrow() || to.write_all(&buf[..n]).await.is_err() {
+        let now = match state.wait_for(|s| *s != ProxyState::Frozen).await {
+            Ok(now) => *now,
+            Err(_) => return,
+        };
+        if now == ProxyState::Paused || to.write_all(&buf[..n]).await.is_err() {
             return;
         }
     }

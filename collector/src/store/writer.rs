@@ -36,6 +36,12 @@ pub struct WriterSettings {
 
 /// A group of rows for one table, as queued for a writer.
 pub trait RowBatch: Send + Sync + Sized + 'static {
+    /// Whether a write of these batches may be given up after `write_timeout`. A write given up
+    /// may still be carried out later by a slow or frozen ClickHouse, so a retry can store the
+    /// rows twice: tolerable for span and metric rows, not for histograms, whose writes are
+    /// waited for (see [`FlushBatch`]).
+    const MAY_GIVE_UP: bool = false;
+
     /// Rows in this batch.
     fn row_count(&self) -> usize;
 
@@ -137,7 +143,8 @@ pub struct Destination {
 }
 
 impl Destination {
-    /// One write, limited to `settings.write_timeout` and counted in the telemetry.
+    /// One write, limited to `settings.write_timeout` when `B` allows it, and counted in the
+    /// telemetry.
     async fn attempt<B: RowBatch>(
         &self,
         table: &'static str,
@@ -150,18 +157,19 @@ impl Destination {
         }
         let label = TableLabel { table };
         let started = std::time::Instant::now();
-        let result = match tokio::time::timeout(
-            settings.write_timeout,
-            B::insert(&self.store, table, batches),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::NotReady {
-                url: table.to_owned(),
-                waited: settings.write_timeout,
-                last_error: "the write did not finish in time".into(),
-            }),
+        let insert = B::insert(&self.store, table, batches);
+        let result = if B::MAY_GIVE_UP {
+            tokio::time::timeout(settings.write_timeout, insert)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::NotReady {
+                        url: table.to_owned(),
+                        waited: settings.write_timeout,
+                        last_error: "the write did not finish in time".into(),
+                    })
+                })
+        } else {
+            insert.await
         };
         match result {
             Ok(()) => {
@@ -221,6 +229,20 @@ impl Destination {
         let Err(error) = self.attempt(table, batches, settings).await else {
             return true;
         };
+        self.spool_batches(table, batches, &error)
+            || self
+                .write_with_retry(table, batches, deadline, settings)
+                .await
+    }
+
+    /// Saves batches ClickHouse did not take (because of `why`) to the spool; false (logged)
+    /// when the spool cannot take them.
+    fn spool_batches<B: RowBatch>(
+        &self,
+        table: &'static str,
+        batches: &[B],
+        why: &dyn std::fmt::Display,
+    ) -> bool {
         let rows: usize = batches.iter().map(RowBatch::row_count).sum();
         match self.spool.save(table, &B::to_spool(batches)) {
             Ok(()) => {
@@ -229,13 +251,12 @@ impl Destination {
                 self.telemetry
                     .spool_bytes
                     .set(self.spool.used_bytes() as i64);
-                tracing::warn!(table, rows, error = %error, "ClickHouse write failed; rows spooled to disk, written when it answers");
+                tracing::warn!(table, rows, error = %why, "ClickHouse did not take the rows; spooled to disk, written when it answers");
                 true
             }
             Err(spool_error) => {
-                tracing::warn!(table, rows, error = %error, spool = %spool_error, "ClickHouse write failed and the spool cannot take the rows; retrying");
-                self.write_with_retry(table, batches, deadline, settings)
-                    .await
+                tracing::warn!(table, rows, error = %why, spool = %spool_error, "ClickHouse did not take the rows and the spool cannot either; retrying");
+                false
             }
         }
     }
@@ -405,6 +426,10 @@ struct SpooledFlush<R> {
 }
 
 impl<A: Flushable> RowBatch for FlushBatch<A> {
+    /// A flush write is waited for: a given-up write that ClickHouse carries out after the retry
+    /// checked the markers would count twice.
+    const MAY_GIVE_UP: bool = false;
+
     fn row_count(&self) -> usize {
         self.rows.len()
     }
@@ -500,9 +525,9 @@ pub async fn run_flusher<A: Flushable>(
     };
     let mut pending: Option<PendingFlush<A>> = None;
     loop {
-        let stopping = tokio::select! {
+        let mut stopping = tokio::select! {
             () = tokio::time::sleep(settings.flush_interval) => false,
-            _ = shutdown.changed() => true,
+            _ = shutdown.wait_for(|stop| *stop) => true,
         };
         to.telemetry
             .aggregates_held
@@ -511,7 +536,34 @@ pub async fn run_flusher<A: Flushable>(
         if pending.is_none() {
             pending = take_flush(&*aggregates, journal);
         }
-        to.replay::<FlushBatch<A>>(table, &settings).await;
+        if !stopping {
+            // Spooled flushes first, then this one; a write is waited for until it ends or
+            // shutdown begins (then it is spooled as possibly written, see below).
+            let round = async {
+                to.replay::<FlushBatch<A>>(table, &settings).await;
+                match pending.as_ref().and_then(|f| f.batch.as_ref()) {
+                    Some(batch) => {
+                        to.attempt(table, std::slice::from_ref(batch), &settings)
+                            .await
+                    }
+                    None => Ok(()),
+                }
+            };
+            tokio::select! {
+                written = round => match written {
+                    Ok(()) => {
+                        if let Some(flush) = pending.take() {
+                            safe(&[flush.generation]);
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        table, error = %e,
+                        "ClickHouse write failed; the same flush is retried next time, newer aggregates wait in memory"
+                    ),
+                },
+                _ = shutdown.wait_for(|stop| *stop) => stopping = true,
+            }
+        }
         if stopping {
             let deadline = Instant::now() + settings.shutdown_timeout;
             let flushes: Vec<PendingFlush<A>> = pending
@@ -520,33 +572,18 @@ pub async fn run_flusher<A: Flushable>(
                 .collect();
             let generations: Vec<Option<u64>> = flushes.iter().map(|f| f.generation).collect();
             let batches: Vec<FlushBatch<A>> = flushes.into_iter().filter_map(|f| f.batch).collect();
-            if to
-                .write_or_spool(table, &batches, Some(deadline), &settings)
-                .await
-            {
+            let written = tokio::time::timeout_at(
+                deadline,
+                to.write_or_spool(table, &batches, Some(deadline), &settings),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                to.spool_batches(table, &batches, &"no answer before the shutdown deadline")
+            });
+            if written {
                 safe(&generations);
             }
             return;
-        }
-        let Some(flush) = &pending else {
-            continue;
-        };
-        let written = match &flush.batch {
-            Some(batch) => {
-                to.attempt(table, std::slice::from_ref(batch), &settings)
-                    .await
-            }
-            None => Ok(()),
-        };
-        match written {
-            Ok(()) => {
-                safe(&[flush.generation]);
-                pending = None;
-            }
-            Err(e) => tracing::warn!(
-                table, error = %e,
-                "ClickHouse write failed; the same flush is retried next time, newer aggregates wait in memory"
-            ),
         }
     }
 }

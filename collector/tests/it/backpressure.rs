@@ -144,9 +144,26 @@ async fn send_all(collector: &Collector, seeds: std::ops::Range<u64>) -> u64 {
     acknowledged
 }
 
+/// The summed durations (µs) of the spans of `seeds`, as the histograms add them up.
+fn duration_sum_us(seeds: std::ops::Range<u64>) -> u64 {
+    seeds
+        .flat_map(|seed| request(seed).resource_spans)
+        .flat_map(|r| r.scope_spans)
+        .flat_map(|s| s.spans)
+        .map(|span| (span.end_time_unix_nano - span.start_time_unix_nano) / 1_000)
+        .sum()
+}
+
 /// Waits until ClickHouse holds `expected` spans and histograms counting as many, and the
-/// spool is empty; fails at once if either count passes `expected`.
-async fn wait_all_written(database: &str, expected: u64, spool: &std::path::Path, log: &str) {
+/// spool is empty; fails at once if either count passes `expected`. Then the histograms must
+/// be exact: their bucket counts add up to `expected` and their duration sums to `duration_us`.
+async fn wait_all_written(
+    database: &str,
+    expected: u64,
+    duration_us: u64,
+    spool: &std::path::Path,
+    log: &str,
+) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let stored = query_number(database, "SELECT count() FROM spans").await;
@@ -165,7 +182,7 @@ async fn wait_all_written(database: &str, expected: u64, spool: &std::path::Path
             "{stored} spans and {counted} counted for {expected} acknowledged\n{log}"
         );
         if stored == expected && counted == expected && left == 0 {
-            return;
+            break;
         }
         assert!(
             Instant::now() < deadline,
@@ -173,6 +190,17 @@ async fn wait_all_written(database: &str, expected: u64, spool: &std::path::Path
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let in_buckets = query_number(
+        database,
+        "SELECT sum(arraySum(latencyMap.count)) FROM latency_minute WHERE service != ''",
+    )
+    .await;
+    let summed = query_number(
+        database,
+        "SELECT sum(duration_sum_us) FROM latency_minute WHERE service != ''",
+    )
+    .await;
+    assert_eq!((in_buckets, summed), (expected, duration_us), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,7 +241,14 @@ async fn while_clickhouse_is_away_batches_are_spooled_and_written_when_it_is_bac
         "{metrics}"
     );
     proxy.resume();
-    wait_all_written(&database, acknowledged, spool.path(), &first.log()).await;
+    wait_all_written(
+        &database,
+        acknowledged,
+        duration_sum_us(1..31),
+        spool.path(),
+        &first.log(),
+    )
+    .await;
 
     // Away again, and the collector stopped before it is back: the rest, histograms included,
     // waits in the spool for the next start.
@@ -232,11 +267,65 @@ async fn while_clickhouse_is_away_batches_are_spooled_and_written_when_it_is_bac
     );
     proxy.resume();
     let second = Collector::start(&database, &settings).await;
-    wait_all_written(&database, acknowledged, spool.path(), &second.log()).await;
+    wait_all_written(
+        &database,
+        acknowledged,
+        duration_sum_us(1..51),
+        spool.path(),
+        &second.log(),
+    )
+    .await;
     let metrics = second.metrics_text().await;
     assert!(
         metrics.contains("plumb_batches_replayed_total{table=\"spans\"}"),
         "{metrics}"
     );
     assert!(second.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_clickhouse_that_runs_late_writes_never_counts_a_histogram_twice() {
+    let database = unique_database("frozen");
+    let upstream = clickhouse_url()
+        .await
+        .trim_start_matches("http://")
+        .to_owned();
+    let proxy = PausableProxy::start(&upstream).await;
+    let collector = Collector::start_with(
+        &database,
+        &["--clickhouse-url", &proxy.url()],
+        // Flush attempts back to back, so that one is in flight whenever ClickHouse thaws.
+        &[
+            "--write-timeout",
+            "1s",
+            "--flush-interval",
+            "200ms",
+            "--trace-window",
+            "0",
+        ],
+    )
+    .await;
+    // Frozen: writes get no answer and are carried out late, after the span writer has given
+    // up on them (and spooled them) and while the flusher still waits.
+    proxy.freeze();
+    let acknowledged = send_all(&collector, 1..11).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.resume();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let counted_query = "SELECT sum(requests) FROM latency_minute WHERE service != ''";
+    while query_number(&database, counted_query).await < acknowledged {
+        assert!(Instant::now() < deadline, "{}", collector.log());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Late writes and retries have all landed by now; the histograms count each span once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        query_number(&database, counted_query).await,
+        acknowledged,
+        "{}",
+        collector.log()
+    );
+    let stored = query_number(&database, "SELECT uniqExact(trace_id, span_id) FROM spans").await;
+    assert_eq!(stored, acknowledged, "every span stored (some maybe twice)");
+    assert!(collector.stop().await);
 }
