@@ -340,11 +340,7 @@ async fn the_sidecar_checks_local_tokens_and_sends_its_own_to_the_collector() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sidecar_honours_back_pressure_and_delivers_everything_later() {
     let database = unique_database("sidecar_pushback");
-    let upstream = plumb_test_support::clickhouse_url()
-        .await
-        .trim_start_matches("http://")
-        .to_owned();
-    let proxy = plumb_test_support::PausableProxy::start(&upstream).await;
+    let proxy = plumb_test_support::PausableProxy::in_front_of_clickhouse().await;
     let collector = Collector::start_with(
         &database,
         &["--clickhouse-url", &proxy.url()],

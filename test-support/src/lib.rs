@@ -712,6 +712,12 @@ impl PausableProxy {
         Self { addr, state, task }
     }
 
+    /// A proxy in front of the shared ClickHouse of the tests.
+    pub async fn in_front_of_clickhouse() -> Self {
+        let url = clickhouse_url().await;
+        Self::start(url.trim_start_matches("http://")).await
+    }
+
     /// `http://` URL of the proxy.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

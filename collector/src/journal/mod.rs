@@ -19,7 +19,7 @@ pub mod replay;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
@@ -36,9 +36,6 @@ pub enum RecordKind {
 
 /// Bytes before each record's payload: kind, length, CRC-32.
 const RECORD_HEADER: usize = 1 + 4 + 4;
-/// Small appends are gathered in a buffer of this size and written when it fills or at sync;
-/// larger ones (most OTLP requests) go straight to the file, without a copy.
-const BUFFER_BYTES: usize = 64 << 10;
 
 /// How far a writer queue has got: batches put into it, and batches written to ClickHouse or the
 /// spool. Both count in queue order, so "all batches of a generation are safe" is "the safe count
@@ -98,7 +95,9 @@ struct Ended {
 #[derive(Debug)]
 struct Segment {
     generation: u64,
-    file: BufWriter<File>,
+    file: File,
+    /// Bytes of whole records in the file.
+    len: u64,
 }
 
 /// A leftover generation found at start-up, to be replayed.
@@ -145,7 +144,8 @@ fn create_segment(dir: &Path, generation: u64) -> std::io::Result<Segment> {
     File::open(dir)?.sync_all()?;
     Ok(Segment {
         generation,
-        file: BufWriter::with_capacity(BUFFER_BYTES, file),
+        file,
+        len: 0,
     })
 }
 
@@ -222,8 +222,18 @@ impl Journal {
         header[1..5].copy_from_slice(&len.to_le_bytes());
         header[5..9].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
         let mut segment = self.segment.lock().unwrap_or_else(PoisonError::into_inner);
-        segment.file.write_all(&header)?;
-        segment.file.write_all(payload)?;
+        let written = segment
+            .file
+            .write_all(&header)
+            .and_then(|()| segment.file.write_all(payload));
+        if let Err(e) = written {
+            // Cut a partly written record off, so that the records after it can be read back.
+            let whole = segment.len;
+            segment.file.set_len(whole)?;
+            segment.file.seek(SeekFrom::Start(whole))?;
+            return Err(e);
+        }
+        segment.len += (RECORD_HEADER + payload.len()) as u64;
         Ok(Appended { _epoch: epoch })
     }
 
@@ -257,8 +267,7 @@ impl Journal {
             (old, taken)
         };
         let generation = old.generation;
-        let file = old.file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_data()?;
+        old.file.sync_data()?;
         Ok((generation, taken))
     }
 
@@ -278,11 +287,12 @@ impl Journal {
     /// survives a crash. While this fails, appends are refused.
     pub fn sync(&self) -> std::io::Result<()> {
         let synced = (|| {
-            let file = {
-                let mut segment = self.segment.lock().unwrap_or_else(PoisonError::into_inner);
-                segment.file.flush()?;
-                segment.file.get_ref().try_clone()?
-            };
+            let file = self
+                .segment
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .file
+                .try_clone()?;
             file.sync_data()
         })();
         self.failing.store(synced.is_err(), Ordering::Relaxed);

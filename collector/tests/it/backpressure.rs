@@ -25,11 +25,7 @@ pub(crate) fn request(seed: u64) -> ExportTraceServiceRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_clickhouse_gets_back_pressure_and_loses_nothing_acknowledged() {
     let database = unique_database("backpressure");
-    let upstream = clickhouse_url()
-        .await
-        .trim_start_matches("http://")
-        .to_owned();
-    let proxy = PausableProxy::start(&upstream).await;
+    let proxy = PausableProxy::in_front_of_clickhouse().await;
     let collector = Collector::start_with(
         &database,
         &["--clickhouse-url", &proxy.url()],
@@ -208,11 +204,7 @@ async fn while_clickhouse_is_away_batches_are_spooled_and_written_when_it_is_bac
     let database = unique_database("spool");
     let spool = tempfile::tempdir().expect("spool dir");
     let spool_dir = spool.path().display().to_string();
-    let upstream = clickhouse_url()
-        .await
-        .trim_start_matches("http://")
-        .to_owned();
-    let proxy = PausableProxy::start(&upstream).await;
+    let proxy = PausableProxy::in_front_of_clickhouse().await;
     let settings = [
         "--spool-dir",
         &spool_dir,
@@ -286,11 +278,7 @@ async fn while_clickhouse_is_away_batches_are_spooled_and_written_when_it_is_bac
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_clickhouse_that_runs_late_writes_never_counts_a_histogram_twice() {
     let database = unique_database("frozen");
-    let upstream = clickhouse_url()
-        .await
-        .trim_start_matches("http://")
-        .to_owned();
-    let proxy = PausableProxy::start(&upstream).await;
+    let proxy = PausableProxy::in_front_of_clickhouse().await;
     let collector = Collector::start_with(
         &database,
         &["--clickhouse-url", &proxy.url()],

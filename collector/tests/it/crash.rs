@@ -1,5 +1,6 @@
-//! A crash: after `kill -9` during steady ingest, a restarted collector writes from its journal
-//! everything acknowledged before the last journal sync, and counts it exactly once.
+//! The journal: after `kill -9` during steady ingest, a restarted collector writes from its
+//! journal everything acknowledged before the last journal sync, and counts it exactly once; a
+//! journal disk that fills up makes the collector refuse, never acknowledge what it cannot keep.
 
 use super::backpressure::request;
 use plumb_otlp::client::{RawGrpcClient, TRACE_EXPORT_PATH};
@@ -124,4 +125,94 @@ async fn kill_and_restart(flush_interval: &str, sync: &str) -> u64 {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .expect("the replay line names its generations")
+}
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (e.g. `256k`); `None` where mounting is not allowed.
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("mount point");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(Self(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_journal_disk_is_refused_with_unavailable_and_nothing_acknowledged_is_lost() {
+    let Some(disk) = SmallDisk::mount("256k") else {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    };
+    let database = unique_database("journal_full");
+    let journal_dir = disk.0.path().display().to_string();
+    let collector = Collector::start(
+        &database,
+        &[
+            "--journal-dir",
+            &journal_dir,
+            "--journal-sync",
+            "100ms",
+            "--trace-window",
+            "0",
+        ],
+    )
+    .await;
+    let mut client = RawGrpcClient::connect(collector.grpc_url(), TRACE_EXPORT_PATH, None)
+        .await
+        .expect("connect");
+    // About 25 kB a request: the disk holds ten. Refusals come first, then (as flushed
+    // generations are removed) acceptance again.
+    let (mut acknowledged, mut refusal, mut accepted_after_refusal) = (0, None, false);
+    for seed in 1..=300 {
+        match client.send(request(seed).encode_to_vec().into()).await {
+            Ok(_) => {
+                acknowledged += 100;
+                accepted_after_refusal |= refusal.is_some();
+            }
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                refusal.get_or_insert(status.message().to_owned());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let refusal = refusal.expect("the full disk made the collector refuse");
+    assert!(refusal.contains("journal"), "{refusal}");
+    assert!(accepted_after_refusal, "accepting again once there is room");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let counted = query_number(
+            &database,
+            "SELECT sum(requests) FROM latency_minute WHERE service != ''",
+        )
+        .await;
+        let stored = query_number(&database, "SELECT count() FROM spans").await;
+        if (counted, stored) == (acknowledged, acknowledged) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{counted} counted, {stored} stored of {acknowledged}\n{}",
+            collector.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(collector.stop().await, "no panic: clean exit");
 }
