@@ -4,8 +4,9 @@
 //! and since when" through the query API.
 //!
 //! The modules follow the data: [`receive`] → [`normalise`] → [`pipeline`] → [`aggregate`] (and
-//! [`trace`] → [`aggregate`]) → [`store`] → [`query`]. [`app`] wires them together; [`config`]
-//! and [`telemetry`] serve all.
+//! [`trace`] → [`aggregate`]) → [`store`] → [`query`]; [`journal`] keeps accepted requests safe
+//! from a crash until they are stored. [`app`] wires them together; [`config`] and [`telemetry`]
+//! serve all.
 
 #![forbid(unsafe_code)]
 

@@ -1,11 +1,12 @@
 //! The ingest pipeline: what a receiver calls once it has decoded an OTLP request.
 //!
-//! In: encoded `ExportTraceServiceRequest`s and decoded `ExportMetricsServiceRequest`s. Out: spans and
-//! metric points queued for the ClickHouse writers, spans added to the latency aggregates and to
-//! the trace window (for the breakdown), and an [`IngestOutcome`] saying what was rejected. The
-//! queues are bounded: when a writer falls behind, a request waits up to `enqueue_timeout` for room and is then refused with
+//! In: encoded `ExportTraceServiceRequest`s and decoded `ExportMetricsServiceRequest`s. Out: the
+//! request appended to the journal (when it is on), spans and metric points queued for the
+//! ClickHouse writers, spans added to the latency aggregates and to the trace window (for the
+//! breakdown), and an [`IngestOutcome`] saying what was rejected. The queues are bounded: when a
+//! writer falls behind, a request waits up to `enqueue_timeout` for room and is then refused with
 //! [`ExportError::Busy`] before anything of it is recorded, so a client's retry never counts
-//! twice.
+//! twice. [`Pipeline::replay`] rebuilds journal records at start-up.
 
 use crate::aggregate::Aggregator;
 use crate::clock::now_unix_ns;

@@ -1,10 +1,12 @@
 //! The ClickHouse writers: background tasks that move rows from the pipeline into storage.
 //!
 //! In: batches of rows from a bounded channel (spans, metric points), or in-memory aggregates
-//! (latency histograms, breakdowns). Out: `INSERT`s of up to `batch_rows` rows at least every `flush_interval`. A failed
-//! write is retried with exponential backoff while the channel fills up, which pushes back on the
-//! receivers instead of dropping anything. On shutdown each writer drains what it holds and keeps
-//! retrying until its deadline.
+//! (latency histograms, breakdowns). Out: `INSERT`s of up to `batch_rows` rows at least every
+//! `flush_interval`. A row batch ClickHouse does not take goes to the disk spool and is written
+//! (oldest first) before the next batch; when the spool is full it is retried with backoff while
+//! the channel fills up, which pushes back on the receivers instead of dropping anything. A flush
+//! of aggregates is retried as the same batch, never counted twice. On shutdown each writer
+//! drains what it holds and spools what it cannot write before its deadline.
 
 use super::rows::{EncodedRows, SPAN_COLUMNS};
 use super::spool::Spool;
