@@ -141,7 +141,8 @@ pub async fn run(
         (None, Vec::new())
     } else {
         let (journal, leftovers) =
-            Journal::open(&journal_dir, queues.clone()).map_err(journal_error)?;
+            Journal::open(&journal_dir, config.journal_max_bytes, queues.clone())
+                .map_err(journal_error)?;
         (Some(Arc::new(journal)), leftovers)
     };
     let pipeline = Arc::new(Pipeline::new(

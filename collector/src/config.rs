@@ -198,6 +198,10 @@ pub struct CollectorConfig {
     #[arg(long, env = "PLUMB_JOURNAL_SYNC", default_value = "1s", value_parser = humantime::parse_duration)]
     pub journal_sync: Duration,
 
+    /// Largest size of the journal in bytes; past it (ClickHouse far behind), receivers push back.
+    #[arg(long, env = "PLUMB_JOURNAL_MAX_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub journal_max_bytes: u64,
+
     /// Longest one ClickHouse write may take before it counts as failed (and its rows are spooled).
     #[arg(long, env = "PLUMB_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub write_timeout: Duration,
@@ -309,6 +313,13 @@ impl CollectorConfig {
         if self.max_request_bytes < 1024 {
             return invalid("max_request_bytes", "must be at least 1024");
         }
+        if self.journal_max_bytes < self.max_request_bytes as u64 {
+            // Otherwise the largest requests would be refused for ever.
+            return invalid(
+                "journal_max_bytes",
+                "must be at least max_request_bytes, so that any request fits",
+            );
+        }
         if self.queue_batches == 0 || self.batch_rows == 0 {
             return invalid(
                 "queue_batches",
@@ -382,6 +393,9 @@ mod tests {
         let e = CollectorConfig::load(["plumb-collector", "--retention-days", "0"])
             .expect_err("must fail");
         assert!(e.to_string().contains("retention_days"), "{e}");
+        let e = CollectorConfig::load(["plumb-collector", "--journal-max-bytes", "4096"])
+            .expect_err("must fail");
+        assert!(e.to_string().contains("journal_max_bytes"), "{e}");
         let e = CollectorConfig::load(["plumb-collector", "--apdex-thresholds", "shop:200ms"])
             .expect_err("must fail");
         assert!(e.to_string().contains("apdex_thresholds"), "{e}");

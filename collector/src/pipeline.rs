@@ -10,7 +10,7 @@
 
 use crate::aggregate::Aggregator;
 use crate::clock::now_unix_ns;
-use crate::journal::{Appended, Journal, Queues, RecordKind};
+use crate::journal::{AppendError, Appended, Journal, Queues, RecordKind};
 use crate::normalise::{
     NameLimiter, Normalised, OVERFLOW_OPERATION, SpanLimits, TraceRequestError, normalise_metrics,
     normalise_traces,
@@ -24,6 +24,9 @@ use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// How long a refused client is told to wait before it retries.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// What happened to an accepted request.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -160,7 +163,8 @@ impl Pipeline {
     }
 
     /// Appends an accepted request to the journal (when it is on); a request the journal cannot
-    /// take is refused with UNAVAILABLE before anything of it is recorded.
+    /// take is refused before anything of it is recorded: as busy when the journal is full,
+    /// UNAVAILABLE when its disk fails.
     fn append(
         &self,
         kind: RecordKind,
@@ -172,9 +176,16 @@ impl Pipeline {
             return Ok(None);
         };
         journal.append(kind, request).map(Some).map_err(|e| {
-            tracing::error!(error = %e, "journal append failed; request refused");
             self.telemetry.rejected.get_or_create(&signal).inc_by(items);
-            ExportError::Unavailable(format!("the collector cannot write its journal: {e}"))
+            match e {
+                AppendError::Full { .. } => ExportError::Busy {
+                    retry_after: RETRY_AFTER,
+                },
+                AppendError::Io(_) => {
+                    tracing::error!(error = %e, "journal append failed; request refused");
+                    ExportError::Unavailable(e.to_string())
+                }
+            }
         })
     }
 
@@ -264,7 +275,7 @@ impl Pipeline {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_closed)) => Err(refused(ExportError::ShuttingDown)),
             Err(_elapsed) => Err(refused(ExportError::Busy {
-                retry_after: Duration::from_secs(5),
+                retry_after: RETRY_AFTER,
             })),
         }
     }

@@ -62,6 +62,8 @@ pub struct Telemetry {
     pub batches_replayed: Family<TableLabel, Counter>,
     /// Journal syncs to disk.
     pub journal_syncs: Counter,
+    /// Bytes in the journal.
+    pub journal_bytes: Gauge,
     /// Requests read back from the journal at start-up and written again.
     pub journal_requests_replayed: Counter,
     /// Traces held in the trace window.
@@ -103,6 +105,7 @@ impl Telemetry {
         let batches_spooled = Family::<TableLabel, Counter>::default();
         let batches_replayed = Family::<TableLabel, Counter>::default();
         let journal_syncs = Counter::default();
+        let journal_bytes = Gauge::default();
         let journal_requests_replayed = Counter::default();
         let traces_held = Gauge::default();
         let trace_spans_held = Gauge::default();
@@ -190,6 +193,11 @@ impl Telemetry {
             journal_syncs.clone(),
         );
         registry.register(
+            "journal_bytes",
+            "Bytes in the journal (requests not yet safe in ClickHouse or the spool)",
+            journal_bytes.clone(),
+        );
+        registry.register(
             "journal_requests_replayed",
             "Requests read back from the journal at start-up and written again",
             journal_requests_replayed.clone(),
@@ -233,6 +241,7 @@ impl Telemetry {
             batches_spooled,
             batches_replayed,
             journal_syncs,
+            journal_bytes,
             journal_requests_replayed,
             traces_held,
             trace_spans_held,

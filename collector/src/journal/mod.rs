@@ -34,6 +34,22 @@ pub enum RecordKind {
     Metrics = 2,
 }
 
+/// Why a request could not be appended.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The journal holds its limit: the writers are behind.
+    #[error("the journal is full ({used} of {max} bytes): ClickHouse is behind")]
+    Full {
+        /// Bytes in the journal.
+        used: u64,
+        /// The limit (`--journal-max-bytes`).
+        max: u64,
+    },
+    /// The disk failed (full, or an error).
+    #[error("the collector cannot write its journal: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// Bytes before each record's payload: kind, length, CRC-32.
 const RECORD_HEADER: usize = 1 + 4 + 4;
 
@@ -83,6 +99,8 @@ impl Queues {
 /// A generation that has ended and still has a file.
 #[derive(Debug)]
 struct Ended {
+    /// Bytes in its file.
+    bytes: u64,
     /// Batches sent to each queue up to its end.
     sent: [u64; 2],
     /// Its flush is written or spooled.
@@ -123,6 +141,10 @@ pub struct Journal {
     ended: Mutex<BTreeMap<u64, Ended>>,
     /// The last sync failed: appends are refused until one succeeds.
     failing: std::sync::atomic::AtomicBool,
+    /// Bytes in the files of this run's generations.
+    bytes: AtomicU64,
+    /// Most bytes the journal may hold.
+    max_bytes: u64,
 }
 
 /// Proof that a record was appended; while it is held, the generation cannot end, so the caller
@@ -163,9 +185,13 @@ fn journal_id(dir: &Path) -> std::io::Result<u64> {
 }
 
 impl Journal {
-    /// Opens the journal in `dir`; returns it with the generations a previous run left, oldest
-    /// first, which must be replayed before new requests are taken.
-    pub fn open(dir: &Path, queues: Queues) -> std::io::Result<(Self, Vec<Leftover>)> {
+    /// Opens the journal in `dir`, to hold at most `max_bytes`; returns it with the generations a
+    /// previous run left, oldest first, which must be replayed before new requests are taken.
+    pub fn open(
+        dir: &Path,
+        max_bytes: u64,
+        queues: Queues,
+    ) -> std::io::Result<(Self, Vec<Leftover>)> {
         std::fs::create_dir_all(dir)?;
         let id = journal_id(dir)?;
         let mut leftovers = Vec::new();
@@ -192,6 +218,8 @@ impl Journal {
             segment: Mutex::new(create_segment(dir, next)?),
             ended: Mutex::new(BTreeMap::new()),
             failing: std::sync::atomic::AtomicBool::new(false),
+            bytes: AtomicU64::new(0),
+            max_bytes,
         };
         Ok((journal, leftovers))
     }
@@ -206,13 +234,19 @@ impl Journal {
     }
 
     /// Appends one request. The caller aggregates and queues its rows while holding the result.
-    /// Refused while the disk fails (since the last sync failed), so nothing is acknowledged
-    /// that cannot be kept.
-    pub fn append(&self, kind: RecordKind, payload: &[u8]) -> std::io::Result<Appended<'_>> {
+    /// Refused when the journal holds its limit, and while the disk fails (since the last sync
+    /// failed), so nothing is acknowledged that cannot be kept.
+    pub fn append(&self, kind: RecordKind, payload: &[u8]) -> Result<Appended<'_>, AppendError> {
         if self.failing.load(Ordering::Relaxed) {
-            return Err(std::io::Error::other(
-                "the last journal sync failed; retrying",
-            ));
+            return Err(std::io::Error::other("the last journal sync failed").into());
+        }
+        let record = (RECORD_HEADER + payload.len()) as u64;
+        let used = self.bytes.load(Ordering::Relaxed);
+        if used + record > self.max_bytes {
+            return Err(AppendError::Full {
+                used,
+                max: self.max_bytes,
+            });
         }
         let epoch = self.epoch.read().unwrap_or_else(PoisonError::into_inner);
         let len = u32::try_from(payload.len())
@@ -231,9 +265,10 @@ impl Journal {
             let whole = segment.len;
             segment.file.set_len(whole)?;
             segment.file.seek(SeekFrom::Start(whole))?;
-            return Err(e);
+            return Err(e.into());
         }
-        segment.len += (RECORD_HEADER + payload.len()) as u64;
+        segment.len += record;
+        self.bytes.fetch_add(record, Ordering::Relaxed);
         Ok(Appended { _epoch: epoch })
     }
 
@@ -258,6 +293,7 @@ impl Journal {
                 .insert(
                     old.generation,
                     Ended {
+                        bytes: old.len,
                         sent: self.queues.sent(),
                         flushed: false,
                         rows_marked: false,
@@ -308,6 +344,7 @@ impl Journal {
             }
             if e.flushed {
                 self.remove(*generation);
+                self.bytes.fetch_sub(e.bytes, Ordering::Relaxed);
                 return false;
             }
             if !e.rows_marked {
@@ -315,6 +352,11 @@ impl Journal {
             }
             true
         });
+    }
+
+    /// Bytes in the files of this run's generations.
+    pub fn used_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
     }
 
     /// Removes a generation's file and marker.
@@ -375,6 +417,7 @@ pub async fn run_syncer(
         {
             Ok(Ok(())) => {
                 telemetry.journal_syncs.inc();
+                telemetry.journal_bytes.set(journal.used_bytes() as i64);
             }
             Ok(Err(e)) => tracing::error!(error = %e, "journal sync failed"),
             Err(e) => tracing::error!(error = %e, "journal sync task failed"),
@@ -392,7 +435,8 @@ mod tests {
     #[test]
     fn records_come_back_up_to_a_torn_tail() {
         let dir = tempfile::tempdir().expect("dir");
-        let (journal, leftovers) = Journal::open(dir.path(), Queues::default()).expect("open");
+        let (journal, leftovers) =
+            Journal::open(dir.path(), u64::MAX, Queues::default()).expect("open");
         assert!(leftovers.is_empty());
         drop(journal.append(RecordKind::Spans, b"first").expect("append"));
         drop(
@@ -415,7 +459,8 @@ mod tests {
             ]
         );
         drop(journal);
-        let (_, leftovers) = Journal::open(dir.path(), Queues::default()).expect("reopen");
+        let (_, leftovers) =
+            Journal::open(dir.path(), u64::MAX, Queues::default()).expect("reopen");
         let generations: Vec<u64> = leftovers.iter().map(|l| l.generation).collect();
         assert_eq!(generations, [0], "the segment written before the reopen");
     }
@@ -424,7 +469,7 @@ mod tests {
     fn a_generation_goes_once_its_rows_and_flush_are_safe() {
         let dir = tempfile::tempdir().expect("dir");
         let queues = Queues::default();
-        let (journal, _) = Journal::open(dir.path(), queues.clone()).expect("open");
+        let (journal, _) = Journal::open(dir.path(), u64::MAX, queues.clone()).expect("open");
         {
             let _appended = journal.append(RecordKind::Spans, b"spans").expect("append");
             queues.spans.sent();

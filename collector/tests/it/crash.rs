@@ -216,3 +216,65 @@ async fn a_full_journal_disk_is_refused_with_unavailable_and_nothing_acknowledge
     }
     assert!(collector.stop().await, "no panic: clean exit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_at_its_limit_pushes_back_and_keeps_what_it_acknowledged() {
+    let database = unique_database("journal_limit");
+    // Histograms are not flushed until shutdown, so no generation can go and the journal fills.
+    let collector = Collector::start(
+        &database,
+        &[
+            "--journal-max-bytes",
+            "200000",
+            "--max-request-bytes",
+            "100000",
+            "--flush-interval",
+            "1h",
+            "--trace-window",
+            "0",
+        ],
+    )
+    .await;
+    let mut client = RawGrpcClient::connect(collector.grpc_url(), TRACE_EXPORT_PATH, None)
+        .await
+        .expect("connect");
+    let mut acknowledged = 0;
+    let mut refusal = None;
+    for seed in 1..=30 {
+        match client.send(request(seed).encode_to_vec().into()).await {
+            Ok(_) => acknowledged += 100,
+            Err(status) => {
+                refusal.get_or_insert(status);
+            }
+        }
+    }
+    let refusal = refusal.expect("the full journal pushed back");
+    assert_eq!(
+        refusal.code(),
+        tonic::Code::ResourceExhausted,
+        "{refusal:?}"
+    );
+    assert!(
+        tonic_types::StatusExt::get_details_retry_info(&refusal).is_some(),
+        "a retry hint: {refusal:?}"
+    );
+    assert!(acknowledged >= 100, "some accepted before the limit");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let metrics = collector.metrics_text().await;
+    let held: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("plumb_journal_bytes ")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(held > 0 && held <= 200_000, "{held} bytes in the journal");
+
+    // Everything acknowledged is written by the shutdown flush, and only that.
+    assert!(collector.stop().await);
+    assert_eq!(
+        query_number(
+            &database,
+            "SELECT sum(requests) FROM latency_minute WHERE service != ''"
+        )
+        .await,
+        acknowledged
+    );
+}
