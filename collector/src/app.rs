@@ -11,7 +11,7 @@
 use crate::aggregate::Aggregator;
 use crate::aggregate::breakdown::BreakdownAggregator;
 use crate::config::CollectorConfig;
-use crate::journal::{Journal, Queues, replay::replay, run_syncer};
+use crate::journal::{Journal, replay::replay, run_syncer};
 use crate::normalise::SpanLimits;
 use crate::pipeline::{Pipeline, PipelineOutputs, PipelineSettings};
 use crate::query;
@@ -128,7 +128,6 @@ pub async fn run(
         spool,
         telemetry: Arc::clone(&telemetry),
     };
-    let queues = Queues::default();
     let journal_dir = config
         .journal_dir
         .clone()
@@ -141,8 +140,7 @@ pub async fn run(
         (None, Vec::new())
     } else {
         let (journal, leftovers) =
-            Journal::open(&journal_dir, config.journal_max_bytes, queues.clone())
-                .map_err(journal_error)?;
+            Journal::open(&journal_dir, config.journal_max_bytes).map_err(journal_error)?;
         (Some(Arc::new(journal)), leftovers)
     };
     let pipeline = Arc::new(Pipeline::new(
@@ -162,7 +160,6 @@ pub async fn run(
             traces: traces.clone(),
             spans: span_tx,
             metrics: metric_tx,
-            queues: queues.clone(),
             journal: journal.clone(),
         },
         Arc::clone(&telemetry),
@@ -177,6 +174,7 @@ pub async fn run(
             generations = summary.generations,
             requests = summary.requests,
             spans = summary.spans,
+            found_stored = summary.found_stored,
             "journal replayed: what the last run had not written is written"
         );
     }
@@ -186,7 +184,7 @@ pub async fn run(
             to.clone(),
             "spans",
             span_rx,
-            Arc::clone(&queues.spans),
+            journal.clone(),
             row_writer_settings,
             writers_stop.clone(),
         )),
@@ -194,7 +192,7 @@ pub async fn run(
             to.clone(),
             "metrics",
             metric_rx,
-            Arc::clone(&queues.metrics),
+            journal.clone(),
             row_writer_settings,
             writers_stop.clone(),
         )),

@@ -10,7 +10,7 @@
 
 use crate::aggregate::Aggregator;
 use crate::clock::now_unix_ns;
-use crate::journal::{AppendError, Appended, Journal, Queues, RecordKind};
+use crate::journal::{AppendError, Appended, Journal, Queued, RecordKind};
 use crate::normalise::{
     NameLimiter, Normalised, OVERFLOW_OPERATION, SpanLimits, TraceRequestError, normalise_metrics,
     normalise_traces,
@@ -55,9 +55,8 @@ pub struct Pipeline {
     operations: NameLimiter,
     aggregator: Arc<Aggregator>,
     traces: Option<Arc<TraceAssembler>>,
-    spans: mpsc::Sender<EncodedRows>,
-    metrics: mpsc::Sender<Vec<MetricRow>>,
-    queues: Queues,
+    spans: mpsc::Sender<Queued<EncodedRows>>,
+    metrics: mpsc::Sender<Queued<Vec<MetricRow>>>,
     journal: Option<Arc<Journal>>,
     telemetry: Arc<Telemetry>,
 }
@@ -70,22 +69,35 @@ pub struct PipelineOutputs {
     /// The trace window, when the breakdown is on.
     pub traces: Option<Arc<TraceAssembler>>,
     /// The span writer's queue.
-    pub spans: mpsc::Sender<EncodedRows>,
+    pub spans: mpsc::Sender<Queued<EncodedRows>>,
     /// The metric writer's queue.
-    pub metrics: mpsc::Sender<Vec<MetricRow>>,
-    /// Counts of batches put into the two queues.
-    pub queues: Queues,
+    pub metrics: mpsc::Sender<Queued<Vec<MetricRow>>>,
     /// The journal every accepted request is appended to, when it is on.
     pub journal: Option<Arc<Journal>>,
 }
 
-/// Rows rebuilt from journal records, for the writers.
+/// One journal record rebuilt for the writers.
 #[derive(Debug, Default)]
 pub struct Replayed {
-    /// Span rows, a batch per request.
-    pub spans: Vec<EncodedRows>,
-    /// Metric rows, a batch per request.
-    pub metrics: Vec<Vec<MetricRow>>,
+    /// Its span rows.
+    pub spans: Option<EncodedRows>,
+    /// Its first span, to look up whether its rows are stored already.
+    pub probe: Option<SpanKey>,
+    /// Its metric rows.
+    pub metrics: Option<Vec<MetricRow>>,
+}
+
+/// What finds one span in the `spans` table (its sort key and id).
+#[derive(Debug)]
+pub struct SpanKey {
+    /// Service.
+    pub service: String,
+    /// Operation.
+    pub operation: String,
+    /// Start, ns since the epoch.
+    pub start_unix_ns: u64,
+    /// Span id.
+    pub span_id: [u8; 8],
 }
 
 impl Pipeline {
@@ -102,7 +114,6 @@ impl Pipeline {
             traces: outputs.traces,
             spans: outputs.spans,
             metrics: outputs.metrics,
-            queues: outputs.queues,
             journal: outputs.journal,
             telemetry,
         }
@@ -123,7 +134,7 @@ impl Pipeline {
             .count();
         let accepted = self.count(SPANS, &normalised);
         let permit = self.reserve(&self.spans, SPANS, accepted).await?;
-        let _appended = self.append(RecordKind::Spans, request, SPANS, accepted)?;
+        let appended = self.append(RecordKind::Spans, request, SPANS, accepted)?;
         self.telemetry
             .operations_overflowed
             .inc_by(overflowed as u64);
@@ -131,8 +142,10 @@ impl Pipeline {
         if let Some(traces) = &self.traces {
             traces.add(&normalised.accepted);
         }
-        permit.send(EncodedRows::spans(&normalised.accepted));
-        self.queues.spans.sent();
+        permit.send(Queued {
+            batch: EncodedRows::spans(&normalised.accepted),
+            record: appended.as_ref().map(|a| a.id),
+        });
         self.telemetry
             .accepted
             .get_or_create(&SPANS)
@@ -190,29 +203,45 @@ impl Pipeline {
     }
 
     /// Rebuilds one journal record: its spans are aggregated into `aggregator` (not the live
-    /// one, and not the trace window) and its rows added to `rows`.
+    /// one, and not the trace window); its rows come back when `with_rows` is set.
     pub fn replay(
         &self,
         kind: RecordKind,
         payload: &[u8],
         aggregator: &Aggregator,
-        rows: &mut Replayed,
-    ) {
+        with_rows: bool,
+    ) -> Replayed {
+        let mut replayed = Replayed::default();
         match kind {
             RecordKind::Spans => match self.normalise_traces(payload) {
                 Ok(normalised) => {
                     aggregator.record(&normalised.accepted);
-                    rows.spans.push(EncodedRows::spans(&normalised.accepted));
+                    if with_rows && let Some(first) = normalised.accepted.first() {
+                        replayed.probe = Some(SpanKey {
+                            service: first.service.to_string(),
+                            operation: first.operation.to_string(),
+                            start_unix_ns: first.start_unix_ns,
+                            span_id: first.span_id,
+                        });
+                        replayed.spans = Some(EncodedRows::spans(&normalised.accepted));
+                    }
                 }
                 Err(e) => tracing::error!(error = %e, "a journal record was not replayed"),
             },
-            RecordKind::Metrics => match ExportMetricsServiceRequest::decode(payload) {
-                Ok(request) => rows
-                    .metrics
-                    .push(normalise_metrics(request, self.settings.limits, now_unix_ns()).accepted),
-                Err(e) => tracing::error!(error = %e, "a journal record was not replayed"),
-            },
+            RecordKind::Metrics if with_rows => {
+                match ExportMetricsServiceRequest::decode(payload) {
+                    Ok(request) => {
+                        replayed.metrics = Some(
+                            normalise_metrics(request, self.settings.limits, now_unix_ns())
+                                .accepted,
+                        );
+                    }
+                    Err(e) => tracing::error!(error = %e, "a journal record was not replayed"),
+                }
+            }
+            RecordKind::Metrics => {}
         }
+        replayed
     }
 
     /// Validates, journals and queues the data points of one request.
@@ -224,12 +253,14 @@ impl Pipeline {
         let normalised = normalise_metrics(request, self.settings.limits, now_unix_ns());
         let accepted = self.count(METRIC_POINTS, &normalised);
         let permit = self.reserve(&self.metrics, METRIC_POINTS, accepted).await?;
-        let _appended = match &encoded {
+        let appended = match &encoded {
             Some(encoded) => self.append(RecordKind::Metrics, encoded, METRIC_POINTS, accepted)?,
             None => None,
         };
-        permit.send(normalised.accepted);
-        self.queues.metrics.sent();
+        permit.send(Queued {
+            batch: normalised.accepted,
+            record: appended.as_ref().map(|a| a.id),
+        });
         self.telemetry
             .accepted
             .get_or_create(&METRIC_POINTS)

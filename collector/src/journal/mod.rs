@@ -8,12 +8,13 @@
 //! and queue their rows, the cut holds it exclusively, so the rows a flush takes are those of
 //! exactly one generation, and that flush carries an id made from the generation.
 //!
-//! A generation's file is removed once everything of it is safe elsewhere: its span and metric
-//! batches written to ClickHouse or the spool (the writers count batches in queue order, see
-//! [`QueueProgress`]) and its flush written or spooled. When only the rows are safe, a
-//! `<generation>.rows` marker says so. At the next start, [`replay`] writes what the leftover
-//! files hold: the histograms again under the same flush id (so a flush that reached ClickHouse
-//! is not counted twice) and the rows unless the marker says they were written.
+//! Each record's rows go to a writer queue tagged with the record's [`RecordId`]; once they are
+//! written to ClickHouse or the spool, the writer reports the ids and the journal adds them to the
+//! generation's `<generation>.rows` file. A generation's files are removed once
+//! all its records' rows are safe and its flush is written or spooled. At the next start,
+//! [`replay`] writes what the leftover files hold: the histograms again under the same flush id
+//! (so a flush that reached ClickHouse is not counted twice) and the rows of the records not
+//! listed as written.
 
 pub mod replay;
 
@@ -53,60 +54,36 @@ pub enum AppendError {
 /// Bytes before each record's payload: kind, length, CRC-32.
 const RECORD_HEADER: usize = 1 + 4 + 4;
 
-/// How far a writer queue has got: batches put into it, and batches written to ClickHouse or the
-/// spool. Both count in queue order, so "all batches of a generation are safe" is "the safe count
-/// has reached the sent count at the end of the generation".
-#[derive(Debug, Default)]
-pub struct QueueProgress {
-    sent: AtomicU64,
-    safe: AtomicU64,
+/// Where a record is in the journal: its generation and its place in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordId {
+    /// The generation.
+    pub generation: u64,
+    /// The record's index in the generation's file.
+    pub index: u32,
 }
 
-impl QueueProgress {
-    /// One batch put into the queue.
-    pub fn sent(&self) {
-        self.sent.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// `batches` more taken from the queue were written or spooled.
-    pub fn safe(&self, batches: usize) {
-        self.safe.fetch_add(batches as u64, Ordering::AcqRel);
-    }
-}
-
-/// The writer queues whose progress decides when a generation's rows are safe.
-#[derive(Clone, Debug, Default)]
-pub struct Queues {
-    /// The span writer's queue.
-    pub spans: Arc<QueueProgress>,
-    /// The metric writer's queue.
-    pub metrics: Arc<QueueProgress>,
-}
-
-impl Queues {
-    fn sent(&self) -> [u64; 2] {
-        [&self.spans, &self.metrics].map(|q| q.sent.load(Ordering::Acquire))
-    }
-
-    fn safe_through(&self, sent: [u64; 2]) -> bool {
-        [&self.spans, &self.metrics]
-            .iter()
-            .zip(sent)
-            .all(|(q, s)| q.safe.load(Ordering::Acquire) >= s)
-    }
-}
-
-/// A generation that has ended and still has a file.
+/// A batch for a writer queue, with the journal record it came from (none when the journal is
+/// off, or for a replayed record, which needs no tracking).
 #[derive(Debug)]
-struct Ended {
-    /// Bytes in its file.
+pub struct Queued<B> {
+    /// The rows.
+    pub batch: B,
+    /// The record.
+    pub record: Option<RecordId>,
+}
+
+/// What the journal knows of a generation that still has a file.
+#[derive(Debug, Default)]
+struct Generation {
+    /// Its number of records, once it has ended.
+    records: Option<u32>,
+    /// Bytes in its file, once it has ended.
     bytes: u64,
-    /// Batches sent to each queue up to its end.
-    sent: [u64; 2],
+    /// Records whose rows are written or spooled.
+    rows_safe: u32,
     /// Its flush is written or spooled.
     flushed: bool,
-    /// Its `.rows` marker exists.
-    rows_marked: bool,
 }
 
 /// The segment being appended to.
@@ -116,6 +93,8 @@ struct Segment {
     file: File,
     /// Bytes of whole records in the file.
     len: u64,
+    /// Records in the file.
+    records: u32,
 }
 
 /// A leftover generation found at start-up, to be replayed.
@@ -125,8 +104,9 @@ pub struct Leftover {
     pub generation: u64,
     /// Its segment file.
     pub path: PathBuf,
-    /// Its rows were written before the stop (only its histograms need writing).
-    pub rows_written: bool,
+    /// Indexes of the records whose rows were written before the stop (only their histograms
+    /// need writing).
+    pub rows_written: std::collections::HashSet<u32>,
 }
 
 /// The journal directory and the generation being written.
@@ -134,11 +114,10 @@ pub struct Leftover {
 pub struct Journal {
     dir: PathBuf,
     id: u64,
-    queues: Queues,
     /// Shared by appends (with their aggregation and queueing), exclusive for a cut.
     epoch: RwLock<()>,
     segment: Mutex<Segment>,
-    ended: Mutex<BTreeMap<u64, Ended>>,
+    generations: Mutex<BTreeMap<u64, Generation>>,
     /// The last sync failed: appends are refused until one succeeds.
     failing: std::sync::atomic::AtomicBool,
     /// Bytes in the files of this run's generations.
@@ -151,13 +130,15 @@ pub struct Journal {
 /// aggregates and queues the request's rows inside the same generation.
 pub struct Appended<'a> {
     _epoch: RwLockReadGuard<'a, ()>,
+    /// Where the record went.
+    pub id: RecordId,
 }
 
 fn segment_path(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("{generation:020}.wal"))
 }
 
-fn rows_marker(dir: &Path, generation: u64) -> PathBuf {
+fn rows_file(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("{generation:020}.rows"))
 }
 
@@ -168,6 +149,7 @@ fn create_segment(dir: &Path, generation: u64) -> std::io::Result<Segment> {
         generation,
         file,
         len: 0,
+        records: 0,
     })
 }
 
@@ -187,11 +169,7 @@ fn journal_id(dir: &Path) -> std::io::Result<u64> {
 impl Journal {
     /// Opens the journal in `dir`, to hold at most `max_bytes`; returns it with the generations a
     /// previous run left, oldest first, which must be replayed before new requests are taken.
-    pub fn open(
-        dir: &Path,
-        max_bytes: u64,
-        queues: Queues,
-    ) -> std::io::Result<(Self, Vec<Leftover>)> {
+    pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<(Self, Vec<Leftover>)> {
         std::fs::create_dir_all(dir)?;
         let id = journal_id(dir)?;
         let mut leftovers = Vec::new();
@@ -204,7 +182,7 @@ impl Journal {
                 leftovers.push(Leftover {
                     generation,
                     path: segment_path(dir, generation),
-                    rows_written: rows_marker(dir, generation).exists(),
+                    rows_written: read_rows_written(&rows_file(dir, generation)),
                 });
             }
         }
@@ -213,10 +191,9 @@ impl Journal {
         let journal = Self {
             dir: dir.to_owned(),
             id,
-            queues,
             epoch: RwLock::new(()),
             segment: Mutex::new(create_segment(dir, next)?),
-            ended: Mutex::new(BTreeMap::new()),
+            generations: Mutex::new(BTreeMap::from([(next, Generation::default())])),
             failing: std::sync::atomic::AtomicBool::new(false),
             bytes: AtomicU64::new(0),
             max_bytes,
@@ -268,8 +245,13 @@ impl Journal {
             return Err(e.into());
         }
         segment.len += record;
+        let id = RecordId {
+            generation: segment.generation,
+            index: segment.records,
+        };
+        segment.records += 1;
         self.bytes.fetch_add(record, Ordering::Relaxed);
-        Ok(Appended { _epoch: epoch })
+        Ok(Appended { _epoch: epoch, id })
     }
 
     /// Ends the current generation and runs `take` with its number (the flusher taking the
@@ -287,18 +269,15 @@ impl Journal {
                 &mut *self.segment.lock().unwrap_or_else(PoisonError::into_inner),
                 next,
             );
-            self.ended
+            let mut generations = self
+                .generations
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(
-                    old.generation,
-                    Ended {
-                        bytes: old.len,
-                        sent: self.queues.sent(),
-                        flushed: false,
-                        rows_marked: false,
-                    },
-                );
+                .unwrap_or_else(PoisonError::into_inner);
+            let ended = generations.entry(old.generation).or_default();
+            ended.records = Some(old.records);
+            ended.bytes = old.len;
+            generations.insert(next_generation, Generation::default());
+            drop(generations);
             let taken = take(old.generation);
             (old, taken)
         };
@@ -310,7 +289,7 @@ impl Journal {
     /// Records that `generation`'s flush was written to ClickHouse or spooled.
     pub fn flushed(&self, generation: u64) {
         if let Some(ended) = self
-            .ended
+            .generations
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get_mut(&generation)
@@ -335,22 +314,53 @@ impl Journal {
         synced
     }
 
-    /// Removes the files of generations that are safe elsewhere, and marks those whose rows are.
+    /// Records that the rows of these records are written to ClickHouse or spooled, in their
+    /// generations' `.rows` files at once (a crash right after loses nothing of it; a power cut
+    /// before the next sync can, and then those rows are written again at replay).
+    pub fn rows_safe(&self, records: &[RecordId]) {
+        let mut generations = self
+            .generations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut start = 0;
+        while start < records.len() {
+            let generation = records[start].generation;
+            let end = records[start..]
+                .iter()
+                .position(|r| r.generation != generation)
+                .map_or(records.len(), |n| start + n);
+            let indexes: Vec<u8> = records[start..end]
+                .iter()
+                .flat_map(|r| r.index.to_le_bytes())
+                .collect();
+            let noted = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(rows_file(&self.dir, generation))
+                .and_then(|mut f| f.write_all(&indexes));
+            if let Err(e) = noted {
+                tracing::warn!(error = %e, "could not note written rows in the journal; a replay would write them again");
+            }
+            if let Some(g) = generations.get_mut(&generation) {
+                g.rows_safe += (end - start) as u32;
+            }
+            start = end;
+        }
+    }
+
+    /// Removes the files of generations that are safe elsewhere.
     pub fn collect(&self) {
-        let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
-        ended.retain(|generation, e| {
-            if !self.queues.safe_through(e.sent) {
-                return true;
-            }
-            if e.flushed {
+        let mut generations = self
+            .generations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        generations.retain(|generation, g| {
+            let safe = g.flushed && g.records.is_some_and(|n| g.rows_safe >= n);
+            if safe {
                 self.remove(*generation);
-                self.bytes.fetch_sub(e.bytes, Ordering::Relaxed);
-                return false;
+                self.bytes.fetch_sub(g.bytes, Ordering::Relaxed);
             }
-            if !e.rows_marked {
-                e.rows_marked = File::create(rows_marker(&self.dir, *generation)).is_ok();
-            }
-            true
+            !safe
         });
     }
 
@@ -364,8 +374,17 @@ impl Journal {
         if let Err(e) = std::fs::remove_file(segment_path(&self.dir, generation)) {
             tracing::warn!(generation, error = %e, "could not remove a journal segment");
         }
-        let _ = std::fs::remove_file(rows_marker(&self.dir, generation));
+        let _ = std::fs::remove_file(rows_file(&self.dir, generation));
     }
+}
+
+/// The indexes listed in a `.rows` file (none if it is missing; a torn last entry is left out).
+fn read_rows_written(path: &Path) -> std::collections::HashSet<u32> {
+    std::fs::read(path)
+        .unwrap_or_default()
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// The records of a segment file, in order, up to the first incomplete or damaged one (the tail
@@ -435,16 +454,20 @@ mod tests {
     #[test]
     fn records_come_back_up_to_a_torn_tail() {
         let dir = tempfile::tempdir().expect("dir");
-        let (journal, leftovers) =
-            Journal::open(dir.path(), u64::MAX, Queues::default()).expect("open");
+        let (journal, leftovers) = Journal::open(dir.path(), u64::MAX).expect("open");
         assert!(leftovers.is_empty());
-        drop(journal.append(RecordKind::Spans, b"first").expect("append"));
-        drop(
-            journal
-                .append(RecordKind::Metrics, b"second")
-                .expect("append"),
-        );
+        let first = journal
+            .append(RecordKind::Spans, b"first")
+            .expect("append")
+            .id;
+        let second = journal
+            .append(RecordKind::Metrics, b"second")
+            .expect("append")
+            .id;
+        assert_eq!((first.index, second.index), (0, 1));
+        journal.rows_safe(&[second]);
         journal.sync().expect("sync");
+        journal.collect();
         let path = segment_path(dir.path(), 0);
         // A crash in the middle of a record: the whole ones before it come back.
         let mut bytes = std::fs::read(&path).expect("read");
@@ -459,38 +482,37 @@ mod tests {
             ]
         );
         drop(journal);
-        let (_, leftovers) =
-            Journal::open(dir.path(), u64::MAX, Queues::default()).expect("reopen");
-        let generations: Vec<u64> = leftovers.iter().map(|l| l.generation).collect();
-        assert_eq!(generations, [0], "the segment written before the reopen");
+        let (_, leftovers) = Journal::open(dir.path(), u64::MAX).expect("reopen");
+        assert_eq!(leftovers.len(), 1, "the segment written before the reopen");
+        assert_eq!(leftovers[0].generation, 0);
+        assert_eq!(
+            leftovers[0].rows_written,
+            [1].into(),
+            "the second record's rows were written"
+        );
     }
 
     #[test]
     fn a_generation_goes_once_its_rows_and_flush_are_safe() {
         let dir = tempfile::tempdir().expect("dir");
-        let queues = Queues::default();
-        let (journal, _) = Journal::open(dir.path(), u64::MAX, queues.clone()).expect("open");
-        {
-            let _appended = journal.append(RecordKind::Spans, b"spans").expect("append");
-            queues.spans.sent();
-        }
+        let (journal, _) = Journal::open(dir.path(), u64::MAX).expect("open");
+        let id = journal
+            .append(RecordKind::Spans, b"spans")
+            .expect("append")
+            .id;
         let (generation, taken) = journal.cut(|_| "aggregates").expect("cut");
         assert_eq!((generation, taken), (0, "aggregates"));
-        journal.collect();
-        assert!(segment_path(dir.path(), 0).exists(), "rows not yet written");
-        queues.spans.safe(1);
-        journal.collect();
-        assert!(
-            rows_marker(dir.path(), 0).exists(),
-            "rows written, flush not"
-        );
         journal.flushed(0);
         journal.collect();
+        assert!(segment_path(dir.path(), 0).exists(), "rows not yet written");
+        journal.rows_safe(&[id]);
+        journal.collect();
         assert!(!segment_path(dir.path(), 0).exists());
-        assert!(!rows_marker(dir.path(), 0).exists());
+        assert!(!rows_file(dir.path(), 0).exists());
         assert!(
             segment_path(dir.path(), 1).exists(),
             "the current generation"
         );
+        assert_eq!(journal.used_bytes(), 0);
     }
 }

@@ -12,7 +12,7 @@ use super::rows::{EncodedRows, SPAN_COLUMNS};
 use super::spool::Spool;
 use super::{Store, StoreError};
 use crate::aggregate::Flushable;
-use crate::journal::{Journal, QueueProgress};
+use crate::journal::{Journal, Queued, RecordId};
 use crate::telemetry::{TableLabel, Telemetry};
 use clickhouse::{RowOwned, RowWrite};
 use serde::Serialize;
@@ -289,17 +289,18 @@ impl Destination {
 }
 
 /// Writes batches from `rx` into `table` until shutdown, then drains. What cannot be written goes
-/// to the spool, which is replayed first whenever ClickHouse answers. `progress` counts the
-/// batches that are safe, for the journal.
+/// to the spool, which is replayed first whenever ClickHouse answers. The `journal` hears which
+/// of its records' rows are safe.
 pub async fn run_batch_writer<B: RowBatch>(
     to: Destination,
     table: &'static str,
-    mut rx: mpsc::Receiver<B>,
-    progress: Arc<QueueProgress>,
+    mut rx: mpsc::Receiver<Queued<B>>,
+    journal: Option<Arc<Journal>>,
     settings: WriterSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut pending: Vec<B> = Vec::new();
+    let mut records: Vec<RecordId> = Vec::new();
     let mut stop_deadline: Option<Instant> = None;
     loop {
         let fill_deadline = Instant::now() + settings.flush_interval;
@@ -308,9 +309,10 @@ pub async fn run_batch_writer<B: RowBatch>(
         while rows < settings.batch_rows {
             tokio::select! {
                 received = rx.recv() => match received {
-                    Some(batch) => {
-                        rows += batch.row_count();
-                        pending.push(batch);
+                    Some(queued) => {
+                        rows += queued.batch.row_count();
+                        pending.push(queued.batch);
+                        records.extend(queued.record);
                     }
                     None => { closed = true; break; }
                 },
@@ -330,10 +332,12 @@ pub async fn run_batch_writer<B: RowBatch>(
         if to
             .write_or_spool(table, &pending, stop_deadline, &settings)
             .await
+            && let Some(journal) = &journal
         {
-            progress.safe(pending.len());
+            journal.rows_safe(&records);
         }
         pending.clear();
+        records.clear();
         if closed {
             return;
         }

@@ -86,7 +86,12 @@ async fn kill_and_restart(flush_interval: &str, sync: &str) -> u64 {
 
     let second = Collector::start(&database, &settings).await;
     let log = second.log();
-    assert!(log.contains("journal replayed"), "{log}");
+    let replayed = log
+        .lines()
+        .find(|l| l.contains("journal replayed"))
+        .unwrap_or_else(|| panic!("{log}"));
+    eprintln!("{replayed}");
+    assert!(!log.contains("could not look up"), "{log}");
     let counted = query_number(
         &database,
         "SELECT sum(requests) FROM latency_minute WHERE service != ''",
@@ -94,6 +99,9 @@ async fn kill_and_restart(flush_interval: &str, sync: &str) -> u64 {
     .await;
     let distinct_spans =
         query_number(&database, "SELECT uniqExact(trace_id, span_id) FROM spans").await;
+    // Rows the writers stored before the crash are not written again.
+    let stored_spans = query_number(&database, "SELECT count() FROM spans").await;
+    assert_eq!(stored_spans, distinct_spans, "no span stored twice\n{log}");
     assert!(
         acknowledged_before_sync <= counted
             && counted <= distinct_spans
@@ -277,4 +285,61 @@ async fn a_journal_at_its_limit_pushes_back_and_keeps_what_it_acknowledged() {
         .await,
         acknowledged
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_stored_before_a_crash_but_not_noted_are_found_and_not_written_again() {
+    let database = unique_database("crash_probe");
+    let dirs = tempfile::tempdir().expect("dirs");
+    let journal_dir = dirs.path().join("journal");
+    let journal_arg = journal_dir.display().to_string();
+    let settings = ["--journal-dir", &journal_arg, "--trace-window", "0"];
+    let mut first_settings = settings.to_vec();
+    first_settings.extend(["--flush-interval", "1h"]);
+    let first = Collector::start(&database, &first_settings).await;
+    let mut client = RawGrpcClient::connect(first.grpc_url(), TRACE_EXPORT_PATH, None)
+        .await
+        .expect("connect");
+    for seed in 1..=20 {
+        client
+            .send(request(seed).encode_to_vec().into())
+            .await
+            .expect("accepted");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while query_number(&database, "SELECT count() FROM spans").await < 2000 {
+        assert!(std::time::Instant::now() < deadline, "{}", first.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // As if the crash came between the INSERT and the note of it: the rows are in ClickHouse,
+    // the journal does not know.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.kill();
+    let notes: Vec<_> = std::fs::read_dir(&journal_dir)
+        .expect("journal")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".rows"))
+        .collect();
+    assert!(!notes.is_empty(), "the writer noted its rows");
+    for note in notes {
+        std::fs::remove_file(note.path()).expect("remove note");
+    }
+
+    let second = Collector::start(&database, &settings).await;
+    let log = second.log();
+    assert!(log.contains("found_stored=20"), "{log}");
+    assert_eq!(
+        query_number(&database, "SELECT count() FROM spans").await,
+        2000,
+        "no span stored twice"
+    );
+    assert_eq!(
+        query_number(
+            &database,
+            "SELECT sum(requests) FROM latency_minute WHERE service != ''"
+        )
+        .await,
+        2000
+    );
+    assert!(second.stop().await);
 }

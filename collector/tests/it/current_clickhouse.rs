@@ -5,8 +5,10 @@
 //! its RowBinary encoder, the ranking query with its values bound and the retention query.
 
 use plumb_collector::aggregate::histogram::{LatencyHistogram, quantile_from_buckets};
+use plumb_collector::journal::replay::stored_query;
 use plumb_collector::loadgen::{Workload, WorkloadShape};
 use plumb_collector::normalise::{NameLimiter, SpanLimits, normalise_traces};
+use plumb_collector::pipeline::SpanKey;
 use plumb_collector::query::breakdown::component_totals_query;
 use plumb_collector::query::endpoint::exemplars_query;
 use plumb_collector::query::top::{
@@ -125,6 +127,12 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         "breakdown": sql(component_totals_query(&store, from, "shop", "GET /cart")),
         "trace": sql(trace_query(&store, &trace_id, from)),
         "exemplars": sql(exemplars_query(&store, &first_endpoint, from, 5)),
+        "span_probe": sql(stored_query(&store, &SpanKey {
+            service: first.service.to_string(),
+            operation: first.operation.to_string(),
+            start_unix_ns: first.start_unix_ns,
+            span_id: first.span_id,
+        })),
     });
     let inserts = [
         format!(
@@ -265,6 +273,8 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         ),
         (Some("db"), Some(200), Some(1500))
     );
+    let probe = rows("span_probe");
+    assert_eq!(count(&probe[0]["stored"]), Some(1), "{probe:?}");
     let trace = rows("trace");
     let in_trace = spans
         .accepted
