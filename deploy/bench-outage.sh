@@ -36,16 +36,15 @@ spooled=$(curl -fsS "http://$query/metrics" | awk '/^plumb_batches_spooled_total
 
 report=$(cat "$dir/report")
 target=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['spans_accepted'])" "$report")
-while :; do
-    seen=$("$bin/plumb" --endpoint "http://$query" top --since 10m --kind all --limit 1000 --json |
-        python3 -c 'import json,sys; print(sum(e["requests"] for e in json.load(sys.stdin)["endpoints"]))')
-    [ "$seen" -ge "$target" ] && break
-    sleep 0.2
-done
+# Requests counted by `plumb top` over every endpoint.
+counted() {
+    "$bin/plumb" --endpoint "http://$query" top --since 10m --kind all --limit 1000 --json |
+        python3 -c 'import json,sys; print(sum(e["requests"] for e in json.load(sys.stdin)["endpoints"]))'
+}
+until [ "$(counted)" -ge "$target" ]; do sleep 0.2; done
 # A little later, in case a late write would count something twice.
 sleep 3
-seen=$("$bin/plumb" --endpoint "http://$query" top --since 10m --kind all --limit 1000 --json |
-    python3 -c 'import json,sys; print(sum(e["requests"] for e in json.load(sys.stdin)["endpoints"]))')
+seen=$(counted)
 python3 - "$report" "$dir/spool-samples" "${spooled:-0}" "$thawed" "$seen" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 /// What a journal record holds.
@@ -119,7 +119,7 @@ pub struct Journal {
     segment: Mutex<Segment>,
     generations: Mutex<BTreeMap<u64, Generation>>,
     /// The last sync failed: appends are refused until one succeeds.
-    failing: std::sync::atomic::AtomicBool,
+    failing: AtomicBool,
     /// Bytes in the files of this run's generations.
     bytes: AtomicU64,
     /// Most bytes the journal may hold.
@@ -194,7 +194,7 @@ impl Journal {
             epoch: RwLock::new(()),
             segment: Mutex::new(create_segment(dir, next)?),
             generations: Mutex::new(BTreeMap::from([(next, Generation::default())])),
-            failing: std::sync::atomic::AtomicBool::new(false),
+            failing: AtomicBool::new(false),
             bytes: AtomicU64::new(0),
             max_bytes,
         };
@@ -369,7 +369,7 @@ impl Journal {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    /// Removes a generation's file and marker.
+    /// Removes a generation's segment and `.rows` files.
     pub fn remove(&self, generation: u64) {
         if let Err(e) = std::fs::remove_file(segment_path(&self.dir, generation)) {
             tracing::warn!(generation, error = %e, "could not remove a journal segment");
@@ -387,13 +387,36 @@ fn read_rows_written(path: &Path) -> std::collections::HashSet<u32> {
         .collect()
 }
 
+/// A segment file read back: its bytes and where its whole records are in them.
+#[derive(Debug)]
+pub struct Records {
+    bytes: Vec<u8>,
+    records: Vec<(RecordKind, std::ops::Range<usize>)>,
+}
+
+impl Records {
+    /// The records, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (RecordKind, &[u8])> {
+        self.records
+            .iter()
+            .map(|(kind, range)| (*kind, &self.bytes[range.clone()]))
+    }
+
+    /// How many records there are.
+    pub fn count(&self) -> usize {
+        self.records.len()
+    }
+}
+
 /// The records of a segment file, in order, up to the first incomplete or damaged one (the tail
 /// a crash cut off).
-pub fn read_records(path: &Path) -> std::io::Result<Vec<(RecordKind, Vec<u8>)>> {
+pub fn read_records(path: &Path) -> std::io::Result<Records> {
     let bytes = std::fs::read(path)?;
     let mut records = Vec::new();
-    let mut rest = bytes.as_slice();
-    while rest.len() >= RECORD_HEADER {
+    let mut at = 0;
+    while let Some(rest) = bytes.get(at..)
+        && rest.len() >= RECORD_HEADER
+    {
         let kind = match rest[0] {
             1 => RecordKind::Spans,
             2 => RecordKind::Metrics,
@@ -407,10 +430,10 @@ pub fn read_records(path: &Path) -> std::io::Result<Vec<(RecordKind, Vec<u8>)>> 
         if crc32fast::hash(payload) != crc {
             break;
         }
-        records.push((kind, payload.to_vec()));
-        rest = &rest[RECORD_HEADER + len..];
+        records.push((kind, at + RECORD_HEADER..at + RECORD_HEADER + len));
+        at += RECORD_HEADER + len;
     }
-    Ok(records)
+    Ok(Records { bytes, records })
 }
 
 /// Syncs the journal every `every` and removes what is safe elsewhere, until `shutdown`; then
@@ -475,10 +498,10 @@ mod tests {
         std::fs::write(&path, &bytes).expect("write");
         let records = read_records(&path).expect("records");
         assert_eq!(
-            records,
+            records.iter().collect::<Vec<_>>(),
             vec![
-                (RecordKind::Spans, b"first".to_vec()),
-                (RecordKind::Metrics, b"second".to_vec())
+                (RecordKind::Spans, &b"first"[..]),
+                (RecordKind::Metrics, &b"second"[..])
             ]
         );
         drop(journal);

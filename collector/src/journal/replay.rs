@@ -4,8 +4,9 @@
 //! Each generation's requests are normalised again and aggregated apart from live traffic; the
 //! histograms are written as the flush the generation had (same id, treated as possibly
 //! written), so minutes that reached ClickHouse before the crash are skipped; the span and metric
-//! rows are written for the records the generation's `.rows` file does not list as written. The
-//! trace window is not fed: the breakdown of requests in flight at a crash is lost.
+//! rows are written for the records the generation's `.rows` file does not list as written,
+//! unless ClickHouse already holds a record's first span (its `INSERT` was in flight at the
+//! crash). The trace window is not fed: the breakdown of requests in flight at a crash is lost.
 
 use super::{Journal, Leftover, read_records};
 use crate::aggregate::{Aggregator, Flushable};
@@ -41,9 +42,9 @@ pub async fn replay(
         let records = read_records(&leftover.path)?;
         let aggregator = Aggregator::new();
         let (mut spans, mut metrics) = (Vec::new(), Vec::new());
-        for (index, (kind, payload)) in (0u32..).zip(&records) {
+        for (index, (kind, payload)) in (0u32..).zip(records.iter()) {
             let with_rows = !leftover.rows_written.contains(&index);
-            let replayed = pipeline.replay(*kind, payload, &aggregator, with_rows);
+            let replayed = pipeline.replay(kind, payload, &aggregator, with_rows);
             if let Some(probe) = &replayed.probe
                 && stored(to, probe).await
             {
@@ -64,10 +65,10 @@ pub async fn replay(
         write_in_batches(to, "metrics", &metrics, settings).await;
         journal.remove(leftover.generation);
         summary.generations += 1;
-        summary.requests += records.len();
+        summary.requests += records.count();
         to.telemetry
             .journal_requests_replayed
-            .inc_by(records.len() as u64);
+            .inc_by(records.count() as u64);
     }
     Ok(summary)
 }

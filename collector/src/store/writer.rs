@@ -42,7 +42,7 @@ pub trait RowBatch: Send + Sync + Sized + 'static {
     /// may still be carried out later by a slow or frozen ClickHouse, so a retry can store the
     /// rows twice: tolerable for span and metric rows, not for histograms, whose writes are
     /// waited for (see [`FlushBatch`]).
-    const MAY_GIVE_UP: bool = false;
+    const MAY_GIVE_UP: bool = true;
 
     /// Rows in this batch.
     fn row_count(&self) -> usize;
@@ -278,7 +278,7 @@ impl Destination {
             };
             let rows: usize = batches.iter().map(RowBatch::row_count).sum();
             if deadline.is_some_and(|d| Instant::now() + backoff > d) {
-                tracing::error!(table, rows, error = %e, "ClickHouse write failed at shutdown and the spool is full; rows left to the journal");
+                tracing::error!(table, rows, error = %e, "ClickHouse write failed at shutdown and the spool is full; rows lost unless the journal holds them");
                 return false;
             }
             tracing::warn!(table, rows, error = %e, retry_in = ?backoff, "ClickHouse write failed; retrying");

@@ -298,6 +298,11 @@ async fn a_frozen_clickhouse_that_runs_late_writes_never_counts_a_histogram_twic
     proxy.freeze();
     let acknowledged = send_all(&collector, 1..11).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
+    let metrics = collector.metrics_text().await;
+    assert!(
+        metrics.contains("plumb_batches_spooled_total{table=\"spans\"}"),
+        "the span writer gave up on its frozen write and spooled it: {metrics}"
+    );
     proxy.resume();
     let deadline = Instant::now() + Duration::from_secs(60);
     let counted_query = "SELECT sum(requests) FROM latency_minute WHERE service != ''";

@@ -135,6 +135,43 @@ async fn kill_and_restart(flush_interval: &str, sync: &str) -> u64 {
         .expect("the replay line names its generations")
 }
 
+/// What sending requests one by one got.
+struct Sent {
+    /// Spans acknowledged.
+    acknowledged: u64,
+    /// Every refusal, in order.
+    refusals: Vec<tonic::Status>,
+    /// Whether a request was accepted after the first refusal.
+    accepted_after_refusal: bool,
+}
+
+/// Sends the requests of `seeds` (100 spans each) one by one, `pause` apart, without retrying.
+async fn send_each(
+    collector: &Collector,
+    seeds: std::ops::RangeInclusive<u64>,
+    pause: Duration,
+) -> Sent {
+    let mut client = RawGrpcClient::connect(collector.grpc_url(), TRACE_EXPORT_PATH, None)
+        .await
+        .expect("connect");
+    let mut sent = Sent {
+        acknowledged: 0,
+        refusals: Vec::new(),
+        accepted_after_refusal: false,
+    };
+    for seed in seeds {
+        match client.send(request(seed).encode_to_vec().into()).await {
+            Ok(_) => {
+                sent.acknowledged += 100;
+                sent.accepted_after_refusal |= !sent.refusals.is_empty();
+            }
+            Err(status) => sent.refusals.push(status),
+        }
+        tokio::time::sleep(pause).await;
+    }
+    sent
+}
+
 /// A small tmpfs, unmounted when dropped.
 struct SmallDisk(tempfile::TempDir);
 
@@ -181,28 +218,22 @@ async fn a_full_journal_disk_is_refused_with_unavailable_and_nothing_acknowledge
         ],
     )
     .await;
-    let mut client = RawGrpcClient::connect(collector.grpc_url(), TRACE_EXPORT_PATH, None)
-        .await
-        .expect("connect");
     // About 25 kB a request: the disk holds ten. Refusals come first, then (as flushed
     // generations are removed) acceptance again.
-    let (mut acknowledged, mut refusal, mut accepted_after_refusal) = (0, None, false);
-    for seed in 1..=300 {
-        match client.send(request(seed).encode_to_vec().into()).await {
-            Ok(_) => {
-                acknowledged += 100;
-                accepted_after_refusal |= refusal.is_some();
-            }
-            Err(status) => {
-                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
-                refusal.get_or_insert(status.message().to_owned());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let sent = send_each(&collector, 1..=300, Duration::from_millis(10)).await;
+    let acknowledged = sent.acknowledged;
+    for status in &sent.refusals {
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     }
-    let refusal = refusal.expect("the full disk made the collector refuse");
-    assert!(refusal.contains("journal"), "{refusal}");
-    assert!(accepted_after_refusal, "accepting again once there is room");
+    let refusal = sent
+        .refusals
+        .first()
+        .expect("the full disk made the collector refuse");
+    assert!(refusal.message().contains("journal"), "{refusal:?}");
+    assert!(
+        sent.accepted_after_refusal,
+        "accepting again once there is room"
+    );
 
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -243,27 +274,16 @@ async fn a_journal_at_its_limit_pushes_back_and_keeps_what_it_acknowledged() {
         ],
     )
     .await;
-    let mut client = RawGrpcClient::connect(collector.grpc_url(), TRACE_EXPORT_PATH, None)
-        .await
-        .expect("connect");
-    let mut acknowledged = 0;
-    let mut refusal = None;
-    for seed in 1..=30 {
-        match client.send(request(seed).encode_to_vec().into()).await {
-            Ok(_) => acknowledged += 100,
-            Err(status) => {
-                refusal.get_or_insert(status);
-            }
-        }
-    }
-    let refusal = refusal.expect("the full journal pushed back");
+    let sent = send_each(&collector, 1..=30, Duration::ZERO).await;
+    let acknowledged = sent.acknowledged;
+    let refusal = sent.refusals.first().expect("the full journal pushed back");
     assert_eq!(
         refusal.code(),
         tonic::Code::ResourceExhausted,
         "{refusal:?}"
     );
     assert!(
-        tonic_types::StatusExt::get_details_retry_info(&refusal).is_some(),
+        tonic_types::StatusExt::get_details_retry_info(refusal).is_some(),
         "a retry hint: {refusal:?}"
     );
     assert!(acknowledged >= 100, "some accepted before the limit");
