@@ -12,8 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-deploy/install-deps.sh
-cargo build --release --locked -p plumb-collector -p plumb-agent --bins
+scripts/install-deps.sh
+cargo build --release --locked -p plumb-collector -p plumb-cli -p plumb-loadgen -p plumb-sidecar -p plumb-demo
 
 seconds="${PLUMB_DEMO_SECONDS:-30}"
 rate="${PLUMB_DEMO_RATE:-50}"

@@ -4,7 +4,7 @@
 //! environment variables (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
 //! `OTEL_EXPORTER_OTLP_ENDPOINT`) and then to the defaults below.
 
-use plumb_otlp::tls::ClientTlsFiles;
+use plumb_net::ClientTlsFiles;
 use std::time::Duration;
 
 /// Agent settings; build with [`AgentConfig::new`] and the `with_*` methods.

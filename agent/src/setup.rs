@@ -30,7 +30,7 @@ pub enum AgentError {
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
     /// The TLS files could not be used.
     #[error(transparent)]
-    Tls(#[from] plumb_otlp::tls::TlsError),
+    Tls(#[from] plumb_net::ClientTlsError),
     /// The bearer token cannot be sent as gRPC metadata.
     #[error("the token must be printable ASCII")]
     Token,

@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use plumb_collector::aggregate::breakdown::BreakdownAggregator;
 use plumb_collector::aggregate::{Aggregator, Flushable};
 use plumb_collector::clock::now_unix_ns;
-use plumb_collector::loadgen::{Workload, WorkloadShape};
+use plumb_loadgen::{Workload, WorkloadShape};
 use plumb_collector::normalise::{NameLimiter, SpanLimits, normalise_traces};
 use plumb_collector::store::rows::EncodedRows;
 use plumb_collector::telemetry::Telemetry;

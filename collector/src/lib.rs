@@ -15,7 +15,6 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod journal;
-pub mod loadgen;
 pub mod normalise;
 pub mod pipeline;
 pub mod query;

@@ -10,7 +10,7 @@
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use plumb_collector::loadgen::{Workload, WorkloadShape};
+use plumb_loadgen::{Workload, WorkloadShape};
 use plumb_collector::normalise::route::template_path;
 use plumb_collector::normalise::{NameLimiter, SpanLimits, normalise_metrics, normalise_traces};
 use plumb_collector::query::api::request_from_query;
@@ -158,7 +158,7 @@ fn every_metric_type() -> ExportMetricsServiceRequest {
     let number = NumberDataPoint {
         time_unix_nano: now,
         value: Some(Value::AsDouble(1.5)),
-        attributes: vec![plumb_collector::loadgen::text("k", "v")],
+        attributes: vec![plumb_loadgen::text("k", "v")],
         ..Default::default()
     };
     let metric = |name: &str, data| Metric {

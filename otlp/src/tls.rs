@@ -1,10 +1,9 @@
-//! TLS for Plumb's listeners and clients (rustls with the ring provider).
+//! TLS for Plumb's listeners (rustls with the ring provider).
 //!
 //! Servers take a certificate chain and key in PEM files, and optionally a CA that client
 //! certificates must chain to (mutual TLS: a client without one is refused in the handshake).
 //! Handshakes run in their own tasks, so a slow or silent client never holds up the others, and
-//! one that takes longer than [`HANDSHAKE_TIMEOUT`] is dropped. Clients take a CA to trust and,
-//! for mutual TLS, their own certificate and key.
+//! one that takes longer than [`HANDSHAKE_TIMEOUT`] is dropped. Client TLS is `plumb-net`'s.
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -168,49 +167,3 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// A client's trust and identity, as PEM files.
-#[derive(Clone, Debug, Default)]
-pub struct ClientTlsFiles {
-    /// CA to trust (the server's certificate must chain to it).
-    pub ca: Option<PathBuf>,
-    /// Client certificate, for mutual TLS.
-    pub cert: Option<PathBuf>,
-    /// Client key, for mutual TLS.
-    pub key: Option<PathBuf>,
-}
-
-impl ClientTlsFiles {
-    /// Whether any TLS setting is given.
-    pub fn is_set(&self) -> bool {
-        self.ca.is_some() || self.cert.is_some() || self.key.is_some()
-    }
-
-    /// The tonic client configuration for these files.
-    pub fn tonic(&self) -> Result<tonic::transport::ClientTlsConfig, TlsError> {
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|e| TlsError::File {
-                path: path.to_owned(),
-                message: e.to_string(),
-            })
-        };
-        let mut config = tonic::transport::ClientTlsConfig::new();
-        if let Some(ca) = &self.ca {
-            config = config.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
-        }
-        match (&self.cert, &self.key) {
-            (Some(cert), Some(key)) => {
-                config = config.identity(tonic::transport::Identity::from_pem(
-                    read(cert)?,
-                    read(key)?,
-                ));
-            }
-            (None, None) => {}
-            _ => {
-                return Err(TlsError::Config(
-                    "a client certificate needs its key, and a key its certificate".into(),
-                ));
-            }
-        }
-        Ok(config)
-    }
-}

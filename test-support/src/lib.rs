@@ -14,7 +14,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 use plumb_collector::store::local_server::{LocalClickHouse, ServerBinary};
 use plumb_collector::store::{Store, StoreConfig};
-use plumb_otlp::tls::ClientTlsFiles;
+use plumb_net::ClientTlsFiles;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,
@@ -88,7 +88,7 @@ pub fn binary(name: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     assert!(
         path.is_file(),
-        "{} is not built: run `cargo build -p plumb-collector --bins` first",
+        "{} is not built: run `cargo build --workspace --bins` first",
         path.display()
     );
     path

@@ -362,7 +362,7 @@ fn validate<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::{Workload, WorkloadShape, text};
+    use plumb_loadgen::{Workload, WorkloadShape, text};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
     use prost::Message;

@@ -1,7 +1,7 @@
 //! Bearer tokens: every listener refuses a missing or wrong token (UNAUTHENTICATED / 401), lets a
 //! right one in, and no token ever shows in the log, an error or `--help`.
 
-use plumb_collector::loadgen::{Workload, WorkloadShape};
+use plumb_loadgen::{Workload, WorkloadShape};
 use plumb_otlp::client::{RawGrpcClient, TRACE_EXPORT_PATH};
 use plumb_test_support::*;
 use prost::Message;

@@ -4,7 +4,7 @@
 //! acknowledged is stored, histograms exact.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use plumb_collector::loadgen::{Workload, WorkloadShape};
+use plumb_loadgen::{Workload, WorkloadShape};
 use plumb_otlp::client::{RawGrpcClient, TRACE_EXPORT_PATH};
 use plumb_test_support::*;
 use prost::Message;

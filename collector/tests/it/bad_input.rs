@@ -5,7 +5,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use plumb_collector::loadgen::text;
+use plumb_loadgen::text;
 use plumb_otlp::client::{RawGrpcClient, TRACE_EXPORT_PATH};
 use plumb_test_support::*;
 use prost::Message;

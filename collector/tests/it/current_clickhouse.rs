@@ -6,7 +6,7 @@
 
 use plumb_collector::aggregate::histogram::{LatencyHistogram, quantile_from_buckets};
 use plumb_collector::journal::replay::stored_query;
-use plumb_collector::loadgen::{Workload, WorkloadShape};
+use plumb_loadgen::{Workload, WorkloadShape};
 use plumb_collector::normalise::{NameLimiter, SpanLimits, normalise_traces};
 use plumb_collector::pipeline::SpanKey;
 use plumb_collector::query::breakdown::component_totals_query;
@@ -173,7 +173,7 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         .expect("python3 runs");
     assert!(
         output.status.success(),
-        "chDB check failed (deploy/install-deps.sh installs chdb-core):\n{}",
+        "chDB check failed (scripts/install-deps.sh installs chdb-core):\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let result: serde_json::Value =

@@ -242,7 +242,7 @@ async fn exponential_histograms_over_http_are_stored_with_explicit_bounds() {
     let request = ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(Resource {
-                attributes: vec![plumb_collector::loadgen::text("service.name", "exp")],
+                attributes: vec![plumb_loadgen::text("service.name", "exp")],
                 ..Default::default()
             }),
             scope_metrics: vec![ScopeMetrics {

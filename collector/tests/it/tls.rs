@@ -2,9 +2,9 @@
 //! trusts the test CA gets in (gRPC ingest, HTTP ingest, the query API through the CLI); plain
 //! connections and, under mutual TLS, clients without a certificate do not.
 
-use plumb_collector::loadgen::{Workload, WorkloadShape};
+use plumb_loadgen::{Workload, WorkloadShape};
 use plumb_otlp::client::{RawGrpcClient, TRACE_EXPORT_PATH};
-use plumb_otlp::tls::ClientTlsFiles;
+use plumb_net::ClientTlsFiles;
 use plumb_test_support::*;
 use prost::Message;
 use std::path::Path;

@@ -4,13 +4,13 @@
 # Reports spans per CPU-second of the collector (ClickHouse and the generator not counted),
 # peak resident memory, and the lag from send to visible in `plumb top`.
 #
-#   deploy/bench-ingest.sh [RATE] [SECONDS]     RATE=0 sends as fast as the collector accepts
-#   COLLECTOR_ARGS="--trace-window 0" deploy/bench-ingest.sh ...   extra collector options
+#   scripts/bench-ingest.sh [RATE] [SECONDS]     RATE=0 sends as fast as the collector accepts
+#   COLLECTOR_ARGS="--trace-window 0" scripts/bench-ingest.sh ...   extra collector options
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate="${1:-0}"
 seconds="${2:-30}"
-. deploy/bench-collector.sh
+. scripts/bench-collector.sh
 # shellcheck disable=SC2086 # COLLECTOR_ARGS is a list of options
 start_collector ${COLLECTOR_ARGS:-}
 # The spans the trace window holds, sampled every second (the peak is reported).

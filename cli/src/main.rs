@@ -8,7 +8,7 @@ mod waterfall;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use plumb_otlp::tls::ClientTlsFiles;
+use plumb_net::ClientTlsFiles;
 use plumb_proto::v1::query_service_client::QueryServiceClient;
 use plumb_proto::v1::{
     ChattyCallsRequest, ChattyCallsResponse, EndpointDetailRequest, EndpointDetailResponse,

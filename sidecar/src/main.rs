@@ -22,7 +22,7 @@ use plumb_otlp::client::{
     CompressionEncoding, METRICS_EXPORT_PATH, RawGrpcClient, TRACE_EXPORT_PATH,
 };
 use plumb_otlp::serve::{ListenerOptions, otlp_servers, shutdown_signal, stopped};
-use plumb_otlp::tls::ClientTlsFiles;
+use plumb_net::ClientTlsFiles;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,12 +5,12 @@
 # much the disk spool grew, how long the spool took to drain once ClickHouse was back, and checks
 # that every accepted span is counted in `plumb top`.
 #
-#   deploy/bench-outage.sh [RATE] [SECONDS]
+#   scripts/bench-outage.sh [RATE] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate="${1:-20000}"
 seconds="${2:-40}"
-. deploy/bench-collector.sh
+. scripts/bench-collector.sh
 # shellcheck disable=SC2086 # COLLECTOR_ARGS is a list of options
 start_collector --write-timeout 2s ${COLLECTOR_ARGS:-}
 # The ClickHouse server itself, not the watchdog shell that started it.

@@ -1,10 +1,9 @@
-//! Synthetic OTLP traffic for the load generator (`plumb-loadgen`), the benchmarks and tests.
+//! `plumb-loadgen`: synthetic OTLP traffic for the load generator binary, the benchmarks and tests.
 //!
 //! In: a [`WorkloadShape`] (services, endpoints per service, spans per request, seed). Out:
 //! realistic `ExportTraceServiceRequest`s (whole traces: a SERVER span with about ten attributes
 //! and its database queries, per-endpoint latency with a tail, a few errors). `plumb_otlp::client` sends them pre-encoded.
 
-use crate::clock::now_unix_ns;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -185,3 +184,11 @@ fn int(key: &str, value: i64) -> KeyValue {
         ..Default::default()
     }
 }
+
+/// Nanoseconds since the Unix epoch (the spans' clock).
+fn now_unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use plumb_collector::loadgen::{Workload, WorkloadShape};
+use plumb_loadgen::{Workload, WorkloadShape};
 use plumb_otlp::client::{CompressionEncoding, RawGrpcClient, TRACE_EXPORT_PATH};
 use prost::Message;
 use std::sync::Arc;

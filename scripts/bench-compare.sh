@@ -3,8 +3,8 @@
 # once per setting. By default, what the trace window and breakdown cost (--trace-window 0 against
 # the default 10 s window).
 #
-#   deploy/bench-compare.sh [RATE] [SECONDS] ["OPTIONS A" "OPTIONS B" ...]   RATE=0: as fast as it goes
-#   deploy/bench-compare.sh 0 20 "--journal-sync 0" "--journal-sync 1s"     what the journal costs
+#   scripts/bench-compare.sh [RATE] [SECONDS] ["OPTIONS A" "OPTIONS B" ...]   RATE=0: as fast as it goes
+#   scripts/bench-compare.sh 0 20 "--journal-sync 0" "--journal-sync 1s"     what the journal costs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate="${1:-0}"
@@ -13,5 +13,5 @@ shift $(($# < 2 ? $# : 2))
 [ $# -gt 0 ] || set -- "--trace-window 0" "--trace-window 10s"
 for args in "$@"; do
     echo "== collector $args"
-    COLLECTOR_ARGS="$args" deploy/bench-ingest.sh "$rate" "$seconds"
+    COLLECTOR_ARGS="$args" scripts/bench-ingest.sh "$rate" "$seconds"
 done

@@ -3,15 +3,15 @@
 # its local ClickHouse. Reports the sidecar's CPU (from /proc, its own process only) and peak
 # resident memory.
 #
-#   deploy/bench-sidecar.sh [RATE] [SECONDS] [COMPRESSION]   defaults: 10000 spans/s, 30 s, gzip
+#   scripts/bench-sidecar.sh [RATE] [SECONDS] [COMPRESSION]   defaults: 10000 spans/s, 30 s, gzip
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate="${1:-10000}"
 seconds="${2:-30}"
 compression="${3:-gzip}"
 bin=target/release
-deploy/install-deps.sh
-cargo build --release --locked -p plumb-collector -p plumb-agent --bins >/dev/null
+scripts/install-deps.sh
+cargo build --release --locked -p plumb-collector -p plumb-cli -p plumb-loadgen -p plumb-sidecar -p plumb-demo >/dev/null
 
 dir="$(mktemp -d)"
 "$bin/plumb-collector" --data-dir "$dir" --grpc-addr 127.0.0.1:15317 --http-addr 127.0.0.1:15318 \

@@ -4,8 +4,8 @@
 # collector, a background `sampler` and a frozen ClickHouse `server` (if the script set them) are
 # stopped and the folder removed.
 bin=target/release
-deploy/install-deps.sh
-cargo build --release --locked -p plumb-collector --bins >/dev/null
+scripts/install-deps.sh
+cargo build --release --locked -p plumb-collector -p plumb-cli -p plumb-loadgen >/dev/null
 
 dir="$(mktemp -d)"
 grpc=127.0.0.1:14317 http=127.0.0.1:14318 query=127.0.0.1:17318
