@@ -8,6 +8,7 @@
 //! what arrives meanwhile, so after an outage everything that fitted arrives.
 
 use opentelemetry::Context;
+use plumb_net::Backoff;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
@@ -21,8 +22,8 @@ const MAX_BATCH: usize = 512;
 /// Longest time a span waits before its batch is exported.
 const EXPORT_DELAY: Duration = Duration::from_secs(2);
 /// Backoff between failed exports.
-const RETRY_FIRST: Duration = Duration::from_millis(500);
-const RETRY_MAX: Duration = Duration::from_secs(10);
+const RETRY_BACKOFF: Backoff =
+    Backoff::new_unchecked(Duration::from_millis(500), Duration::from_secs(10), 0.5);
 /// At most one "dropping spans" warning per this many seconds.
 const WARN_EVERY_S: u64 = 10;
 
@@ -228,10 +229,9 @@ impl<E: SpanExporter> Worker<E> {
 
     /// Retries the pending batch with backoff until it is exported.
     fn export_until_sent(&mut self) {
-        let mut backoff = RETRY_FIRST;
+        let mut delays = RETRY_BACKOFF.delays();
         while !self.pending.is_empty() && self.export_once().is_err() {
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(RETRY_MAX);
+            std::thread::sleep(delays.next_delay());
         }
     }
 
@@ -252,5 +252,15 @@ impl<E: SpanExporter> Worker<E> {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_backoff_is_valid() {
+        assert!(RETRY_BACKOFF.checked().is_ok());
     }
 }

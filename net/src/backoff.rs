@@ -54,6 +54,17 @@ impl Backoff {
         Ok(Self { first, max, jitter })
     }
 
+    /// A backoff from settings known to be valid, for constants; each constant built this way is
+    /// checked by a unit test through [`Backoff::try_new`].
+    pub const fn new_unchecked(first: Duration, max: Duration, jitter: f64) -> Self {
+        Self { first, max, jitter }
+    }
+
+    /// The settings again, checked.
+    pub fn checked(self) -> Result<Self, InvalidBackoff> {
+        Self::try_new(self.first, self.max, self.jitter)
+    }
+
     /// The delays for one retry loop, starting from the first.
     pub fn delays(&self) -> Delays {
         Delays {

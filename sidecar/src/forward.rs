@@ -20,6 +20,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use plumb_net::Backoff;
 use plumb_otlp::client::RawGrpcClient;
 use plumb_otlp::{ExportError, OtlpSink, Payload};
 use prost::Message;
@@ -142,8 +143,9 @@ pub struct SendSettings {
     pub shutdown_timeout: Duration,
 }
 
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How the sender waits between failed sends; the jitter spreads many sidecars' retries.
+const RETRY_BACKOFF: Backoff =
+    Backoff::new_unchecked(Duration::from_millis(250), Duration::from_secs(30), 0.5);
 
 /// Sends `backlog` to the collector until shutdown, then drains it within the shutdown timeout.
 pub async fn run_sender(
@@ -155,7 +157,6 @@ pub async fn run_sender(
     telemetry: Arc<SidecarTelemetry>,
 ) {
     let mut deadline: Option<Instant> = None;
-    let mut jitter = Jitter::new();
     loop {
         let batch = backlog.take(settings.batch_max_bytes);
         if batch.is_empty() {
@@ -175,7 +176,7 @@ pub async fn run_sender(
             .iter()
             .for_each(|e| message.extend_from_slice(&e.bytes));
         let message = message.freeze();
-        let mut backoff = FIRST_BACKOFF;
+        let mut delays = RETRY_BACKOFF.delays();
         loop {
             match client.send(message.clone()).await {
                 Ok(_) => {
@@ -184,7 +185,7 @@ pub async fn run_sender(
                 }
                 Err(status) if retryable(status.code()) => {
                     telemetry.export_failed(signal);
-                    let wait = retry_wait(&status, backoff, &mut jitter);
+                    let wait = retry_wait(&status, delays.next_delay());
                     if deadline.is_some_and(|d| Instant::now() + wait > d) {
                         telemetry.dropped(signal, items);
                         tracing::error!(
@@ -201,7 +202,6 @@ pub async fn run_sender(
                             deadline = Some(Instant::now() + settings.shutdown_timeout);
                         }
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err(status) => {
                     telemetry.rejected(signal, items);
@@ -213,14 +213,14 @@ pub async fn run_sender(
     }
 }
 
-/// How long to wait before retrying: the backoff spread by jitter, but never less than the
-/// collector's `RetryInfo` hint.
-fn retry_wait(status: &tonic::Status, backoff: Duration, jitter: &mut Jitter) -> Duration {
+/// How long to wait before retrying: the backoff's delay, but never less than the collector's
+/// `RetryInfo` hint.
+fn retry_wait(status: &tonic::Status, backoff: Duration) -> Duration {
     let hinted = status
         .get_details_retry_info()
         .and_then(|r| r.retry_delay)
         .unwrap_or_default();
-    jitter.spread(backoff).max(hinted)
+    backoff.max(hinted)
 }
 
 /// Codes worth retrying: the collector is down, busy or slow, not the data wrong.
@@ -236,47 +236,30 @@ fn retryable(code: tonic::Code) -> bool {
     )
 }
 
-/// Spreads retries (50% to 100% of the backoff) so many sidecars do not retry in step.
-struct Jitter(u64);
-
-impl Jitter {
-    fn new() -> Self {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.subsec_nanos() as u64 | 1);
-        Self(seed)
-    }
-
-    fn spread(&mut self, backoff: Duration) -> Duration {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        let fraction = 0.5 + (self.0 % 1000) as f64 / 2000.0;
-        backoff.mul_f64(fraction)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use tonic_types::ErrorDetails;
 
     #[test]
+    fn the_retry_backoff_is_valid() {
+        assert!(RETRY_BACKOFF.checked().is_ok());
+    }
+
+    #[test]
     fn the_collectors_retry_hint_is_honoured() {
-        let mut jitter = Jitter::new();
-        let hinted = tonic::Status::with_error_details(
+            let hinted = tonic::Status::with_error_details(
             tonic::Code::ResourceExhausted,
             "busy",
             ErrorDetails::with_retry_info(Some(Duration::from_secs(3))),
         );
         assert!(
-            retry_wait(&hinted, Duration::from_millis(250), &mut jitter) >= Duration::from_secs(3)
+            retry_wait(&hinted, Duration::from_millis(250)) >= Duration::from_secs(3)
         );
         let plain = tonic::Status::unavailable("down");
-        let wait = retry_wait(&plain, Duration::from_secs(1), &mut jitter);
-        assert!(
-            wait >= Duration::from_millis(500) && wait <= Duration::from_secs(1),
-            "{wait:?}"
+        assert_eq!(
+            retry_wait(&plain, Duration::from_secs(1)),
+            Duration::from_secs(1)
         );
         assert!(
             retryable(tonic::Code::ResourceExhausted) && !retryable(tonic::Code::InvalidArgument)

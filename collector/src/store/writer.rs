@@ -21,6 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use plumb_net::Backoff;
 use tokio::time::Instant;
 
 /// How a writer batches and how long it may keep retrying at shutdown.
@@ -130,8 +131,9 @@ impl RowBatch for EncodedRows {
     }
 }
 
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How a writer waits between retries of a write ClickHouse refused while the spool is full.
+const RETRY_BACKOFF: Backoff =
+    Backoff::new_unchecked(Duration::from_millis(200), Duration::from_secs(10), 0.5);
 
 /// Where a writer's batches go: ClickHouse, or the spool when ClickHouse fails.
 #[derive(Clone, Debug)]
@@ -271,11 +273,12 @@ impl Destination {
         deadline: Option<Instant>,
         settings: &WriterSettings,
     ) -> bool {
-        let mut backoff = FIRST_BACKOFF;
+        let mut delays = RETRY_BACKOFF.delays();
         loop {
             let Err(e) = self.attempt(table, batches, settings).await else {
                 return true;
             };
+            let backoff = delays.next_delay();
             let rows: usize = batches.iter().map(RowBatch::row_count).sum();
             if deadline.is_some_and(|d| Instant::now() + backoff > d) {
                 tracing::error!(table, rows, error = %e, "ClickHouse write failed at shutdown and the spool is full; rows lost unless the journal holds them");
@@ -283,7 +286,6 @@ impl Destination {
             }
             tracing::warn!(table, rows, error = %e, retry_in = ?backoff, "ClickHouse write failed; retrying");
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 }
@@ -591,5 +593,15 @@ pub async fn run_flusher<A: Flushable>(
             }
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_backoff_is_valid() {
+        assert!(RETRY_BACKOFF.checked().is_ok());
     }
 }
