@@ -12,19 +12,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use plumb_collector::aggregate::breakdown::BreakdownAggregator;
-use plumb_collector::aggregate::{Aggregator, Flushable};
-use plumb_collector::clock::now_unix_ns;
+use plumb_collector::testing::HotPath;
 use plumb_loadgen::{Workload, WorkloadShape};
-use plumb_collector::normalise::{NameLimiter, SpanLimits, normalise_traces};
-use plumb_collector::store::rows::EncodedRows;
-use plumb_collector::telemetry::Telemetry;
-use plumb_collector::trace::assemble::{TraceAssembler, TraceSettings};
 use prost::Message;
 use std::hint::black_box;
-use std::sync::Arc;
-use std::time::Duration;
-use std::time::Instant;
 
 const SPANS: u32 = 500;
 
@@ -38,18 +29,9 @@ fn encoded_request() -> Vec<u8> {
     workload.request().encode_to_vec()
 }
 
-fn limits() -> SpanLimits {
-    SpanLimits {
-        max_age: Duration::from_secs(7 * 86_400),
-        max_future: Duration::from_secs(600),
-        ..SpanLimits::default()
-    }
-}
-
 fn ingest(c: &mut Criterion) {
     let bytes = encoded_request();
-    let operations = NameLimiter::new(2000);
-    let aggregator = Aggregator::new();
+    let plain = HotPath::new(false);
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(u64::from(SPANS)));
     // For comparison: what decoding into the prost structs alone costs.
@@ -57,46 +39,19 @@ fn ingest(c: &mut Criterion) {
         b.iter(|| ExportTraceServiceRequest::decode(black_box(bytes.as_slice())).expect("valid"))
     });
     group.bench_function("normalise_from_wire", |b| {
-        b.iter(|| {
-            normalise_traces(black_box(&bytes), limits(), &operations, now_unix_ns())
-                .expect("valid")
-        })
+        b.iter(|| plain.normalise(black_box(&bytes)))
     });
     group.bench_function("normalise_aggregate_encode", |b| {
-        b.iter(|| {
-            let normalised =
-                normalise_traces(black_box(&bytes), limits(), &operations, now_unix_ns())
-                    .expect("valid");
-            aggregator.record(&normalised.accepted);
-            black_box(EncodedRows::spans(&normalised.accepted))
-        })
+        b.iter(|| plain.ingest(black_box(&bytes)))
     });
-    let breakdown = Arc::new(BreakdownAggregator::new());
-    let traces = TraceAssembler::new(
-        TraceSettings {
-            window: Duration::from_secs(10),
-            max_spans: 1_000_000,
-            max_components_per_service: 5000,
-        },
-        Arc::clone(&breakdown),
-        Arc::new(Telemetry::new()),
-    );
     // Every iteration's traces are analysed at once, as if their window had ended: the whole
     // per-span cost of the breakdown.
+    let with_breakdown = HotPath::new(true);
     group.bench_function("normalise_aggregate_encode_breakdown", |b| {
-        b.iter(|| {
-            let normalised =
-                normalise_traces(black_box(&bytes), limits(), &operations, now_unix_ns())
-                    .expect("valid");
-            aggregator.record(&normalised.accepted);
-            traces.add(&normalised.accepted);
-            traces.sweep(Instant::now() + Duration::from_secs(3600));
-            black_box(EncodedRows::spans(&normalised.accepted))
-        })
+        b.iter(|| with_breakdown.ingest(black_box(&bytes)))
     });
     group.finish();
-    black_box(aggregator.take());
-    black_box(breakdown.take());
+    black_box(plain.take_aggregates() + with_breakdown.take_aggregates());
 }
 
 criterion_group!(benches, ingest);

@@ -8,12 +8,11 @@
 #![allow(missing_docs)] // criterion_group! generates an undocumented public function.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use plumb_collector::aggregate::histogram::LatencyHistogram;
-use plumb_collector::clock::now_unix_s;
-use plumb_collector::query::endpoint::endpoint_detail;
-use plumb_collector::query::top::{ApdexThresholds, TopQuery, top_endpoints};
-use plumb_collector::store::rows::{BreakdownRow, LatencyRow};
-use plumb_collector::store::{Store, schema};
+use plumb_collector::testing::{
+    BREAKDOWN_MINUTE, BreakdownRow, LATENCY_MINUTE, LatencyHistogram, LatencyRow, Store, migrate,
+    now_unix_s, query_api,
+};
+use plumb_proto::v1::query_service_server::QueryService;
 use plumb_proto::v1::{EndpointDetailRequest, TopEndpointsRequest};
 use std::time::Duration;
 
@@ -81,11 +80,11 @@ async fn load_day(store: &Store, now: u32) {
             }
         }
         store
-            .insert("latency_minute", &latency)
+            .insert(LATENCY_MINUTE, &latency)
             .await
             .expect("insert latency");
         store
-            .insert("breakdown_minute", &breakdown)
+            .insert(BREAKDOWN_MINUTE, &breakdown)
             .await
             .expect("insert breakdown");
     }
@@ -101,7 +100,7 @@ fn queries(c: &mut Criterion) {
     let now = now_unix_s();
     let store = runtime.block_on(async {
         let store = plumb_test_support::store(&database).await;
-        schema::migrate(&store).await.expect("schema");
+        migrate(&store).await.expect("schema");
         let started = std::time::Instant::now();
         load_day(&store, now).await;
         eprintln!(
@@ -111,22 +110,22 @@ fn queries(c: &mut Criterion) {
         );
         store
     });
-    let apdex = ApdexThresholds::default();
+    let api = query_api(store);
     let mut group = c.benchmark_group("query_1000_endpoints");
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(20));
     for (name, window) in [("top_1h", 3600), ("top_24h", 86_400)] {
-        let query = TopQuery::try_from(TopEndpointsRequest {
-            since_seconds: window,
-            ..Default::default()
-        })
-        .expect("query");
         group.bench_function(name, |b| {
             b.iter(|| {
+                let request = tonic::Request::new(TopEndpointsRequest {
+                    since_seconds: window,
+                    ..Default::default()
+                });
                 let top = runtime
-                    .block_on(top_endpoints(&store, &query, &apdex, now))
-                    .expect("top");
+                    .block_on(api.top_endpoints(request))
+                    .expect("top")
+                    .into_inner();
                 assert_eq!(top.endpoints.len(), 20);
             })
         });
@@ -141,8 +140,9 @@ fn queries(c: &mut Criterion) {
                     ..Default::default()
                 };
                 let detail = runtime
-                    .block_on(endpoint_detail(&store, &apdex, request, now))
-                    .expect("endpoint");
+                    .block_on(api.endpoint_detail(tonic::Request::new(request)))
+                    .expect("endpoint")
+                    .into_inner();
                 assert_eq!(detail.breakdown.len(), 2);
             })
         });

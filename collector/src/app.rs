@@ -1,26 +1,33 @@
-//! Wiring: starts storage, the pipeline, the writers and the three listeners, and shuts them
-//! down in stages.
+//! Wiring: starts storage, recovers what the last run left, starts the stages, and stops them in
+//! order.
 //!
 //! Start-up: find or start ClickHouse, wait for it, apply migrations, open the spool and the
-//! journal, write what a previous run left in the journal, start the writers and the retention
-//! task, then open the listeners (so a ready listener means a ready collector).
-//! Shutdown: stop accepting (listeners close, in-flight requests finish), analyse the traces still
-//! in the trace window, then the writers drain their queues and the last aggregates, each within `--shutdown-timeout`, then the
-//! journal keeps only what is not yet safe, then the local ClickHouse (if any) is stopped.
+//! journal, write what a previous run left in the journal (`recovery`), start the writers, the
+//! trace window's sweeper and the background jobs, then open the listeners (so a ready listener
+//! means a ready collector).
+//! Shutdown, one [`Stage`] after another, each within `--shutdown-timeout`: the receivers stop
+//! accepting and finish the requests in flight; the pipeline's trace window analyses what it
+//! holds; the writers drain their queues and flush the last aggregates; the background jobs end
+//! (the journal syncs once more and keeps only what is not yet safe); then the local ClickHouse,
+//! if any, is stopped.
 
+use crate::ack::{Cut, Queued};
 use crate::aggregate::Aggregator;
-use crate::aggregate::breakdown::BreakdownAggregator;
-use crate::config::CollectorConfig;
-use crate::journal::{Journal, replay::replay, run_syncer};
-use crate::normalise::SpanLimits;
-use crate::pipeline::{Pipeline, PipelineOutputs, PipelineSettings};
+use crate::aggregate::component_time::BreakdownAggregator;
+use crate::config::{JournalSettings, Settings, StoreSettings};
+use crate::journal::{Journal, JournalTelemetry, Leftover, run_syncer};
+use crate::model::MetricPoint;
+use crate::pipeline::{IngestTelemetry, Pipeline, PipelineOutputs};
 use crate::query;
+use crate::recovery::recover;
+use crate::shutdown::Stage;
 use crate::store::local_server::{LocalClickHouse, LocalServerError, ServerBinary};
+use crate::store::rows::EncodedRows;
 use crate::store::spool::{Spool, SpoolError};
-use crate::store::writer::{Destination, WriterSettings, run_batch_writer, run_flusher};
+use crate::store::write::{Destination, WriterTelemetry, run_batch_writer, run_flusher};
 use crate::store::{Store, StoreConfig, StoreError, retention, schema};
 use crate::telemetry::Telemetry;
-use crate::trace::assemble::{TraceAssembler, TraceSettings, run_sweeper};
+use crate::trace_analysis::window::{TraceAssembler, WindowTelemetry, run_sweeper};
 use plumb_otlp::serve::{ListenerOptions, otlp_servers, serve_router};
 use plumb_otlp::tls::{TlsError, server_config};
 use std::future::Future;
@@ -28,13 +35,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// How long to wait for ClickHouse at start-up.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest time span and metric rows wait before being written.
-const ROW_FLUSH_MAX: Duration = Duration::from_secs(1);
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
@@ -66,8 +71,8 @@ pub enum RunError {
         source: std::io::Error,
     },
     /// The spool could not be opened.
-    #[error(transparent)]
-    Spool(#[from] SpoolError),
+    #[error("{0}")]
+    Spool(String),
     /// The TLS files could not be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -76,85 +81,75 @@ pub enum RunError {
     Serve(&'static str, String),
 }
 
+impl From<SpoolError> for RunError {
+    fn from(e: SpoolError) -> Self {
+        Self::Spool(e.to_string())
+    }
+}
+
+/// Every stage's metrics, registered in one registry.
+struct StageTelemetry {
+    registry: Arc<Telemetry>,
+    ingest: Arc<IngestTelemetry>,
+    writers: Arc<WriterTelemetry>,
+    journal: Arc<JournalTelemetry>,
+    window: Arc<WindowTelemetry>,
+}
+
+impl StageTelemetry {
+    fn new() -> Self {
+        let mut registry = Telemetry::new();
+        let ingest = IngestTelemetry::registered(&mut registry);
+        let writers = WriterTelemetry::registered(&mut registry);
+        let journal = JournalTelemetry::registered(&mut registry);
+        let window = WindowTelemetry::registered(&mut registry);
+        Self {
+            registry: Arc::new(registry),
+            ingest,
+            writers,
+            journal,
+            window,
+        }
+    }
+}
+
 /// Runs the collector until `shutdown` completes, then shuts down in stages.
-pub async fn run(
-    config: CollectorConfig,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), RunError> {
-    let (store, mut local) = connect(&config).await?;
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let (store, mut local) = connect(&settings.store).await?;
     let applied = schema::migrate(&store).await?;
     tracing::info!(database = store.database(), ?applied, "schema up to date");
 
-    let telemetry = Arc::new(Telemetry::new());
+    let telemetry = StageTelemetry::new();
     let aggregator = Arc::new(Aggregator::new());
     let breakdown = Arc::new(BreakdownAggregator::new());
-    let traces = (!config.trace_window.is_zero()).then(|| {
+    let traces = settings.traces.map(|window| {
         Arc::new(TraceAssembler::new(
-            TraceSettings {
-                window: config.trace_window,
-                max_spans: config.trace_max_spans,
-                max_components_per_service: config.max_components_per_service,
-            },
+            window,
             Arc::clone(&breakdown),
-            Arc::clone(&telemetry),
+            Arc::clone(&telemetry.window),
         ))
     });
-    let (stop_writers, writers_stop) = watch::channel(false);
-    let (span_tx, span_rx) = mpsc::channel(config.queue_batches);
-    let (metric_tx, metric_rx) = mpsc::channel(config.queue_batches);
-    let writer_settings = WriterSettings {
-        batch_rows: config.batch_rows,
-        flush_interval: config.flush_interval,
-        shutdown_timeout: config.shutdown_timeout,
-        write_timeout: config.write_timeout,
-    };
-    // Span and metric rows are written at least every second: holding them longer only costs
-    // memory (about 0.7 KB a span), while histograms gain from a longer interval.
-    let row_writer_settings = WriterSettings {
-        flush_interval: config.flush_interval.min(ROW_FLUSH_MAX),
-        ..writer_settings
-    };
-    let spool_dir = config
-        .spool_dir
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("spool"));
-    let spool = Arc::new(Spool::open(&spool_dir, config.spool_max_bytes)?);
+    let spool = Arc::new(Spool::open(&settings.spool_dir, settings.spool_max_bytes)?);
     if spool.used_bytes() > 0 {
-        tracing::info!(bytes = spool.used_bytes(), dir = %spool_dir.display(), "spooled batches found; they are written first");
+        tracing::info!(bytes = spool.used_bytes(), dir = %settings.spool_dir.display(), "spooled batches found; they are written first");
     }
-    telemetry.spool_bytes.set(spool.used_bytes() as i64);
+    telemetry.writers.spool_bytes.set(spool.used_bytes() as i64);
     let to = Destination {
         store: store.clone(),
         spool,
-        telemetry: Arc::clone(&telemetry),
+        telemetry: Arc::clone(&telemetry.writers),
     };
-    let journal_dir = config
-        .journal_dir
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("journal"));
-    let journal_error = |source| RunError::Journal {
-        dir: journal_dir.clone(),
-        source,
+    let (journal, leftovers) = match &settings.journal {
+        Some(journal) => {
+            let (opened, leftovers) = open_journal(journal)?;
+            (Some(opened), leftovers)
+        }
+        None => (None, Vec::new()),
     };
-    let (journal, leftovers) = if config.journal_sync.is_zero() {
-        (None, Vec::new())
-    } else {
-        let (journal, leftovers) =
-            Journal::open(&journal_dir, config.journal_max_bytes).map_err(journal_error)?;
-        (Some(Arc::new(journal)), leftovers)
-    };
+    let (span_tx, span_rx) = mpsc::channel::<Queued<EncodedRows>>(settings.queue_batches);
+    let (metric_tx, metric_rx) = mpsc::channel::<Queued<Vec<MetricPoint>>>(settings.queue_batches);
     let pipeline = Arc::new(Pipeline::new(
-        PipelineSettings {
-            limits: SpanLimits {
-                max_age: config.max_span_age,
-                max_future: config.max_span_future,
-                max_attributes: config.max_attributes_per_span,
-                max_value_bytes: config.max_attribute_value_bytes,
-                max_spans: config.max_spans_per_request,
-            },
-            max_operations_per_service: config.max_operations_per_service,
-            enqueue_timeout: config.enqueue_timeout,
-        },
+        settings.pipeline,
         PipelineOutputs {
             aggregator: Arc::clone(&aggregator),
             traces: traces.clone(),
@@ -162,14 +157,24 @@ pub async fn run(
             metrics: metric_tx,
             journal: journal.clone(),
         },
-        Arc::clone(&telemetry),
+        Arc::clone(&telemetry.ingest),
     ));
-    if let Some(journal) = &journal
+    if let (Some(journal), Some(journal_settings)) = (&journal, &settings.journal)
         && !leftovers.is_empty()
     {
-        let summary = replay(journal, leftovers, &pipeline, &to, &row_writer_settings)
-            .await
-            .map_err(journal_error)?;
+        let summary = recover(
+            journal,
+            leftovers,
+            &pipeline,
+            &to,
+            &settings.row_writers,
+            &telemetry.journal,
+        )
+        .await
+        .map_err(|source| RunError::Journal {
+            dir: journal_settings.dir.clone(),
+            source,
+        })?;
         tracing::info!(
             generations = summary.generations,
             requests = summary.requests,
@@ -179,120 +184,125 @@ pub async fn run(
         );
     }
 
-    let writers: Vec<JoinHandle<()>> = vec![
-        tokio::spawn(run_batch_writer(
-            to.clone(),
-            "spans",
-            span_rx,
-            journal.clone(),
-            row_writer_settings,
-            writers_stop.clone(),
-        )),
-        tokio::spawn(run_batch_writer(
-            to.clone(),
-            "metrics",
-            metric_rx,
-            journal.clone(),
-            row_writer_settings,
-            writers_stop.clone(),
-        )),
-        tokio::spawn(run_flusher(
+    let mut writers = Stage::new("writers");
+    let cuts = journal.clone().map(|j| j as Arc<dyn Cut>);
+    writers.spawn_job(
+        "spans",
+        run_batch_writer(to.clone(), span_rx, settings.row_writers, writers.token()),
+    );
+    writers.spawn_job(
+        "metrics",
+        run_batch_writer(to.clone(), metric_rx, settings.row_writers, writers.token()),
+    );
+    writers.spawn_job(
+        "latency",
+        run_flusher(
             to.clone(),
             aggregator,
-            journal.clone(),
-            writer_settings,
-            writers_stop.clone(),
-        )),
-        tokio::spawn(run_flusher(
-            to,
-            breakdown,
-            None,
-            writer_settings,
-            writers_stop,
-        )),
-    ];
-    let (stop_syncer, syncer_stop) = watch::channel(false);
-    let syncer = journal.map(|journal| {
-        tokio::spawn(run_syncer(
-            journal,
-            config.journal_sync,
-            Arc::clone(&telemetry),
-            syncer_stop,
-        ))
-    });
-    let sweeper = traces.clone().map(|t| tokio::spawn(run_sweeper(t)));
-    let retention_task = tokio::spawn(run_retention(store.clone(), config.retention_days));
+            cuts,
+            settings.flushers,
+            writers.token(),
+        ),
+    );
+    writers.spawn_job(
+        "breakdown",
+        run_flusher(to, breakdown, None, settings.flushers, writers.token()),
+    );
+    let mut pipeline_stage = Stage::new("pipeline");
+    if let Some(traces) = traces {
+        pipeline_stage.spawn_job("trace window", run_sweeper(traces, pipeline_stage.token()));
+    }
+    let mut background = Stage::new("background");
+    if let (Some(journal), Some(journal_settings)) = (journal, &settings.journal) {
+        background.spawn_job(
+            "journal sync",
+            run_syncer(
+                journal,
+                journal_settings.sync_every,
+                Arc::clone(&telemetry.journal),
+                background.token(),
+            ),
+        );
+    }
+    background.spawn_job(
+        "retention",
+        run_retention(store.clone(), settings.retention_days, background.token()),
+    );
 
-    let (stop_servers, servers_stop) = watch::channel(false);
-    let servers = start_servers(&config, &pipeline, &store, &telemetry, &servers_stop).await?;
+    let mut receivers = Stage::new("receivers");
+    let addrs = start_servers(
+        &settings,
+        &pipeline,
+        &store,
+        &telemetry.registry,
+        &mut receivers,
+    )
+    .await?;
     drop(pipeline);
     tracing::info!(
-        grpc = %servers.addrs[0], http = %servers.addrs[1], query = %servers.addrs[2],
+        grpc = %addrs[0], http = %addrs[1], query = %addrs[2],
         "plumb-collector ready"
     );
 
     let mut failure = None;
     tokio::select! {
         () = shutdown => tracing::info!("shutdown requested: closing listeners"),
-        result = wait_first(servers.clone_handles()) => failure = Some(result),
+        (name, ended) = receivers.first_exit() => {
+            let why = ended.err().unwrap_or_else(|| "stopped unexpectedly".into());
+            tracing::error!(server = name, error = %why, "a server stopped: shutting down");
+            failure = Some(RunError::Serve(name, why));
+        }
     }
-    let _ = stop_servers.send(true);
-    servers.join(config.shutdown_timeout).await;
-    if let Some(sweeper) = sweeper {
-        sweeper.abort();
-    }
-    if let Some(traces) = &traces {
-        // Traces still in their window are analysed as they are, so their requests count.
-        traces.drain();
-    }
+    let deadline = settings.shutdown_timeout;
+    receivers.stop(deadline).await;
+    // Traces still in their window are analysed as they are, so their requests count.
+    pipeline_stage.stop(deadline).await;
     tracing::info!("listeners closed: flushing to ClickHouse");
-    let _ = stop_writers.send(true);
-    for writer in writers {
-        let _ = writer.await;
-    }
+    writers.stop(deadline).await;
     // The journal keeps only what the writers could not write or spool.
-    let _ = stop_syncer.send(true);
-    if let Some(syncer) = syncer {
-        let _ = syncer.await;
-    }
-    retention_task.abort();
+    background.stop(deadline).await;
     if let Some(local) = local.as_mut() {
         local.stop(Duration::from_secs(30));
     }
     tracing::info!("plumb-collector stopped");
     match failure {
-        Some(Err(e)) => Err(e),
-        _ => Ok(()),
+        Some(e) => Err(e),
+        None => Ok(()),
     }
+}
+
+/// Opens the journal, with what the last run left in it.
+fn open_journal(settings: &JournalSettings) -> Result<(Arc<Journal>, Vec<Leftover>), RunError> {
+    let (journal, leftovers) =
+        Journal::open(&settings.dir, settings.max_bytes).map_err(|source| RunError::Journal {
+            dir: settings.dir.clone(),
+            source,
+        })?;
+    Ok((Arc::new(journal), leftovers))
 }
 
 /// Connects to the configured ClickHouse, or starts a local one.
-async fn connect(config: &CollectorConfig) -> Result<(Store, Option<LocalClickHouse>), RunError> {
-    let mut store_config = StoreConfig {
-        url: config.clickhouse_url.clone().unwrap_or_default(),
-        user: config.clickhouse_user.clone(),
-        password: config.clickhouse_password.clone(),
-        database: config.database.clone(),
+async fn connect(settings: &StoreSettings) -> Result<(Store, Option<LocalClickHouse>), RunError> {
+    let store_config = |url: &str| StoreConfig {
+        url: url.to_owned(),
+        user: settings.user.clone(),
+        password: settings.password.expose().to_owned(),
+        database: settings.database.clone(),
     };
-    if config.clickhouse_url.is_some() {
-        let store = Store::new(&store_config)?;
+    if let Some(url) = &settings.url {
+        let store = Store::new(&store_config(url))?;
         store.wait_ready(STARTUP_TIMEOUT).await?;
         return Ok((store, None));
     }
-    let binary = ServerBinary::find(config.clickhouse_binary.as_deref())?;
-    let local = LocalClickHouse::start_ready(
-        &binary,
-        &config.data_dir.join("clickhouse"),
-        STARTUP_TIMEOUT,
-    )
-    .await?;
+    let binary = ServerBinary::find(settings.binary.as_deref())?;
+    let local = LocalClickHouse::start_ready(&binary, &settings.local_dir, STARTUP_TIMEOUT).await?;
     tracing::info!(url = local.url(), "started local ClickHouse");
-    store_config.url = local.url().to_owned();
-    let store = Store::new(&store_config)?;
+    let store = Store::new(&store_config(local.url()))?;
     Ok((store, Some(local)))
 }
 
-async fn run_retention(store: Store, days: u32) {
+/// Drops expired partitions now and every [`RETENTION_EVERY`] until `stop` is cancelled.
+async fn run_retention(store: Store, days: u32, stop: CancellationToken) {
     loop {
         match retention::drop_expired_partitions(&store, days).await {
             Ok(dropped) if !dropped.is_empty() => {
@@ -301,47 +311,9 @@ async fn run_retention(store: Store, days: u32) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention check failed; will try again"),
         }
-        tokio::time::sleep(RETENTION_EVERY).await;
-    }
-}
-
-/// The running listeners.
-struct Servers {
-    /// Bound addresses: OTLP/gRPC, OTLP/HTTP, query (port 0 in the config becomes a real port).
-    addrs: [SocketAddr; 3],
-    handles: Vec<(&'static str, JoinHandle<Result<(), String>>)>,
-}
-
-impl Servers {
-    fn clone_handles(&self) -> Vec<(&'static str, tokio::task::AbortHandle)> {
-        self.handles
-            .iter()
-            .map(|(n, h)| (*n, h.abort_handle()))
-            .collect()
-    }
-
-    async fn join(self, timeout: Duration) {
-        for (name, handle) in self.handles {
-            match tokio::time::timeout(timeout, handle).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => {
-                    tracing::error!(server = name, error = %e, "server stopped with an error")
-                }
-                Ok(Err(e)) => tracing::error!(server = name, error = %e, "server task failed"),
-                Err(_) => tracing::warn!(server = name, "server did not stop in time"),
-            }
-        }
-    }
-}
-
-/// Resolves when any server task ends on its own (which is a failure).
-async fn wait_first(
-    handles: Vec<(&'static str, tokio::task::AbortHandle)>,
-) -> Result<(), RunError> {
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        if let Some((name, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
-            return Err(RunError::Serve(name, "stopped unexpectedly".into()));
+        tokio::select! {
+            () = tokio::time::sleep(RETENTION_EVERY) => {}
+            () = stop.cancelled() => return,
         }
     }
 }
@@ -352,32 +324,32 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, RunError> {
         .map_err(|source| RunError::Bind { addr, source })
 }
 
+/// Opens the three listeners and runs their servers in `stage`; returns the bound addresses
+/// (port 0 in the settings becomes a real port): OTLP/gRPC, OTLP/HTTP, query.
 async fn start_servers(
-    config: &CollectorConfig,
+    settings: &Settings,
     pipeline: &Arc<Pipeline>,
     store: &Store,
     telemetry: &Arc<Telemetry>,
-    stop: &watch::Receiver<bool>,
-) -> Result<Servers, RunError> {
-    // Checked when the configuration was loaded.
-    let apdex = config.apdex().unwrap_or_default();
-    let (ingest_tokens, query_tokens) = config.tokens().unwrap_or_default();
-    let grpc_listener = bind(config.grpc_addr).await?;
-    let http_listener = bind(config.http_addr).await?;
-    let query_listener = bind(config.query_addr).await?;
+    stage: &mut Stage,
+) -> Result<[SocketAddr; 3], RunError> {
+    let listeners = &settings.listeners;
+    let grpc_listener = bind(listeners.grpc_addr).await?;
+    let http_listener = bind(listeners.http_addr).await?;
+    let query_listener = bind(listeners.query_addr).await?;
     let local = |l: &TcpListener, configured: SocketAddr| l.local_addr().unwrap_or(configured);
     let addrs = [
-        local(&grpc_listener, config.grpc_addr),
-        local(&http_listener, config.http_addr),
-        local(&query_listener, config.query_addr),
+        local(&grpc_listener, listeners.grpc_addr),
+        local(&http_listener, listeners.http_addr),
+        local(&query_listener, listeners.query_addr),
     ];
-    let tls = match config.tls_files() {
-        Some(files) => Some(server_config(&files)?),
+    let tls = match &listeners.tls {
+        Some(files) => Some(server_config(files)?),
         None => None,
     };
     let options = ListenerOptions {
-        max_request_bytes: config.max_request_bytes,
-        tokens: Arc::new(ingest_tokens),
+        max_request_bytes: listeners.max_request_bytes,
+        tokens: Arc::new(listeners.ingest_tokens.clone()),
         tls: tls.clone(),
     };
     let serve_error = |addr| move |source| RunError::Bind { addr, source };
@@ -386,26 +358,22 @@ async fn start_servers(
         grpc_listener,
         http_listener,
         &options,
-        stop.clone(),
+        stage.token(),
     )
     .map_err(serve_error(addrs[0]))?;
     let query = serve_router(
         query_listener,
         query::api::router(
-            query::api::QueryApi::new(store.clone(), apdex),
+            query::api::QueryApi::new(store.clone(), settings.apdex.clone()),
             Arc::clone(telemetry),
-            Arc::new(query_tokens),
+            Arc::new(listeners.query_tokens.clone()),
         ),
         tls,
-        stop.clone(),
+        stage.token(),
     )
     .map_err(serve_error(addrs[2]))?;
-    Ok(Servers {
-        addrs,
-        handles: vec![
-            (grpc.0, tokio::spawn(grpc.1)),
-            (http.0, tokio::spawn(http.1)),
-            ("query", tokio::spawn(query)),
-        ],
-    })
+    stage.spawn(grpc.0, grpc.1);
+    stage.spawn(http.0, http.1);
+    stage.spawn("query", query);
+    Ok(addrs)
 }

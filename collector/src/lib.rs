@@ -3,22 +3,34 @@
 //! endpoint's time goes, stores it all in ClickHouse, and answers "which endpoints are slow, why,
 //! and since when" through the query API.
 //!
-//! The modules follow the data: [`receive`] → [`normalise`] → [`pipeline`] → [`aggregate`] (and
-//! [`trace`] → [`aggregate`]) → [`store`] → [`query`]; [`journal`] keeps accepted requests safe
-//! from a crash until they are stored. [`app`] wires them together; [`config`] and [`telemetry`]
-//! serve all.
+//! The modules follow the data: `receive` → `normalise` → `pipeline` → `aggregate` (and
+//! `trace_analysis` → `aggregate`) → `store` → `query`. `journal` keeps accepted requests
+//! safe from a crash until the writers acknowledge them (`ack`); `recovery` writes what a crashed
+//! run left. `model` holds the domain types every stage shares; [`config`] checks the options
+//! once; [`app`] wires the stages and `shutdown` stops them in order. `docs/ARCHITECTURE.md` has
+//! the whole picture, and [`testing`] is what other crates' tests may use.
 
 #![forbid(unsafe_code)]
 
-pub mod aggregate;
+mod ack;
+mod aggregate;
 pub mod app;
-pub mod clock;
+mod clock;
 pub mod config;
-pub mod journal;
-pub mod normalise;
-pub mod pipeline;
-pub mod query;
-pub mod receive;
-pub mod store;
-pub mod telemetry;
-pub mod trace;
+mod journal;
+mod model;
+mod normalise;
+mod pipeline;
+mod query;
+mod receive;
+mod recovery;
+mod shutdown;
+mod store;
+mod telemetry;
+pub mod testing;
+mod trace_analysis;
+
+#[cfg(test)]
+mod compatibility_tests;
+#[cfg(test)]
+mod fuzz_tests;

@@ -1,7 +1,7 @@
 //! `plumb-collector`: see `plumb-collector --help` and the README.
 
 use anyhow::Context;
-use plumb_collector::config::{CollectorConfig, ConfigError};
+use plumb_collector::config::{ConfigError, LogFormat};
 use plumb_config::ConfigFileError;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
@@ -12,32 +12,31 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let config = match CollectorConfig::load(std::env::args_os()) {
-        Ok(c) => c,
+    let settings = match plumb_collector::config::load(std::env::args_os()) {
+        Ok(s) => s,
         Err(ConfigError::Load(ConfigFileError::Args(e))) => e.exit(),
         Err(e) => return Err(e.into()),
     };
-    init_logging(&config.log_format);
+    init_logging(settings.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(plumb_collector::app::run(
-        config,
+        settings,
         plumb_otlp::serve::shutdown_signal(),
     ))?;
     Ok(())
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("PLUMB_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
 }

@@ -6,20 +6,25 @@
 //! breakdown), and an [`IngestOutcome`] saying what was rejected. The queues are bounded: when a
 //! writer falls behind, a request waits up to `enqueue_timeout` for room and is then refused with
 //! [`ExportError::Busy`] before anything of it is recorded, so a client's retry never counts
-//! twice. [`Pipeline::replay`] rebuilds journal records at start-up.
+//! twice. [`Pipeline::replay`] rebuilds journal records for the start-up recovery.
 
+use crate::ack::{Ack, Queued, RowAcks};
 use crate::aggregate::Aggregator;
 use crate::clock::now_unix_ns;
-use crate::journal::{AppendError, Appended, Journal, Queued, RecordKind};
+use crate::journal::{AppendError, Appended, Journal, RecordKind};
+use crate::model::{MetricPoint, Span};
 use crate::normalise::{
     NameLimiter, Normalised, OVERFLOW_OPERATION, SpanLimits, TraceRequestError, normalise_metrics,
     normalise_traces,
 };
-use crate::store::rows::{EncodedRows, MetricRow};
+use crate::store::lookup::SpanKey;
+use crate::store::rows::EncodedRows;
 use crate::telemetry::{METRIC_POINTS, SPANS, SignalLabel, Telemetry};
-use crate::trace::assemble::TraceAssembler;
+use crate::trace_analysis::window::TraceAssembler;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use plumb_otlp::ExportError;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,82 +35,139 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// What happened to an accepted request.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct IngestOutcome {
+pub(crate) struct IngestOutcome {
     /// Items rejected one by one.
-    pub rejected: u64,
+    pub(crate) rejected: u64,
     /// The first rejection's reason.
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
 }
 
 /// Settings for [`Pipeline::new`].
-#[derive(Clone, Copy, Debug)]
-pub struct PipelineSettings {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PipelineSettings {
     /// Which timestamps are believable.
-    pub limits: SpanLimits,
+    pub(crate) limits: SpanLimits,
     /// Operations remembered per service before folding into `[overflow]`.
-    pub max_operations_per_service: usize,
+    pub(crate) max_operations_per_service: usize,
     /// How long a request may wait for queue room before being refused.
-    pub enqueue_timeout: Duration,
+    pub(crate) enqueue_timeout: Duration,
+}
+
+/// The ingest path's own metrics.
+#[derive(Debug, Default)]
+pub(crate) struct IngestTelemetry {
+    /// Items received, before validation.
+    received: Family<SignalLabel, Counter>,
+    /// Items accepted.
+    accepted: Family<SignalLabel, Counter>,
+    /// Items rejected (bad ids, timestamps) or refused (back-pressure).
+    rejected: Family<SignalLabel, Counter>,
+    /// Items whose resource had no `service.name`.
+    unknown_service: Family<SignalLabel, Counter>,
+    /// Spans folded into the overflow operation by the per-service cap.
+    operations_overflowed: Counter,
+    /// Attributes dropped by the per-span attribute limit.
+    attributes_dropped: Counter,
+    /// Attribute values cut to the length limit.
+    values_truncated: Counter,
+    /// Requests refused whole (malformed, too large, wrong type, back-pressure).
+    requests_refused: Counter,
+}
+
+impl IngestTelemetry {
+    /// Creates the metrics, registered in `telemetry`.
+    pub(crate) fn registered(telemetry: &mut Telemetry) -> Arc<Self> {
+        let this = Self::default();
+        let registry = telemetry.registry();
+        registry.register(
+            "received",
+            "Items received over OTLP, by signal",
+            this.received.clone(),
+        );
+        registry.register(
+            "accepted",
+            "Items accepted, by signal",
+            this.accepted.clone(),
+        );
+        registry.register(
+            "rejected",
+            "Items rejected or refused, by signal",
+            this.rejected.clone(),
+        );
+        registry.register(
+            "unknown_service",
+            "Items without a service.name, filed under unknown_service",
+            this.unknown_service.clone(),
+        );
+        registry.register(
+            "operations_overflowed",
+            "Spans folded into the [overflow] operation by the per-service operation cap",
+            this.operations_overflowed.clone(),
+        );
+        registry.register(
+            "attributes_dropped",
+            "Attributes dropped by the per-span (and per-resource) attribute limit",
+            this.attributes_dropped.clone(),
+        );
+        registry.register(
+            "attribute_values_truncated",
+            "Attribute values cut to the length limit",
+            this.values_truncated.clone(),
+        );
+        registry.register(
+            "requests_refused",
+            "OTLP requests refused whole (malformed, too large, wrong content type, back-pressure)",
+            this.requests_refused.clone(),
+        );
+        Arc::new(this)
+    }
 }
 
 /// The shared ingest path.
 #[derive(Debug)]
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     settings: PipelineSettings,
     operations: NameLimiter,
     aggregator: Arc<Aggregator>,
     traces: Option<Arc<TraceAssembler>>,
     spans: mpsc::Sender<Queued<EncodedRows>>,
-    metrics: mpsc::Sender<Queued<Vec<MetricRow>>>,
+    metrics: mpsc::Sender<Queued<Vec<MetricPoint>>>,
     journal: Option<Arc<Journal>>,
-    telemetry: Arc<Telemetry>,
+    telemetry: Arc<IngestTelemetry>,
 }
 
 /// Where the pipeline's output goes.
 #[derive(Debug)]
-pub struct PipelineOutputs {
+pub(crate) struct PipelineOutputs {
     /// The latency aggregates.
-    pub aggregator: Arc<Aggregator>,
+    pub(crate) aggregator: Arc<Aggregator>,
     /// The trace window, when the breakdown is on.
-    pub traces: Option<Arc<TraceAssembler>>,
+    pub(crate) traces: Option<Arc<TraceAssembler>>,
     /// The span writer's queue.
-    pub spans: mpsc::Sender<Queued<EncodedRows>>,
+    pub(crate) spans: mpsc::Sender<Queued<EncodedRows>>,
     /// The metric writer's queue.
-    pub metrics: mpsc::Sender<Queued<Vec<MetricRow>>>,
+    pub(crate) metrics: mpsc::Sender<Queued<Vec<MetricPoint>>>,
     /// The journal every accepted request is appended to, when it is on.
-    pub journal: Option<Arc<Journal>>,
+    pub(crate) journal: Option<Arc<Journal>>,
 }
 
 /// One journal record rebuilt for the writers.
 #[derive(Debug, Default)]
-pub struct Replayed {
+pub(crate) struct Replayed {
     /// Its span rows.
-    pub spans: Option<EncodedRows>,
+    pub(crate) spans: Option<EncodedRows>,
     /// Its first span, to look up whether its rows are stored already.
-    pub probe: Option<SpanKey>,
+    pub(crate) probe: Option<SpanKey>,
     /// Its metric rows.
-    pub metrics: Option<Vec<MetricRow>>,
-}
-
-/// What finds one span in the `spans` table (its sort key and id).
-#[derive(Debug)]
-pub struct SpanKey {
-    /// Service.
-    pub service: String,
-    /// Operation.
-    pub operation: String,
-    /// Start, ns since the epoch.
-    pub start_unix_ns: u64,
-    /// Span id.
-    pub span_id: [u8; 8],
+    pub(crate) metrics: Option<Vec<MetricPoint>>,
 }
 
 impl Pipeline {
     /// A pipeline feeding `outputs`.
-    pub fn new(
+    pub(crate) fn new(
         settings: PipelineSettings,
         outputs: PipelineOutputs,
-        telemetry: Arc<Telemetry>,
+        telemetry: Arc<IngestTelemetry>,
     ) -> Self {
         Self {
             operations: NameLimiter::new(settings.max_operations_per_service),
@@ -119,13 +181,20 @@ impl Pipeline {
         }
     }
 
-    /// The collector's telemetry.
-    pub fn telemetry(&self) -> &Arc<Telemetry> {
-        &self.telemetry
+    /// Counts a request refused whole before it reached the pipeline.
+    pub(crate) fn request_refused(&self) {
+        self.telemetry.requests_refused.inc();
+    }
+
+    /// The acknowledgement of a journal record, for the writers.
+    fn ack(&self, appended: Option<&Appended<'_>>) -> Option<Ack> {
+        let journal = self.journal.as_ref()?;
+        let to: Arc<dyn RowAcks> = Arc::clone(journal) as Arc<dyn RowAcks>;
+        appended.map(|a| Ack::new(to, a.id))
     }
 
     /// Validates, journals, aggregates and queues the spans of one encoded export request.
-    pub async fn ingest_traces(&self, request: &[u8]) -> Result<IngestOutcome, ExportError> {
+    pub(crate) async fn ingest_traces(&self, request: &[u8]) -> Result<IngestOutcome, ExportError> {
         let normalised = self.normalise_traces(request)?;
         let overflowed = normalised
             .accepted
@@ -144,7 +213,7 @@ impl Pipeline {
         }
         permit.send(Queued {
             batch: EncodedRows::spans(&normalised.accepted),
-            record: appended.as_ref().map(|a| a.id),
+            ack: self.ack(appended.as_ref()),
         });
         self.telemetry
             .accepted
@@ -157,10 +226,7 @@ impl Pipeline {
     }
 
     /// Normalises the spans of one encoded export request, or says why it is refused whole.
-    fn normalise_traces<'a>(
-        &self,
-        request: &'a [u8],
-    ) -> Result<Normalised<crate::normalise::Span<'a>>, ExportError> {
+    fn normalise_traces<'a>(&self, request: &'a [u8]) -> Result<Normalised<Span<'a>>, ExportError> {
         normalise_traces(
             request,
             self.settings.limits,
@@ -204,7 +270,7 @@ impl Pipeline {
 
     /// Rebuilds one journal record: its spans are aggregated into `aggregator` (not the live
     /// one, and not the trace window); its rows come back when `with_rows` is set.
-    pub fn replay(
+    pub(crate) fn replay(
         &self,
         kind: RecordKind,
         payload: &[u8],
@@ -245,7 +311,7 @@ impl Pipeline {
     }
 
     /// Validates, journals and queues the data points of one request.
-    pub async fn ingest_metrics(
+    pub(crate) async fn ingest_metrics(
         &self,
         request: ExportMetricsServiceRequest,
     ) -> Result<IngestOutcome, ExportError> {
@@ -259,7 +325,7 @@ impl Pipeline {
         };
         permit.send(Queued {
             batch: normalised.accepted,
-            record: appended.as_ref().map(|a| a.id),
+            ack: self.ack(appended.as_ref()),
         });
         self.telemetry
             .accepted

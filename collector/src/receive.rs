@@ -48,7 +48,7 @@ impl OtlpSink for Pipeline {
     }
 
     fn request_refused(&self) {
-        self.telemetry().requests_refused.inc();
+        Pipeline::request_refused(self);
     }
 }
 

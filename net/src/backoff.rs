@@ -116,10 +116,7 @@ mod tests {
             Backoff::try_new(MS * 10, MS, 0.0),
             Err(InvalidBackoff::MaxBelowFirst { .. })
         ));
-        assert_eq!(
-            Backoff::try_new(MS, MS, 1.5),
-            Err(InvalidBackoff::Jitter)
-        );
+        assert_eq!(Backoff::try_new(MS, MS, 1.5), Err(InvalidBackoff::Jitter));
         assert_eq!(
             Backoff::try_new(MS, MS, f64::NAN),
             Err(InvalidBackoff::Jitter)
@@ -143,6 +140,10 @@ mod tests {
         let got: Vec<Duration> = (0..200).map(|_| delays.next_delay()).collect();
         assert!(got.iter().all(|d| *d >= MS * 500 && *d <= MS * 1000));
         let distinct: std::collections::HashSet<_> = got.iter().collect();
-        assert!(distinct.len() > 100, "delays spread out: {}", distinct.len());
+        assert!(
+            distinct.len() > 100,
+            "delays spread out: {}",
+            distinct.len()
+        );
     }
 }

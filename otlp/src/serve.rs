@@ -9,10 +9,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 
 /// A server that runs until stopped; its error as text.
 pub type ServerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
@@ -29,13 +29,13 @@ pub struct ListenerOptions {
 }
 
 /// The OTLP/gRPC and OTLP/HTTP servers for `sink` on the given listeners, named `otlp-grpc` and
-/// `otlp-http`; both finish their requests in flight and stop once `stop` turns true.
+/// `otlp-http`; both finish their requests in flight and stop once `stop` is cancelled.
 pub fn otlp_servers<S: OtlpSink>(
     sink: Arc<S>,
     grpc: TcpListener,
     http: TcpListener,
     options: &ListenerOptions,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> std::io::Result<[(&'static str, ServerFuture); 2]> {
     let ListenerOptions {
         max_request_bytes,
@@ -61,12 +61,14 @@ pub fn otlp_servers<S: OtlpSink>(
             let connections = accept_tls(grpc, Arc::clone(config));
             let incoming =
                 ReceiverStream::new(connections).map(|(tls, _)| Ok::<_, std::io::Error>(tls));
-            let server = router.serve_with_incoming_shutdown(incoming, stopped(stop.clone()));
+            let server =
+                router.serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
             Box::pin(async move { server.await.map_err(|e| e.to_string()) })
         }
         None => {
             let incoming = tonic::transport::server::TcpIncoming::from(grpc);
-            let server = router.serve_with_incoming_shutdown(incoming, stopped(stop.clone()));
+            let server =
+                router.serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
             Box::pin(async move { server.await.map_err(|e| e.to_string()) })
         }
     };
@@ -79,29 +81,26 @@ pub fn otlp_servers<S: OtlpSink>(
     Ok([("otlp-grpc", grpc), ("otlp-http", http)])
 }
 
-/// Serves `router` on `listener` (over TLS when `tls` is set) until `stop` turns true.
+/// Serves `router` on `listener` (over TLS when `tls` is set) until `stop` is cancelled.
 pub fn serve_router(
     listener: TcpListener,
     router: axum::Router,
     tls: Option<Arc<ServerConfig>>,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> std::io::Result<ServerFuture> {
     Ok(match tls {
         Some(config) => {
             let listener = TlsListener::new(listener, config)?;
-            let server = axum::serve(listener, router).with_graceful_shutdown(stopped(stop));
+            let server =
+                axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
             Box::pin(async move { server.await.map_err(|e| e.to_string()) })
         }
         None => {
-            let server = axum::serve(listener, router).with_graceful_shutdown(stopped(stop));
+            let server =
+                axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
             Box::pin(async move { server.await.map_err(|e| e.to_string()) })
         }
     })
-}
-
-/// Resolves once `stop` turns true (or its sender is gone).
-pub async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

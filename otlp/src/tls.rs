@@ -166,4 +166,3 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.addr)
     }
 }
-

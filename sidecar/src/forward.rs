@@ -26,7 +26,6 @@ use plumb_otlp::{ExportError, OtlpSink, Payload};
 use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic_types::StatusExt;
 
@@ -153,7 +152,7 @@ pub async fn run_sender(
     mut client: RawGrpcClient,
     signal: Signal,
     settings: SendSettings,
-    mut shutdown: watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
     telemetry: Arc<SidecarTelemetry>,
 ) {
     let mut deadline: Option<Instant> = None;
@@ -166,7 +165,7 @@ pub async fn run_sender(
             tokio::select! {
                 () = backlog.ready() => {}
                 () = tokio::time::sleep(settings.flush_interval) => {}
-                _ = shutdown.changed() => deadline = Some(Instant::now() + settings.shutdown_timeout),
+                () = stop.cancelled(), if deadline.is_none() => deadline = Some(Instant::now() + settings.shutdown_timeout),
             }
             continue;
         }
@@ -198,7 +197,7 @@ pub async fn run_sender(
                     tracing::warn!(?signal, code = ?status.code(), message = status.message(), retry_in = ?wait, "forwarding failed; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
-                        _ = shutdown.changed(), if deadline.is_none() => {
+                        () = stop.cancelled(), if deadline.is_none() => {
                             deadline = Some(Instant::now() + settings.shutdown_timeout);
                         }
                     }
@@ -248,14 +247,12 @@ mod tests {
 
     #[test]
     fn the_collectors_retry_hint_is_honoured() {
-            let hinted = tonic::Status::with_error_details(
+        let hinted = tonic::Status::with_error_details(
             tonic::Code::ResourceExhausted,
             "busy",
             ErrorDetails::with_retry_info(Some(Duration::from_secs(3))),
         );
-        assert!(
-            retry_wait(&hinted, Duration::from_millis(250)) >= Duration::from_secs(3)
-        );
+        assert!(retry_wait(&hinted, Duration::from_millis(250)) >= Duration::from_secs(3));
         let plain = tonic::Status::unavailable("down");
         assert_eq!(
             retry_wait(&plain, Duration::from_secs(1)),

@@ -17,18 +17,18 @@ use axum::routing::get;
 use clap::Parser;
 use forward::{Forwarder, SendSettings, run_sender};
 use plumb_config::Secret;
+use plumb_net::ClientTlsFiles;
 use plumb_otlp::auth::Tokens;
 use plumb_otlp::client::{
     CompressionEncoding, METRICS_EXPORT_PATH, RawGrpcClient, TRACE_EXPORT_PATH,
 };
-use plumb_otlp::serve::{ListenerOptions, otlp_servers, shutdown_signal, stopped};
-use plumb_net::ClientTlsFiles;
+use plumb_otlp::serve::{ListenerOptions, otlp_servers, shutdown_signal};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use telemetry::{SidecarTelemetry, Signal};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Every option of the sidecar.
 #[derive(Debug, Parser)]
@@ -146,7 +146,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         Arc::clone(&telemetry),
     ));
 
-    let (stop_senders, senders_stopped) = watch::channel(false);
+    let stop_senders = CancellationToken::new();
     let settings = SendSettings {
         batch_max_bytes: config.batch_max_bytes,
         flush_interval: config.flush_interval,
@@ -187,7 +187,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let (forwarder, telemetry, senders_stopped) = (
             Arc::clone(&forwarder),
             Arc::clone(&telemetry),
-            senders_stopped.clone(),
+            stop_senders.clone(),
         );
         senders.push(tokio::spawn(async move {
             let backlog = if signal == Signal::Traces {
@@ -218,7 +218,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         bind(config.admin_addr).await?,
     );
     let addrs = [grpc.local_addr()?, http.local_addr()?, admin.local_addr()?];
-    let (stop_listeners, listeners_stopped) = watch::channel(false);
+    let stop_listeners = CancellationToken::new();
     let [grpc_server, http_server] = otlp_servers(
         Arc::clone(&forwarder),
         grpc,
@@ -231,7 +231,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             ),
             tls: None,
         },
-        listeners_stopped.clone(),
+        stop_listeners.clone(),
     )?;
     let admin_router = {
         let (forwarder, telemetry) = (Arc::clone(&forwarder), Arc::clone(&telemetry));
@@ -248,8 +248,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 }),
             )
     };
-    let admin_server =
-        axum::serve(admin, admin_router).with_graceful_shutdown(stopped(listeners_stopped));
+    let admin_server = axum::serve(admin, admin_router)
+        .with_graceful_shutdown(stop_listeners.clone().cancelled_owned());
     let servers = [
         tokio::spawn(grpc_server.1),
         tokio::spawn(http_server.1),
@@ -259,11 +259,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
     shutdown_signal().await;
     tracing::info!("shutting down: closing listeners, then forwarding what is held");
-    let _ = stop_listeners.send(true);
+    stop_listeners.cancel();
     for server in servers {
         let _ = server.await;
     }
-    let _ = stop_senders.send(true);
+    stop_senders.cancel();
     for sender in senders {
         let _ = sender.await;
     }

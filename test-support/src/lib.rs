@@ -12,8 +12,7 @@ use opentelemetry::trace::{
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
-use plumb_collector::store::local_server::{LocalClickHouse, ServerBinary};
-use plumb_collector::store::{Store, StoreConfig};
+use plumb_collector::testing::{LocalClickHouse, ServerBinary, Store, StoreConfig};
 use plumb_net::ClientTlsFiles;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,

@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 /// Significant decimal digits kept: 2 gives a relative error below 1% (1/128 in practice).
-pub const SIGNIFICANT_DIGITS: u8 = 2;
+pub(crate) const SIGNIFICANT_DIGITS: u8 = 2;
 /// Longest duration tracked exactly, in microseconds (one day); longer spans count as this.
-pub const MAX_TRACKABLE_US: u64 = 24 * 3600 * 1_000_000;
+pub(crate) const MAX_TRACKABLE_US: u64 = 24 * 3600 * 1_000_000;
 
 /// The HDR layout every histogram shares; only used to find the bucket of a value.
 static LAYOUT: LazyLock<Histogram<u64>> = LazyLock::new(|| {
@@ -25,7 +25,7 @@ static LAYOUT: LazyLock<Histogram<u64>> = LazyLock::new(|| {
 });
 
 /// The bucket key (top of its HDR bucket) for a duration in microseconds.
-pub fn bucket_of(duration_us: u64) -> u64 {
+pub(crate) fn bucket_of(duration_us: u64) -> u64 {
     LAYOUT.highest_equivalent(duration_us.min(MAX_TRACKABLE_US))
 }
 
@@ -46,49 +46,15 @@ impl LatencyHistogram {
         *self.buckets.entry(bucket_of(duration_us)).or_default() += 1;
     }
 
-    /// Adds `count` observations of a bucket key (as produced by [`Self::buckets`]).
-    pub fn record_bucket(&mut self, bucket_us: u64, count: u64) {
-        if count > 0 {
-            *self.buckets.entry(bucket_of(bucket_us)).or_default() += count;
-        }
-    }
-
-    /// Adds every observation of `other` to this histogram.
-    pub fn merge(&mut self, other: &LatencyHistogram) {
-        for (&k, &c) in &other.buckets {
-            *self.buckets.entry(k).or_default() += c;
-        }
-    }
-
-    /// Number of observations.
-    pub fn count(&self) -> u64 {
-        self.buckets.values().sum()
-    }
-
-    /// The value at quantile `q` (0..=1), as the top of its bucket; 0 when empty.
-    pub fn value_at_quantile(&self, q: f64) -> u64 {
-        let (keys, counts) = self.buckets();
-        quantile_from_buckets(&keys, &counts, q)
-    }
-
     /// The non-empty buckets in ascending order, as parallel `(keys, counts)` vectors.
     pub fn buckets(&self) -> (Vec<u64>, Vec<u64>) {
         self.buckets.iter().map(|(&k, &c)| (k, c)).unzip()
-    }
-
-    /// Builds a histogram back from `(keys, counts)` as stored.
-    pub fn from_buckets(keys: &[u64], counts: &[u64]) -> Self {
-        let mut h = Self::new();
-        for (&k, &c) in keys.iter().zip(counts) {
-            h.record_bucket(k, c);
-        }
-        h
     }
 }
 
 /// The value at quantile `q` from ascending bucket keys and counts, with the same rule the
 /// storage SQL uses: the first bucket whose cumulative count reaches `ceil(q * total)`.
-pub fn quantile_from_buckets(keys: &[u64], counts: &[u64], q: f64) -> u64 {
+pub(crate) fn quantile_from_buckets(keys: &[u64], counts: &[u64], q: f64) -> u64 {
     let total: u64 = counts.iter().sum();
     if total == 0 {
         return 0;
@@ -136,28 +102,6 @@ mod tests {
         }
 
         #[test]
-        fn merge_equals_recording_everything_in_one(
-            a in prop::collection::vec(0u64..100_000_000, 0..500),
-            b in prop::collection::vec(0u64..100_000_000, 0..500),
-        ) {
-            let (mut ha, mut hb, mut all) = (LatencyHistogram::new(), LatencyHistogram::new(), LatencyHistogram::new());
-            for &v in &a { ha.record(v); all.record(v); }
-            for &v in &b { hb.record(v); all.record(v); }
-            ha.merge(&hb);
-            prop_assert_eq!(ha.buckets(), all.buckets());
-        }
-
-        #[test]
-        fn buckets_round_trip(values in prop::collection::vec(0u64..MAX_TRACKABLE_US * 2, 0..500)) {
-            let mut h = LatencyHistogram::new();
-            for &v in &values { h.record(v); }
-            let (keys, counts) = h.buckets();
-            let back = LatencyHistogram::from_buckets(&keys, &counts);
-            prop_assert_eq!(back.buckets(), (keys, counts));
-            prop_assert_eq!(back.count(), values.len() as u64);
-        }
-
-        #[test]
         fn summing_stored_buckets_is_associative(
             parts in prop::collection::vec(prop::collection::vec(1u64..1_000_000, 0..200), 1..5),
         ) {
@@ -177,16 +121,16 @@ mod tests {
 
     #[test]
     fn empty_histogram_reports_zero() {
-        let h = LatencyHistogram::new();
-        assert_eq!(h.value_at_quantile(0.99), 0);
-        assert_eq!(quantile_from_buckets(&[], &[], 0.99), 0);
+        let (keys, counts) = LatencyHistogram::new().buckets();
+        assert_eq!(quantile_from_buckets(&keys, &counts, 0.99), 0);
     }
 
     #[test]
     fn huge_durations_are_clamped_not_lost() {
         let mut h = LatencyHistogram::new();
         h.record(u64::MAX);
-        assert_eq!(h.count(), 1);
-        assert!(h.value_at_quantile(1.0) >= MAX_TRACKABLE_US);
+        let (keys, counts) = h.buckets();
+        assert_eq!(counts, [1]);
+        assert!(quantile_from_buckets(&keys, &counts, 1.0) >= MAX_TRACKABLE_US);
     }
 }

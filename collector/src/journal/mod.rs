@@ -8,16 +8,18 @@
 //! and queue their rows, the cut holds it exclusively, so the rows a flush takes are those of
 //! exactly one generation, and that flush carries an id made from the generation.
 //!
-//! Each record's rows go to a writer queue tagged with the record's [`RecordId`]; once they are
-//! written to ClickHouse or the spool, the writer reports the ids and the journal adds them to the
-//! generation's `<generation>.rows` file. A generation's files are removed once
-//! all its records' rows are safe and its flush is written or spooled. At the next start,
-//! [`replay`] writes what the leftover files hold: the histograms again under the same flush id
-//! (so a flush that reached ClickHouse is not counted twice) and the rows of the records not
-//! listed as written.
+//! Each record's rows go to a writer queue with an acknowledgement (`ack::Ack`) naming the
+//! record; once they are written to ClickHouse or the spool, the writer settles it and the
+//! journal adds the record to the generation's `<generation>.rows` file. A generation's files are
+//! removed once all its records' rows are safe and its flush is written or spooled. The journal
+//! knows nothing of ClickHouse: it appends, cuts, hears acknowledgements (it implements
+//! `ack::RowAcks` and `ack::Cut`) and hands what a previous run left ([`Leftover`], read with
+//! [`read_records`]) to the start-up recovery (`recovery`), which writes it.
 
-pub mod replay;
-
+use crate::ack::{Cut, CutId, RecordRef, RowAcks};
+use crate::telemetry::Telemetry;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -28,7 +30,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 /// What a journal record holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-pub enum RecordKind {
+pub(crate) enum RecordKind {
     /// An encoded `ExportTraceServiceRequest`.
     Spans = 1,
     /// An encoded `ExportMetricsServiceRequest`.
@@ -37,7 +39,7 @@ pub enum RecordKind {
 
 /// Why a request could not be appended.
 #[derive(Debug, thiserror::Error)]
-pub enum AppendError {
+pub(crate) enum AppendError {
     /// The journal holds its limit: the writers are behind.
     #[error("the journal is full ({used} of {max} bytes): ClickHouse is behind")]
     Full {
@@ -53,25 +55,6 @@ pub enum AppendError {
 
 /// Bytes before each record's payload: kind, length, CRC-32.
 const RECORD_HEADER: usize = 1 + 4 + 4;
-
-/// Where a record is in the journal: its generation and its place in it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RecordId {
-    /// The generation.
-    pub generation: u64,
-    /// The record's index in the generation's file.
-    pub index: u32,
-}
-
-/// A batch for a writer queue, with the journal record it came from (none when the journal is
-/// off, or for a replayed record, which needs no tracking).
-#[derive(Debug)]
-pub struct Queued<B> {
-    /// The rows.
-    pub batch: B,
-    /// The record.
-    pub record: Option<RecordId>,
-}
 
 /// What the journal knows of a generation that still has a file.
 #[derive(Debug, Default)]
@@ -99,19 +82,54 @@ struct Segment {
 
 /// A leftover generation found at start-up, to be replayed.
 #[derive(Debug)]
-pub struct Leftover {
+pub(crate) struct Leftover {
     /// Its number.
-    pub generation: u64,
+    pub(crate) generation: u64,
     /// Its segment file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Indexes of the records whose rows were written before the stop (only their histograms
     /// need writing).
-    pub rows_written: std::collections::HashSet<u32>,
+    pub(crate) rows_written: std::collections::HashSet<u32>,
+}
+
+/// The journal's own metrics.
+#[derive(Debug, Default)]
+pub(crate) struct JournalTelemetry {
+    /// Syncs to disk.
+    pub(crate) syncs: Counter,
+    /// Bytes in the journal.
+    pub(crate) bytes: Gauge,
+    /// Requests read back at start-up and written again.
+    pub(crate) requests_replayed: Counter,
+}
+
+impl JournalTelemetry {
+    /// Creates the metrics, registered in `telemetry`.
+    pub(crate) fn registered(telemetry: &mut Telemetry) -> Arc<Self> {
+        let this = Self::default();
+        let registry = telemetry.registry();
+        registry.register(
+            "journal_syncs",
+            "Syncs of the journal to disk",
+            this.syncs.clone(),
+        );
+        registry.register(
+            "journal_bytes",
+            "Bytes in the journal (requests not yet safe in ClickHouse or the spool)",
+            this.bytes.clone(),
+        );
+        registry.register(
+            "journal_requests_replayed",
+            "Requests read back from the journal at start-up and written again",
+            this.requests_replayed.clone(),
+        );
+        Arc::new(this)
+    }
 }
 
 /// The journal directory and the generation being written.
 #[derive(Debug)]
-pub struct Journal {
+pub(crate) struct Journal {
     dir: PathBuf,
     id: u64,
     /// Shared by appends (with their aggregation and queueing), exclusive for a cut.
@@ -128,10 +146,10 @@ pub struct Journal {
 
 /// Proof that a record was appended; while it is held, the generation cannot end, so the caller
 /// aggregates and queues the request's rows inside the same generation.
-pub struct Appended<'a> {
+pub(crate) struct Appended<'a> {
     _epoch: RwLockReadGuard<'a, ()>,
     /// Where the record went.
-    pub id: RecordId,
+    pub(crate) id: RecordRef,
 }
 
 fn segment_path(dir: &Path, generation: u64) -> PathBuf {
@@ -169,7 +187,7 @@ fn journal_id(dir: &Path) -> std::io::Result<u64> {
 impl Journal {
     /// Opens the journal in `dir`, to hold at most `max_bytes`; returns it with the generations a
     /// previous run left, oldest first, which must be replayed before new requests are taken.
-    pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<(Self, Vec<Leftover>)> {
+    pub(crate) fn open(dir: &Path, max_bytes: u64) -> std::io::Result<(Self, Vec<Leftover>)> {
         std::fs::create_dir_all(dir)?;
         let id = journal_id(dir)?;
         let mut leftovers = Vec::new();
@@ -201,19 +219,22 @@ impl Journal {
         Ok((journal, leftovers))
     }
 
-    /// The id of the flush that writes `generation`'s histograms.
-    pub fn flush_id(&self, generation: u64) -> String {
-        format!(
-            "{}{:016x}-{generation}",
-            crate::store::writer::FLUSH_MARKER_PREFIX,
-            self.id
-        )
+    /// The name of the cut that ended `generation` (the flush holding its records carries it).
+    pub(crate) fn cut_id(&self, generation: u64) -> CutId {
+        CutId {
+            origin: self.id,
+            sequence: generation,
+        }
     }
 
     /// Appends one request. The caller aggregates and queues its rows while holding the result.
     /// Refused when the journal holds its limit, and while the disk fails (since the last sync
     /// failed), so nothing is acknowledged that cannot be kept.
-    pub fn append(&self, kind: RecordKind, payload: &[u8]) -> Result<Appended<'_>, AppendError> {
+    pub(crate) fn append(
+        &self,
+        kind: RecordKind,
+        payload: &[u8],
+    ) -> Result<Appended<'_>, AppendError> {
         if self.failing.load(Ordering::Relaxed) {
             return Err(std::io::Error::other("the last journal sync failed").into());
         }
@@ -245,8 +266,8 @@ impl Journal {
             return Err(e.into());
         }
         segment.len += record;
-        let id = RecordId {
-            generation: segment.generation,
+        let id = RecordRef {
+            segment: segment.generation,
             index: segment.records,
         };
         segment.records += 1;
@@ -254,53 +275,9 @@ impl Journal {
         Ok(Appended { _epoch: epoch, id })
     }
 
-    /// Ends the current generation and runs `take` with its number (the flusher taking the
-    /// aggregates) before any append of the next; returns the generation that ended and what
-    /// `take` returned. Its file is complete and synced when this returns.
-    pub fn cut<T>(&self, take: impl FnOnce(u64) -> T) -> std::io::Result<(u64, T)> {
-        let next_generation = {
-            let segment = self.segment.lock().unwrap_or_else(PoisonError::into_inner);
-            segment.generation + 1
-        };
-        let next = create_segment(&self.dir, next_generation)?;
-        let (old, taken) = {
-            let _exclusive = self.epoch.write().unwrap_or_else(PoisonError::into_inner);
-            let old = std::mem::replace(
-                &mut *self.segment.lock().unwrap_or_else(PoisonError::into_inner),
-                next,
-            );
-            let mut generations = self
-                .generations
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let ended = generations.entry(old.generation).or_default();
-            ended.records = Some(old.records);
-            ended.bytes = old.len;
-            generations.insert(next_generation, Generation::default());
-            drop(generations);
-            let taken = take(old.generation);
-            (old, taken)
-        };
-        let generation = old.generation;
-        old.file.sync_data()?;
-        Ok((generation, taken))
-    }
-
-    /// Records that `generation`'s flush was written to ClickHouse or spooled.
-    pub fn flushed(&self, generation: u64) {
-        if let Some(ended) = self
-            .generations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(&generation)
-        {
-            ended.flushed = true;
-        }
-    }
-
     /// Writes what was appended to the file and syncs it: everything appended before this call
     /// survives a crash. While this fails, appends are refused.
-    pub fn sync(&self) -> std::io::Result<()> {
+    pub(crate) fn sync(&self) -> std::io::Result<()> {
         let synced = (|| {
             let file = self
                 .segment
@@ -314,20 +291,51 @@ impl Journal {
         synced
     }
 
+    /// Removes the files of generations that are safe elsewhere.
+    pub(crate) fn collect(&self) {
+        let mut generations = self
+            .generations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        generations.retain(|generation, g| {
+            let safe = g.flushed && g.records.is_some_and(|n| g.rows_safe >= n);
+            if safe {
+                self.remove(*generation);
+                self.bytes.fetch_sub(g.bytes, Ordering::Relaxed);
+            }
+            !safe
+        });
+    }
+
+    /// Bytes in the files of this run's generations.
+    pub(crate) fn used_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Removes a generation's segment and `.rows` files.
+    pub(crate) fn remove(&self, generation: u64) {
+        if let Err(e) = std::fs::remove_file(segment_path(&self.dir, generation)) {
+            tracing::warn!(generation, error = %e, "could not remove a journal segment");
+        }
+        let _ = std::fs::remove_file(rows_file(&self.dir, generation));
+    }
+}
+
+impl RowAcks for Journal {
     /// Records that the rows of these records are written to ClickHouse or spooled, in their
     /// generations' `.rows` files at once (a crash right after loses nothing of it; a power cut
     /// before the next sync can, and then those rows are written again at replay).
-    pub fn rows_safe(&self, records: &[RecordId]) {
+    fn rows_safe(&self, records: &[RecordRef]) {
         let mut generations = self
             .generations
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let mut start = 0;
         while start < records.len() {
-            let generation = records[start].generation;
+            let generation = records[start].segment;
             let end = records[start..]
                 .iter()
-                .position(|r| r.generation != generation)
+                .position(|r| r.segment != generation)
                 .map_or(records.len(), |n| start + n);
             let indexes: Vec<u8> = records[start..end]
                 .iter()
@@ -347,34 +355,46 @@ impl Journal {
             start = end;
         }
     }
+}
 
-    /// Removes the files of generations that are safe elsewhere.
-    pub fn collect(&self) {
-        let mut generations = self
+impl Cut for Journal {
+    fn cut(&self, take: &mut dyn FnMut()) -> std::io::Result<CutId> {
+        let next_generation = {
+            let segment = self.segment.lock().unwrap_or_else(PoisonError::into_inner);
+            segment.generation + 1
+        };
+        let next = create_segment(&self.dir, next_generation)?;
+        let old = {
+            let _exclusive = self.epoch.write().unwrap_or_else(PoisonError::into_inner);
+            let old = std::mem::replace(
+                &mut *self.segment.lock().unwrap_or_else(PoisonError::into_inner),
+                next,
+            );
+            let mut generations = self
+                .generations
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let ended = generations.entry(old.generation).or_default();
+            ended.records = Some(old.records);
+            ended.bytes = old.len;
+            generations.insert(next_generation, Generation::default());
+            drop(generations);
+            take();
+            old
+        };
+        old.file.sync_data()?;
+        Ok(self.cut_id(old.generation))
+    }
+
+    fn flush_safe(&self, id: CutId) {
+        if let Some(ended) = self
             .generations
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        generations.retain(|generation, g| {
-            let safe = g.flushed && g.records.is_some_and(|n| g.rows_safe >= n);
-            if safe {
-                self.remove(*generation);
-                self.bytes.fetch_sub(g.bytes, Ordering::Relaxed);
-            }
-            !safe
-        });
-    }
-
-    /// Bytes in the files of this run's generations.
-    pub fn used_bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
-    }
-
-    /// Removes a generation's segment and `.rows` files.
-    pub fn remove(&self, generation: u64) {
-        if let Err(e) = std::fs::remove_file(segment_path(&self.dir, generation)) {
-            tracing::warn!(generation, error = %e, "could not remove a journal segment");
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&id.sequence)
+        {
+            ended.flushed = true;
         }
-        let _ = std::fs::remove_file(rows_file(&self.dir, generation));
     }
 }
 
@@ -389,28 +409,28 @@ fn read_rows_written(path: &Path) -> std::collections::HashSet<u32> {
 
 /// A segment file read back: its bytes and where its whole records are in them.
 #[derive(Debug)]
-pub struct Records {
+pub(crate) struct Records {
     bytes: Vec<u8>,
     records: Vec<(RecordKind, std::ops::Range<usize>)>,
 }
 
 impl Records {
     /// The records, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (RecordKind, &[u8])> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (RecordKind, &[u8])> {
         self.records
             .iter()
             .map(|(kind, range)| (*kind, &self.bytes[range.clone()]))
     }
 
     /// How many records there are.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.records.len()
     }
 }
 
 /// The records of a segment file, in order, up to the first incomplete or damaged one (the tail
 /// a crash cut off).
-pub fn read_records(path: &Path) -> std::io::Result<Records> {
+pub(crate) fn read_records(path: &Path) -> std::io::Result<Records> {
     let bytes = std::fs::read(path)?;
     let mut records = Vec::new();
     let mut at = 0;
@@ -436,18 +456,18 @@ pub fn read_records(path: &Path) -> std::io::Result<Records> {
     Ok(Records { bytes, records })
 }
 
-/// Syncs the journal every `every` and removes what is safe elsewhere, until `shutdown`; then
-/// once more.
-pub async fn run_syncer(
+/// Syncs the journal every `every` and removes what is safe elsewhere, until `stop` is
+/// cancelled; then once more.
+pub(crate) async fn run_syncer(
     journal: Arc<Journal>,
     every: std::time::Duration,
-    telemetry: Arc<crate::telemetry::Telemetry>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    telemetry: Arc<JournalTelemetry>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     loop {
         let stopping = tokio::select! {
             () = tokio::time::sleep(every) => false,
-            _ = shutdown.changed() => true,
+            () = stop.cancelled() => true,
         };
         let j = Arc::clone(&journal);
         match tokio::task::spawn_blocking(move || {
@@ -458,8 +478,8 @@ pub async fn run_syncer(
         .await
         {
             Ok(Ok(())) => {
-                telemetry.journal_syncs.inc();
-                telemetry.journal_bytes.set(journal.used_bytes() as i64);
+                telemetry.syncs.inc();
+                telemetry.bytes.set(journal.used_bytes() as i64);
             }
             Ok(Err(e)) => tracing::error!(error = %e, "journal sync failed"),
             Err(e) => tracing::error!(error = %e, "journal sync task failed"),
@@ -488,7 +508,7 @@ mod tests {
             .expect("append")
             .id;
         assert_eq!((first.index, second.index), (0, 1));
-        journal.rows_safe(&[second]);
+        RowAcks::rows_safe(&journal, &[second]);
         journal.sync().expect("sync");
         journal.collect();
         let path = segment_path(dir.path(), 0);
@@ -523,12 +543,13 @@ mod tests {
             .append(RecordKind::Spans, b"spans")
             .expect("append")
             .id;
-        let (generation, taken) = journal.cut(|_| "aggregates").expect("cut");
-        assert_eq!((generation, taken), (0, "aggregates"));
-        journal.flushed(0);
+        let mut taken = 0;
+        let cut = journal.cut(&mut || taken += 1).expect("cut");
+        assert_eq!((cut.sequence, taken), (0, 1));
+        journal.flush_safe(cut);
         journal.collect();
         assert!(segment_path(dir.path(), 0).exists(), "rows not yet written");
-        journal.rows_safe(&[id]);
+        RowAcks::rows_safe(&journal, &[id]);
         journal.collect();
         assert!(!segment_path(dir.path(), 0).exists());
         assert!(!rows_file(dir.path(), 0).exists());

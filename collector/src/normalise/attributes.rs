@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::fmt::Write;
 
 /// The value of the first attribute named `key`, if any.
-pub fn find_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+pub(crate) fn find_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
     attributes
         .iter()
         .find(|kv| kv.key == key)
@@ -18,7 +18,7 @@ pub fn find_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a A
 }
 
 /// Renders an OTLP value as text.
-pub fn any_value_to_string(value: &AnyValue) -> String {
+pub(crate) fn any_value_to_string(value: &AnyValue) -> String {
     let mut out = String::new();
     write_value(&mut out, value.value.as_ref());
     out

@@ -1,5 +1,5 @@
 //! Metric normalisation: OTLP gauges, sums, explicit and exponential histograms and summaries
-//! become one [`MetricRow`] per data point.
+//! become one [`MetricPoint`] per data point.
 //!
 //! Exponential histograms are stored with explicit bounds: the first bucket holds the zero and
 //! negative counts up to the lowest positive bound, then one bucket per positive exponential
@@ -8,7 +8,7 @@
 use super::attributes::any_value_to_string;
 use super::spans::SpanLimits;
 use super::{Normalised, service_name};
-use crate::store::rows::{MetricRow, MetricType};
+use crate::model::{MetricPoint, MetricType};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -16,11 +16,11 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 /// Converts every data point of a request into rows; points with absurd timestamps are rejected.
-pub fn normalise_metrics(
+pub(crate) fn normalise_metrics(
     request: ExportMetricsServiceRequest,
     limits: SpanLimits,
     now_unix_ns: u64,
-) -> Normalised<MetricRow> {
+) -> Normalised<MetricPoint> {
     let mut out = Normalised::default();
     let earliest = now_unix_ns.saturating_sub(limits.max_age.as_nanos() as u64);
     let latest = now_unix_ns.saturating_add(limits.max_future.as_nanos() as u64);
@@ -37,7 +37,7 @@ pub fn normalise_metrics(
                 let Some(data) = metric.data else { continue };
                 let mut push = |time_ns: u64,
                                 attributes: &[KeyValue],
-                                fill: &dyn Fn(&mut MetricRow)| {
+                                fill: &dyn Fn(&mut MetricPoint)| {
                     if unknown {
                         out.unknown_service += 1;
                     }
@@ -47,7 +47,7 @@ pub fn normalise_metrics(
                     }
                     let (attribute_keys, attribute_values) =
                         text_pairs(attributes).into_iter().unzip();
-                    let mut row = MetricRow {
+                    let mut row = MetricPoint {
                         timestamp: u32::try_from(time_ns / 1_000_000_000).unwrap_or(u32::MAX),
                         time_ns,
                         service: service.clone(),

@@ -8,32 +8,30 @@
 mod attributes;
 mod metrics;
 mod operation;
-pub mod route;
+pub(crate) mod route;
 mod spans;
 
-pub use attributes::{any_value_to_string, find_attribute};
-pub use metrics::normalise_metrics;
-pub use operation::{Interned, NameLimiter, OVERFLOW_OPERATION, operation_name};
-pub use spans::{
-    Attribute, Span, SpanLimits, TraceRequestError, Truncations, find_text, normalise_traces,
-};
+pub(crate) use attributes::{any_value_to_string, find_attribute};
+pub(crate) use metrics::normalise_metrics;
+pub(crate) use operation::{NameLimiter, OVERFLOW_OPERATION};
+pub(crate) use spans::{SpanLimits, TraceRequestError, Truncations, normalise_traces};
 
 /// Service name used when a resource carries no `service.name`.
-pub const UNKNOWN_SERVICE: &str = "unknown_service";
+pub(crate) const UNKNOWN_SERVICE: &str = "unknown_service";
 
 /// The result of normalising one request: what was kept and what was rejected.
 #[derive(Debug)]
-pub struct Normalised<T> {
+pub(crate) struct Normalised<T> {
     /// Records that passed validation.
-    pub accepted: Vec<T>,
+    pub(crate) accepted: Vec<T>,
     /// How many items were rejected.
-    pub rejected: u64,
+    pub(crate) rejected: u64,
     /// The first rejection's reason, for OTLP partial success.
-    pub first_error: Option<String>,
+    pub(crate) first_error: Option<String>,
     /// How many items came without a `service.name` and were filed under `unknown_service`.
-    pub unknown_service: u64,
+    pub(crate) unknown_service: u64,
     /// Attributes dropped and values cut by the limits.
-    pub truncations: Truncations,
+    pub(crate) truncations: Truncations,
 }
 
 impl<T> Default for Normalised<T> {

@@ -7,22 +7,21 @@
 //! [`NameLimiter`] folds operations past a per-service cap into [`OVERFLOW_OPERATION`].
 
 use super::route::template_path;
-use super::spans::{Attribute, find_text};
+use crate::model::{Attribute, SpanKind, find_text};
 use hashbrown::{HashMap, HashSet};
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The operation that spans past a service's operation cap are counted under.
-pub const OVERFLOW_OPERATION: &str = "[overflow]";
+pub(crate) const OVERFLOW_OPERATION: &str = "[overflow]";
 
 /// The operation name for a span.
-pub fn operation_name<'a>(
-    kind: i32,
+pub(crate) fn operation_name<'a>(
+    kind: SpanKind,
     span_name: &'a str,
     attributes: &[Attribute<'a>],
 ) -> Cow<'a, str> {
-    if kind != SpanKind::Server as i32 {
+    if kind != SpanKind::Server {
         return Cow::Borrowed(span_name);
     }
     let text = |key: &str| find_text(attributes, key);
@@ -48,7 +47,7 @@ pub fn operation_name<'a>(
 /// Names are shared `Arc<str>`s, so every span of one operation points at one allocation and
 /// a lookup allocates nothing once a name is known.
 #[derive(Debug)]
-pub struct NameLimiter {
+pub(crate) struct NameLimiter {
     max_per_service: usize,
     overflow: Arc<str>,
     seen: Mutex<HashMap<Arc<str>, ServiceNames>>,
@@ -61,11 +60,11 @@ struct ServiceNames {
 }
 
 /// A service and one of its names, both interned.
-pub type Interned = (Arc<str>, Arc<str>);
+pub(crate) type Interned = (Arc<str>, Arc<str>);
 
 impl NameLimiter {
     /// A limiter that keeps at most `max_per_service` names for each service.
-    pub fn new(max_per_service: usize) -> Self {
+    pub(crate) fn new(max_per_service: usize) -> Self {
         Self {
             max_per_service,
             overflow: Arc::from(OVERFLOW_OPERATION),
@@ -77,7 +76,10 @@ impl NameLimiter {
     ///
     /// The admission function returns the interned service and name to use: the given name while
     /// the service is under its cap (or already knows it), [`OVERFLOW_OPERATION`] past it.
-    pub fn with_batch<R>(&self, f: impl FnOnce(&mut dyn FnMut(&str, &str) -> Interned) -> R) -> R {
+    pub(crate) fn with_batch<R>(
+        &self,
+        f: impl FnOnce(&mut dyn FnMut(&str, &str) -> Interned) -> R,
+    ) -> R {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         let max = self.max_per_service;
         let overflow = &self.overflow;
@@ -115,7 +117,7 @@ mod tests {
 
     #[test]
     fn server_spans_use_method_and_route() {
-        let server = SpanKind::Server as i32;
+        let server = SpanKind::Server;
         let current = [
             kv("http.request.method", "get"),
             kv("http.route", "/users/:id"),
@@ -128,7 +130,7 @@ mod tests {
         assert_eq!(operation_name(server, "x", &old), "POST /orders/{id}");
         let no_method = [kv("http.route", "/a")];
         assert_eq!(operation_name(server, "handler", &no_method), "handler");
-        let client = SpanKind::Client as i32;
+        let client = SpanKind::Client;
         assert_eq!(
             operation_name(client, "SELECT users", &current),
             "SELECT users"

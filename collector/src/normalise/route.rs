@@ -8,10 +8,10 @@
 //! is idempotent: a templated path comes back unchanged.
 
 /// What an identifier segment becomes.
-pub const ID_PLACEHOLDER: &str = "{id}";
+pub(crate) const ID_PLACEHOLDER: &str = "{id}";
 
 /// Returns the route template for a raw path.
-pub fn template_path(raw: &str) -> String {
+pub(crate) fn template_path(raw: &str) -> String {
     let path = raw.split(['?', '#']).next().unwrap_or_default();
     let mut out = String::with_capacity(path.len());
     for (i, segment) in path.split('/').enumerate() {

@@ -11,46 +11,31 @@
 use super::attributes::attribute_text;
 use super::operation::{Interned, NameLimiter, operation_name};
 use super::{Normalised, UNKNOWN_SERVICE};
+use crate::model::{Attribute, Span, SpanKind, find};
 use plumb_otlp::wire::{Fields, WireError};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// An attribute as Plumb keeps it: key and value as text, borrowed where the wire allows.
-pub type Attribute<'a> = (&'a str, Cow<'a, str>);
-
 /// Which timestamps are believable, and how much one span or request may carry.
-#[derive(Clone, Copy, Debug)]
-pub struct SpanLimits {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SpanLimits {
     /// Spans that started longer ago than this are rejected.
-    pub max_age: Duration,
+    pub(crate) max_age: Duration,
     /// Spans that start further than this in the future are rejected (clock skew allowance).
-    pub max_future: Duration,
+    pub(crate) max_future: Duration,
     /// Attributes kept per span (and per resource); the rest are dropped and counted.
-    pub max_attributes: usize,
+    pub(crate) max_attributes: usize,
     /// Longest attribute value kept, in bytes; longer values are cut at a character boundary
     /// and counted.
-    pub max_value_bytes: usize,
+    pub(crate) max_value_bytes: usize,
     /// Spans one request may hold; a request with more is refused whole.
-    pub max_spans: usize,
-}
-
-impl Default for SpanLimits {
-    /// The collector's defaults.
-    fn default() -> Self {
-        Self {
-            max_age: Duration::from_secs(7 * 86_400),
-            max_future: Duration::from_secs(600),
-            max_attributes: 128,
-            max_value_bytes: 4096,
-            max_spans: 100_000,
-        }
-    }
+    pub(crate) max_spans: usize,
 }
 
 /// Why a trace request is refused whole.
 #[derive(Debug, thiserror::Error)]
-pub enum TraceRequestError {
+pub(crate) enum TraceRequestError {
     /// The bytes are not a valid request.
     #[error(transparent)]
     Malformed(#[from] WireError),
@@ -61,11 +46,11 @@ pub enum TraceRequestError {
 
 /// Attributes dropped and values cut while reading a request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Truncations {
+pub(crate) struct Truncations {
     /// Attributes over the per-span limit.
-    pub attributes_dropped: u64,
+    pub(crate) attributes_dropped: u64,
     /// Values cut to the length limit.
-    pub values_truncated: u64,
+    pub(crate) values_truncated: u64,
 }
 
 impl Truncations {
@@ -89,54 +74,6 @@ impl Truncations {
             self.values_truncated += 1;
         }
         attributes.push((key, value));
-    }
-}
-
-/// One validated span, ready to aggregate and store; it borrows from the request bytes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Span<'a> {
-    /// `service.name` of the span's resource (interned).
-    pub service: Arc<str>,
-    /// The operation it is aggregated under (see [`operation_name`]; interned).
-    pub operation: Arc<str>,
-    /// The span's own name.
-    pub name: &'a str,
-    /// OTLP span kind (0 unspecified, 1 internal, 2 server, 3 client, 4 producer, 5 consumer).
-    pub kind: i8,
-    /// Trace id.
-    pub trace_id: [u8; 16],
-    /// Span id.
-    pub span_id: [u8; 8],
-    /// Parent span id; all zero for a root span.
-    pub parent_span_id: [u8; 8],
-    /// Start time, nanoseconds since the Unix epoch.
-    pub start_unix_ns: u64,
-    /// Duration in nanoseconds.
-    pub duration_ns: u64,
-    /// OTLP status code (0 unset, 1 ok, 2 error).
-    pub status_code: i8,
-    /// Status message, if any.
-    pub status_message: &'a str,
-    /// HTTP response status, 0 when none.
-    pub http_status_code: u16,
-    /// Whether the span counts as an error.
-    pub is_error: bool,
-    /// Span attributes.
-    pub attributes: Vec<Attribute<'a>>,
-    /// Resource attributes, shared by every span of one resource.
-    pub resource: Arc<Vec<Attribute<'a>>>,
-}
-
-impl Span<'_> {
-    /// Duration in whole microseconds, the histogram's unit.
-    pub fn duration_us(&self) -> u64 {
-        self.duration_ns / 1_000
-    }
-
-    /// Start of the minute the span started in, in seconds since the Unix epoch.
-    pub fn minute_unix_s(&self) -> u32 {
-        let secs = self.start_unix_ns / 1_000_000_000;
-        u32::try_from(secs - secs % 60).unwrap_or(u32::MAX)
     }
 }
 
@@ -203,21 +140,8 @@ fn key_value(bytes: &[u8]) -> Result<Attribute<'_>, WireError> {
     Ok((key, value))
 }
 
-/// The text of the attribute named `key`, if any.
-pub fn find<'s>(attributes: &'s [Attribute<'_>], key: &str) -> Option<&'s str> {
-    attributes
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v.as_ref())
-}
-
-/// The text of the attribute named `key`, if it is present and not empty.
-pub fn find_text<'s>(attributes: &'s [Attribute<'_>], key: &str) -> Option<&'s str> {
-    find(attributes, key).filter(|s| !s.is_empty())
-}
-
 /// Validates and normalises every span of an encoded export request.
-pub fn normalise_traces<'a>(
+pub(crate) fn normalise_traces<'a>(
     request: &'a [u8],
     limits: SpanLimits,
     operations: &NameLimiter,
@@ -262,7 +186,7 @@ pub fn normalise_traces<'a>(
                     if unknown {
                         out.unknown_service += 1;
                     }
-                    let names = |kind: i32, name: &str, attributes: &[Attribute<'_>]| {
+                    let names = |kind: SpanKind, name: &str, attributes: &[Attribute<'_>]| {
                         admit(service, &operation_name(kind, name, attributes))
                     };
                     if out.accepted.len() as u64 + out.rejected >= limits.max_spans as u64 {
@@ -295,7 +219,7 @@ struct Window {
 fn validate<'a>(
     span: WireSpan<'a>,
     window: &Window,
-    names: impl FnOnce(i32, &str, &[Attribute<'a>]) -> Interned,
+    names: impl FnOnce(SpanKind, &str, &[Attribute<'a>]) -> Interned,
 ) -> Result<Span<'a>, String> {
     let name = span.name;
     let (Ok(trace_id), Ok(span_id)) = (
@@ -331,17 +255,15 @@ fn validate<'a>(
         .and_then(|s| s.trim().parse::<u16>().ok())
         .unwrap_or(0);
     const ERROR: i32 = 2;
-    const SERVER: i32 = 2;
-    let is_error = span.status_code == ERROR || (span.kind == SERVER && http_status_code >= 500);
-    let (service, operation) = names(span.kind, name, &span.attributes);
+    let kind = SpanKind::from_otlp(span.kind);
+    let is_error =
+        span.status_code == ERROR || (kind == SpanKind::Server && http_status_code >= 500);
+    let (service, operation) = names(kind, name, &span.attributes);
     Ok(Span {
         service,
         operation,
         name,
-        kind: i8::try_from(span.kind)
-            .ok()
-            .filter(|k| (0..=5).contains(k))
-            .unwrap_or(0),
+        kind,
         trace_id,
         span_id,
         parent_span_id,
@@ -362,9 +284,9 @@ fn validate<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plumb_loadgen::{Workload, WorkloadShape, text};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use plumb_loadgen::{Workload, WorkloadShape, text};
     use prost::Message;
 
     const LIMITS: SpanLimits = SpanLimits {
@@ -573,7 +495,7 @@ mod tests {
             proptest::prop_assert_eq!(out.accepted.len(), 1);
             let got = &out.accepted[0];
             proptest::prop_assert_eq!(got.name, name.as_str());
-            proptest::prop_assert_eq!(i32::from(got.kind), kind);
+            proptest::prop_assert_eq!(got.kind as i32, kind);
             for ((k, v), kv) in got.attributes.iter().zip(&span.attributes) {
                 proptest::prop_assert_eq!(*k, kv.key.as_str());
                 proptest::prop_assert_eq!(v.as_ref(), crate::normalise::any_value_to_string(kv.value.as_ref().expect("set")));

@@ -9,11 +9,11 @@
 //! message as JSON. Errors are `{"error": "..."}` with 400, 404 or 503.
 
 use super::QueryError;
-use super::breakdown::chatty_calls;
 use super::endpoint::endpoint_detail;
+use super::endpoint_breakdown::chatty_calls;
 use super::regressions::regressions;
 use super::top::{ApdexThresholds, TopQuery, top_endpoints};
-use super::trace::get_trace;
+use super::waterfall::get_trace;
 use crate::clock::now_unix_s;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
@@ -43,7 +43,7 @@ pub struct QueryApi {
 
 impl QueryApi {
     /// A service reading `store`, with the configured apdex thresholds.
-    pub fn new(store: Store, apdex: ApdexThresholds) -> Self {
+    pub(crate) fn new(store: Store, apdex: ApdexThresholds) -> Self {
         Self {
             store,
             apdex: Arc::new(apdex),
@@ -132,7 +132,7 @@ struct ApiState {
 
 /// The query port's routes: gRPC query service, HTTP/JSON API, metrics and health. With
 /// `tokens` configured, everything but `/healthz` and `/readyz` needs a bearer token.
-pub fn router(api: QueryApi, telemetry: Arc<Telemetry>, tokens: Arc<Tokens>) -> Router {
+pub(crate) fn router(api: QueryApi, telemetry: Arc<Telemetry>, tokens: Arc<Tokens>) -> Router {
     let store = api.store.clone();
     let grpc = tonic::service::Routes::new(QueryServiceServer::new(api.clone())).into_axum_router();
     let state = ApiState {
@@ -183,7 +183,9 @@ const DURATION_PARAMS: [(&str, &str); 2] =
     [("since", "since_seconds"), ("baseline", "baseline_seconds")];
 
 /// Parses a request message from URL query parameters (durations in words become `*_seconds`).
-pub fn request_from_query<R: DeserializeOwned>(query: Option<&str>) -> Result<R, QueryError> {
+pub(crate) fn request_from_query<R: DeserializeOwned>(
+    query: Option<&str>,
+) -> Result<R, QueryError> {
     let bad = |m: String| QueryError::InvalidArgument(m);
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.unwrap_or_default()).map_err(|e| bad(e.to_string()))?;

@@ -3,7 +3,7 @@
 //! trace ids of its slowest requests.
 
 use super::QueryError;
-use super::breakdown::{DEFAULT_MIN_CALLS, breakdown_items, component_totals};
+use super::endpoint_breakdown::{DEFAULT_MIN_CALLS, breakdown_items, component_totals};
 use super::top::{
     ApdexThresholds, SeriesRow, TopQuery, ms, series_query, source_for, span_kind, top_endpoints,
     window_seconds,
@@ -30,7 +30,7 @@ struct ExemplarRow {
 }
 
 /// The query for the `limit` slowest spans of the endpoint in `filter` since `from_s`.
-pub fn exemplars_query(
+pub(crate) fn exemplars_query(
     store: &Store,
     filter: &TopQuery,
     from_s: u64,
@@ -54,13 +54,13 @@ pub fn exemplars_query(
 }
 
 /// The step for a window: about thirty steps, each a whole number of the table's steps.
-pub fn step_for(window_s: u64, table_step_s: u64) -> u64 {
+pub(crate) fn step_for(window_s: u64, table_step_s: u64) -> u64 {
     let raw = window_s.div_ceil(POINTS).max(1);
     raw.div_ceil(table_step_s) * table_step_s
 }
 
 /// Answers an `EndpointDetailRequest` as of `now_unix_s`.
-pub async fn endpoint_detail(
+pub(crate) async fn endpoint_detail(
     store: &Store,
     apdex: &ApdexThresholds,
     request: EndpointDetailRequest,

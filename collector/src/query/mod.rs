@@ -2,22 +2,23 @@
 //!
 //! In: `plumb.v1.QueryService` calls over gRPC, or the same questions as HTTP GETs with query
 //! parameters. Out: protobuf messages, or the same messages as JSON. [`top`] ranks endpoints,
-//! [`endpoint`] looks at one in depth with its [`breakdown`], [`trace`] rebuilds one trace,
-//! [`regressions`] compares a window with a baseline; [`api`] serves them all, next to
+//! [`endpoint`] looks at one in depth with its breakdown ([`endpoint_breakdown`], which also
+//! finds chatty calls), [`waterfall`] rebuilds one trace as a tree, [`regressions`] compares a
+//! window with a baseline; [`api`] serves them all, next to
 //! `/metrics`, `/healthz` and `/readyz`.
 
-pub mod api;
-pub mod breakdown;
-pub mod endpoint;
-pub mod regressions;
-pub mod top;
-pub mod trace;
+pub(crate) mod api;
+pub(crate) mod endpoint;
+pub(crate) mod endpoint_breakdown;
+pub(crate) mod regressions;
+pub(crate) mod top;
+pub(crate) mod waterfall;
 
 use crate::store::StoreError;
 
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
-pub enum QueryError {
+pub(crate) enum QueryError {
     /// The caller asked something malformed.
     #[error("{0}")]
     InvalidArgument(String),

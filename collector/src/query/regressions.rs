@@ -21,7 +21,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 
 /// z above which a difference counts (one-sided p ≈ 3·10⁻⁵).
-pub const Z_CRITICAL: f64 = 4.0;
+pub(crate) const Z_CRITICAL: f64 = 4.0;
 const DEFAULT_WINDOW_S: u64 = 3600;
 const DEFAULT_BASELINE_S: u64 = 86_400;
 const DEFAULT_MIN_REQUESTS: u64 = 100;
@@ -31,21 +31,21 @@ const MIN_ERROR_RISE: f64 = 0.01;
 
 /// One endpoint's summed histogram over one window.
 #[derive(Clone, Debug, Default, Row, Deserialize)]
-pub struct WindowHistogram {
+pub(crate) struct WindowHistogram {
     /// Service.
-    pub service: String,
+    pub(crate) service: String,
     /// Operation.
-    pub operation: String,
+    pub(crate) operation: String,
     /// Requests.
-    pub req_total: u64,
+    pub(crate) req_total: u64,
     /// Errors.
-    pub err_total: u64,
+    pub(crate) err_total: u64,
     /// Sum of durations, µs.
-    pub sum_us: u64,
+    pub(crate) sum_us: u64,
     /// Bucket keys, µs, ascending.
-    pub keys: Vec<u64>,
+    pub(crate) keys: Vec<u64>,
     /// Counts per bucket.
-    pub counts: Vec<u64>,
+    pub(crate) counts: Vec<u64>,
 }
 
 impl WindowHistogram {
@@ -74,11 +74,11 @@ impl WindowHistogram {
 
 /// When a change counts.
 #[derive(Clone, Copy, Debug)]
-pub struct Criteria {
+pub(crate) struct Criteria {
     /// Requests needed in each window.
-    pub min_requests: u64,
+    pub(crate) min_requests: u64,
     /// Smallest relative growth of a percentile (0.2 = 20%).
-    pub min_change: f64,
+    pub(crate) min_change: f64,
 }
 
 /// One-sided two-proportion z statistic: how much larger `x/m` is than `y/n`.
@@ -114,7 +114,11 @@ fn percentile_worse(
 }
 
 /// What got worse, if anything: any of `p95`, `p99`, `errors`.
-pub fn worse(before: &WindowHistogram, after: &WindowHistogram, c: &Criteria) -> Vec<&'static str> {
+pub(crate) fn worse(
+    before: &WindowHistogram,
+    after: &WindowHistogram,
+    c: &Criteria,
+) -> Vec<&'static str> {
     if before.req_total < c.min_requests || after.req_total < c.min_requests {
         return Vec::new();
     }
@@ -138,7 +142,7 @@ pub fn worse(before: &WindowHistogram, after: &WindowHistogram, c: &Criteria) ->
 }
 
 /// Compares the window ending `now_unix_s` with the baseline window.
-pub async fn regressions(
+pub(crate) async fn regressions(
     store: &Store,
     request: RegressionsRequest,
     now_unix_s: u32,

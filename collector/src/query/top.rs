@@ -7,6 +7,7 @@
 //! current releases; user values are bound, never formatted in.
 
 use super::QueryError;
+use crate::model::SpanKind;
 use crate::store::{Store, StoreError};
 use clickhouse::Row;
 use plumb_proto::v1::{EndpointStats, TopEndpointsRequest, TopEndpointsResponse};
@@ -15,15 +16,15 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 /// Default window when the request says 0.
-pub const DEFAULT_WINDOW_S: u64 = 15 * 60;
+pub(crate) const DEFAULT_WINDOW_S: u64 = 15 * 60;
 /// Default number of rows.
-pub const DEFAULT_LIMIT: u32 = 20;
+pub(crate) const DEFAULT_LIMIT: u32 = 20;
 /// Windows longer than this read the hourly rollup.
 const HOURLY_FROM_S: u64 = 6 * 3600;
 
 /// What endpoints are ranked by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SortKey {
+pub(crate) enum SortKey {
     /// Median latency.
     P50,
     /// 95th percentile.
@@ -57,18 +58,9 @@ impl FromStr for SortKey {
     }
 }
 
-const KINDS: &[&str] = &[
-    "unspecified",
-    "internal",
-    "server",
-    "client",
-    "producer",
-    "consumer",
-];
-
 /// A checked `TopEndpointsRequest`.
 #[derive(Clone, Debug)]
-pub struct TopQuery {
+pub(crate) struct TopQuery {
     window_s: u64,
     service: String,
     /// Only this operation (empty: all); set by the endpoint view, not by the request.
@@ -79,7 +71,7 @@ pub struct TopQuery {
 }
 
 /// The window a request asks for: `since_seconds`, or `default` when 0, at most 400 days.
-pub fn window_seconds(since_seconds: u64, default: u64) -> Result<u64, QueryError> {
+pub(crate) fn window_seconds(since_seconds: u64, default: u64) -> Result<u64, QueryError> {
     let window_s = if since_seconds == 0 {
         default
     } else {
@@ -94,13 +86,13 @@ pub fn window_seconds(since_seconds: u64, default: u64) -> Result<u64, QueryErro
 }
 
 /// A span kind as the request names it (empty means `server`), checked; `all` only if allowed.
-pub fn span_kind(kind: &str, allow_all: bool) -> Result<String, QueryError> {
+pub(crate) fn span_kind(kind: &str, allow_all: bool) -> Result<String, QueryError> {
     let kind = if kind.is_empty() {
         "server".to_owned()
     } else {
         kind.to_ascii_lowercase()
     };
-    if (allow_all && kind == "all") || KINDS.contains(&kind.as_str()) {
+    if (allow_all && kind == "all") || SpanKind::from_name(&kind).is_some() {
         Ok(kind)
     } else {
         Err(QueryError::InvalidArgument(format!(
@@ -126,7 +118,7 @@ impl TryFrom<TopEndpointsRequest> for TopQuery {
 
 impl TopQuery {
     /// Every endpoint of one service and kind over `window_s`, unranked and unlimited.
-    pub fn service_wide(window_s: u64, service: String, kind: String) -> Self {
+    pub(crate) fn service_wide(window_s: u64, service: String, kind: String) -> Self {
         Self {
             limit: usize::MAX,
             ..Self::one(window_s, service, String::new(), kind)
@@ -134,12 +126,12 @@ impl TopQuery {
     }
 
     /// The service, operation and kind this query is about.
-    pub fn endpoint(&self) -> (&str, &str, &str) {
+    pub(crate) fn endpoint(&self) -> (&str, &str, &str) {
         (&self.service, &self.operation, &self.kind)
     }
 
     /// The figures of one endpoint over `window_s`.
-    pub fn one(window_s: u64, service: String, operation: String, kind: String) -> Self {
+    pub(crate) fn one(window_s: u64, service: String, operation: String, kind: String) -> Self {
         Self {
             window_s,
             service,
@@ -153,11 +145,11 @@ impl TopQuery {
 
 /// Apdex thresholds: one default and optional ones per service, in microseconds.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApdexThresholds {
+pub(crate) struct ApdexThresholds {
     /// T for services not listed.
-    pub default_us: u64,
+    pub(crate) default_us: u64,
     /// T per service.
-    pub per_service: Vec<(String, u64)>,
+    pub(crate) per_service: Vec<(String, u64)>,
 }
 
 impl Default for ApdexThresholds {
@@ -184,7 +176,7 @@ impl ApdexThresholds {
 }
 
 /// Apdex from satisfied and tolerating counts; 0 without requests.
-pub fn apdex(satisfied: u64, tolerating: u64, total: u64) -> f64 {
+pub(crate) fn apdex(satisfied: u64, tolerating: u64, total: u64) -> f64 {
     if total == 0 {
         0.0
     } else {
@@ -194,27 +186,27 @@ pub fn apdex(satisfied: u64, tolerating: u64, total: u64) -> f64 {
 
 /// Figures of one group of latency rows, as the percentile query returns them after its keys.
 #[derive(Debug, Deserialize)]
-pub struct LatencyFigures {
+pub(crate) struct LatencyFigures {
     /// Requests.
-    pub req_total: u64,
+    pub(crate) req_total: u64,
     /// Errors.
-    pub err_total: u64,
+    pub(crate) err_total: u64,
     /// Sum of durations, µs.
-    pub sum_us: u64,
+    pub(crate) sum_us: u64,
     /// Percentiles, µs.
-    pub p50: u64,
+    pub(crate) p50: u64,
     /// 95th percentile, µs.
-    pub p95: u64,
+    pub(crate) p95: u64,
     /// 99th percentile, µs.
-    pub p99: u64,
+    pub(crate) p99: u64,
     /// Requests in the histograms.
-    pub total: u64,
+    pub(crate) total: u64,
     /// The apdex threshold, µs.
-    pub apdex_t: u64,
+    pub(crate) apdex_t: u64,
     /// Requests within the threshold.
-    pub satisfied: u64,
+    pub(crate) satisfied: u64,
     /// Requests within four times the threshold but over it.
-    pub tolerating: u64,
+    pub(crate) tolerating: u64,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -228,7 +220,7 @@ struct EndpointRow {
 
 /// Column names of the minute table and of its hourly rollup.
 #[derive(Debug)]
-pub struct Source {
+pub(crate) struct Source {
     table: &'static str,
     time: &'static str,
     requests: &'static str,
@@ -236,7 +228,7 @@ pub struct Source {
     sum: &'static str,
     map: &'static str,
     /// Smallest time step the table holds, seconds.
-    pub step_s: u64,
+    pub(crate) step_s: u64,
 }
 
 const MINUTES: Source = Source {
@@ -260,7 +252,7 @@ const HOURS: Source = Source {
 };
 
 /// The table that serves a window of `window_s`: minutes up to six hours, hours beyond.
-pub fn source_for(window_s: u64) -> &'static Source {
+pub(crate) fn source_for(window_s: u64) -> &'static Source {
     if window_s > HOURLY_FROM_S {
         &HOURS
     } else {
@@ -341,7 +333,7 @@ fn bind_filter(
 /// The ClickHouse query behind [`top_endpoints`], with the request's values bound: one row per
 /// endpoint with `req_total`, `err_total`, `sum_us`, `p50`, `p95`, `p99` (µs), `total` and the
 /// apdex counts.
-pub fn ranking_query(
+pub(crate) fn ranking_query(
     store: &Store,
     query: &TopQuery,
     apdex: &ApdexThresholds,
@@ -362,7 +354,7 @@ pub fn ranking_query(
 
 /// The query behind the endpoint view's series: one row per step of `step_s` seconds (a
 /// multiple of the source's step) with its start `t`.
-pub fn series_query(
+pub(crate) fn series_query(
     store: &Store,
     query: &TopQuery,
     apdex: &ApdexThresholds,
@@ -385,7 +377,7 @@ pub fn series_query(
 /// Summed histograms per endpoint between `from_s` and `to_s` (for comparisons made in Rust):
 /// `service`, `operation`, `req_total`, `err_total`, `sum_us`, `keys`, `counts`. The window
 /// length picks the table, as for the ranking.
-pub fn histograms_query(
+pub(crate) fn histograms_query(
     store: &Store,
     filter: &TopQuery,
     from_s: u64,
@@ -415,15 +407,15 @@ pub fn histograms_query(
 
 /// One step of the series.
 #[derive(Debug, Row, Deserialize)]
-pub struct SeriesRow {
+pub(crate) struct SeriesRow {
     /// Start of the step, seconds since the epoch.
-    pub t: u64,
+    pub(crate) t: u64,
     /// The step's figures (read positionally after `t`).
-    pub figures: LatencyFigures,
+    pub(crate) figures: LatencyFigures,
 }
 
 /// Ranks endpoints for `query`, reading the store as of `now_unix_s`.
-pub async fn top_endpoints(
+pub(crate) async fn top_endpoints(
     store: &Store,
     query: &TopQuery,
     apdex: &ApdexThresholds,
@@ -440,7 +432,7 @@ pub async fn top_endpoints(
 }
 
 /// Milliseconds from microseconds.
-pub fn ms(us: u64) -> f64 {
+pub(crate) fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 

@@ -138,7 +138,7 @@ impl LocalClickHouse {
 
     /// Starts the server and waits until it answers `/ping`, up to `timeout`. A start that fails
     /// because a port was taken in the meantime is retried on new ports.
-    pub async fn start_ready(
+    pub(crate) async fn start_ready(
         binary: &ServerBinary,
         data_dir: &Path,
         timeout: Duration,
@@ -179,13 +179,8 @@ impl LocalClickHouse {
         &self.url
     }
 
-    /// The server's HTTP port.
-    pub fn http_port(&self) -> u16 {
-        self.http_port
-    }
-
     /// Fails with the server's log tail if it has exited.
-    pub fn check_running(&mut self) -> Result<(), LocalServerError> {
+    pub(crate) fn check_running(&mut self) -> Result<(), LocalServerError> {
         match self.watchdog.try_wait()? {
             None => Ok(()),
             Some(status) => Err(LocalServerError::Exited {

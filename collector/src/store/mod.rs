@@ -1,18 +1,21 @@
 //! Storage: everything Plumb keeps lives in ClickHouse, reached through the `clickhouse` crate
 //! over HTTP with RowBinary rows (validation off, which ClickHouse 18.16 needs).
 //!
-//! In: span, latency and metric rows from the pipeline. Out: rows in the `spans`,
-//! `latency_minute` (plus its `latency_hour` rollup) and `metrics` tables, and the client the
-//! query API reads with. [`schema`] applies the versioned migrations, [`retention`] drops old
-//! daily partitions, [`local_server`] runs a private ClickHouse when no URL is configured.
+//! In: span, latency, breakdown and metric rows from the pipeline and the aggregators. Out: rows
+//! in the tables [`schema`] names and creates, and the client the query API reads with.
+//! [`write`] holds the writers (batching, the write policy, the disk [`spool`] for what
+//! ClickHouse does not take), [`rows`] and [`rowbinary`] the row formats, [`lookup`] the check
+//! whether a request's spans are stored already, [`retention`] drops old daily partitions,
+//! [`local_server`] runs a private ClickHouse when no URL is configured.
 
-pub mod local_server;
-pub mod retention;
-pub mod rowbinary;
-pub mod rows;
-pub mod schema;
-pub mod spool;
-pub mod writer;
+pub(crate) mod local_server;
+pub(crate) mod lookup;
+pub(crate) mod retention;
+pub(crate) mod rowbinary;
+pub(crate) mod rows;
+pub(crate) mod schema;
+pub(crate) mod spool;
+pub(crate) mod write;
 
 use clickhouse::{Client, RowOwned, RowWrite};
 use std::time::Duration;
@@ -34,6 +37,14 @@ pub enum StoreError {
         #[source]
         source: clickhouse::error::Error,
     },
+    /// A write did not finish within its limit (`--write-timeout`).
+    #[error("ClickHouse did not finish the write into {table} within {limit:?}")]
+    Timeout {
+        /// The table written to.
+        table: &'static str,
+        /// The limit.
+        limit: Duration,
+    },
     /// ClickHouse did not answer in time.
     #[error("ClickHouse at {url} did not answer within {waited:?}: {last_error}")]
     NotReady {
@@ -46,7 +57,56 @@ pub enum StoreError {
     },
 }
 
+/// ClickHouse error codes that mean the data itself is wrong (it does not parse, has the wrong
+/// types, or is cut short), so sending it again can never succeed: 6 CANNOT_PARSE_TEXT, 26
+/// CANNOT_PARSE_QUOTED_STRING, 27 CANNOT_PARSE_INPUT_ASSERTION_FAILED, 32
+/// ATTEMPT_TO_READ_AFTER_EOF, 33 CANNOT_READ_ALL_DATA, 38 CANNOT_PARSE_DATE, 41
+/// CANNOT_PARSE_DATETIME, 53 TYPE_MISMATCH, 69 ARGUMENT_OUT_OF_BOUND, 70 CANNOT_CONVERT_TYPE, 72
+/// CANNOT_PARSE_NUMBER, 117 INCORRECT_DATA, 130 CANNOT_READ_ARRAY_FROM_TEXT, 131
+/// TOO_LARGE_STRING_SIZE. Everything else (the server down, busy, out of memory, too many parts,
+/// a table missing while migrations run) is worth retrying.
+const PERMANENT_CODES: &[u32] = &[6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 130, 131];
+
+/// Whether an error should be retried or the data set aside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ErrorClass {
+    /// The server or the network failed; the same data may be taken later.
+    Retriable,
+    /// ClickHouse refuses the data itself; it will never take it.
+    Permanent,
+}
+
+/// The code in a ClickHouse exception text (`Code: 27. DB::Exception: ...`).
+fn exception_code(text: &str) -> Option<u32> {
+    let rest = &text[text.find("Code: ")? + "Code: ".len()..];
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..digits].parse().ok()
+}
+
 impl StoreError {
+    /// Whether this error means the data will never be taken.
+    pub(crate) fn class(&self) -> ErrorClass {
+        use clickhouse::error::Error;
+        match self {
+            Self::ClickHouse { source, .. } => match source {
+                Error::BadResponse(text)
+                    if exception_code(text).is_some_and(|c| PERMANENT_CODES.contains(&c)) =>
+                {
+                    ErrorClass::Permanent
+                }
+                Error::DataFormat(_) | Error::Custom(_) | Error::SequenceMustHaveLength => {
+                    ErrorClass::Permanent
+                }
+                _ => ErrorClass::Retriable,
+            },
+            Self::InvalidDatabase(_) | Self::Timeout { .. } | Self::NotReady { .. } => {
+                ErrorClass::Retriable
+            }
+        }
+    }
+
     pub(crate) fn clickhouse(
         what: impl Into<String>,
     ) -> impl FnOnce(clickhouse::error::Error) -> Self {
@@ -90,7 +150,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// Whether `name` is a plain SQL identifier (safe to place in DDL text).
-pub fn is_identifier(name: &str) -> bool {
+pub(crate) fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -98,7 +158,7 @@ pub fn is_identifier(name: &str) -> bool {
 }
 
 /// The URL with any `user:password@` part replaced, for logs and error messages.
-pub fn redact_credentials(url: &str) -> String {
+pub(crate) fn redact_credentials(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
@@ -133,12 +193,12 @@ impl Store {
     }
 
     /// The database name.
-    pub fn database(&self) -> &str {
+    pub(crate) fn database(&self) -> &str {
         &self.database
     }
 
     /// Whether the server answers a trivial query.
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         self.server
             .query("SELECT 1")
             .execute()
@@ -191,7 +251,7 @@ impl Store {
     /// Inserts rows already encoded as RowBinary into `table` in one `INSERT`.
     ///
     /// `columns` is a constant column list of Plumb's own schema, never user input.
-    pub async fn insert_encoded(
+    pub(crate) async fn insert_encoded(
         &self,
         table: &str,
         columns: &str,
@@ -224,5 +284,27 @@ mod tests {
         assert_eq!(redact_credentials("http://ch:8123"), "http://ch:8123");
         assert!(!is_identifier("plumb; DROP TABLE x"));
         assert!(is_identifier("plumb_2"));
+    }
+
+    #[test]
+    fn errors_about_the_data_are_permanent_and_the_rest_retriable() {
+        let response = |text: &str| StoreError::ClickHouse {
+            what: "insert into spans".into(),
+            source: clickhouse::error::Error::BadResponse(text.into()),
+        };
+        let parse =
+            "Code: 33, e.displayText() = DB::Exception: Cannot read all data. Bytes read: 3";
+        assert_eq!(response(parse).class(), ErrorClass::Permanent);
+        let newer = "Code: 27. DB::Exception: Cannot parse input: expected '\\t'. (CANNOT_PARSE_INPUT_ASSERTION_FAILED)";
+        assert_eq!(response(newer).class(), ErrorClass::Permanent);
+        let busy = "Code: 252. DB::Exception: Too many parts (300).";
+        assert_eq!(response(busy).class(), ErrorClass::Retriable);
+        assert_eq!(response("502 Bad Gateway").class(), ErrorClass::Retriable);
+        let timeout = StoreError::Timeout {
+            table: "spans",
+            limit: Duration::from_secs(1),
+        };
+        assert_eq!(timeout.class(), ErrorClass::Retriable);
+        assert!(timeout.to_string().contains("within 1s"), "{timeout}");
     }
 }

@@ -16,7 +16,7 @@ struct Partition {
 }
 
 /// The query listing `(table, partition)` of Plumb's partitions older than `days` days.
-pub fn expired_partitions_query(store: &Store, days: u32) -> clickhouse::query::Query {
+pub(crate) fn expired_partitions_query(store: &Store, days: u32) -> clickhouse::query::Query {
     store
         .client
         .query(
@@ -30,7 +30,7 @@ pub fn expired_partitions_query(store: &Store, days: u32) -> clickhouse::query::
 }
 
 /// Drops partitions of Plumb's tables older than `days` days; returns what was dropped.
-pub async fn drop_expired_partitions(
+pub(crate) async fn drop_expired_partitions(
     store: &Store,
     days: u32,
 ) -> Result<Vec<(String, String)>, StoreError> {

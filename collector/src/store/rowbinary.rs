@@ -6,11 +6,11 @@
 //! bytes, `FixedString(N)` as N raw bytes, `Array(T)` as a LEB128 count then the items, `DateTime`
 //! as `UInt32` seconds, `Enum8` as `Int8`.
 
-use crate::normalise::Attribute;
+use crate::model::Attribute;
 use bytes::{BufMut, BytesMut};
 
 /// Writes an unsigned LEB128 length.
-pub fn put_length(buf: &mut BytesMut, mut n: usize) {
+pub(crate) fn put_length(buf: &mut BytesMut, mut n: usize) {
     while n >= 0x80 {
         buf.put_u8((n as u8) | 0x80);
         n >>= 7;
@@ -19,13 +19,13 @@ pub fn put_length(buf: &mut BytesMut, mut n: usize) {
 }
 
 /// Writes a `String`.
-pub fn put_str(buf: &mut BytesMut, s: &str) {
+pub(crate) fn put_str(buf: &mut BytesMut, s: &str) {
     put_length(buf, s.len());
     buf.put_slice(s.as_bytes());
 }
 
 /// Writes attributes as the two arrays of a `Nested(key String, value String)` column.
-pub fn put_attributes(buf: &mut BytesMut, attributes: &[Attribute<'_>]) {
+pub(crate) fn put_attributes(buf: &mut BytesMut, attributes: &[Attribute<'_>]) {
     put_length(buf, attributes.len());
     for (key, _) in attributes {
         put_str(buf, key);

@@ -4,18 +4,18 @@
 //! `attributes.value`, `latencyMap.bucket`, `latencyMap.count`).
 
 use super::rowbinary::{put_attributes, put_str};
-use crate::normalise::Span;
+use crate::model::Span;
 use bytes::{BufMut, Bytes, BytesMut};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 /// Columns of the `spans` table in the order [`encode_span`] writes them.
-pub const SPAN_COLUMNS: &str = "timestamp, start_time_ns, duration_ns, trace_id, span_id, parent_span_id, \
+pub(crate) const SPAN_COLUMNS: &str = "timestamp, start_time_ns, duration_ns, trace_id, span_id, parent_span_id, \
      service, operation, name, kind, status_code, status_message, http_status_code, is_error, \
      `attributes.key`, `attributes.value`, `resource.key`, `resource.value`";
 
 /// Appends one `spans` row for `span` in RowBinary, in [`SPAN_COLUMNS`] order.
-pub fn encode_span(buf: &mut BytesMut, span: &Span<'_>) {
+pub(crate) fn encode_span(buf: &mut BytesMut, span: &Span<'_>) {
     buf.put_u32_le(u32::try_from(span.start_unix_ns / 1_000_000_000).unwrap_or(u32::MAX));
     buf.put_u64_le(span.start_unix_ns);
     buf.put_u64_le(span.duration_ns);
@@ -25,7 +25,7 @@ pub fn encode_span(buf: &mut BytesMut, span: &Span<'_>) {
     put_str(buf, &span.service);
     put_str(buf, &span.operation);
     put_str(buf, span.name);
-    buf.put_i8(span.kind);
+    buf.put_i8(span.kind as i8);
     buf.put_i8(span.status_code);
     put_str(buf, span.status_message);
     buf.put_u16_le(span.http_status_code);
@@ -36,18 +36,18 @@ pub fn encode_span(buf: &mut BytesMut, span: &Span<'_>) {
 
 /// Rows already encoded as RowBinary, with the column list they follow.
 #[derive(Clone, Debug)]
-pub struct EncodedRows {
+pub(crate) struct EncodedRows {
     /// Column list for the `INSERT`.
-    pub columns: &'static str,
+    pub(crate) columns: &'static str,
     /// Number of rows in `bytes`.
-    pub rows: usize,
+    pub(crate) rows: usize,
     /// The rows.
-    pub bytes: Bytes,
+    pub(crate) bytes: Bytes,
 }
 
 impl EncodedRows {
     /// Encodes `spans` as `spans` table rows.
-    pub fn spans(spans: &[Span<'_>]) -> Self {
+    pub(crate) fn spans(spans: &[Span<'_>]) -> Self {
         // Roughly what a span with ten attributes takes; the buffer grows if needed.
         let mut buf = BytesMut::with_capacity(spans.len() * 640);
         for span in spans {
@@ -105,63 +105,4 @@ pub struct BreakdownRow {
     pub calls: u64,
     /// Time in microseconds (for `self`: time when no child ran; for `request`: the whole).
     pub duration_sum_us: u64,
-}
-
-/// Metric point types (Enum8 in the `metrics` table).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i8)]
-pub enum MetricType {
-    /// A gauge value.
-    Gauge = 1,
-    /// A sum (counter or up-down counter).
-    Sum = 2,
-    /// An explicit-bucket histogram.
-    Histogram = 3,
-    /// An exponential histogram, stored with its buckets turned into explicit bounds.
-    ExponentialHistogram = 4,
-    /// A summary (count and sum only).
-    Summary = 5,
-}
-
-/// A row of the `metrics` table: one data point.
-#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
-pub struct MetricRow {
-    /// Point time, whole seconds.
-    pub timestamp: u32,
-    /// Point time, nanoseconds since the epoch.
-    pub time_ns: u64,
-    /// Service name from the resource.
-    pub service: String,
-    /// Metric name.
-    pub name: String,
-    /// Unit.
-    pub unit: String,
-    /// [`MetricType`] as its Enum8 value.
-    pub metric_type: i8,
-    /// Aggregation temporality (0 unspecified, 1 delta, 2 cumulative).
-    pub temporality: i8,
-    /// 1 for monotonic sums.
-    pub is_monotonic: u8,
-    /// Point attribute keys.
-    #[serde(rename = "attributes.key")]
-    pub attribute_keys: Vec<String>,
-    /// Point attribute values, as text.
-    #[serde(rename = "attributes.value")]
-    pub attribute_values: Vec<String>,
-    /// Resource attribute keys.
-    #[serde(rename = "resource.key")]
-    pub resource_keys: Vec<String>,
-    /// Resource attribute values.
-    #[serde(rename = "resource.value")]
-    pub resource_values: Vec<String>,
-    /// Gauge or sum value; 0 for histograms and summaries.
-    pub value: f64,
-    /// Histogram or summary count.
-    pub count: u64,
-    /// Histogram or summary sum.
-    pub sum: f64,
-    /// Upper bounds of the buckets (one fewer than counts: the last bucket is unbounded).
-    pub bucket_bounds: Vec<f64>,
-    /// Counts per bucket.
-    pub bucket_counts: Vec<u64>,
 }

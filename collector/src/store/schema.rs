@@ -4,10 +4,39 @@
 //! versions applied are recorded in `schema_migrations`. Running the migrations twice, or from
 //! two collectors at once, leaves the same schema. Everything here runs on ClickHouse 18.16 and
 //! on current releases (see DESIGN.md for the subset): no LowCardinality, TTL, codecs or Map.
+//!
+//! Table names are defined here once, as constants every query uses, and the `Enum8` column
+//! types of span kinds and component types are written from the Rust enums in `model`, so the
+//! stored numbers and names cannot drift from the code's.
 
 use super::{Store, StoreError};
+use crate::model::{ComponentType, SpanKind};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
+
+/// Raw spans.
+pub(crate) const SPANS: &str = "spans";
+/// Per-minute latency histograms.
+pub const LATENCY_MINUTE: &str = "latency_minute";
+/// The hourly rollup of [`LATENCY_MINUTE`].
+pub(crate) const LATENCY_HOUR: &str = "latency_hour";
+/// The materialized view that fills [`LATENCY_HOUR`].
+const LATENCY_HOUR_MV: &str = "latency_hour_mv";
+/// Metric data points.
+pub(crate) const METRICS: &str = "metrics";
+/// Per-minute endpoint time breakdown.
+pub const BREAKDOWN_MINUTE: &str = "breakdown_minute";
+/// The versions applied.
+const SCHEMA_MIGRATIONS: &str = "schema_migrations";
+
+/// Tables that hold daily partitions subject to retention.
+pub(crate) const PARTITIONED_TABLES: &[&str] = &[
+    SPANS,
+    LATENCY_MINUTE,
+    LATENCY_HOUR,
+    METRICS,
+    BREAKDOWN_MINUTE,
+];
 
 /// One schema change.
 #[derive(Debug)]
@@ -17,15 +46,39 @@ pub struct Migration {
     /// What it does.
     pub description: &'static str,
     /// Idempotent statements, run in order.
-    pub statements: &'static [&'static str],
+    pub statements: Vec<String>,
+}
+
+/// An `Enum8` column type with these names and numbers.
+fn enum8(values: impl IntoIterator<Item = (&'static str, i8)>) -> String {
+    let values: Vec<String> = values
+        .into_iter()
+        .map(|(name, number)| format!("'{name}' = {number}"))
+        .collect();
+    format!("Enum8({})", values.join(", "))
+}
+
+/// The `Enum8` type of span kind columns.
+fn span_kind_type() -> String {
+    enum8(SpanKind::ALL.map(|k| (k.name(), k as i8)))
+}
+
+/// The `Enum8` type of component type columns.
+fn component_type_type() -> String {
+    enum8(ComponentType::ALL.map(|c| (c.name(), c as i8)))
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "spans, per-minute latency histograms with an hourly rollup, metrics",
-    statements: &[
-        "CREATE TABLE IF NOT EXISTS spans (
+pub fn migrations() -> Vec<Migration> {
+    let kind = span_kind_type();
+    let component_type = component_type_type();
+    vec![
+        Migration {
+            version: 1,
+            description: "spans, per-minute latency histograms with an hourly rollup, metrics",
+            statements: vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {SPANS} (
             timestamp DateTime,
             start_time_ns UInt64,
             duration_ns UInt64,
@@ -35,7 +88,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             service String,
             operation String,
             name String,
-            kind Enum8('unspecified' = 0, 'internal' = 1, 'server' = 2, 'client' = 3, 'producer' = 4, 'consumer' = 5),
+            kind {kind},
             status_code Enum8('unset' = 0, 'ok' = 1, 'error' = 2),
             status_message String,
             http_status_code UInt16,
@@ -44,41 +97,49 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             resource Nested(key String, value String)
         ) ENGINE = MergeTree
         PARTITION BY toYYYYMMDD(timestamp)
-        ORDER BY (service, operation, timestamp)",
-        "CREATE TABLE IF NOT EXISTS latency_minute (
+        ORDER BY (service, operation, timestamp)"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {LATENCY_MINUTE} (
             minute DateTime,
             service String,
             operation String,
-            kind Enum8('unspecified' = 0, 'internal' = 1, 'server' = 2, 'client' = 3, 'producer' = 4, 'consumer' = 5),
+            kind {kind},
             requests UInt64,
             errors UInt64,
             duration_sum_us UInt64,
             latencyMap Nested(bucket UInt64, count UInt64)
         ) ENGINE = SummingMergeTree
         PARTITION BY toYYYYMMDD(minute)
-        ORDER BY (service, operation, kind, minute)",
-        "CREATE TABLE IF NOT EXISTS latency_hour (
+        ORDER BY (service, operation, kind, minute)"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {LATENCY_HOUR} (
             hour DateTime,
             service String,
             operation String,
-            kind Enum8('unspecified' = 0, 'internal' = 1, 'server' = 2, 'client' = 3, 'producer' = 4, 'consumer' = 5),
+            kind {kind},
             hour_requests UInt64,
             hour_errors UInt64,
             hour_duration_sum_us UInt64,
             hourlyMap Nested(bucket UInt64, count UInt64)
         ) ENGINE = SummingMergeTree
         PARTITION BY toYYYYMMDD(hour)
-        ORDER BY (service, operation, kind, hour)",
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS latency_hour_mv TO latency_hour AS
+        ORDER BY (service, operation, kind, hour)"
+                ),
+                format!(
+                    "CREATE MATERIALIZED VIEW IF NOT EXISTS {LATENCY_HOUR_MV} TO {LATENCY_HOUR} AS
          SELECT toStartOfHour(minute) AS hour, service, operation, kind,
                 sum(requests) AS hour_requests,
                 sum(errors) AS hour_errors,
                 sum(duration_sum_us) AS hour_duration_sum_us,
                 tupleElement(sumMap(latencyMap.bucket, latencyMap.count), 1) AS `hourlyMap.bucket`,
                 tupleElement(sumMap(latencyMap.bucket, latencyMap.count), 2) AS `hourlyMap.count`
-         FROM latency_minute
-         GROUP BY hour, service, operation, kind",
-        "CREATE TABLE IF NOT EXISTS metrics (
+         FROM {LATENCY_MINUTE}
+         GROUP BY hour, service, operation, kind"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {METRICS} (
             timestamp DateTime,
             time_ns UInt64,
             service String,
@@ -96,33 +157,30 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             bucket_counts Array(UInt64)
         ) ENGINE = MergeTree
         PARTITION BY toYYYYMMDD(timestamp)
-        ORDER BY (service, name, timestamp)",
-    ],
-}, Migration {
-    version: 2,
-    description: "per-minute endpoint time breakdown from whole traces",
-    statements: &["CREATE TABLE IF NOT EXISTS breakdown_minute (
+        ORDER BY (service, name, timestamp)"
+                ),
+            ],
+        },
+        Migration {
+            version: 2,
+            description: "per-minute endpoint time breakdown from whole traces",
+            statements: vec![format!(
+                "CREATE TABLE IF NOT EXISTS {BREAKDOWN_MINUTE} (
             minute DateTime,
             service String,
             operation String,
-            component_type Enum8('request' = 1, 'self' = 2, 'db' = 3, 'http' = 4, 'rpc' = 5, 'messaging' = 6, 'internal' = 7, 'client' = 8, 'server' = 9),
+            component_type {component_type},
             component String,
             requests UInt64,
             calls UInt64,
             duration_sum_us UInt64
         ) ENGINE = SummingMergeTree
         PARTITION BY toYYYYMMDD(minute)
-        ORDER BY (service, operation, component_type, component, minute)"],
-}];
-
-/// Tables that hold daily partitions subject to retention.
-pub const PARTITIONED_TABLES: &[&str] = &[
-    "spans",
-    "latency_minute",
-    "latency_hour",
-    "metrics",
-    "breakdown_minute",
-];
+        ORDER BY (service, operation, component_type, component, minute)"
+            )],
+        },
+    ]
+}
 
 #[derive(Row, Serialize, Deserialize)]
 struct MigrationRecord {
@@ -143,23 +201,26 @@ pub async fn migrate(store: &Store) -> Result<Vec<u32>, StoreError> {
         .map_err(StoreError::clickhouse("create database"))?;
     store
         .client
-        .query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
+        .query(&format!(
+            "CREATE TABLE IF NOT EXISTS {SCHEMA_MIGRATIONS} (
                 version UInt32, description String, applied_at DateTime
-             ) ENGINE = MergeTree ORDER BY version",
-        )
+             ) ENGINE = MergeTree ORDER BY version"
+        ))
         .execute()
         .await
         .map_err(StoreError::clickhouse("create schema_migrations"))?;
     let applied: Vec<u32> = store
         .client
-        .query("SELECT DISTINCT version FROM schema_migrations")
+        .query(&format!("SELECT DISTINCT version FROM {SCHEMA_MIGRATIONS}"))
         .fetch_all()
         .await
         .map_err(StoreError::clickhouse("read schema_migrations"))?;
     let mut newly = Vec::new();
-    for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-        for statement in migration.statements {
+    for migration in migrations()
+        .into_iter()
+        .filter(|m| !applied.contains(&m.version))
+    {
+        for statement in &migration.statements {
             store
                 .client
                 .query(statement)
@@ -175,8 +236,65 @@ pub async fn migrate(store: &Store) -> Result<Vec<u32>, StoreError> {
             description: migration.description.to_owned(),
             applied_at: crate::clock::now_unix_s(),
         };
-        store.insert("schema_migrations", &[record]).await?;
+        store.insert(SCHEMA_MIGRATIONS, &[record]).await?;
         newly.push(migration.version);
     }
     Ok(newly)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `(name, number)` pairs of the `Enum8` type of `column` in the DDL of `table`.
+    fn enum8_of(table: &str, column: &str) -> Vec<(String, i8)> {
+        let ddl = migrations()
+            .into_iter()
+            .flat_map(|m| m.statements)
+            .find(|s| s.starts_with(&format!("CREATE TABLE IF NOT EXISTS {table} (")))
+            .expect("table in the schema");
+        let start = ddl
+            .find(&format!("\n            {column} Enum8("))
+            .expect("column in the table")
+            + column.len()
+            + "\n            ".len()
+            + " Enum8(".len();
+        let end = start + ddl[start..].find(')').expect("closing parenthesis");
+        ddl[start..end]
+            .split(", ")
+            .map(|item| {
+                let (name, number) = item.split_once(" = ").expect("'name' = number");
+                (
+                    name.trim_matches('\'').to_owned(),
+                    number.parse().expect("number"),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_ddl_enum8_values_match_the_rust_enums() {
+        let kinds: Vec<(String, i8)> = SpanKind::ALL
+            .iter()
+            .map(|k| (k.name().to_owned(), *k as i8))
+            .collect();
+        for table in [SPANS, LATENCY_MINUTE, LATENCY_HOUR] {
+            assert_eq!(enum8_of(table, "kind"), kinds, "{table}.kind");
+        }
+        let components: Vec<(String, i8)> = ComponentType::ALL
+            .iter()
+            .map(|c| (c.name().to_owned(), *c as i8))
+            .collect();
+        assert_eq!(enum8_of(BREAKDOWN_MINUTE, "component_type"), components);
+        assert_eq!(
+            enum8_of(SPANS, "kind")[2],
+            ("server".to_owned(), 2),
+            "OTLP's number for SERVER"
+        );
+        for kind in SpanKind::ALL {
+            assert_eq!(SpanKind::from_name(kind.name()), Some(kind));
+            assert_eq!(SpanKind::from_otlp(kind as i32), kind);
+        }
+        assert_eq!(SpanKind::from_otlp(77), SpanKind::Unspecified);
+    }
 }

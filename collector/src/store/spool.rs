@@ -3,9 +3,12 @@
 //! One file per spooled batch group, named `<sequence>.<table>.seg`, written to a temporary name,
 //! synced and then renamed, so a file that exists is whole. Each file holds a magic header, a
 //! CRC-32 and the length of its payload; a file that fails the check is set aside as `.bad`
-//! (and counted), never replayed. The spool holds at most `max_bytes`; past that, saving fails
-//! and the writer keeps the batch in memory instead, which pushes back on the receivers.
-//! Files are replayed oldest first per table and removed only after their write succeeded.
+//! (and counted), never replayed; so is a batch ClickHouse refuses for good (the writer sets it
+//! aside, or saves it straight as `.bad`), so the files behind it are still written. `.bad` files
+//! keep the same format, for an operator to look at; they do not count against the limit. The
+//! spool holds at most `max_bytes`; past that, saving fails and the writer keeps the batch in
+//! memory instead, which pushes back on the receivers. Files are replayed oldest first per table
+//! and removed only after their write succeeded.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -16,7 +19,7 @@ const HEADER: usize = MAGIC.len() + 4 + 8;
 
 /// Why the spool could not take or give back a batch.
 #[derive(Debug, thiserror::Error)]
-pub enum SpoolError {
+pub(crate) enum SpoolError {
     /// Saving would pass the size limit.
     #[error("the spool is full: {used} of {max} bytes used")]
     Full {
@@ -41,14 +44,21 @@ pub enum SpoolError {
 
 /// A spooled file, oldest first by name.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpoolFile {
+pub(crate) struct SpoolFile {
     path: PathBuf,
     size: u64,
 }
 
+impl SpoolFile {
+    /// Where the file is.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// The spool directory.
 #[derive(Debug)]
-pub struct Spool {
+pub(crate) struct Spool {
     dir: PathBuf,
     max_bytes: u64,
     used: AtomicU64,
@@ -66,7 +76,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
 
 impl Spool {
     /// Opens (or creates) the spool in `dir`, counting what it already holds.
-    pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, SpoolError> {
+    pub(crate) fn open(dir: &Path, max_bytes: u64) -> Result<Self, SpoolError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let (mut used, mut next) = (0, 0);
         for entry in std::fs::read_dir(dir).map_err(io(dir))? {
@@ -75,8 +85,11 @@ impl Spool {
             if name.ends_with(".tmp") {
                 // A save that never finished: it was not acknowledged as spooled.
                 let _ = std::fs::remove_file(entry.path());
-            } else if name.ends_with(".seg") {
-                used += entry.metadata().map_err(io(&entry.path()))?.len();
+            } else if name.ends_with(".seg") || name.ends_with(".bad") {
+                if name.ends_with(".seg") {
+                    used += entry.metadata().map_err(io(&entry.path()))?.len();
+                }
+                // Set-aside files keep their numbers, so a new file never takes one's name.
                 let sequence = name.split('.').next().and_then(|s| s.parse::<u64>().ok());
                 next = next.max(sequence.map_or(0, |s| s + 1));
             }
@@ -91,12 +104,12 @@ impl Spool {
     }
 
     /// Bytes held.
-    pub fn used_bytes(&self) -> u64 {
+    pub(crate) fn used_bytes(&self) -> u64 {
         self.used.load(Ordering::Relaxed)
     }
 
     /// Saves one payload for `table`, synced to disk before this returns.
-    pub fn save(&self, table: &str, payload: &[u8]) -> Result<(), SpoolError> {
+    pub(crate) fn save(&self, table: &str, payload: &[u8]) -> Result<(), SpoolError> {
         let _guard = self
             .saving
             .lock()
@@ -109,8 +122,27 @@ impl Spool {
                 max: self.max_bytes,
             });
         }
+        self.write_file(table, "seg", payload)?;
+        self.used.fetch_add(size, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Saves one payload for `table` straight as a set-aside (`.bad`) file, outside the limit;
+    /// returns its path.
+    pub(crate) fn save_aside(&self, table: &str, payload: &[u8]) -> Result<PathBuf, SpoolError> {
+        self.write_file(table, "bad", payload)
+    }
+
+    /// Writes `<sequence>.<table>.<extension>` whole (temporary name, sync, rename, sync the
+    /// folder).
+    fn write_file(
+        &self,
+        table: &str,
+        extension: &str,
+        payload: &[u8],
+    ) -> Result<PathBuf, SpoolError> {
         let sequence = self.next.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.join(format!("{sequence:020}.{table}.seg"));
+        let path = self.dir.join(format!("{sequence:020}.{table}.{extension}"));
         let tmp = path.with_extension("tmp");
         let mut bytes = Vec::with_capacity(HEADER + payload.len());
         bytes.extend_from_slice(MAGIC);
@@ -127,12 +159,11 @@ impl Spool {
         std::fs::File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(io(&self.dir))?;
-        self.used.fetch_add(size, Ordering::Relaxed);
-        Ok(())
+        Ok(path)
     }
 
     /// The oldest file spooled for `table`.
-    pub fn oldest(&self, table: &str) -> Option<SpoolFile> {
+    pub(crate) fn oldest(&self, table: &str) -> Option<SpoolFile> {
         let suffix = format!(".{table}.seg");
         let entries = std::fs::read_dir(&self.dir).ok()?;
         entries
@@ -146,7 +177,7 @@ impl Spool {
     }
 
     /// The payload of `file`, checked; a damaged file is renamed to `.bad` and reported.
-    pub fn read(&self, file: &SpoolFile) -> Result<Vec<u8>, SpoolError> {
+    pub(crate) fn read(&self, file: &SpoolFile) -> Result<Vec<u8>, SpoolError> {
         let bytes = std::fs::read(&file.path).map_err(io(&file.path))?;
         let whole = bytes.len() >= HEADER
             && &bytes[..MAGIC.len()] == MAGIC
@@ -165,7 +196,7 @@ impl Spool {
     }
 
     /// Renames a file that cannot be replayed to `.bad`, out of the way.
-    pub fn set_aside(&self, file: &SpoolFile) {
+    pub(crate) fn set_aside(&self, file: &SpoolFile) {
         if std::fs::rename(&file.path, file.path.with_extension("bad")).is_ok() {
             self.used
                 .fetch_sub(file.size.min(self.used_bytes()), Ordering::Relaxed);
@@ -173,7 +204,7 @@ impl Spool {
     }
 
     /// Removes a file whose batch was written.
-    pub fn remove(&self, file: &SpoolFile) {
+    pub(crate) fn remove(&self, file: &SpoolFile) {
         if std::fs::remove_file(&file.path).is_ok() {
             self.used
                 .fetch_sub(file.size.min(self.used_bytes()), Ordering::Relaxed);

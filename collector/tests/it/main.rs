@@ -6,7 +6,6 @@ mod backpressure;
 mod bad_input;
 mod bottlenecks;
 mod crash;
-mod current_clickhouse;
 mod end_to_end;
 mod lifecycle;
 mod storage;

@@ -6,7 +6,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use plumb_collector::store::schema;
+use plumb_collector::testing;
 use plumb_test_support::*;
 use std::time::{Duration, SystemTime};
 
@@ -106,13 +106,13 @@ async fn retention_drops_daily_partitions_older_than_the_limit() {
 async fn migrations_are_recorded_once_and_safe_to_repeat() {
     let database = unique_database("migrate");
     let store = store(&database).await;
-    let first = schema::migrate(&store).await.expect("first run");
+    let first = testing::migrate(&store).await.expect("first run");
     assert_eq!(
         first,
-        (1..=schema::MIGRATIONS.len() as u32).collect::<Vec<_>>()
+        (1..=testing::migrations().len() as u32).collect::<Vec<_>>()
     );
     assert!(
-        schema::migrate(&store)
+        testing::migrate(&store)
             .await
             .expect("second run")
             .is_empty()
@@ -123,7 +123,7 @@ async fn migrations_are_recorded_once_and_safe_to_repeat() {
         .fetch_one()
         .await
         .expect("count");
-    assert_eq!(recorded, schema::MIGRATIONS.len() as u64);
+    assert_eq!(recorded, testing::migrations().len() as u64);
     // The hourly rollup follows the minute table.
     let hour_rows: u64 = store
         .client()
@@ -308,48 +308,26 @@ async fn exponential_histograms_over_http_are_stored_with_explicit_bounds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flush_written_again_never_counts_twice() {
-    use plumb_collector::aggregate::Aggregator;
-    use plumb_collector::normalise::Span;
-    use plumb_collector::query::top::{ApdexThresholds, TopQuery, top_endpoints};
-    use plumb_collector::store::writer::{FlushBatch, RowBatch};
+    use plumb_collector::testing::{ServerSpan, query_api, write_latency_flush};
     use plumb_proto::v1::TopEndpointsRequest;
-    use std::sync::Arc;
+    use plumb_proto::v1::query_service_server::QueryService;
 
     let database = unique_database("flush_once");
     let store = store(&database).await;
-    schema::migrate(&store).await.expect("schema");
-    let now = plumb_collector::clock::now_unix_s();
+    testing::migrate(&store).await.expect("schema");
+    let now = testing::now_unix_s();
     let first_minute = u64::from(now - now % 60 - 120);
-    let aggregator = Aggregator::new();
-    let spans: Vec<Span<'static>> = (0..300u64)
-        .map(|i| Span {
-            service: Arc::from("shop"),
-            operation: Arc::from("GET /a"),
-            name: "GET /a",
-            kind: 2,
-            trace_id: [1; 16],
-            span_id: [2; 8],
-            parent_span_id: [0; 8],
+    let spans: Vec<ServerSpan> = (0..300u64)
+        .map(|i| ServerSpan {
+            service: "shop".into(),
+            operation: "GET /a".into(),
             // Two minutes: a retry must skip both.
             start_unix_ns: (first_minute + 60 * (i % 2)) * 1_000_000_000,
             duration_ns: (1_000 + i) * 1_000,
-            status_code: 0,
-            status_message: "",
-            http_status_code: 200,
-            is_error: false,
-            attributes: Vec::new(),
-            resource: Arc::default(),
         })
         .collect();
-    aggregator.record(&spans);
-    let batch = FlushBatch::take(&aggregator).expect("rows");
-    let batches = std::slice::from_ref(&batch);
     // The first write, then the same flush again (as after a lost answer), twice.
-    for _ in 0..3 {
-        FlushBatch::insert(&store, "latency_minute", batches)
-            .await
-            .expect("write");
-    }
+    write_latency_flush(&store, &spans, 3).await.expect("write");
     let counted = |sql: &'static str| {
         let database = database.clone();
         async move { query_number(&database, sql).await }
@@ -367,15 +345,15 @@ async fn a_flush_written_again_never_counts_twice() {
         counted("SELECT count() FROM latency_minute WHERE service = ''").await,
         2
     );
-    let query = TopQuery::try_from(TopEndpointsRequest {
-        since_seconds: 3600,
-        kind: "all".into(),
-        ..Default::default()
-    })
-    .expect("query");
-    let top = top_endpoints(&store, &query, &ApdexThresholds::default(), now)
+    let top = query_api(store)
+        .top_endpoints(tonic::Request::new(TopEndpointsRequest {
+            since_seconds: 3600,
+            kind: "all".into(),
+            ..Default::default()
+        }))
         .await
-        .expect("top");
+        .expect("top")
+        .into_inner();
     assert_eq!(top.endpoints.len(), 1, "{:?}", top.endpoints);
     assert_eq!(top.endpoints[0].requests, 300);
 }

@@ -3,8 +3,8 @@
 //! connections and, under mutual TLS, clients without a certificate do not.
 
 use plumb_loadgen::{Workload, WorkloadShape};
-use plumb_otlp::client::{RawGrpcClient, TRACE_EXPORT_PATH};
 use plumb_net::ClientTlsFiles;
+use plumb_otlp::client::{RawGrpcClient, TRACE_EXPORT_PATH};
 use plumb_test_support::*;
 use prost::Message;
 use std::path::Path;

@@ -8,20 +8,25 @@
 //! is checkable (templating and statement normalising are idempotent; what decodes as JSON
 //! normalises like the same request as protobuf).
 
+use crate::normalise::route::template_path;
+use crate::normalise::{NameLimiter, SpanLimits, normalise_metrics, normalise_traces};
+use crate::query::api::request_from_query;
+use crate::query::waterfall::parse_trace_id;
+use crate::trace_analysis::component::normalise_statement;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use plumb_loadgen::{Workload, WorkloadShape};
-use plumb_collector::normalise::route::template_path;
-use plumb_collector::normalise::{NameLimiter, SpanLimits, normalise_metrics, normalise_traces};
-use plumb_collector::query::api::request_from_query;
-use plumb_collector::query::trace::parse_trace_id;
-use plumb_collector::trace::component::normalise_statement;
 use plumb_otlp::Payload;
 use plumb_otlp::auth::Tokens;
 use plumb_proto::v1::{EndpointDetailRequest, RegressionsRequest};
 use prost::Message;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
+
+/// The collector's default limits (as `--help` shows them).
+fn limits() -> SpanLimits {
+    crate::testing::defaults().pipeline.limits
+}
 
 /// A small xorshift generator; the seed is printed with any failure.
 struct Rng(u64);
@@ -119,9 +124,9 @@ fn otlp_protobuf_spans() {
         .map(Message::encode_to_vec)
         .collect();
     let names = NameLimiter::new(100);
-    let now = plumb_collector::clock::now_unix_ns();
+    let now = crate::clock::now_unix_ns();
     fuzz("otlp protobuf spans", &seeds, |bytes| {
-        let _ = normalise_traces(bytes, SpanLimits::default(), &names, now);
+        let _ = normalise_traces(bytes, limits(), &names, now);
     });
 }
 
@@ -132,13 +137,13 @@ fn otlp_json_spans_decode_like_protobuf() {
         .map(|r| serde_json::to_vec(r).expect("json"))
         .collect();
     let names = NameLimiter::new(100);
-    let now = plumb_collector::clock::now_unix_ns();
+    let now = crate::clock::now_unix_ns();
     fuzz("otlp json spans", &seeds, |bytes| {
         let payload = Payload::Json(bytes.to_vec().into());
         if let Ok(request) = payload.decode::<ExportTraceServiceRequest>("spans") {
             // What JSON decoding accepts, the protobuf path must accept too.
             let encoded = request.encode_to_vec();
-            let out = normalise_traces(&encoded, SpanLimits::default(), &names, now);
+            let out = normalise_traces(&encoded, limits(), &names, now);
             assert!(
                 out.is_ok(),
                 "valid JSON request refused as protobuf: {out:?}"
@@ -154,7 +159,7 @@ fn every_metric_type() -> ExportMetricsServiceRequest {
         Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
         exponential_histogram_data_point::Buckets, metric::Data, number_data_point::Value,
     };
-    let now = plumb_collector::clock::now_unix_ns();
+    let now = crate::clock::now_unix_ns();
     let number = NumberDataPoint {
         time_unix_nano: now,
         value: Some(Value::AsDouble(1.5)),
@@ -239,11 +244,11 @@ fn otlp_protobuf_metrics() {
         ExportMetricsServiceRequest::default().encode_to_vec(),
         every_metric_type().encode_to_vec(),
     ];
-    let now = plumb_collector::clock::now_unix_ns();
+    let now = crate::clock::now_unix_ns();
     fuzz("otlp protobuf metrics", &seeds, |bytes| {
         let payload = Payload::Protobuf(bytes.to_vec().into());
         if let Ok(request) = payload.decode::<ExportMetricsServiceRequest>("metrics") {
-            let _ = normalise_metrics(request, SpanLimits::default(), now);
+            let _ = normalise_metrics(request, limits(), now);
         }
     });
 }

@@ -6,82 +6,19 @@
 //! calls by peer, method and route template; RPCs by peer and method; messaging by system and
 //! destination; internal spans by name. Current and older semantic conventions are both read.
 
+use crate::model::{Attribute, ComponentType, Span, SpanKind};
 use crate::normalise::route::template_path;
-use crate::normalise::{Attribute, Span};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Longest label kept; longer statements are cut at a character boundary.
-pub const MAX_LABEL_CHARS: usize = 160;
-
-/// What a part of an endpoint's time is (stored as an `Enum8`, same numbers).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(i8)]
-pub enum ComponentType {
-    /// Not a component: the whole request (one row per analysed request).
-    Request = 1,
-    /// The endpoint's own code: time when none of its children was running.
-    SelfTime = 2,
-    /// A database call.
-    Db = 3,
-    /// An outbound HTTP call.
-    Http = 4,
-    /// An outbound RPC (gRPC and others with `rpc.system`).
-    Rpc = 5,
-    /// A message sent or received.
-    Messaging = 6,
-    /// Code in the same service, recorded as its own span.
-    Internal = 7,
-    /// Another CLIENT span that is none of the above.
-    Client = 8,
-    /// A SERVER or CONSUMER span directly under the endpoint (no client span between).
-    Server = 9,
-}
-
-impl ComponentType {
-    /// Every type, in `Enum8` order.
-    pub const ALL: [Self; 9] = [
-        Self::Request,
-        Self::SelfTime,
-        Self::Db,
-        Self::Http,
-        Self::Rpc,
-        Self::Messaging,
-        Self::Internal,
-        Self::Client,
-        Self::Server,
-    ];
-
-    /// The name stored in ClickHouse and shown by the API.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Request => "request",
-            Self::SelfTime => "self",
-            Self::Db => "db",
-            Self::Http => "http",
-            Self::Rpc => "rpc",
-            Self::Messaging => "messaging",
-            Self::Internal => "internal",
-            Self::Client => "client",
-            Self::Server => "server",
-        }
-    }
-
-    /// Whether the analysis descends into this span's children (code of the same service).
-    pub fn is_local(self) -> bool {
-        self == Self::Internal
-    }
-}
+pub(crate) const MAX_LABEL_CHARS: usize = 160;
 
 /// The component type and label of `span` (for SERVER and CONSUMER spans: their operation).
-pub fn component<'s>(span: &'s Span<'_>) -> (ComponentType, Cow<'s, str>) {
+pub(crate) fn component<'s>(span: &'s Span<'_>) -> (ComponentType, Cow<'s, str>) {
     let attrs = &span.attributes;
-    let text = |key: &str| crate::normalise::find_text(attrs, key);
-    const INTERNAL: i8 = 1;
-    const SERVER: i8 = 2;
-    const PRODUCER: i8 = 4;
-    const CONSUMER: i8 = 5;
-    if span.kind == SERVER || span.kind == CONSUMER {
+    let text = |key: &str| crate::model::find_text(attrs, key);
+    if matches!(span.kind, SpanKind::Server | SpanKind::Consumer) {
         return (ComponentType::Server, Cow::Borrowed(&*span.operation));
     }
     if let Some(system) = text("db.system.name").or_else(|| text("db.system")) {
@@ -99,10 +36,10 @@ pub fn component<'s>(span: &'s Span<'_>) -> (ComponentType, Cow<'s, str>) {
             Cow::Owned(format!("{system} {destination}")),
         );
     }
-    if span.kind == PRODUCER {
+    if span.kind == SpanKind::Producer {
         return (ComponentType::Messaging, Cow::Borrowed(span.name));
     }
-    if span.kind == INTERNAL || span.kind == 0 {
+    if matches!(span.kind, SpanKind::Internal | SpanKind::Unspecified) {
         return (ComponentType::Internal, Cow::Borrowed(span.name));
     }
     let peer = peer(attrs);
@@ -134,7 +71,7 @@ pub fn component<'s>(span: &'s Span<'_>) -> (ComponentType, Cow<'s, str>) {
 
 /// The called service or host, from the current or older conventions.
 fn peer<'s>(attrs: &'s [Attribute<'_>]) -> Option<&'s str> {
-    let text = |key: &str| crate::normalise::find_text(attrs, key);
+    let text = |key: &str| crate::model::find_text(attrs, key);
     text("peer.service")
         .or_else(|| text("server.address"))
         .or_else(|| text("net.peer.name"))
@@ -164,7 +101,7 @@ fn url_path(url: &str) -> &str {
 /// `system: what`, where `what` is the query summary, the normalised statement, the operation
 /// and collection, or the span name, whichever comes first.
 fn db_label(system: &str, attrs: &[Attribute<'_>], span_name: &str) -> String {
-    let text = |key: &str| crate::normalise::find_text(attrs, key);
+    let text = |key: &str| crate::model::find_text(attrs, key);
     let mut label = String::with_capacity(64);
     label.push_str(system);
     label.push(' ');
@@ -193,7 +130,7 @@ fn db_label(system: &str, attrs: &[Attribute<'_>], span_name: &str) -> String {
 /// It works on bytes: every byte it acts on is ASCII, so the text it copies between them always
 /// starts and ends on character boundaries. Words (identifiers such as `t2`) are skipped whole,
 /// so only numbers that stand alone become `?`.
-pub fn normalise_statement(statement: &str, out: &mut String) {
+pub(crate) fn normalise_statement(statement: &str, out: &mut String) {
     let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
     let start = out.len();
     let bytes = statement.as_bytes();
@@ -278,7 +215,7 @@ mod tests {
             service: Arc::from("svc"),
             operation: Arc::from(name),
             name,
-            kind,
+            kind: SpanKind::from_otlp(i32::from(kind)),
             trace_id: [1; 16],
             span_id: [1; 8],
             parent_span_id: [0; 8],

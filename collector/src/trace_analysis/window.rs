@@ -12,12 +12,15 @@
 //! for each other; a shard's lock is taken once per run of spans that belong to it, inside the
 //! component-name lock (always in that order).
 
-use super::breakdown::{Contribution, HeldSpan, Scratch, analyse};
-use super::component::{ComponentType, component};
-use crate::aggregate::breakdown::BreakdownAggregator;
-use crate::normalise::{NameLimiter, Span};
+use super::component::component;
+use super::time_split::{Contribution, HeldSpan, Scratch, analyse};
+use crate::aggregate::component_time::BreakdownAggregator;
+use crate::model::{ComponentType, Span};
+use crate::normalise::NameLimiter;
 use crate::telemetry::Telemetry;
 use hashbrown::HashMap;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -25,14 +28,57 @@ use std::time::{Duration, Instant};
 const SHARDS: usize = 16;
 
 /// How long traces are held and how much may be held.
-#[derive(Clone, Copy, Debug)]
-pub struct TraceSettings {
-    /// Time from a trace's first span to its analysis.
-    pub window: Duration,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TraceSettings {
+    /// Time from a trace's first span to its analysis (never zero: a zero window in the
+    /// configuration turns the breakdown off instead).
+    pub(crate) window: Duration,
     /// Spans held at most, over all traces.
-    pub max_spans: usize,
+    pub(crate) max_spans: usize,
     /// Distinct component labels remembered per service; the rest count as `[overflow]`.
-    pub max_components_per_service: usize,
+    pub(crate) max_components_per_service: usize,
+}
+
+/// The trace window's own metrics.
+#[derive(Debug, Default)]
+pub(crate) struct WindowTelemetry {
+    /// Traces held.
+    pub(crate) traces_held: Gauge,
+    /// Spans held.
+    pub(crate) spans_held: Gauge,
+    /// Traces analysed.
+    pub(crate) traces_analysed: Counter,
+    /// Traces analysed early because the window was full.
+    pub(crate) traces_cut_short: Counter,
+}
+
+impl WindowTelemetry {
+    /// Creates the metrics, registered in `telemetry`.
+    pub(crate) fn registered(telemetry: &mut Telemetry) -> Arc<Self> {
+        let this = Self::default();
+        let registry = telemetry.registry();
+        registry.register(
+            "traces_held",
+            "Traces held in the trace window, waiting to be analysed",
+            this.traces_held.clone(),
+        );
+        registry.register(
+            "trace_spans_held",
+            "Spans held in the trace window",
+            this.spans_held.clone(),
+        );
+        registry.register(
+            "traces_analysed",
+            "Traces analysed for the endpoint breakdown",
+            this.traces_analysed.clone(),
+        );
+        registry.register(
+            "traces_cut_short",
+            "Traces analysed before their window ended because the trace window was full",
+            this.traces_cut_short.clone(),
+        );
+        Arc::new(this)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -56,14 +102,14 @@ impl Shard {
 
 /// Holds spans by trace and hands whole traces to the breakdown analysis.
 #[derive(Debug)]
-pub struct TraceAssembler {
+pub(crate) struct TraceAssembler {
     settings: TraceSettings,
     /// Time zero of the due times.
     epoch: Instant,
     shards: Box<[Mutex<Shard>]>,
     components: NameLimiter,
     breakdown: Arc<BreakdownAggregator>,
-    telemetry: Arc<Telemetry>,
+    telemetry: Arc<WindowTelemetry>,
     empty: Arc<str>,
 }
 
@@ -74,10 +120,10 @@ fn shard_of(trace_id: &[u8; 16]) -> usize {
 
 impl TraceAssembler {
     /// An empty window feeding `breakdown`.
-    pub fn new(
+    pub(crate) fn new(
         settings: TraceSettings,
         breakdown: Arc<BreakdownAggregator>,
-        telemetry: Arc<Telemetry>,
+        telemetry: Arc<WindowTelemetry>,
     ) -> Self {
         Self {
             settings,
@@ -91,7 +137,7 @@ impl TraceAssembler {
     }
 
     /// Adds the spans of one request; analyses the oldest traces early if the window is full.
-    pub fn add(&self, spans: &[Span<'_>]) {
+    pub(crate) fn add(&self, spans: &[Span<'_>]) {
         let due = self.ticks(Instant::now() + self.settings.window);
         let max_per_shard = (self.settings.max_spans / SHARDS).max(1);
         let mut cut_short = Vec::new();
@@ -140,7 +186,7 @@ impl TraceAssembler {
     }
 
     /// Analyses every trace whose window has ended by `now`.
-    pub fn sweep(&self, now: Instant) {
+    pub(crate) fn sweep(&self, now: Instant) {
         let now = self.ticks(now);
         let mut ready = Vec::new();
         let (mut traces, mut spans) = (0, 0);
@@ -153,7 +199,7 @@ impl TraceAssembler {
             spans += shard.spans;
         }
         self.telemetry.traces_held.set(traces as i64);
-        self.telemetry.trace_spans_held.set(spans as i64);
+        self.telemetry.spans_held.set(spans as i64);
         self.analyse(ready);
     }
 
@@ -164,7 +210,7 @@ impl TraceAssembler {
     }
 
     /// Analyses everything held (at shutdown).
-    pub fn drain(&self) {
+    pub(crate) fn drain(&self) {
         let mut all = Vec::new();
         for shard in &*self.shards {
             let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
@@ -173,7 +219,7 @@ impl TraceAssembler {
             }
         }
         self.telemetry.traces_held.set(0);
-        self.telemetry.trace_spans_held.set(0);
+        self.telemetry.spans_held.set(0);
         self.analyse(all);
     }
 
@@ -191,20 +237,28 @@ impl TraceAssembler {
     }
 }
 
-/// Runs [`TraceAssembler::sweep`] every second until the task is stopped.
-pub async fn run_sweeper(assembler: Arc<TraceAssembler>) {
+/// Runs [`TraceAssembler::sweep`] every second until `stop` is cancelled, then analyses every
+/// trace still held ([`TraceAssembler::drain`]), so that their requests count.
+pub(crate) async fn run_sweeper(
+    assembler: Arc<TraceAssembler>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        assembler.sweep(Instant::now());
+        tokio::select! {
+            _ = tick.tick() => assembler.sweep(Instant::now()),
+            () = stop.cancelled() => break,
+        }
     }
+    assembler.drain();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::Flushable;
+    use crate::model::SpanKind;
+    use crate::store::write::Flushable;
     use std::borrow::Cow;
 
     fn span(trace: u8, id: u8, parent: u8, kind: i8, name: &'static str, ms: u64) -> Span<'static> {
@@ -212,7 +266,7 @@ mod tests {
             service: Arc::from("shop"),
             operation: Arc::from(name),
             name,
-            kind,
+            kind: SpanKind::from_otlp(i32::from(kind)),
             trace_id: [trace; 16],
             span_id: [id; 8],
             parent_span_id: [parent; 8],
@@ -227,9 +281,15 @@ mod tests {
         }
     }
 
-    fn assembler(max_spans: usize) -> (TraceAssembler, Arc<BreakdownAggregator>, Arc<Telemetry>) {
+    fn assembler(
+        max_spans: usize,
+    ) -> (
+        TraceAssembler,
+        Arc<BreakdownAggregator>,
+        Arc<WindowTelemetry>,
+    ) {
         let breakdown = Arc::new(BreakdownAggregator::new());
-        let telemetry = Arc::new(Telemetry::new());
+        let telemetry = Arc::new(WindowTelemetry::default());
         let settings = TraceSettings {
             window: Duration::from_secs(5),
             max_spans,

@@ -1,14 +1,15 @@
-//! Breakdown aggregation: the contributions of analysed traces become per-minute rows.
+//! Breakdown aggregation: the contributions of analysed traces become per-minute component time.
 //!
 //! In: [`Contribution`]s from the trace analysis. Out: one [`BreakdownRow`] per (service,
 //! endpoint, minute, component type, component) with the requests that made at least one such
 //! call, the calls and the time, taken by the flusher like the latency histograms. Rows add up in
 //! ClickHouse (SummingMergeTree), so a minute flushed twice sums correctly.
 
-use super::Flushable;
+use crate::model::ComponentType;
 use crate::store::rows::BreakdownRow;
-use crate::trace::breakdown::Contribution;
-use crate::trace::component::ComponentType;
+use crate::store::schema::BREAKDOWN_MINUTE;
+use crate::store::write::Flushable;
+use crate::trace_analysis::time_split::Contribution;
 use hashbrown::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -30,18 +31,18 @@ struct Totals {
 
 /// The breakdown totals between two flushes.
 #[derive(Debug, Default)]
-pub struct BreakdownAggregator {
+pub(crate) struct BreakdownAggregator {
     state: Mutex<HashMap<Key, Totals>>,
 }
 
 impl BreakdownAggregator {
     /// An empty aggregator.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Adds contributions (each is one request's share of one component).
-    pub fn record(&self, contributions: Vec<Contribution>) {
+    pub(crate) fn record(&self, contributions: Vec<Contribution>) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         for c in contributions {
             let totals = state
@@ -62,7 +63,7 @@ impl BreakdownAggregator {
 
 impl Flushable for BreakdownAggregator {
     type Row = BreakdownRow;
-    const TABLE: &'static str = "breakdown_minute";
+    const TABLE: &'static str = BREAKDOWN_MINUTE;
 
     fn take(&self) -> Vec<BreakdownRow> {
         let drained =

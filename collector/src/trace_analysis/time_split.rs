@@ -11,27 +11,27 @@
 //! the union of its children's intervals (clipped to the span), so concurrent children are not
 //! counted twice: self time is the time when none of the endpoint's children was running.
 
-use super::component::ComponentType;
+use crate::model::ComponentType;
 use hashbrown::HashMap;
 use std::sync::Arc;
 
 /// What the trace window keeps of a span (64 bytes).
 #[derive(Clone, Debug)]
-pub struct HeldSpan {
+pub(crate) struct HeldSpan {
     /// Span id.
-    pub span_id: [u8; 8],
+    pub(crate) span_id: [u8; 8],
     /// Parent span id; zero for a root.
-    pub parent_span_id: [u8; 8],
+    pub(crate) parent_span_id: [u8; 8],
     /// Start, nanoseconds since the epoch.
-    pub start_ns: u64,
+    pub(crate) start_ns: u64,
     /// Duration in microseconds (saturating at about 71 minutes).
-    pub duration_us: u32,
+    pub(crate) duration_us: u32,
     /// What the span is as a component; [`ComponentType::Server`] marks an endpoint span.
-    pub component: ComponentType,
+    pub(crate) component: ComponentType,
     /// Service (interned).
-    pub service: Arc<str>,
+    pub(crate) service: Arc<str>,
     /// The operation for endpoint spans, the component label otherwise (interned).
-    pub name: Arc<str>,
+    pub(crate) name: Arc<str>,
 }
 
 impl HeldSpan {
@@ -46,27 +46,27 @@ impl HeldSpan {
 
 /// One part of one endpoint request's time.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Contribution {
+pub(crate) struct Contribution {
     /// The endpoint's service.
-    pub service: Arc<str>,
+    pub(crate) service: Arc<str>,
     /// The endpoint's operation.
-    pub operation: Arc<str>,
+    pub(crate) operation: Arc<str>,
     /// Start of the minute the request started in, seconds since the epoch.
-    pub minute_unix_s: u32,
+    pub(crate) minute_unix_s: u32,
     /// What the time was spent on.
-    pub component: ComponentType,
+    pub(crate) component: ComponentType,
     /// Which one (empty for the request and self time).
-    pub label: Arc<str>,
+    pub(crate) label: Arc<str>,
     /// Calls in this request (1 for the request and self time).
-    pub calls: u64,
+    pub(crate) calls: u64,
     /// Time in microseconds.
-    pub duration_us: u64,
+    pub(crate) duration_us: u64,
 }
 
 /// Buffers the analysis reuses from one trace to the next, so that a batch of traces allocates
 /// almost nothing.
 #[derive(Debug, Default)]
-pub struct Scratch {
+pub(crate) struct Scratch {
     index: HashMap<[u8; 8], usize>,
     children: Vec<Vec<usize>>,
     visited: Vec<bool>,
@@ -77,7 +77,7 @@ pub struct Scratch {
 
 /// Analyses one trace, appending the contributions of each of its endpoint requests to `out`.
 /// Spans whose parent is not in the trace are only counted when they are endpoints themselves.
-pub fn analyse(
+pub(crate) fn analyse(
     spans: &[HeldSpan],
     empty: &Arc<str>,
     scratch: &mut Scratch,

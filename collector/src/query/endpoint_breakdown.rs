@@ -7,15 +7,15 @@
 
 use super::QueryError;
 use super::top::{ms, window_seconds};
+use crate::model::ComponentType;
 use crate::store::{Store, StoreError};
-use crate::trace::component::ComponentType;
 use clickhouse::Row;
 use plumb_proto::v1::{BreakdownItem, ChattyCall, ChattyCallsRequest, ChattyCallsResponse};
 use serde::Deserialize;
 use std::collections::HashMap;
 
 /// Default threshold of calls per calling request for the N+1 flag.
-pub const DEFAULT_MIN_CALLS: f64 = 10.0;
+pub(crate) const DEFAULT_MIN_CALLS: f64 = 10.0;
 /// Default window of the chatty-calls list.
 const DEFAULT_WINDOW_S: u64 = 3600;
 /// Default number of chatty calls listed.
@@ -23,25 +23,25 @@ const DEFAULT_LIMIT: u32 = 20;
 
 /// One (endpoint, component) over a window.
 #[derive(Debug, Row, Deserialize)]
-pub struct ComponentTotals {
+pub(crate) struct ComponentTotals {
     /// The endpoint's service.
-    pub service: String,
+    pub(crate) service: String,
     /// The endpoint's operation.
-    pub operation: String,
+    pub(crate) operation: String,
     /// Component type name (`request`, `self`, `db`, ...).
-    pub type_name: String,
+    pub(crate) type_name: String,
     /// Component label.
-    pub component: String,
+    pub(crate) component: String,
     /// Requests (for `request`/`self`: analysed requests; else requests with a call).
-    pub req: u64,
+    pub(crate) req: u64,
     /// Calls.
-    pub calls_total: u64,
+    pub(crate) calls_total: u64,
     /// Time, µs.
-    pub time_us: u64,
+    pub(crate) time_us: u64,
 }
 
 /// The query behind [`component_totals`], with its values bound.
-pub fn component_totals_query(
+pub(crate) fn component_totals_query(
     store: &Store,
     from_s: u64,
     service: &str,
@@ -65,7 +65,7 @@ pub fn component_totals_query(
 }
 
 /// Reads the breakdown totals since `from_s`, for one service and operation (empty: all).
-pub async fn component_totals(
+pub(crate) async fn component_totals(
     store: &Store,
     from_s: u64,
     service: &str,
@@ -99,7 +99,10 @@ fn per(numerator: u64, denominator: u64) -> f64 {
 
 /// The breakdown of one endpoint from its rows: (analysed requests, items by time, largest
 /// first). Calls per calling request at or over `min_calls` are flagged as N+1.
-pub fn breakdown_items(rows: &[ComponentTotals], min_calls: f64) -> (u64, Vec<BreakdownItem>) {
+pub(crate) fn breakdown_items(
+    rows: &[ComponentTotals],
+    min_calls: f64,
+) -> (u64, Vec<BreakdownItem>) {
     let (analysed, request_us) = request_totals(rows);
     let request = ComponentType::Request.name();
     let mut items: Vec<BreakdownItem> = rows
@@ -131,7 +134,7 @@ pub fn breakdown_items(rows: &[ComponentTotals], min_calls: f64) -> (u64, Vec<Br
 }
 
 /// Child operations called at least `min_calls_per_request` times per calling request.
-pub async fn chatty_calls(
+pub(crate) async fn chatty_calls(
     store: &Store,
     request: ChattyCallsRequest,
     now_unix_s: u32,

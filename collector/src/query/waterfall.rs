@@ -17,33 +17,33 @@ const DEFAULT_WINDOW_S: u64 = 7 * 86_400;
 
 /// A stored span as the tree needs it.
 #[derive(Debug, Row, Deserialize)]
-pub struct StoredSpan {
+pub(crate) struct StoredSpan {
     /// Span id, hex.
-    pub span: String,
+    pub(crate) span: String,
     /// Parent span id, hex (`0000000000000000` for a root).
-    pub parent: String,
+    pub(crate) parent: String,
     /// Service.
-    pub service: String,
+    pub(crate) service: String,
     /// Span name.
-    pub name: String,
+    pub(crate) name: String,
     /// Operation.
-    pub operation: String,
+    pub(crate) operation: String,
     /// Kind name.
-    pub kind_name: String,
+    pub(crate) kind_name: String,
     /// Start, ns since the epoch.
-    pub start_time_ns: u64,
+    pub(crate) start_time_ns: u64,
     /// Duration, ns.
-    pub duration_ns: u64,
+    pub(crate) duration_ns: u64,
     /// 1 for errors.
-    pub is_error: u8,
+    pub(crate) is_error: u8,
     /// Status message.
-    pub status_message: String,
+    pub(crate) status_message: String,
     /// HTTP status, 0 when none.
-    pub http_status_code: u16,
+    pub(crate) http_status_code: u16,
 }
 
 /// Checks a trace id: 32 hex digits, not all zero. Returns it in lower case.
-pub fn parse_trace_id(id: &str) -> Result<String, QueryError> {
+pub(crate) fn parse_trace_id(id: &str) -> Result<String, QueryError> {
     let id = id.trim();
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(QueryError::InvalidArgument(format!(
@@ -59,7 +59,7 @@ pub fn parse_trace_id(id: &str) -> Result<String, QueryError> {
 }
 
 /// The query for the spans of `trace_id` (checked with [`parse_trace_id`]) since `from_s`.
-pub fn trace_query(store: &Store, trace_id: &str, from_s: u64) -> clickhouse::query::Query {
+pub(crate) fn trace_query(store: &Store, trace_id: &str, from_s: u64) -> clickhouse::query::Query {
     store
         .client()
         .query(
@@ -74,7 +74,7 @@ pub fn trace_query(store: &Store, trace_id: &str, from_s: u64) -> clickhouse::qu
 }
 
 /// Reads the trace named in `request` as of `now_unix_s`.
-pub async fn get_trace(
+pub(crate) async fn get_trace(
     store: &Store,
     request: GetTraceRequest,
     now_unix_s: u32,
@@ -96,7 +96,7 @@ pub async fn get_trace(
 }
 
 /// Places `spans` in tree order with depths and offsets.
-pub fn tree(trace_id: String, mut spans: Vec<StoredSpan>) -> GetTraceResponse {
+pub(crate) fn tree(trace_id: String, mut spans: Vec<StoredSpan>) -> GetTraceResponse {
     spans.sort_by(|a, b| (a.start_time_ns, &a.span).cmp(&(b.start_time_ns, &b.span)));
     let start = spans.first().map_or(0, |s| s.start_time_ns);
     let end = spans

@@ -4,21 +4,19 @@
 //! The fixture holds exactly what the collector sends: the migration statements, span rows from
 //! its RowBinary encoder, the ranking query with its values bound and the retention query.
 
-use plumb_collector::aggregate::histogram::{LatencyHistogram, quantile_from_buckets};
-use plumb_collector::journal::replay::stored_query;
+use crate::aggregate::histogram::{LatencyHistogram, quantile_from_buckets};
+use crate::model::SpanKind;
+use crate::normalise::{NameLimiter, SpanLimits, normalise_traces};
+use crate::query::endpoint::exemplars_query;
+use crate::query::endpoint_breakdown::component_totals_query;
+use crate::query::top::{ApdexThresholds, TopQuery, histograms_query, ranking_query, series_query};
+use crate::query::waterfall::trace_query;
+use crate::store::lookup::{SpanKey, stored_query};
+use crate::store::retention::expired_partitions_query;
+use crate::store::rows::{EncodedRows, SPAN_COLUMNS};
+use crate::store::schema::migrations;
+use crate::store::{Store, StoreConfig};
 use plumb_loadgen::{Workload, WorkloadShape};
-use plumb_collector::normalise::{NameLimiter, SpanLimits, normalise_traces};
-use plumb_collector::pipeline::SpanKey;
-use plumb_collector::query::breakdown::component_totals_query;
-use plumb_collector::query::endpoint::exemplars_query;
-use plumb_collector::query::top::{
-    ApdexThresholds, TopQuery, histograms_query, ranking_query, series_query,
-};
-use plumb_collector::query::trace::trace_query;
-use plumb_collector::store::retention::expired_partitions_query;
-use plumb_collector::store::rows::{EncodedRows, SPAN_COLUMNS};
-use plumb_collector::store::schema::MIGRATIONS;
-use plumb_collector::store::{Store, StoreConfig};
 use plumb_proto::v1::TopEndpointsRequest;
 use prost::Message;
 use std::time::Duration;
@@ -26,7 +24,7 @@ use std::time::Duration;
 #[test]
 fn schema_rows_and_queries_work_on_current_clickhouse() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let now_s = plumb_collector::clock::now_unix_s();
+    let now_s = crate::clock::now_unix_s();
     let minute = now_s - now_s % 60 - 60;
 
     // Latency rows with known durations: two minutes of the same endpoint, to be summed.
@@ -62,13 +60,13 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     let limits = SpanLimits {
         max_age: Duration::from_secs(86_400),
         max_future: Duration::from_secs(600),
-        ..SpanLimits::default()
+        ..crate::testing::defaults().pipeline.limits
     };
     let spans = normalise_traces(
         &request,
         limits,
         &NameLimiter::new(100),
-        plumb_collector::clock::now_unix_ns(),
+        crate::clock::now_unix_ns(),
     )
     .expect("valid request");
     let encoded = EncodedRows::spans(&spans.accepted);
@@ -105,7 +103,11 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         .map(|b| format!("{b:02x}"))
         .collect();
     let first = &spans.accepted[0];
-    let first_kind = if first.kind == 2 { "server" } else { "client" };
+    let first_kind = if first.kind == SpanKind::Server {
+        "server"
+    } else {
+        "client"
+    };
     let first_endpoint = TopQuery::one(
         3600,
         first.service.to_string(),
@@ -151,7 +153,7 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         .to_string();
 
     let fixture = serde_json::json!({
-        "schema": MIGRATIONS.iter().flat_map(|m| m.statements.iter()).collect::<Vec<_>>(),
+        "schema": migrations().into_iter().flat_map(|m| m.statements).collect::<Vec<_>>(),
         "latency_rows": latency_rows,
         "span_columns": SPAN_COLUMNS,
         "span_file": span_file,
@@ -162,10 +164,7 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     });
     let fixture_file = dir.path().join("fixture.json");
     std::fs::write(&fixture_file, fixture.to_string()).expect("write fixture");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/it/current_clickhouse.py"
-    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/compatibility_tests.py");
     let output = std::process::Command::new("python3")
         .arg(script)
         .arg(&fixture_file)

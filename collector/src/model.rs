@@ -1,0 +1,250 @@
+//! The domain types that several stages share: a validated [`Span`] and its [`Attribute`]s, the
+//! [`SpanKind`], the [`ComponentType`] of a part of an endpoint's time, and a [`MetricPoint`].
+//!
+//! Everything here is plain data; it depends on no other module of the collector, so every
+//! stage can use it without reaching sideways. The `Enum8` numbers and names that ClickHouse
+//! stores for span kinds and component types are defined here and nowhere else (the schema
+//! builds its column types from them).
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// An attribute as Plumb keeps it: key and value as text, borrowed where the wire allows.
+pub(crate) type Attribute<'a> = (&'a str, Cow<'a, str>);
+
+/// The text of the attribute named `key`, if any.
+pub(crate) fn find<'s>(attributes: &'s [Attribute<'_>], key: &str) -> Option<&'s str> {
+    attributes
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.as_ref())
+}
+
+/// The text of the attribute named `key`, if it is present and not empty.
+pub(crate) fn find_text<'s>(attributes: &'s [Attribute<'_>], key: &str) -> Option<&'s str> {
+    find(attributes, key).filter(|s| !s.is_empty())
+}
+
+/// What a span is, as OTLP numbers it (stored as an `Enum8`, same numbers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(i8)]
+pub(crate) enum SpanKind {
+    /// Not said.
+    #[default]
+    Unspecified = 0,
+    /// Code inside one service.
+    Internal = 1,
+    /// The handling of a request from another service: an endpoint.
+    Server = 2,
+    /// A request to another service.
+    Client = 3,
+    /// A message sent.
+    Producer = 4,
+    /// A message received and handled: an endpoint too.
+    Consumer = 5,
+}
+
+impl SpanKind {
+    /// Every kind, in `Enum8` order.
+    pub(crate) const ALL: [Self; 6] = [
+        Self::Unspecified,
+        Self::Internal,
+        Self::Server,
+        Self::Client,
+        Self::Producer,
+        Self::Consumer,
+    ];
+
+    /// The kind of an OTLP span kind number; numbers OTLP does not define are `Unspecified`.
+    pub(crate) fn from_otlp(kind: i32) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|k| *k as i32 == kind)
+            .unwrap_or_default()
+    }
+
+    /// The name stored in ClickHouse and used by the query API.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unspecified",
+            Self::Internal => "internal",
+            Self::Server => "server",
+            Self::Client => "client",
+            Self::Producer => "producer",
+            Self::Consumer => "consumer",
+        }
+    }
+
+    /// The kind with this stored name.
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// One validated span, ready to aggregate and store; it borrows from the request bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Span<'a> {
+    /// `service.name` of the span's resource (interned).
+    pub(crate) service: Arc<str>,
+    /// The operation it is aggregated under (see `normalise::operation_name`; interned).
+    pub(crate) operation: Arc<str>,
+    /// The span's own name.
+    pub(crate) name: &'a str,
+    /// Span kind.
+    pub(crate) kind: SpanKind,
+    /// Trace id.
+    pub(crate) trace_id: [u8; 16],
+    /// Span id.
+    pub(crate) span_id: [u8; 8],
+    /// Parent span id; all zero for a root span.
+    pub(crate) parent_span_id: [u8; 8],
+    /// Start time, nanoseconds since the Unix epoch.
+    pub(crate) start_unix_ns: u64,
+    /// Duration in nanoseconds.
+    pub(crate) duration_ns: u64,
+    /// OTLP status code (0 unset, 1 ok, 2 error).
+    pub(crate) status_code: i8,
+    /// Status message, if any.
+    pub(crate) status_message: &'a str,
+    /// HTTP response status, 0 when none.
+    pub(crate) http_status_code: u16,
+    /// Whether the span counts as an error.
+    pub(crate) is_error: bool,
+    /// Span attributes.
+    pub(crate) attributes: Vec<Attribute<'a>>,
+    /// Resource attributes, shared by every span of one resource.
+    pub(crate) resource: Arc<Vec<Attribute<'a>>>,
+}
+
+impl Span<'_> {
+    /// Duration in whole microseconds, the histogram's unit.
+    pub(crate) fn duration_us(&self) -> u64 {
+        self.duration_ns / 1_000
+    }
+
+    /// Start of the minute the span started in, in seconds since the Unix epoch.
+    pub(crate) fn minute_unix_s(&self) -> u32 {
+        let secs = self.start_unix_ns / 1_000_000_000;
+        u32::try_from(secs - secs % 60).unwrap_or(u32::MAX)
+    }
+}
+
+/// What a part of an endpoint's time is (stored as an `Enum8`, same numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(i8)]
+pub(crate) enum ComponentType {
+    /// Not a component: the whole request (one row per analysed request).
+    Request = 1,
+    /// The endpoint's own code: time when none of its children was running.
+    SelfTime = 2,
+    /// A database call.
+    Db = 3,
+    /// An outbound HTTP call.
+    Http = 4,
+    /// An outbound RPC (gRPC and others with `rpc.system`).
+    Rpc = 5,
+    /// A message sent or received.
+    Messaging = 6,
+    /// Code in the same service, recorded as its own span.
+    Internal = 7,
+    /// Another CLIENT span that is none of the above.
+    Client = 8,
+    /// A SERVER or CONSUMER span directly under the endpoint (no client span between).
+    Server = 9,
+}
+
+impl ComponentType {
+    /// Every type, in `Enum8` order.
+    pub(crate) const ALL: [Self; 9] = [
+        Self::Request,
+        Self::SelfTime,
+        Self::Db,
+        Self::Http,
+        Self::Rpc,
+        Self::Messaging,
+        Self::Internal,
+        Self::Client,
+        Self::Server,
+    ];
+
+    /// The name stored in ClickHouse and shown by the API.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Request => "request",
+            Self::SelfTime => "self",
+            Self::Db => "db",
+            Self::Http => "http",
+            Self::Rpc => "rpc",
+            Self::Messaging => "messaging",
+            Self::Internal => "internal",
+            Self::Client => "client",
+            Self::Server => "server",
+        }
+    }
+
+    /// Whether the analysis descends into this span's children (code of the same service).
+    pub(crate) fn is_local(self) -> bool {
+        self == Self::Internal
+    }
+}
+
+/// Metric point types (Enum8 in the `metrics` table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i8)]
+pub(crate) enum MetricType {
+    /// A gauge value.
+    Gauge = 1,
+    /// A sum (counter or up-down counter).
+    Sum = 2,
+    /// An explicit-bucket histogram.
+    Histogram = 3,
+    /// An exponential histogram, stored with its buckets turned into explicit bounds.
+    ExponentialHistogram = 4,
+    /// A summary (count and sum only).
+    Summary = 5,
+}
+
+/// One metric data point, as the `metrics` table stores it.
+#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
+pub(crate) struct MetricPoint {
+    /// Point time, whole seconds.
+    pub(crate) timestamp: u32,
+    /// Point time, nanoseconds since the epoch.
+    pub(crate) time_ns: u64,
+    /// Service name from the resource.
+    pub(crate) service: String,
+    /// Metric name.
+    pub(crate) name: String,
+    /// Unit.
+    pub(crate) unit: String,
+    /// [`MetricType`] as its Enum8 value.
+    pub(crate) metric_type: i8,
+    /// Aggregation temporality (0 unspecified, 1 delta, 2 cumulative).
+    pub(crate) temporality: i8,
+    /// 1 for monotonic sums.
+    pub(crate) is_monotonic: u8,
+    /// Point attribute keys.
+    #[serde(rename = "attributes.key")]
+    pub(crate) attribute_keys: Vec<String>,
+    /// Point attribute values, as text.
+    #[serde(rename = "attributes.value")]
+    pub(crate) attribute_values: Vec<String>,
+    /// Resource attribute keys.
+    #[serde(rename = "resource.key")]
+    pub(crate) resource_keys: Vec<String>,
+    /// Resource attribute values.
+    #[serde(rename = "resource.value")]
+    pub(crate) resource_values: Vec<String>,
+    /// Gauge or sum value; 0 for histograms and summaries.
+    pub(crate) value: f64,
+    /// Histogram or summary count.
+    pub(crate) count: u64,
+    /// Histogram or summary sum.
+    pub(crate) sum: f64,
+    /// Upper bounds of the buckets (one fewer than counts: the last bucket is unbounded).
+    pub(crate) bucket_bounds: Vec<f64>,
+    /// Counts per bucket.
+    pub(crate) bucket_counts: Vec<u64>,
+}
