@@ -1,5 +1,7 @@
 //! The domain types that several stages share: a validated [`Span`] and its [`Attribute`]s, the
-//! [`SpanKind`], the [`ComponentType`] of a part of an endpoint's time, and a [`MetricPoint`].
+//! [`SpanKind`], the [`ComponentType`] of a part of an endpoint's time and one request's
+//! [`Contribution`] to it (from the trace analysis to the breakdown aggregator), and a
+//! [`MetricPoint`].
 //!
 //! Everything here is plain data; it depends on no other module of the collector, so every
 //! stage can use it without reaching sideways. The `Enum8` numbers and names that ClickHouse
@@ -188,6 +190,25 @@ impl ComponentType {
     pub(crate) fn is_local(self) -> bool {
         self == Self::Internal
     }
+}
+
+/// One part of one endpoint request's time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Contribution {
+    /// The endpoint's service.
+    pub(crate) service: Arc<str>,
+    /// The endpoint's operation.
+    pub(crate) operation: Arc<str>,
+    /// Start of the minute the request started in, seconds since the epoch.
+    pub(crate) minute_unix_s: u32,
+    /// What the time was spent on.
+    pub(crate) component: ComponentType,
+    /// Which one (empty for the request and self time).
+    pub(crate) label: Arc<str>,
+    /// Calls in this request (1 for the request and self time).
+    pub(crate) calls: u64,
+    /// Time in microseconds.
+    pub(crate) duration_us: u64,
 }
 
 /// Metric point types (Enum8 in the `metrics` table).

@@ -94,6 +94,41 @@ impl HotPath {
     }
 }
 
+/// Saves `payload` in the spool folder `dir` as one segment for `table`, whole and with a valid
+/// checksum, as a writer does after a failed write; the collector started on that folder writes
+/// it (or sets it aside) first.
+pub fn spool_segment(dir: &std::path::Path, table: &str, payload: &[u8]) -> Result<(), String> {
+    let spool = crate::store::spool::Spool::open(dir, u64::MAX).map_err(|e| e.to_string())?;
+    spool.save(table, payload).map_err(|e| e.to_string())
+}
+
+/// The spool payload of the `spans` rows of one encoded `ExportTraceServiceRequest`, normalised
+/// with the default limits, as the span writer spools them.
+pub fn spooled_spans(request: &[u8]) -> Result<Vec<u8>, String> {
+    let settings = defaults();
+    let operations = NameLimiter::new(settings.pipeline.max_operations_per_service);
+    let normalised = normalise_traces(
+        request,
+        settings.pipeline.limits,
+        &operations,
+        now_unix_ns(),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(EncodedRows::to_spool(&[EncodedRows::spans(
+        &normalised.accepted,
+    )]))
+}
+
+/// A spool payload for the `spans` table that claims one row but holds three bytes: its
+/// checksum is valid, but ClickHouse refuses the rows for good.
+pub fn spooled_spans_clickhouse_refuses() -> Vec<u8> {
+    EncodedRows::to_spool(&[EncodedRows {
+        columns: crate::store::rows::SPAN_COLUMNS,
+        rows: 1,
+        bytes: bytes::Bytes::from_static(&[1, 2, 3]),
+    }])
+}
+
 /// One SERVER span's timing, for [`write_latency_flush`].
 #[derive(Clone, Debug)]
 pub struct ServerSpan {

@@ -335,16 +335,7 @@ async fn the_agent_library_sends_its_token() {
 async fn the_agent_library_exports_over_tls() {
     let pki = plumb_test_support::TestPki::new();
     let database = unique_database("demo_tls");
-    let collector = Collector::start(
-        &database,
-        &[
-            "--tls-cert",
-            &pki.arg("server.pem"),
-            "--tls-key",
-            &pki.arg("server.key"),
-        ],
-    )
-    .await;
+    let collector = Collector::start_tls(&database, &pki, false).await;
     let ca = pki.arg("ca.pem");
     let shop = Demo::spawn(
         "shop",

@@ -398,18 +398,7 @@ async fn the_sidecar_honours_back_pressure_and_delivers_everything_later() {
 async fn the_sidecar_forwards_over_mutual_tls() {
     let pki = plumb_test_support::TestPki::new();
     let database = unique_database("sidecar_tls");
-    let collector = Collector::start(
-        &database,
-        &[
-            "--tls-cert",
-            &pki.arg("server.pem"),
-            "--tls-key",
-            &pki.arg("server.key"),
-            "--tls-client-ca",
-            &pki.arg("ca.pem"),
-        ],
-    )
-    .await;
+    let collector = Collector::start_tls(&database, &pki, true).await;
     let sidecar = Sidecar::start_with(
         &format!("https://{}", collector.grpc),
         &[

@@ -5,11 +5,10 @@
 //! call, the calls and the time, taken by the flusher like the latency histograms. Rows add up in
 //! ClickHouse (SummingMergeTree), so a minute flushed twice sums correctly.
 
-use crate::model::ComponentType;
+use crate::model::{ComponentType, Contribution};
 use crate::store::rows::BreakdownRow;
 use crate::store::schema::BREAKDOWN_MINUTE;
 use crate::store::write::Flushable;
-use crate::trace_analysis::time_split::Contribution;
 use hashbrown::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -1,6 +1,6 @@
 //! The collector's options as the user gives them: flags, `PLUMB_*` environment variables and
 //! a TOML file (loaded by `plumb-config`: flags over environment over file over the defaults
-//! `--help` shows). The defaults are written here and nowhere else; `super::settings` checks
+//! `--help` shows). The defaults are written here and nowhere else; the settings module checks
 //! these values once and turns them into each stage's settings.
 
 use clap::Parser;

@@ -11,7 +11,7 @@
 //! the union of its children's intervals (clipped to the span), so concurrent children are not
 //! counted twice: self time is the time when none of the endpoint's children was running.
 
-use crate::model::ComponentType;
+use crate::model::{ComponentType, Contribution};
 use hashbrown::HashMap;
 use std::sync::Arc;
 
@@ -42,25 +42,6 @@ impl HeldSpan {
     fn end_ns(&self) -> u64 {
         self.start_ns.saturating_add(self.duration_ns())
     }
-}
-
-/// One part of one endpoint request's time.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Contribution {
-    /// The endpoint's service.
-    pub(crate) service: Arc<str>,
-    /// The endpoint's operation.
-    pub(crate) operation: Arc<str>,
-    /// Start of the minute the request started in, seconds since the epoch.
-    pub(crate) minute_unix_s: u32,
-    /// What the time was spent on.
-    pub(crate) component: ComponentType,
-    /// Which one (empty for the request and self time).
-    pub(crate) label: Arc<str>,
-    /// Calls in this request (1 for the request and self time).
-    pub(crate) calls: u64,
-    /// Time in microseconds.
-    pub(crate) duration_us: u64,
 }
 
 /// Buffers the analysis reuses from one trace to the next, so that a batch of traces allocates

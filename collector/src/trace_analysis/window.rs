@@ -13,9 +13,9 @@
 //! component-name lock (always in that order).
 
 use super::component::component;
-use super::time_split::{Contribution, HeldSpan, Scratch, analyse};
+use super::time_split::{HeldSpan, Scratch, analyse};
 use crate::aggregate::component_time::BreakdownAggregator;
-use crate::model::{ComponentType, Span};
+use crate::model::{ComponentType, Contribution, Span};
 use crate::normalise::NameLimiter;
 use crate::telemetry::Telemetry;
 use hashbrown::HashMap;

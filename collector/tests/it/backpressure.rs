@@ -322,3 +322,65 @@ async fn a_frozen_clickhouse_that_runs_late_writes_never_counts_a_histogram_twic
     assert_eq!(stored, acknowledged, "every span stored (some maybe twice)");
     assert!(collector.stop().await);
 }
+
+/// A spooled segment whose checksum is valid but whose rows ClickHouse refuses for good (the
+/// data is cut short) is set aside as `.bad`, logged and counted, and the segments spooled after
+/// it are still written: one poisoned batch never stalls the spool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spooled_batch_clickhouse_refuses_is_set_aside_and_the_ones_after_it_are_written() {
+    use plumb_collector::testing::{
+        spool_segment, spooled_spans, spooled_spans_clickhouse_refuses,
+    };
+    let database = unique_database("poisoned_spool");
+    let spool = tempfile::tempdir().expect("spool dir");
+    let poisoned = spooled_spans_clickhouse_refuses();
+    spool_segment(spool.path(), "spans", &poisoned).expect("poisoned segment");
+    for seed in 1..3 {
+        let rows = spooled_spans(&request(seed).encode_to_vec()).expect("valid spans");
+        spool_segment(spool.path(), "spans", &rows).expect("segment");
+    }
+    let spool_dir = spool.path().display().to_string();
+    let collector = Collector::start(&database, &["--spool-dir", &spool_dir]).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored = query_number(&database, "SELECT count() FROM spans").await;
+        if stored == 200 {
+            break;
+        }
+        assert!(stored < 200, "{stored} spans stored for 200 spooled");
+        assert!(
+            Instant::now() < deadline,
+            "{stored} of 200 spans written:\n{}",
+            collector.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let files: Vec<String> = std::fs::read_dir(spool.path())
+        .expect("spool dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        files.iter().filter(|f| f.ends_with(".spans.bad")).count(),
+        1,
+        "{files:?}"
+    );
+    assert!(
+        !files.iter().any(|f| f.ends_with(".seg")),
+        "written segments are removed: {files:?}"
+    );
+    let metrics = collector.metrics_text().await;
+    assert!(
+        metrics.contains("plumb_batches_set_aside_total{table=\"spans\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("plumb_batches_replayed_total{table=\"spans\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        collector.log().contains("refuses a spooled batch for good"),
+        "{}",
+        collector.log()
+    );
+    assert!(collector.stop().await);
+}

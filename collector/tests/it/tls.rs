@@ -71,16 +71,7 @@ async fn wait_for_count(database: &str, expected: u64) {
 async fn tls_on_every_listener() {
     let pki = TestPki::new();
     let database = unique_database("tls");
-    let collector = Collector::start(
-        &database,
-        &[
-            "--tls-cert",
-            &pki.arg("server.pem"),
-            "--tls-key",
-            &pki.arg("server.key"),
-        ],
-    )
-    .await;
+    let collector = Collector::start_tls(&database, &pki, false).await;
     let trusted = pki.client(false);
     grpc_export(&collector, Some(&trusted), 1)
         .await
@@ -142,18 +133,7 @@ async fn tls_on_every_listener() {
 async fn mutual_tls_refuses_clients_without_a_certificate() {
     let pki = TestPki::new();
     let database = unique_database("mtls");
-    let collector = Collector::start(
-        &database,
-        &[
-            "--tls-cert",
-            &pki.arg("server.pem"),
-            "--tls-key",
-            &pki.arg("server.key"),
-            "--tls-client-ca",
-            &pki.arg("ca.pem"),
-        ],
-    )
-    .await;
+    let collector = Collector::start_tls(&database, &pki, true).await;
     assert!(
         grpc_export(&collector, Some(&pki.client(false)), 1)
             .await

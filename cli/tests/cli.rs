@@ -1,0 +1,33 @@
+//! The `plumb` binary on its own: what a user gets when the collector is not there or the
+//! arguments are wrong (the collector's integration tests drive it against a real collector).
+
+use std::process::Command;
+
+fn plumb(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args(args)
+        .env_remove("PLUMB_QUERY_URL")
+        .output()
+        .expect("plumb runs")
+}
+
+#[test]
+fn an_unreachable_collector_is_named_with_what_to_do() {
+    // Port 1 on loopback: nothing listens there.
+    let out = plumb(&["--endpoint", "http://127.0.0.1:1", "top"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach the Plumb query API at http://127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is plumb-collector running?"), "{stderr}");
+}
+
+#[test]
+fn a_bad_argument_names_the_choices() {
+    let out = plumb(&["top", "--by", "p42"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("p42") && stderr.contains("p99"), "{stderr}");
+}
