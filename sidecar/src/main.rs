@@ -30,6 +30,17 @@ use telemetry::{SidecarTelemetry, Signal};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// How batches sent to the collector are compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Compression {
+    /// gzip.
+    Gzip,
+    /// zstd.
+    Zstd,
+    /// Not compressed.
+    None,
+}
+
 /// Every option of the sidecar.
 #[derive(Debug, Parser)]
 #[command(
@@ -99,9 +110,9 @@ struct Config {
     /// How often host metrics are reported (0s turns them off).
     #[arg(long, env = "PLUMB_AGENT_HOST_METRICS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     host_metrics_interval: Duration,
-    /// Compression of what is sent to the collector: gzip, zstd (less CPU than gzip), or none.
-    #[arg(long, env = "PLUMB_AGENT_COMPRESSION", default_value = "gzip", value_parser = ["gzip", "zstd", "none"])]
-    compression: String,
+    /// Compression of what is sent to the collector (zstd takes less CPU than gzip).
+    #[arg(long, env = "PLUMB_AGENT_COMPRESSION", value_enum, default_value_t = Compression::Gzip)]
+    compression: Compression,
     /// How long shutdown keeps trying to forward what is held.
     #[arg(long, env = "PLUMB_AGENT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_timeout: Duration,
@@ -152,10 +163,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         flush_interval: config.flush_interval,
         shutdown_timeout: config.shutdown_timeout,
     };
-    let compression = match config.compression.as_str() {
-        "gzip" => Some(CompressionEncoding::Gzip),
-        "zstd" => Some(CompressionEncoding::Zstd),
-        _ => None,
+    let compression = match config.compression {
+        Compression::Gzip => Some(CompressionEncoding::Gzip),
+        Compression::Zstd => Some(CompressionEncoding::Zstd),
+        Compression::None => None,
     };
     let mut senders = Vec::new();
     for (signal, path) in [
