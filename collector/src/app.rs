@@ -14,6 +14,7 @@
 use crate::ack::{Cut, Queued};
 use crate::aggregate::Aggregator;
 use crate::aggregate::component_time::BreakdownAggregator;
+use crate::alerting::{self, AlertsView};
 use crate::config::{JournalSettings, Settings, StoreSettings};
 use crate::journal::{Journal, JournalTelemetry, Leftover, run_syncer};
 use crate::model::MetricPoint;
@@ -229,12 +230,36 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         run_retention(store.clone(), settings.retention_days, background.token()),
     );
 
+    let mut alerting_stage = Stage::new("alerting");
+    let alerts_view = settings.alerting.as_ref().map(|a| {
+        let view = Arc::new(AlertsView::default());
+        let ctx = alerting::Context {
+            store: store.clone(),
+            apdex: settings.apdex.clone(),
+            location: a.location.clone(),
+            state_dir: a.state_dir.clone(),
+            view: Arc::clone(&view),
+        };
+        alerting_stage.spawn(
+            "alerting",
+            alerting::run(Arc::clone(&a.config), ctx, alerting_stage.token()),
+        );
+        tracing::info!(
+            probes = a.config.probes.len(),
+            rules = a.config.rules.len(),
+            receivers = a.config.receivers.len(),
+            "alerting on"
+        );
+        view
+    });
+
     let mut receivers = Stage::new("receivers");
     let addrs = start_servers(
         &settings,
         &pipeline,
         &store,
         &telemetry.registry,
+        alerts_view,
         &mut receivers,
     )
     .await?;
@@ -259,6 +284,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     pipeline_stage.stop(deadline).await;
     tracing::info!("listeners closed: flushing to ClickHouse");
     writers.stop(deadline).await;
+    alerting_stage.stop(deadline).await;
     // The journal keeps only what the writers could not write or spool.
     background.stop(deadline).await;
     if let Some(local) = local.as_mut() {
@@ -331,6 +357,7 @@ async fn start_servers(
     pipeline: &Arc<Pipeline>,
     store: &Store,
     telemetry: &Arc<Telemetry>,
+    alerts: Option<Arc<AlertsView>>,
     stage: &mut Stage,
 ) -> Result<[SocketAddr; 3], RunError> {
     let listeners = &settings.listeners;
@@ -364,7 +391,7 @@ async fn start_servers(
     let query = serve_router(
         query_listener,
         query::api::router(
-            query::api::QueryApi::new(store.clone(), settings.apdex.clone()),
+            query::api::QueryApi::new(store.clone(), settings.apdex.clone(), alerts),
             Arc::clone(telemetry),
             Arc::new(listeners.query_tokens.clone()),
         ),

@@ -5,11 +5,12 @@
 //! its RowBinary encoder, the ranking query with its values bound and the retention query.
 
 use crate::aggregate::histogram::{LatencyHistogram, quantile_from_buckets};
+use crate::model::ApdexThresholds;
 use crate::model::SpanKind;
 use crate::normalise::{NameLimiter, SpanLimits, normalise_traces};
 use crate::query::endpoint::exemplars_query;
 use crate::query::endpoint_breakdown::component_totals_query;
-use crate::query::top::{ApdexThresholds, TopQuery, histograms_query, ranking_query, series_query};
+use crate::query::top::{TopQuery, histograms_query, ranking_query, series_query};
 use crate::query::waterfall::trace_query;
 use crate::store::lookup::{SpanKey, stored_query};
 use crate::store::retention::expired_partitions_query;

@@ -14,6 +14,7 @@
 
 mod ack;
 mod aggregate;
+mod alerting;
 pub mod app;
 mod clock;
 pub mod config;

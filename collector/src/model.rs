@@ -211,6 +211,25 @@ pub(crate) struct Contribution {
     pub(crate) duration_us: u64,
 }
 
+/// Apdex thresholds: one default and optional ones per service, in microseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ApdexThresholds {
+    /// T for services not listed.
+    pub(crate) default_us: u64,
+    /// T per service.
+    pub(crate) per_service: Vec<(String, u64)>,
+}
+
+impl ApdexThresholds {
+    /// The threshold T (µs) of `service`.
+    pub(crate) fn for_service(&self, service: &str) -> u64 {
+        self.per_service
+            .iter()
+            .find(|(s, _)| s == service)
+            .map_or(self.default_us, |(_, t)| *t)
+    }
+}
+
 /// Metric point types (Enum8 in the `metrics` table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(i8)]

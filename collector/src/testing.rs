@@ -33,7 +33,7 @@ pub(crate) fn defaults() -> crate::config::Settings {
 
 /// The query service over `store`, with the default apdex thresholds.
 pub fn query_api(store: Store) -> QueryApi {
-    QueryApi::new(store, defaults().apdex)
+    QueryApi::new(store, defaults().apdex, None)
 }
 
 /// The ingest hot path without sockets, queues or ClickHouse: read a request in place and

@@ -200,6 +200,14 @@ pub(crate) struct CollectorConfig {
     #[arg(long, env = "PLUMB_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub(crate) shutdown_timeout: Duration,
 
+    /// Alerting configuration file: probes, rules, routes and receivers (see the README). Alerting is off without it.
+    #[arg(long, env = "PLUMB_ALERTING_CONFIG")]
+    pub(crate) alerting_config: Option<PathBuf>,
+
+    /// Where this collector's probes run from, stored with every result.
+    #[arg(long, env = "PLUMB_PROBE_LOCATION", default_value = "local")]
+    pub(crate) probe_location: String,
+
     /// Log format. The level comes from PLUMB_LOG (default `info`).
     #[arg(long, env = "PLUMB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,

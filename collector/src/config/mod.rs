@@ -20,6 +20,9 @@ pub enum ConfigError {
     /// Bad flags, environment or config file (includes `--help` and `--version`).
     #[error(transparent)]
     Load(#[from] ConfigFileError),
+    /// The alerting configuration file is wrong (the error names its line and key).
+    #[error(transparent)]
+    Alerting(#[from] plumb_alert_config::ConfigError),
     /// A value is out of range or malformed.
     #[error("invalid {field}: {message}")]
     Invalid {

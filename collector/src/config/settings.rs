@@ -4,9 +4,9 @@
 
 use super::ConfigError;
 use super::flags::{CollectorConfig, LogFormat};
+use crate::model::ApdexThresholds;
 use crate::normalise::SpanLimits;
 use crate::pipeline::PipelineSettings;
-use crate::query::top::ApdexThresholds;
 use crate::store::write::WriterSettings;
 use crate::trace_analysis::window::TraceSettings;
 use plumb_config::Secret;
@@ -68,6 +68,17 @@ pub(crate) struct JournalSettings {
     pub(crate) max_bytes: u64,
 }
 
+/// Alerting, when `--alerting-config` is given.
+#[derive(Clone, Debug)]
+pub(crate) struct AlertingSettings {
+    /// The checked file.
+    pub(crate) config: std::sync::Arc<plumb_alert_config::AlertingConfig>,
+    /// Where probe results say they ran.
+    pub(crate) location: String,
+    /// The folder of the alerting state file.
+    pub(crate) state_dir: PathBuf,
+}
+
 /// Everything the collector runs with, checked.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -89,6 +100,8 @@ pub struct Settings {
     /// The spool's size limit.
     pub(crate) spool_max_bytes: u64,
     pub(crate) journal: Option<JournalSettings>,
+    /// Alerting; `None` when it is off.
+    pub(crate) alerting: Option<AlertingSettings>,
     /// Days of data kept.
     pub(crate) retention_days: u32,
     /// Apdex thresholds for the query API.
@@ -248,6 +261,19 @@ impl TryFrom<CollectorConfig> for Settings {
             sync_every: c.journal_sync,
             max_bytes: c.journal_max_bytes,
         });
+        check(
+            !c.probe_location.trim().is_empty(),
+            "probe_location",
+            "must not be empty",
+        )?;
+        let alerting = match &c.alerting_config {
+            Some(path) => Some(AlertingSettings {
+                config: std::sync::Arc::new(plumb_alert_config::load(path)?),
+                location: c.probe_location.clone(),
+                state_dir: c.data_dir.join("alerting"),
+            }),
+            None => None,
+        };
         let traces = (!c.trace_window.is_zero()).then_some(TraceSettings {
             window: c.trace_window,
             max_spans: c.trace_max_spans,
@@ -285,6 +311,7 @@ impl TryFrom<CollectorConfig> for Settings {
             spool_dir: c.spool_dir.unwrap_or_else(|| c.data_dir.join("spool")),
             spool_max_bytes: c.spool_max_bytes,
             journal,
+            alerting,
             retention_days: c.retention_days,
             apdex: apdex(c.apdex_threshold, &c.apdex_thresholds)?,
             shutdown_timeout: c.shutdown_timeout,

@@ -12,9 +12,11 @@ use super::QueryError;
 use super::endpoint::endpoint_detail;
 use super::endpoint_breakdown::chatty_calls;
 use super::regressions::regressions;
-use super::top::{ApdexThresholds, TopQuery, top_endpoints};
+use super::top::{TopQuery, top_endpoints};
 use super::waterfall::get_trace;
+use crate::alerting::{self, AlertsView};
 use crate::clock::now_unix_s;
+use crate::model::ApdexThresholds;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
 use axum::extract::{Path, State};
@@ -25,9 +27,9 @@ use axum::{Json, Router};
 use plumb_otlp::auth::{Tokens, require_token};
 use plumb_proto::v1::query_service_server::{QueryService, QueryServiceServer};
 use plumb_proto::v1::{
-    ChattyCallsRequest, ChattyCallsResponse, EndpointDetailRequest, EndpointDetailResponse,
-    GetTraceRequest, GetTraceResponse, RegressionsRequest, RegressionsResponse,
-    TopEndpointsRequest, TopEndpointsResponse,
+    AlertsRequest, AlertsResponse, ChattyCallsRequest, ChattyCallsResponse, EndpointDetailRequest,
+    EndpointDetailResponse, GetTraceRequest, GetTraceResponse, RegressionsRequest,
+    RegressionsResponse, TopEndpointsRequest, TopEndpointsResponse, UptimeRequest, UptimeResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -39,15 +41,36 @@ use std::sync::Arc;
 pub struct QueryApi {
     store: Store,
     apdex: Arc<ApdexThresholds>,
+    alerts: Option<Arc<AlertsView>>,
 }
 
 impl QueryApi {
-    /// A service reading `store`, with the configured apdex thresholds.
-    pub(crate) fn new(store: Store, apdex: ApdexThresholds) -> Self {
+    /// A service reading `store`, with the configured apdex thresholds, and the alerting
+    /// engine's view when alerting runs.
+    pub(crate) fn new(
+        store: Store,
+        apdex: ApdexThresholds,
+        alerts: Option<Arc<AlertsView>>,
+    ) -> Self {
         Self {
             store,
             apdex: Arc::new(apdex),
+            alerts,
         }
+    }
+
+    async fn alerts(self, r: AlertsRequest) -> Result<AlertsResponse, QueryError> {
+        Ok(alerting::api::alerts(
+            &self.store,
+            self.alerts.as_deref(),
+            r,
+            u64::from(now_unix_s()),
+        )
+        .await?)
+    }
+
+    async fn uptime(self, r: UptimeRequest) -> Result<UptimeResponse, QueryError> {
+        Ok(alerting::api::uptime(&self.store, r, u64::from(now_unix_s())).await?)
     }
 
     async fn top(self, r: TopEndpointsRequest) -> Result<TopEndpointsResponse, QueryError> {
@@ -121,6 +144,24 @@ impl QueryService for QueryApi {
             self.clone().chatty(request.into_inner()).await?,
         ))
     }
+
+    async fn alerts(
+        &self,
+        request: tonic::Request<AlertsRequest>,
+    ) -> Result<tonic::Response<AlertsResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.clone().alerts(request.into_inner()).await?,
+        ))
+    }
+
+    async fn uptime(
+        &self,
+        request: tonic::Request<UptimeRequest>,
+    ) -> Result<tonic::Response<UptimeResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.clone().uptime(request.into_inner()).await?,
+        ))
+    }
 }
 
 #[derive(Clone)]
@@ -171,6 +212,14 @@ pub(crate) fn router(api: QueryApi, telemetry: Arc<Telemetry>, tokens: Arc<Token
             "/api/v1/chatty",
             get(|State(s): State<ApiState>, uri: Uri| http_call(s.api, uri, QueryApi::chatty)),
         )
+        .route(
+            "/api/v1/alerts",
+            get(|State(s): State<ApiState>, uri: Uri| http_call(s.api, uri, QueryApi::alerts)),
+        )
+        .route(
+            "/api/v1/uptime",
+            get(|State(s): State<ApiState>, uri: Uri| http_call(s.api, uri, QueryApi::uptime)),
+        )
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(grpc)
@@ -179,8 +228,11 @@ pub(crate) fn router(api: QueryApi, telemetry: Arc<Telemetry>, tokens: Arc<Token
 }
 
 /// Query parameters given as durations in words, and the request field each one fills.
-const DURATION_PARAMS: [(&str, &str); 2] =
-    [("since", "since_seconds"), ("baseline", "baseline_seconds")];
+const DURATION_PARAMS: [(&str, &str); 3] = [
+    ("since", "since_seconds"),
+    ("baseline", "baseline_seconds"),
+    ("history", "history_seconds"),
+];
 
 /// Parses a request message from URL query parameters (durations in words become `*_seconds`).
 pub(crate) fn request_from_query<R: DeserializeOwned>(

@@ -5,9 +5,9 @@
 use super::QueryError;
 use super::endpoint_breakdown::{DEFAULT_MIN_CALLS, breakdown_items, component_totals};
 use super::top::{
-    ApdexThresholds, SeriesRow, TopQuery, ms, series_query, source_for, span_kind, top_endpoints,
-    window_seconds,
+    SeriesRow, TopQuery, ms, series_query, source_for, span_kind, top_endpoints, window_seconds,
 };
+use crate::model::ApdexThresholds;
 use crate::store::{Store, StoreError};
 use clickhouse::Row;
 use plumb_proto::v1::{EndpointDetailRequest, EndpointDetailResponse, Exemplar, LatencyPoint};

@@ -30,6 +30,15 @@ pub(crate) enum QueryError {
     Store(#[from] StoreError),
 }
 
+impl From<crate::alerting::api::AlertsError> for QueryError {
+    fn from(e: crate::alerting::api::AlertsError) -> Self {
+        match e {
+            crate::alerting::api::AlertsError::Invalid(m) => Self::InvalidArgument(m),
+            crate::alerting::api::AlertsError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
 impl From<QueryError> for tonic::Status {
     fn from(error: QueryError) -> Self {
         match error {

@@ -7,7 +7,7 @@
 //! current releases; user values are bound, never formatted in.
 
 use super::QueryError;
-use crate::model::SpanKind;
+use crate::model::{ApdexThresholds, SpanKind};
 use crate::store::{Store, StoreError};
 use clickhouse::Row;
 use plumb_proto::v1::{EndpointStats, TopEndpointsRequest, TopEndpointsResponse};
@@ -139,24 +139,6 @@ impl TopQuery {
             by: SortKey::P99,
             limit: 1,
             kind,
-        }
-    }
-}
-
-/// Apdex thresholds: one default and optional ones per service, in microseconds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ApdexThresholds {
-    /// T for services not listed.
-    pub(crate) default_us: u64,
-    /// T per service.
-    pub(crate) per_service: Vec<(String, u64)>,
-}
-
-impl Default for ApdexThresholds {
-    fn default() -> Self {
-        Self {
-            default_us: 500_000,
-            per_service: Vec::new(),
         }
     }
 }

@@ -28,14 +28,30 @@ pub(crate) const METRICS: &str = "metrics";
 pub const BREAKDOWN_MINUTE: &str = "breakdown_minute";
 /// The versions applied.
 const SCHEMA_MIGRATIONS: &str = "schema_migrations";
+/// Every probe check.
+pub(crate) const PROBE_RESULTS: &str = "probe_results";
+/// Probe checks per minute.
+pub(crate) const PROBE_MINUTE: &str = "probe_minute";
+/// Probe checks per day (filled from [`PROBE_MINUTE`] by a materialized view).
+pub(crate) const PROBE_DAY: &str = "probe_day";
+/// The materialized view that fills [`PROBE_DAY`].
+const PROBE_DAY_MV: &str = "probe_day_mv";
+/// Alert state changes.
+pub(crate) const ALERT_EVENTS: &str = "alert_events";
+/// Notification delivery attempts.
+pub(crate) const NOTIFICATION_LOG: &str = "notification_log";
 
-/// Tables that hold daily partitions subject to retention.
+/// Tables that hold daily partitions subject to retention (the probe rollups are kept: uptime
+/// over 90 days reads them).
 pub(crate) const PARTITIONED_TABLES: &[&str] = &[
     SPANS,
     LATENCY_MINUTE,
     LATENCY_HOUR,
     METRICS,
     BREAKDOWN_MINUTE,
+    PROBE_RESULTS,
+    ALERT_EVENTS,
+    NOTIFICATION_LOG,
 ];
 
 /// One schema change.
@@ -178,6 +194,97 @@ pub fn migrations() -> Vec<Migration> {
         PARTITION BY toYYYYMMDD(minute)
         ORDER BY (service, operation, component_type, component, minute)"
             )],
+        },
+        Migration {
+            version: 3,
+            description: "probe results with minute and day rollups, alert history, notification log",
+            statements: vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {PROBE_RESULTS} (
+            time DateTime,
+            time_ns UInt64,
+            probe String,
+            location String,
+            success UInt8,
+            duration_us UInt64,
+            dns_us UInt64,
+            connect_us UInt64,
+            tls_us UInt64,
+            first_byte_us UInt64,
+            status UInt16,
+            error String,
+            leaf_days_left Int32,
+            chain_days_left Int32
+        ) ENGINE = MergeTree
+        PARTITION BY toYYYYMMDD(time)
+        ORDER BY (probe, location, time)"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {PROBE_MINUTE} (
+            minute DateTime,
+            probe String,
+            location String,
+            checks UInt64,
+            failures UInt64,
+            duration_sum_us UInt64,
+            probeMap Nested(bucket UInt64, count UInt64)
+        ) ENGINE = SummingMergeTree
+        PARTITION BY toYYYYMM(minute)
+        ORDER BY (probe, location, minute)"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {PROBE_DAY} (
+            day DateTime,
+            probe String,
+            location String,
+            day_checks UInt64,
+            day_failures UInt64,
+            day_duration_sum_us UInt64,
+            dayMap Nested(bucket UInt64, count UInt64)
+        ) ENGINE = SummingMergeTree
+        PARTITION BY toYYYYMM(day)
+        ORDER BY (probe, location, day)"
+                ),
+                format!(
+                    "CREATE MATERIALIZED VIEW IF NOT EXISTS {PROBE_DAY_MV} TO {PROBE_DAY} AS
+         SELECT toStartOfDay(minute) AS day, probe, location,
+                sum(checks) AS day_checks,
+                sum(failures) AS day_failures,
+                sum(duration_sum_us) AS day_duration_sum_us,
+                tupleElement(sumMap(probeMap.bucket, probeMap.count), 1) AS `dayMap.bucket`,
+                tupleElement(sumMap(probeMap.bucket, probeMap.count), 2) AS `dayMap.count`
+         FROM {PROBE_MINUTE}
+         GROUP BY day, probe, location"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {ALERT_EVENTS} (
+            time DateTime,
+            fingerprint String,
+            alertname String,
+            labels Nested(key String, value String),
+            from_state String,
+            to_state String,
+            detail String
+        ) ENGINE = MergeTree
+        PARTITION BY toYYYYMMDD(time)
+        ORDER BY (alertname, time)"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {NOTIFICATION_LOG} (
+            time DateTime,
+            group_key String,
+            receiver String,
+            integration String,
+            status String,
+            alerts UInt32,
+            attempt UInt32,
+            ok UInt8,
+            outcome String
+        ) ENGINE = MergeTree
+        PARTITION BY toYYYYMMDD(time)
+        ORDER BY (receiver, time)"
+                ),
+            ],
         },
     ]
 }

@@ -1,0 +1,216 @@
+//! The answers to `plumb alerts` and `plumb uptime`: the engine's live view of active alerts,
+//! and the history, deliveries and uptime read back from ClickHouse.
+
+use super::AlertsView;
+use super::state::Status;
+use super::store::{
+    LastChangeRow, LatestRow, UptimeRow, deliveries_query, history_query, last_change_query,
+    latest_query, percentiles_ms, uptime_query,
+};
+use crate::store::{Store, StoreError};
+use clickhouse::Row;
+use plumb_proto::v1::{
+    ActiveAlert, AlertEvent, AlertsRequest, AlertsResponse, DeliveryAttempt, ProbeUptime,
+    UptimeRequest, UptimeResponse,
+};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// Default window of the history and deliveries.
+const DEFAULT_HISTORY_S: u64 = 86_400;
+/// Default window of `plumb uptime`.
+const DEFAULT_UPTIME_S: u64 = 86_400;
+/// Longest window of `plumb uptime`.
+const MAX_UPTIME_S: u64 = 400 * 86_400;
+
+/// Why a question about alerts cannot be answered.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AlertsError {
+    /// The request is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// ClickHouse failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct EventRow {
+    time: u32,
+    fingerprint: String,
+    alertname: String,
+    #[serde(rename = "labels.key")]
+    keys: Vec<String>,
+    #[serde(rename = "labels.value")]
+    values: Vec<String>,
+    from_state: String,
+    to_state: String,
+    detail: String,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct DeliveryRow {
+    time: u32,
+    group_key: String,
+    receiver: String,
+    integration: String,
+    status: String,
+    alerts: u32,
+    attempt: u32,
+    ok: u8,
+    outcome: String,
+}
+
+/// Active alerts (from `view`, when alerting runs), history and deliveries.
+pub(crate) async fn alerts(
+    store: &Store,
+    view: Option<&AlertsView>,
+    r: AlertsRequest,
+    now: u64,
+) -> Result<AlertsResponse, AlertsError> {
+    let wanted: &[Status] = match r.state.as_str() {
+        "" | "all" => &[Status::Pending, Status::Firing],
+        "firing" => &[Status::Firing],
+        "pending" => &[Status::Pending],
+        other => {
+            return Err(AlertsError::Invalid(format!(
+                "unknown state {other:?}: use firing, pending or all"
+            )));
+        }
+    };
+    let from = now.saturating_sub(if r.history_seconds == 0 {
+        DEFAULT_HISTORY_S
+    } else {
+        r.history_seconds
+    });
+    let active = view
+        .map(AlertsView::active)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| wanted.contains(&a.status))
+        .map(|a| ActiveAlert {
+            name: a.labels.get("alertname").cloned().unwrap_or_default(),
+            state: a.status.name().to_owned(),
+            fingerprint: super::state::fingerprint(&a.labels),
+            labels: a.labels.into_iter().collect(),
+            detail: a.detail,
+            active_since_unix_s: a.active_since,
+            fired_at_unix_s: a.fired_at.unwrap_or(0),
+        })
+        .collect();
+    let what = |w: &str| StoreError::clickhouse(w.to_owned());
+    let history: Vec<EventRow> = history_query(store, from)
+        .fetch_all()
+        .await
+        .map_err(what("read alert history"))?;
+    let deliveries: Vec<DeliveryRow> = deliveries_query(store, from)
+        .fetch_all()
+        .await
+        .map_err(what("read notification log"))?;
+    Ok(AlertsResponse {
+        active,
+        history: history
+            .into_iter()
+            .map(|e| AlertEvent {
+                time_unix_s: u64::from(e.time),
+                name: e.alertname,
+                fingerprint: e.fingerprint,
+                from_state: e.from_state,
+                to_state: e.to_state,
+                detail: e.detail,
+                labels: e.keys.into_iter().zip(e.values).collect(),
+            })
+            .collect(),
+        deliveries: deliveries
+            .into_iter()
+            .map(|d| DeliveryAttempt {
+                time_unix_s: u64::from(d.time),
+                group_key: d.group_key,
+                receiver: d.receiver,
+                integration: d.integration,
+                status: d.status,
+                alerts: d.alerts,
+                attempt: d.attempt,
+                ok: d.ok == 1,
+                outcome: d.outcome,
+            })
+            .collect(),
+        alerting_enabled: view.is_some(),
+    })
+}
+
+/// Uptime per probe over the window.
+pub(crate) async fn uptime(
+    store: &Store,
+    r: UptimeRequest,
+    now: u64,
+) -> Result<UptimeResponse, AlertsError> {
+    let window = if r.since_seconds == 0 {
+        DEFAULT_UPTIME_S
+    } else {
+        r.since_seconds
+    };
+    if window > MAX_UPTIME_S {
+        return Err(AlertsError::Invalid(format!(
+            "since is at most {} days",
+            MAX_UPTIME_S / 86_400
+        )));
+    }
+    let from = now.saturating_sub(window);
+    let what = |w: &str| StoreError::clickhouse(w.to_owned());
+    let (rows, latest, changes) = tokio::try_join!(
+        async {
+            uptime_query(store, from, window)
+                .fetch_all::<UptimeRow>()
+                .await
+                .map_err(what("read probe rollups"))
+        },
+        async {
+            latest_query(store, now)
+                .fetch_all::<LatestRow>()
+                .await
+                .map_err(what("read latest probe checks"))
+        },
+        async {
+            last_change_query(store, from)
+                .fetch_all::<LastChangeRow>()
+                .await
+                .map_err(what("read probe changes"))
+        },
+    )?;
+    let latest: HashMap<String, LatestRow> =
+        latest.into_iter().map(|l| (l.probe.clone(), l)).collect();
+    let changes: HashMap<String, LastChangeRow> = changes
+        .into_iter()
+        .map(|c| (c.alertname.clone(), c))
+        .collect();
+    let probes = rows
+        .into_iter()
+        .map(|row| {
+            let (p50_ms, p95_ms) = percentiles_ms(&row.keys, &row.counts);
+            let last = latest.get(&row.probe);
+            let change = changes.get(&row.probe);
+            ProbeUptime {
+                uptime_percent: if row.checks == 0 {
+                    0.0
+                } else {
+                    100.0 * (row.checks - row.failures.min(row.checks)) as f64 / row.checks as f64
+                },
+                checks: row.checks,
+                failures: row.failures,
+                p50_ms,
+                p95_ms,
+                last_change_unix_s: change.map_or(0, |c| u64::from(c.changed)),
+                last_change: change.map(|c| c.to_state.clone()).unwrap_or_default(),
+                certificate_days_left: last.map_or(-1, |l| l.chain_days_left),
+                up: last.is_some_and(|l| l.last_success == 1),
+                last_check_unix_s: last.map_or(0, |l| u64::from(l.last_check)),
+                probe: row.probe,
+            }
+        })
+        .collect();
+    Ok(UptimeResponse {
+        probes,
+        window_seconds: window,
+    })
+}

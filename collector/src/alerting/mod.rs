@@ -1,0 +1,420 @@
+//! Uptime alerting: active probes and passive rules become alerts (pending → firing →
+//! resolved), alerts are routed and grouped as Alertmanager does, and each group's messages go
+//! to webhooks, Slack and PagerDuty, once per change, with state that survives restarts.
+//!
+//! It reads from the store and from its own probes, never from the ingest path. The parts:
+//! [`probe`] (the checks and their schedule), [`rules`] (the passive signals from the stored
+//! histograms), [`state`] (each alert's state machine), [`dispatch`] (routing and grouping),
+//! [`deliver`] (the messages and their delivery), [`durable`] (the state file), [`store`] (the
+//! tables and queries for history and uptime). [`run`] is the engine that joins them; `app`
+//! starts it as a stage of its own when `--alerting-config` is given.
+
+pub(crate) mod api;
+pub(crate) mod deliver;
+pub(crate) mod dispatch;
+pub(crate) mod durable;
+pub(crate) mod probe;
+pub(crate) mod rules;
+pub(crate) mod state;
+pub(crate) mod store;
+
+use crate::model::ApdexThresholds;
+use crate::store::Store;
+use deliver::{ATTEMPTS, Integration, RETRY_BACKOFF};
+use dispatch::dispatch;
+use durable::{Delivery, Durable, StateFile};
+use plumb_alert_config::{AlertingConfig, Probe, Rule};
+use probe::Report;
+use probe::check::TlsClients;
+use state::{Alert, Status, Transition, fingerprint};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use store::{AlertEventRow, NotificationRow, ProbeResultRow};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Probe reports waiting for the engine.
+const REPORT_QUEUE: usize = 1024;
+/// Deliveries running at once.
+const MAX_DELIVERIES: usize = 16;
+
+/// What the query API shows of the alerts: a copy, refreshed every round.
+#[derive(Debug, Default)]
+pub(crate) struct AlertsView {
+    alerts: Mutex<Vec<Alert>>,
+}
+
+impl AlertsView {
+    /// The alerts that are pending or firing.
+    pub(crate) fn active(&self) -> Vec<Alert> {
+        self.alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, alerts: Vec<Alert>) {
+        *self.alerts.lock().unwrap_or_else(PoisonError::into_inner) = alerts;
+    }
+}
+
+/// What the engine needs besides the configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct Context {
+    /// Where results and history go, and where rules read.
+    pub(crate) store: Store,
+    /// Apdex thresholds for `apdex` rules.
+    pub(crate) apdex: ApdexThresholds,
+    /// This collector's location label for probe results.
+    pub(crate) location: String,
+    /// The state file's folder.
+    pub(crate) state_dir: std::path::PathBuf,
+    /// The copy the query API reads.
+    pub(crate) view: Arc<AlertsView>,
+}
+
+/// The labels of a probe's alert.
+fn probe_labels(p: &Probe) -> BTreeMap<String, String> {
+    let mut labels = p.labels.clone();
+    labels.insert("alertname".into(), p.name.clone());
+    labels
+}
+
+/// The labels of a rule's alert.
+fn rule_labels(r: &Rule) -> BTreeMap<String, String> {
+    let mut labels = r.labels.clone();
+    labels.insert("alertname".into(), r.name.clone());
+    labels
+        .entry("service".into())
+        .or_insert_with(|| r.service.clone());
+    if let Some(op) = &r.operation {
+        labels
+            .entry("operation".into())
+            .or_insert_with(|| op.clone());
+    }
+    labels
+}
+
+fn event(alert: &Alert, fp: &str, t: &Transition, now: u64) -> AlertEventRow {
+    let to = match (t.from, t.to) {
+        (Status::Firing, Status::Inactive) => "resolved",
+        (_, to) => to.name(),
+    };
+    AlertEventRow {
+        time: u32::try_from(now).unwrap_or(u32::MAX),
+        fingerprint: fp.to_owned(),
+        alertname: alert.labels.get("alertname").cloned().unwrap_or_default(),
+        label_keys: alert.labels.keys().cloned().collect(),
+        label_values: alert.labels.values().cloned().collect(),
+        from_state: t.from.name().to_owned(),
+        to_state: to.to_owned(),
+        detail: alert.detail.clone(),
+    }
+}
+
+fn result_row(probe: &Probe, report: &Report, location: &str) -> ProbeResultRow {
+    let r = &report.result;
+    let us = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    ProbeResultRow {
+        time: u32::try_from(report.at_unix_s).unwrap_or(u32::MAX),
+        time_ns: report.at_unix_s * 1_000_000_000,
+        probe: probe.name.clone(),
+        location: location.to_owned(),
+        success: u8::from(r.success),
+        duration_us: us(r.duration),
+        dns_us: us(r.dns),
+        connect_us: us(r.connect),
+        tls_us: us(r.tls),
+        first_byte_us: us(r.first_byte),
+        status: r.status,
+        error: r.error.clone(),
+        leaf_days_left: r
+            .leaf_days_left
+            .map_or(-1, |d| i32::try_from(d).unwrap_or(i32::MAX)),
+        chain_days_left: r
+            .chain_days_left
+            .map_or(-1, |d| i32::try_from(d).unwrap_or(i32::MAX)),
+    }
+}
+
+/// What a delivery task reports.
+#[derive(Debug)]
+struct Attempted {
+    id: u64,
+    row: NotificationRow,
+    /// Whether the delivery is over (delivered, or given up).
+    done: bool,
+}
+
+/// Delivers one message with retries, reporting each attempt.
+async fn deliver_one(
+    delivery: Delivery,
+    config: Arc<AlertingConfig>,
+    tls: TlsClients,
+    outcomes: mpsc::Sender<Attempted>,
+    stop: CancellationToken,
+) {
+    let n = &delivery.notification;
+    let Some(receiver) = config.receivers.iter().find(|r| r.name == n.receiver) else {
+        return;
+    };
+    let mut delays = RETRY_BACKOFF.delays();
+    for attempt in 1..=ATTEMPTS {
+        let outcome = deliver::attempt(n, receiver, delivery.integration, &tls).await;
+        let ok = outcome.is_ok();
+        let done = ok || attempt == ATTEMPTS;
+        let row = NotificationRow {
+            time: crate::clock::now_unix_s(),
+            group_key: n.group_key.clone(),
+            receiver: n.receiver.clone(),
+            integration: delivery.integration.kind().to_owned(),
+            status: n.status.clone(),
+            alerts: u32::try_from(n.alerts.len()).unwrap_or(u32::MAX),
+            attempt,
+            ok: u8::from(ok),
+            outcome: match &outcome {
+                Ok(status) => format!("answered {status}"),
+                Err(e) => e.clone(),
+            },
+        };
+        if let Err(e) = &outcome {
+            tracing::warn!(receiver = %n.receiver, integration = delivery.integration.kind(), attempt, error = %e, "notification not delivered");
+        }
+        if outcomes
+            .send(Attempted {
+                id: delivery.id,
+                row,
+                done,
+            })
+            .await
+            .is_err()
+            || done
+        {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delays.next_delay()) => {}
+            // Left in the outbox: the next start delivers it.
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// The engine: takes probe reports, evaluates rules every `evaluation_interval`, routes and
+/// groups, keeps the state file and hands messages to delivery tasks, until `stop`.
+pub(crate) async fn run(
+    config: Arc<AlertingConfig>,
+    ctx: Context,
+    stop: CancellationToken,
+) -> Result<(), String> {
+    let file = StateFile::open(&ctx.state_dir)
+        .map_err(|e| format!("alerting state in {}: {e}", ctx.state_dir.display()))?;
+    let mut state: Durable = file.load().map_err(|e| e.to_string())?;
+    // Alerts of probes and rules no longer configured are dropped; the others keep their state.
+    let mut known: BTreeMap<String, Alert> = BTreeMap::new();
+    for labels in config.probes.iter().map(probe_labels) {
+        let fp = fingerprint(&labels);
+        let alert = state
+            .alerts
+            .remove(&fp)
+            .unwrap_or_else(|| Alert::new(labels, BTreeMap::new()));
+        known.insert(fp, alert);
+    }
+    for rule in &config.rules {
+        let labels = rule_labels(rule);
+        let fp = fingerprint(&labels);
+        let mut alert = state
+            .alerts
+            .remove(&fp)
+            .unwrap_or_else(|| Alert::new(labels, BTreeMap::new()));
+        alert.annotations = rule.annotations.clone();
+        known.insert(fp, alert);
+    }
+    state.alerts = known;
+    let probe_fps: Vec<String> = config
+        .probes
+        .iter()
+        .map(|p| fingerprint(&probe_labels(p)))
+        .collect();
+    let rule_fps: Vec<String> = config
+        .rules
+        .iter()
+        .map(|r| fingerprint(&rule_labels(r)))
+        .collect();
+
+    let tls = TlsClients::new();
+    let (report_tx, mut reports) = mpsc::channel::<Report>(REPORT_QUEUE);
+    let (outcome_tx, mut outcomes) = mpsc::channel::<Attempted>(REPORT_QUEUE);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(probe::run_probes(
+        Arc::new(config.probes.clone()),
+        report_tx,
+        stop.clone(),
+    ));
+    let deliveries = Arc::new(tokio::sync::Semaphore::new(MAX_DELIVERIES));
+    let spawn_delivery = |tasks: &mut JoinSet<()>, d: Delivery| {
+        let (config, tls, outcomes, stop, slots) = (
+            Arc::clone(&config),
+            tls.clone(),
+            outcome_tx.clone(),
+            stop.clone(),
+            Arc::clone(&deliveries),
+        );
+        tasks.spawn(async move {
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return;
+            };
+            deliver_one(d, config, tls, outcomes, stop).await;
+        });
+    };
+    for d in state.outbox.clone() {
+        spawn_delivery(&mut tasks, d);
+    }
+    let mut tick = tokio::time::interval(config.evaluation_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut results, mut events, mut sent) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unspawned: Vec<Delivery> = Vec::new();
+    let mut changed = true;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            Some(report) = reports.recv() => {
+                let probe = &config.probes[report.probe];
+                let fp = &probe_fps[report.probe];
+                if let Some(alert) = state.alerts.get_mut(fp) {
+                    let detail = if report.result.success { String::new() } else { report.result.error.clone() };
+                    if let Some(t) = alert.probe_check(report.result.success, detail, probe.failure_threshold, probe.success_threshold, report.at_unix_s) {
+                        events.push(event(alert, fp, &t, report.at_unix_s));
+                        changed = true;
+                    }
+                }
+                results.push(result_row(probe, &report, &ctx.location));
+                continue;
+            }
+            Some(outcome) = outcomes.recv() => {
+                if outcome.done {
+                    state.outbox.retain(|d| d.id != outcome.id);
+                    changed = true;
+                }
+                sent.push(outcome.row);
+                continue;
+            }
+            _ = tick.tick() => {}
+        }
+        let now = u64::from(crate::clock::now_unix_s());
+        for (rule, fp) in config.rules.iter().zip(&rule_fps) {
+            match rules::read_window(&ctx.store, rule, now).await {
+                Ok(totals) => {
+                    let (holds, detail) = rules::judge(rule, &totals, &ctx.apdex);
+                    if let Some(alert) = state.alerts.get_mut(fp)
+                        && let Some(t) = alert.rule_evaluation(
+                            holds,
+                            detail,
+                            rule.for_.as_secs(),
+                            rule.keep_firing_for.as_secs(),
+                            now,
+                        )
+                    {
+                        events.push(event(alert, fp, &t, now));
+                        changed = true;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(rule = %rule.name, error = %e, "rule not evaluated this round")
+                }
+            }
+        }
+        for notification in dispatch(&config.route, &state.alerts, &mut state.groups, now) {
+            changed = true;
+            let Some(receiver) = config
+                .receivers
+                .iter()
+                .find(|r| r.name == notification.receiver)
+            else {
+                continue;
+            };
+            for integration in Integration::all_for(receiver, &notification) {
+                state.next_id += 1;
+                let d = Delivery {
+                    id: state.next_id,
+                    notification: notification.clone(),
+                    integration,
+                };
+                state.outbox.push(d.clone());
+                unspawned.push(d);
+            }
+        }
+        if changed {
+            match file.save(&state) {
+                Ok(()) => {
+                    // Only what is on disk is sent, so a crash can repeat a message, never lose one.
+                    for d in unspawned.drain(..) {
+                        spawn_delivery(&mut tasks, d);
+                    }
+                    changed = false;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot save the alerting state; messages wait until it can")
+                }
+            }
+        }
+        ctx.view.set(
+            state
+                .alerts
+                .values()
+                .filter(|a| a.status != Status::Inactive)
+                .cloned()
+                .collect(),
+        );
+        flush(&ctx.store, &mut results, &mut events, &mut sent).await;
+    }
+    let _ = file.save(&state);
+    flush(&ctx.store, &mut results, &mut events, &mut sent).await;
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Writes what was collected since the last round; kept for the next round when ClickHouse
+/// does not take it (up to a bound, past which the oldest rows go).
+async fn flush(
+    store: &Store,
+    results: &mut Vec<ProbeResultRow>,
+    events: &mut Vec<AlertEventRow>,
+    sent: &mut Vec<NotificationRow>,
+) {
+    const KEEP: usize = 100_000;
+    if store::write_results(store, results).await.is_ok() {
+        results.clear();
+    }
+    if store::write_events(store, events).await.is_ok() {
+        events.clear();
+    }
+    if store::write_notifications(store, sent).await.is_ok() {
+        sent.clear();
+    }
+    for rows in [results.len(), events.len(), sent.len()] {
+        if rows > KEEP {
+            tracing::warn!(
+                rows,
+                "alerting rows waiting for ClickHouse; the oldest are dropped"
+            );
+        }
+    }
+    results.truncate_front(KEEP);
+    events.truncate_front(KEEP);
+    sent.truncate_front(KEEP);
+}
+
+/// Keeps the newest `keep` items.
+trait TruncateFront {
+    fn truncate_front(&mut self, keep: usize);
+}
+
+impl<T> TruncateFront for Vec<T> {
+    fn truncate_front(&mut self, keep: usize) {
+        if self.len() > keep {
+            self.drain(..self.len() - keep);
+        }
+    }
+}
