@@ -43,3 +43,186 @@ pub fn parse(text: &str, file: &str) -> Result<AlertingConfig, ConfigError> {
         ConfigError::at(file, text, span, message)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of the README, trimmed to what this version runs.
+    const EXAMPLE: &str = r#"
+evaluation_interval = "5s"
+
+[defaults.probe]
+interval = "30s"
+timeout = "10s"
+failure_threshold = 3
+success_threshold = 2
+
+[[probe]]
+name = "shop-health"
+kind = "http"
+url = "https://shop.example.com/health"
+method = "GET"
+headers = { Authorization = "Bearer ${PATH}" }
+conditions = ["[STATUS] == 200", "[BODY].status == UP", "[RESPONSE_TIME] < 300ms", "[CERTIFICATE_EXPIRATION] > 14d"]
+labels = { service = "shop", severity = "page" }
+
+[[probe]]
+name = "db-port"
+kind = "tcp"
+address = "db.internal:5432"
+interval = "10s"
+
+[[rule]]
+name = "checkout-slow"
+service = "checkout"
+operation = "POST /orders"
+signal = "p99"
+above = "800ms"
+window = "5m"
+for = "2m"
+keep_firing_for = "1m"
+labels = { severity = "ticket" }
+
+[[rule]]
+name = "checkout-errors"
+service = "checkout"
+signal = "error_rate"
+above = "5%"
+
+[route]
+receiver = "oncall"
+group_by = ["alertname", "service"]
+group_wait = "30s"
+group_interval = "5m"
+repeat_interval = "4h"
+routes = [{ matchers = ["severity=ticket"], receiver = "tickets" }]
+
+[[receiver]]
+name = "oncall"
+webhook = [{ url = "https://hooks.example.com/plumb", send_resolved = true }]
+pagerduty = [{ routing_key = "${PATH}" }]
+
+[[receiver]]
+name = "tickets"
+slack = [{ url = "https://hooks.slack.example/T1" }]
+"#;
+
+    #[test]
+    fn the_example_loads_with_defaults_filled_in() {
+        let config = parse(EXAMPLE, "alerts.toml").expect("valid");
+        let path = std::env::var("PATH").expect("PATH is set");
+        assert_eq!(config.probes.len(), 2);
+        let shop = &config.probes[0];
+        assert_eq!((shop.failure_threshold, shop.success_threshold), (3, 2));
+        assert_eq!(shop.conditions.len(), 4);
+        let ProbeTarget::Http(http) = &shop.target else {
+            panic!("http probe")
+        };
+        assert_eq!(
+            http.headers,
+            [("Authorization".to_owned(), format!("Bearer {path}"))]
+        );
+        assert_eq!(
+            config.probes[1].interval,
+            std::time::Duration::from_secs(10)
+        );
+        let slow = &config.rules[0];
+        assert_eq!(
+            (slow.signal, slow.threshold),
+            (Signal::P99, Threshold::Above(800.0))
+        );
+        assert_eq!(config.rules[1].threshold, Threshold::Above(0.05));
+        assert_eq!(config.route.routes[0].receiver, "tickets");
+        assert_eq!(
+            config.route.routes[0].group_by,
+            ["alertname", "service"],
+            "inherited"
+        );
+        assert_eq!(config.receivers[0].pagerduty[0].routing_key, path);
+        assert_eq!(
+            config.evaluation_interval,
+            std::time::Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn every_kind_of_mistake_names_file_line_and_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("interval = \"30x\"", "interval", "is not a duration"),
+            (
+                "conditions = [\"[STAUTS] == 200\"]",
+                "conditions",
+                "unknown placeholder",
+            ),
+            ("intervl = \"30s\"", "intervl", "unknown field"),
+            ("kind = \"smtp\"", "kind", "unknown probe kind"),
+        ];
+        for (line, key, says) in cases {
+            let text = format!(
+                "[[probe]]\nname = \"p\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n{line}\n[route]\nreceiver = \"r\"\n[[receiver]]\nname = \"r\"\n"
+            )
+            .replace("kind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nkind = \"smtp\"", "kind = \"smtp\"");
+            let e = parse(&text, "alerts.toml").expect_err(line).to_string();
+            assert!(e.starts_with("alerts.toml:"), "{e}");
+            assert!(e.contains(key) && e.contains(says), "{line}: {e}");
+        }
+        let no_target = "[[probe]]\nname = \"p\"\nkind = \"tcp\"\n[route]\nreceiver = \"r\"\n[[receiver]]\nname = \"r\"\n";
+        let e = parse(no_target, "a.toml")
+            .expect_err("no address")
+            .to_string();
+        assert!(
+            e.starts_with("a.toml:2: name:") && e.contains("needs an address"),
+            "{e}"
+        );
+        let missing_receiver = "[route]\nreceiver = \"nobody\"\n";
+        let e = parse(missing_receiver, "a.toml")
+            .expect_err("no receiver")
+            .to_string();
+        assert!(
+            e.starts_with("a.toml:2: receiver:") && e.contains("no receiver is named \"nobody\""),
+            "{e}"
+        );
+        let unset =
+            "[[receiver]]\nname = \"r\"\nwebhook = [{ url = \"${PLUMB_TEST_NEVER_SET}\" }]\n";
+        let e = parse(unset, "a.toml")
+            .expect_err("unset variable")
+            .to_string();
+        assert!(
+            e.contains("a.toml:3") && e.contains("PLUMB_TEST_NEVER_SET is not set"),
+            "{e}"
+        );
+        let no_route = "[[probe]]\nname = \"p\"\nkind = \"tcp\"\naddress = \"h:1\"\n";
+        let e = parse(no_route, "a.toml").expect_err("no route").to_string();
+        assert!(e.contains("add a [route]"), "{e}");
+        let bad_rule =
+            "[[rule]]\nname = \"r\"\nservice = \"s\"\nsignal = \"p99\"\nabove = \"fast\"\n";
+        let e = parse(bad_rule, "a.toml")
+            .expect_err("bad threshold")
+            .to_string();
+        assert!(
+            e.starts_with("a.toml:5: above:") && e.contains("takes a duration"),
+            "{e}"
+        );
+        let twice = "[[probe]]\nname = \"p\"\nkind = \"tcp\"\naddress = \"h:1\"\n[[probe]]\nname = \"p\"\nkind = \"tcp\"\naddress = \"h:2\"\n[route]\nreceiver = \"r\"\n[[receiver]]\nname = \"r\"\n";
+        let e = parse(twice, "a.toml").expect_err("duplicate").to_string();
+        assert!(
+            e.starts_with("a.toml:6:") && e.contains("names must be unique"),
+            "{e}"
+        );
+        let email = "[[receiver]]\nname = \"r\"\nemail = [{ to = \"ops@example.com\" }]\n";
+        assert!(
+            parse(email, "a.toml")
+                .expect_err("email")
+                .to_string()
+                .contains("not supported yet")
+        );
+        let syntax = "[route\nreceiver = 1\n";
+        assert!(
+            parse(syntax, "a.toml")
+                .expect_err("syntax")
+                .to_string()
+                .starts_with("a.toml:1:")
+        );
+    }
+}

@@ -3,6 +3,7 @@
 //! Every command is one `plumb.v1.QueryService` call to the collector (gRPC on the query port,
 //! 7318 by default), printed as a table or, with `--json`, as the response message in JSON.
 
+mod alerts;
 mod table;
 mod waterfall;
 
@@ -11,8 +12,9 @@ use clap::{Parser, Subcommand};
 use plumb_net::ClientTlsFiles;
 use plumb_proto::v1::query_service_client::QueryServiceClient;
 use plumb_proto::v1::{
-    ChattyCallsRequest, ChattyCallsResponse, EndpointDetailRequest, EndpointDetailResponse,
-    EndpointStats, GetTraceRequest, RegressionsRequest, RegressionsResponse, TopEndpointsRequest,
+    AlertsRequest, ChattyCallsRequest, ChattyCallsResponse, EndpointDetailRequest,
+    EndpointDetailResponse, EndpointStats, GetTraceRequest, RegressionsRequest,
+    RegressionsResponse, TopEndpointsRequest, UptimeRequest,
 };
 use std::time::Duration;
 use table::{format_minute, format_ms, format_window, table};
@@ -125,6 +127,26 @@ enum Command {
         #[arg(long, default_value_t = 20.0)]
         min_change: f64,
     },
+    /// Pending and firing alerts, their history and every notification attempt.
+    Alerts {
+        /// firing, pending or all.
+        #[arg(long, default_value = "all", value_parser = ["firing", "pending", "all"])]
+        state: String,
+        /// How far back the history and notifications go.
+        #[arg(long, default_value = "24h", value_parser = duration)]
+        history: Duration,
+    },
+    /// Per probe: uptime, checks, failures, probe latency, last change, certificate days left.
+    Uptime {
+        /// Window ending now (a day or more counts whole days).
+        #[arg(long, default_value = "24h", value_parser = duration)]
+        since: Duration,
+    },
+    /// Checks an alerting configuration file offline, like `promtool check config`.
+    CheckConfig {
+        /// The file.
+        file: std::path::PathBuf,
+    },
     /// Child operations called many times per request (N+1 queries, chatty calls).
     Chatty {
         /// Window ending now.
@@ -170,6 +192,10 @@ fn failed(status: tonic::Status) -> anyhow::Error {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::CheckConfig { file } = &cli.command {
+        print!("{}", alerts::check_config(file)?);
+        return Ok(());
+    }
     let mut endpoint = Channel::from_shared(cli.endpoint.clone())
         .with_context(|| format!("invalid --endpoint {}", cli.endpoint))?;
     let tls = ClientTlsFiles {
@@ -290,6 +316,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .into_inner();
             print(json, &response, render_regressions)
         }
+        Command::Alerts { state, history } => {
+            let request = AlertsRequest {
+                state,
+                history_seconds: history.as_secs().max(1),
+            };
+            let response = client.alerts(request).await.map_err(failed)?.into_inner();
+            print(json, &response, alerts::render_alerts)
+        }
+        Command::Uptime { since } => {
+            let request = UptimeRequest {
+                since_seconds: since.as_secs().max(1),
+            };
+            let response = client.uptime(request).await.map_err(failed)?.into_inner();
+            print(json, &response, alerts::render_uptime)
+        }
+        Command::CheckConfig { .. } => Ok(()),
         Command::Chatty {
             since,
             service,

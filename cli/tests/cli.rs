@@ -31,3 +31,40 @@ fn a_bad_argument_names_the_choices() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("p42") && stderr.contains("p99"), "{stderr}");
 }
+
+#[test]
+fn check_config_passes_a_good_file_and_names_the_line_of_a_bad_one() {
+    let dir = std::env::temp_dir().join(format!("plumb-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "[[probe]]\nname = \"shop\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/health\"\n[route]\nreceiver = \"oncall\"\n[[receiver]]\nname = \"oncall\"\nwebhook = [{ url = \"http://127.0.0.1:2/hook\" }]\n",
+    )
+    .expect("write");
+    let out = plumb(&["check-config", good.to_str().expect("utf8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ok: 1 probes, 0 rules, 1 receivers"),
+        "{stdout}"
+    );
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[route]\nreceiver = \"oncall\"\ngroup_wait = \"soon\"\n",
+    )
+    .expect("write");
+    let out = plumb(&["check-config", bad.to_str().expect("utf8")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:2: receiver: no receiver is named \"oncall\""),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -295,7 +295,8 @@ pub(crate) async fn run(
             Some(outcome) = outcomes.recv() => {
                 if outcome.done {
                     state.outbox.retain(|d| d.id != outcome.id);
-                    changed = true;
+                    // At once: a delivered message must not be sent again after a crash.
+                    changed = file.save(&state).is_err();
                 }
                 sent.push(outcome.row);
                 continue;

@@ -1,6 +1,7 @@
 //! Integration tests: real `plumb-collector` processes, a real ClickHouse, the official
 //! OpenTelemetry SDK exporters, and the `plumb` CLI, all on loopback.
 
+mod alerting;
 mod auth;
 mod backpressure;
 mod bad_input;

@@ -1,0 +1,380 @@
+//! Uptime alerting end to end: a real HTTP target on loopback that answers 200 or 500 on
+//! command, a real webhook receiver that records what it gets, a real collector with an alerting
+//! file, and real SDK traffic for the passive rules.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use plumb_test_support::*;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How the target answers.
+const HEALTHY: u8 = 0;
+const FAILING: u8 = 1;
+/// Fails every other request: a flap inside the thresholds.
+const FLAPPING: u8 = 2;
+
+/// An HTTP target whose `/health` answers as `mode` says.
+struct Target {
+    mode: Arc<AtomicU8>,
+    url: String,
+}
+
+impl Target {
+    async fn start() -> Self {
+        let mode = Arc::new(AtomicU8::new(HEALTHY));
+        let count = Arc::new(AtomicU64::new(0));
+        let app = Router::new()
+            .route(
+                "/health",
+                get(
+                    |State((mode, count)): State<(Arc<AtomicU8>, Arc<AtomicU64>)>| async move {
+                        let n = count.fetch_add(1, Ordering::SeqCst);
+                        match mode.load(Ordering::SeqCst) {
+                            FAILING => (StatusCode::INTERNAL_SERVER_ERROR, r#"{"status":"DOWN"}"#),
+                            FLAPPING if n % 2 == 0 => {
+                                (StatusCode::INTERNAL_SERVER_ERROR, r#"{"status":"DOWN"}"#)
+                            }
+                            _ => (StatusCode::OK, r#"{"status":"UP"}"#),
+                        }
+                    },
+                ),
+            )
+            .with_state((Arc::clone(&mode), count));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/health", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { mode, url }
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+}
+
+/// A webhook receiver that keeps every body it gets.
+struct Hooks {
+    got: Arc<Mutex<Vec<serde_json::Value>>>,
+    url: String,
+}
+
+impl Hooks {
+    async fn start() -> Self {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let app = Router::new()
+            .route(
+                "/hook",
+                post(|State(got): State<Arc<Mutex<Vec<serde_json::Value>>>>, body: String| async move {
+                    let value = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+                    got.lock().expect("lock").push(value);
+                    StatusCode::OK
+                }),
+            )
+            .with_state(Arc::clone(&got));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { got, url }
+    }
+
+    fn bodies(&self) -> Vec<serde_json::Value> {
+        self.got.lock().expect("lock").clone()
+    }
+
+    /// Waits until `n` bodies arrived (fails after `within`); returns them.
+    async fn wait_for(&self, n: usize, within: Duration) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let bodies = self.bodies();
+            if bodies.len() >= n {
+                return bodies;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} webhooks within {within:?}: {bodies:?}",
+                bodies.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// An alerting file: one probe of `target` (1 s interval, down after `failures`, up after 2),
+/// `rules`, everything to `hook`, group_wait 1 s.
+fn alerting_file(
+    dir: &std::path::Path,
+    target: &str,
+    failures: u32,
+    hook: &str,
+    rules: &str,
+) -> String {
+    let path = dir.join("alerts.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"evaluation_interval = "1s"
+
+[defaults.probe]
+interval = "1s"
+timeout = "2s"
+failure_threshold = {failures}
+success_threshold = 2
+
+[[probe]]
+name = "shop-health"
+kind = "http"
+url = "{target}"
+conditions = ["[STATUS] == 200", "[BODY].status == UP"]
+labels = {{ service = "shop", severity = "page" }}
+{rules}
+[route]
+receiver = "oncall"
+group_by = ["alertname"]
+group_wait = "1s"
+group_interval = "1s"
+repeat_interval = "1h"
+
+[[receiver]]
+name = "oncall"
+webhook = [{{ url = "{hook}" }}]
+"#
+        ),
+    )
+    .expect("write alerting file");
+    path.display().to_string()
+}
+
+fn status_and_name(body: &serde_json::Value) -> (String, String) {
+    (
+        body["status"].as_str().unwrap_or_default().to_owned(),
+        body["alerts"][0]["labels"]["alertname"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_target_fires_once_and_resolves_once_and_shows_in_uptime() {
+    let (target, hooks) = (Target::start().await, Hooks::start().await);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = alerting_file(dir.path(), &target.url, 2, &hooks.url, "");
+    let database = unique_database("alert_once");
+    let collector = Collector::start(&database, &["--alerting-config", &file]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(hooks.bodies().is_empty(), "a healthy target alerts nobody");
+
+    target.set(FAILING);
+    let went_down = Instant::now();
+    let fired = hooks.wait_for(1, Duration::from_secs(20)).await;
+    // interval × failure_threshold + group_wait + one evaluation, and a second for the delivery.
+    let bound = Duration::from_secs(2 + 1 + 1 + 1);
+    assert!(
+        went_down.elapsed() <= bound + Duration::from_secs(2),
+        "fired after {:?}",
+        went_down.elapsed()
+    );
+    assert_eq!(
+        status_and_name(&fired[0]),
+        ("firing".into(), "shop-health".into())
+    );
+    assert_eq!(fired[0]["version"], "4");
+    assert_eq!(fired[0]["alerts"][0]["labels"]["severity"], "page");
+    let description = fired[0]["alerts"][0]["annotations"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(description.contains("[STATUS] == 200"), "{description}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(hooks.bodies().len(), 1, "one message while it stays down");
+
+    target.set(HEALTHY);
+    let all = hooks.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(
+        status_and_name(&all[1]),
+        ("resolved".into(), "shop-health".into())
+    );
+    assert_eq!(all[1]["alerts"][0]["status"], "resolved");
+    assert_ne!(all[1]["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        hooks.bodies().len(),
+        2,
+        "exactly one firing and one resolved message"
+    );
+
+    // The history, the deliveries and uptime, through the CLI.
+    let alerts = collector.plumb_json(&["alerts", "--history", "1h"]).await;
+    assert!(alerts["alerting_enabled"].as_bool().unwrap_or(false));
+    let changes: Vec<&str> = alerts["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|e| e["to_state"].as_str())
+        .collect();
+    assert!(
+        changes.contains(&"firing") && changes.contains(&"resolved"),
+        "{changes:?}"
+    );
+    let delivered = alerts["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .filter(|d| d["ok"] == true)
+        .count();
+    assert_eq!(delivered, 2, "{alerts}");
+    let uptime = collector.plumb_json(&["uptime", "--since", "1h"]).await;
+    let probe = &uptime["probes"][0];
+    assert_eq!(probe["probe"], "shop-health");
+    let (checks, failures) = (
+        probe["checks"].as_u64().unwrap_or(0),
+        probe["failures"].as_u64().unwrap_or(0),
+    );
+    assert!(failures >= 2 && checks > failures, "{probe}");
+    let percent = probe["uptime_percent"].as_f64().unwrap_or(100.0);
+    assert!(
+        (percent - 100.0 * (checks - failures) as f64 / checks as f64).abs() < 1e-6,
+        "{probe}"
+    );
+    assert_eq!(probe["up"], true);
+    assert!(collector.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flap_inside_the_thresholds_sends_nothing() {
+    let (target, hooks) = (Target::start().await, Hooks::start().await);
+    target.set(FLAPPING);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = alerting_file(dir.path(), &target.url, 2, &hooks.url, "");
+    let collector = Collector::start(
+        &unique_database("alert_flap"),
+        &["--alerting-config", &file],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(hooks.bodies().is_empty(), "{:?}", hooks.bodies());
+    let alerts = collector.plumb_json(&["alerts"]).await;
+    let firing = alerts["active"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|a| a["state"] == "firing").count());
+    assert_eq!(firing, 0, "{alerts}");
+    assert!(collector.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_incident_sends_no_second_firing_and_still_the_resolve() {
+    let (target, hooks) = (Target::start().await, Hooks::start().await);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = alerting_file(dir.path(), &target.url, 2, &hooks.url, "");
+    let data = dir.path().join("data").display().to_string();
+    let database = unique_database("alert_kill");
+    let settings = ["--alerting-config", &file, "--data-dir", &data];
+    let first = Collector::start(&database, &settings).await;
+    target.set(FAILING);
+    hooks.wait_for(1, Duration::from_secs(20)).await;
+    // Killed once the delivery is recorded (a message whose answer had not come back yet would
+    // be sent again: at least once, never lost).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let alerts = first.plumb_json(&["alerts", "--history", "1h"]).await;
+        if alerts["deliveries"].as_array().is_some_and(|d| d.iter().any(|d| d["ok"] == true)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "delivery never recorded: {alerts}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    first.kill();
+
+    let second = Collector::start(&database, &settings).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        hooks.bodies().len(),
+        1,
+        "no second firing message after the restart: {:?}",
+        hooks.bodies()
+    );
+    target.set(HEALTHY);
+    let all = hooks.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(
+        status_and_name(&all[1]),
+        ("resolved".into(), "shop-health".into())
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(hooks.bodies().len(), 2, "{:?}", hooks.bodies());
+    assert!(second.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_rate_rule_fires_from_real_sdk_traffic() {
+    let (target, hooks) = (Target::start().await, Hooks::start().await);
+    let dir = tempfile::tempdir().expect("dir");
+    let rule = r#"
+[[rule]]
+name = "pay-errors"
+service = "pay"
+signal = "error_rate"
+above = "10%"
+window = "10m"
+labels = { severity = "page" }
+
+[[rule]]
+name = "cart-silent"
+service = "cart"
+signal = "no_data"
+window = "10m"
+"#;
+    let file = alerting_file(dir.path(), &target.url, 2, &hooks.url, rule);
+    let collector = Collector::start(
+        &unique_database("alert_rule"),
+        &["--alerting-config", &file],
+    )
+    .await;
+    let mut spans = server_spans("/pay", (0..100).map(|i| 1_000 + i), SystemTime::now());
+    for span in spans.iter_mut().take(30) {
+        span.error = true;
+    }
+    send_spans(&collector, Transport::Grpc, "pay", spans).await;
+    let bodies = hooks.wait_for(2, Duration::from_secs(30)).await;
+    let mut names: Vec<String> = bodies.iter().map(|b| status_and_name(b).1).collect();
+    names.sort();
+    assert_eq!(names, ["cart-silent", "pay-errors"], "{bodies:?}");
+    let pay = bodies
+        .iter()
+        .find(|b| status_and_name(b).1 == "pay-errors")
+        .expect("pay");
+    let detail = pay["alerts"][0]["annotations"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(detail.contains("error rate 30.00%"), "{detail}");
+    assert_eq!(pay["alerts"][0]["labels"]["service"], "pay");
+    assert!(collector.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_alerting_file_stops_the_start_with_file_line_and_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("alerts.toml");
+    std::fs::write(&path, "[[probe]]\nname = \"p\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\ninterval = \"often\"\n").expect("write");
+    let output = tokio::process::Command::new(binary("plumb-collector"))
+        .args([
+            "--alerting-config",
+            path.to_str().expect("utf8"),
+            "--clickhouse-url",
+            "http://127.0.0.1:1",
+        ])
+        .output()
+        .await
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("alerts.toml:5: interval: \"often\" is not a duration"),
+        "{stderr}"
+    );
+}
