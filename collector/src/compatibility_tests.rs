@@ -5,6 +5,8 @@
 //! its RowBinary encoder, the ranking query with its values bound and the retention query.
 
 use crate::aggregate::histogram::{LatencyHistogram, quantile_from_buckets};
+use crate::alerting::rules;
+use crate::alerting::store as alerting_store;
 use crate::model::ApdexThresholds;
 use crate::model::SpanKind;
 use crate::normalise::{NameLimiter, SpanLimits, normalise_traces};
@@ -123,6 +125,13 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         })
         .count()
         .min(5);
+    let shop_rule = plumb_alert_config::parse(
+        "[[rule]]\nname = \"r\"\nservice = \"shop\"\noperation = \"GET /cart\"\nsignal = \"p99\"\nabove = 1\nwindow = \"1h\"\n[route]\nreceiver = \"x\"\n[[receiver]]\nname = \"x\"\n",
+        "compat.toml",
+    )
+    .expect("rule")
+    .rules
+    .remove(0);
     let sql = |q: clickhouse::query::Query| q.sql_display().to_string();
     let queries = serde_json::json!({
         "series": sql(series_query(&store, &one, &apdex, 60, now_s)),
@@ -136,8 +145,31 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
             start_unix_ns: first.start_unix_ns,
             span_id: first.span_id,
         })),
+        "uptime_days": sql(alerting_store::uptime_query(&store, u64::from(now_s) - 7 * 86_400, 7 * 86_400)),
+        "uptime_minutes": sql(alerting_store::uptime_query(&store, u64::from(now_s) - 3600, 3600)),
+        "probe_latest": sql(alerting_store::latest_query(&store, u64::from(now_s))),
+        "probe_changes": sql(alerting_store::last_change_query(&store, u64::from(now_s) - 3600)),
+        "alert_history": sql(alerting_store::history_query(&store, u64::from(now_s) - 3600)),
+        "deliveries": sql(alerting_store::deliveries_query(&store, u64::from(now_s) - 3600)),
+        "rule_window": sql(rules::window_query(&store, &shop_rule, u64::from(now_s))),
     });
+    let probe_minute = minute - 60;
     let inserts = [
+        format!(
+            "INSERT INTO probe_minute VALUES ({probe_minute}, 'shop-health', 'local', 10, 2, 5000, [1000, 2000], [8, 2])"
+        ),
+        format!(
+            "INSERT INTO probe_minute VALUES ({minute}, 'shop-health', 'local', 10, 0, 4000, [1000], [10])"
+        ),
+        format!(
+            "INSERT INTO probe_results VALUES ({minute}, {minute}000000000, 'shop-health', 'local', 1, 1000, 10, 20, 30, 40, 200, '', 40, 12)"
+        ),
+        format!(
+            "INSERT INTO alert_events VALUES ({minute}, 'ff', 'shop-health', ['service'], ['shop'], 'pending', 'firing', 'status 500')"
+        ),
+        format!(
+            "INSERT INTO notification_log VALUES ({minute}, 'g', 'oncall', 'webhook', 'firing', 1, 1, 1, 'answered 200')"
+        ),
         format!(
             "INSERT INTO breakdown_minute VALUES ({minute}, 'shop', 'GET /cart', 'request', '', 10, 10, 1000)"
         ),
@@ -221,6 +253,35 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     assert_eq!(count(&stored["attributes"]), Some(attributes as u64));
     assert_eq!(stored["trace"].as_str().map(str::len), Some(32));
     assert_eq!(result["expired"].as_array().map(Vec::len), Some(0));
+
+    // Alerting's queries: the day rollup (filled by its materialized view) and the minutes agree.
+    let answer = |name: &str| {
+        result["answers"][name]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    for name in ["uptime_days", "uptime_minutes"] {
+        let rows = answer(name);
+        assert_eq!(rows.len(), 1, "{name}: {rows:?}");
+        assert_eq!(
+            (count(&rows[0]["checks"]), count(&rows[0]["failures"])),
+            (Some(20), Some(2)),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        count(&answer("probe_latest")[0]["chain_days_left"]),
+        Some(12)
+    );
+    assert_eq!(answer("probe_changes")[0]["to_state"], "firing");
+    assert_eq!(answer("alert_history")[0]["detail"], "status 500");
+    assert_eq!(answer("deliveries")[0]["outcome"], "answered 200");
+    let window = &answer("rule_window")[0];
+    assert_eq!(
+        (count(&window["requests"]), count(&window["errors"])),
+        (Some(1000), Some(6))
+    );
 
     // Apdex counts with T = 10 ms for "shop", from the same buckets.
     let satisfied: u64 = keys

@@ -283,10 +283,16 @@ async fn kill_9_mid_incident_sends_no_second_firing_and_still_the_resolve() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let alerts = first.plumb_json(&["alerts", "--history", "1h"]).await;
-        if alerts["deliveries"].as_array().is_some_and(|d| d.iter().any(|d| d["ok"] == true)) {
+        if alerts["deliveries"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["ok"] == true))
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "delivery never recorded: {alerts}");
+        assert!(
+            Instant::now() < deadline,
+            "delivery never recorded: {alerts}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     first.kill();
