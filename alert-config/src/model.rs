@@ -76,6 +76,14 @@ pub enum ProbeTarget {
         /// `host:port`.
         address: String,
     },
+    /// A TLS handshake with `host:port`: the certificate chain verified for the host name, and
+    /// the days left on the leaf and on the earliest-expiring certificate the server sent.
+    Tls {
+        /// `host:port`.
+        address: String,
+        /// A CA (PEM) to trust besides the usual roots.
+        ca_file: Option<PathBuf>,
+    },
 }
 
 /// An HTTP(S) check.
@@ -437,7 +445,7 @@ fn check_probe(
                 ca_file: p.ca_file.as_ref().map(PathBuf::from),
             })
         }
-        "tcp" => {
+        "tcp" | "tls" => {
             let address = p
                 .address
                 .as_ref()
@@ -449,13 +457,20 @@ fn check_probe(
             {
                 return Err(fail(address.span(), format!("{text:?} is not host:port")));
             }
-            ProbeTarget::Tcp { address: text }
+            if p.kind.get_ref() == "tls" {
+                ProbeTarget::Tls {
+                    address: text,
+                    ca_file: p.ca_file.as_ref().map(PathBuf::from),
+                }
+            } else {
+                ProbeTarget::Tcp { address: text }
+            }
         }
-        "tls" | "dns" | "grpc" => {
+        "dns" | "grpc" => {
             return Err(fail(
                 p.kind.span(),
                 format!(
-                    "{:?} probes are not supported yet: use http (with [CERTIFICATE_EXPIRATION] for https) or tcp",
+                    "{:?} probes are not supported yet: use http, tcp or tls",
                     p.kind.get_ref()
                 ),
             ));
@@ -463,7 +478,7 @@ fn check_probe(
         other => {
             return Err(fail(
                 p.kind.span(),
-                format!("unknown probe kind {other:?}: use http or tcp"),
+                format!("unknown probe kind {other:?}: use http, tcp or tls"),
             ));
         }
     };

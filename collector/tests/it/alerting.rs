@@ -384,3 +384,83 @@ async fn a_bad_alerting_file_stops_the_start_with_file_line_and_key() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_expiring_in_3_days_fires_the_tls_probe() {
+    let pki = TestPki::with_server_expiring(Some(3));
+    let target = Collector::start_tls(&unique_database("tls_target"), &pki, false).await;
+    let hooks = Hooks::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("alerts.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"evaluation_interval = "1s"
+[[probe]]
+name = "api-cert"
+kind = "tls"
+address = "{address}"
+ca_file = "{ca}"
+interval = "1s"
+failure_threshold = 2
+conditions = ["[CERTIFICATE_EXPIRATION] > 14d"]
+
+[[probe]]
+name = "api-cert-soon"
+kind = "tls"
+address = "{address}"
+ca_file = "{ca}"
+interval = "1s"
+failure_threshold = 2
+conditions = ["[CERTIFICATE_EXPIRATION] > 1d"]
+
+[route]
+receiver = "oncall"
+group_by = ["alertname"]
+group_wait = "1s"
+[[receiver]]
+name = "oncall"
+webhook = [{{ url = "{hook}" }}]
+"#,
+            address = target.query,
+            ca = pki.arg("ca.pem"),
+            hook = hooks.url,
+        ),
+    )
+    .expect("write");
+    let collector = Collector::start(
+        &unique_database("tls_probe"),
+        &["--alerting-config", &path.display().to_string()],
+    )
+    .await;
+    let fired = hooks.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(
+        status_and_name(&fired[0]),
+        ("firing".into(), "api-cert".into())
+    );
+    let detail = fired[0]["alerts"][0]["annotations"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        detail.contains("[CERTIFICATE_EXPIRATION] > 14d"),
+        "{detail}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        hooks.bodies().len(),
+        1,
+        "3 days left is more than 1 day: {:?}",
+        hooks.bodies()
+    );
+    let uptime = collector.plumb_json(&["uptime", "--since", "1h"]).await;
+    let probes = uptime["probes"].as_array().expect("probes");
+    let soon = probes
+        .iter()
+        .find(|p| p["probe"] == "api-cert-soon")
+        .expect("probe");
+    let days = soon["certificate_days_left"].as_i64().unwrap_or(-1);
+    assert!((2..=3).contains(&days), "{soon}");
+    assert_eq!(soon["up"], true);
+    assert!(collector.stop().await);
+    assert!(target.stop().await);
+}

@@ -91,6 +91,18 @@ async fn connect_and_ask(probe: &Probe, tls: &TlsClients) -> CheckResult {
                 Err(e) => CheckResult { error: e, ..result },
             }
         }
+        ProbeTarget::Tls { address, ca_file } => {
+            let mut result = CheckResult::default();
+            let started = Instant::now();
+            match tls_handshake(address, ca_file.as_deref(), tls, &mut result).await {
+                Ok(()) => {
+                    result.duration = started.elapsed();
+                    judge(&probe.conditions, &mut result, None);
+                    result
+                }
+                Err(e) => CheckResult { error: e, ..result },
+            }
+        }
         ProbeTarget::Http(http) => {
             let mut result = CheckResult::default();
             match http_check(http, tls, probe, &mut result).await {
@@ -119,6 +131,29 @@ async fn dial(address: &str, result: &mut CheckResult) -> Result<TcpStream, Stri
     result.connect = started.elapsed();
     let _ = stream.set_nodelay(true);
     Ok(stream)
+}
+
+/// A TLS handshake with `address`, verified for its host name; records the certificate days.
+async fn tls_handshake(
+    address: &str,
+    ca_file: Option<&std::path::Path>,
+    tls: &TlsClients,
+    result: &mut CheckResult,
+) -> Result<(), String> {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    let stream = dial(address, result).await?;
+    let started = Instant::now();
+    let connector = tokio_rustls::TlsConnector::from(tls.for_ca(ca_file)?);
+    let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| format!("{host} is not a TLS server name: {e}"))?;
+    let stream = connector
+        .connect(name, stream)
+        .await
+        .map_err(|e| format!("TLS handshake with {host}: {e}"))?;
+    result.tls = started.elapsed();
+    (result.leaf_days_left, result.chain_days_left) =
+        days_left(stream.get_ref().1.peer_certificates().unwrap_or(&[]));
+    Ok(())
 }
 
 /// The HTTP(S) check: follows redirects when asked, reads the answer and tests the conditions.
@@ -190,7 +225,7 @@ pub(crate) async fn exchange(
     let request = build_request(url, http)?;
     if https {
         let started = Instant::now();
-        let connector = tokio_rustls::TlsConnector::from(tls.for_probe(http)?);
+        let connector = tokio_rustls::TlsConnector::from(tls.for_ca(http.ca_file.as_deref())?);
         let name = rustls_pki_types::ServerName::try_from(host.to_owned())
             .map_err(|e| format!("{host} is not a TLS server name: {e}"))?;
         let stream = connector
@@ -312,10 +347,10 @@ impl TlsClients {
         config
     }
 
-    /// The configuration for `http`: with its `ca_file` trusted too, when it has one.
-    fn for_probe(&self, http: &HttpProbe) -> Result<Arc<rustls::ClientConfig>, String> {
+    /// The configuration with `ca` (a PEM file) trusted too, when there is one.
+    fn for_ca(&self, ca: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
         use rustls_pki_types::pem::PemObject as _;
-        let Some(ca) = &http.ca_file else {
+        let Some(ca) = ca else {
             return Ok(Arc::clone(&self.public));
         };
         let mut roots = rustls::RootCertStore {
