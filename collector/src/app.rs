@@ -95,6 +95,7 @@ struct StageTelemetry {
     writers: Arc<WriterTelemetry>,
     journal: Arc<JournalTelemetry>,
     window: Arc<WindowTelemetry>,
+    alerting: Arc<alerting::reload::AlertingTelemetry>,
 }
 
 impl StageTelemetry {
@@ -104,12 +105,14 @@ impl StageTelemetry {
         let writers = WriterTelemetry::registered(&mut registry);
         let journal = JournalTelemetry::registered(&mut registry);
         let window = WindowTelemetry::registered(&mut registry);
+        let alerting = alerting::reload::AlertingTelemetry::registered(&mut registry);
         Self {
             registry: Arc::new(registry),
             ingest,
             writers,
             journal,
             window,
+            alerting,
         }
     }
 }
@@ -242,7 +245,13 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         };
         alerting_stage.spawn(
             "alerting",
-            alerting::run(Arc::clone(&a.config), ctx, alerting_stage.token()),
+            alerting::reload::supervise(
+                a.path.clone(),
+                Arc::clone(&a.config),
+                ctx,
+                Arc::clone(&telemetry.alerting),
+                alerting_stage.token(),
+            ),
         );
         tracing::info!(
             probes = a.config.probes.len(),

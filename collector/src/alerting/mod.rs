@@ -6,14 +6,16 @@
 //! [`probe`] (the checks and their schedule), [`rules`] (the passive signals from the stored
 //! histograms), [`state`] (each alert's state machine), [`dispatch`] (routing and grouping),
 //! [`deliver`] (the messages and their delivery), [`durable`] (the state file), [`store`] (the
-//! tables and queries for history and uptime). [`run`] is the engine that joins them; `app`
-//! starts it as a stage of its own when `--alerting-config` is given.
+//! tables and queries for history and uptime). [`run`] is the engine that joins them, and
+//! [`reload::supervise`] restarts it when the file changes; `app` starts that as a stage of its
+//! own when `--alerting-config` is given.
 
 pub(crate) mod api;
 pub(crate) mod deliver;
 pub(crate) mod dispatch;
 pub(crate) mod durable;
 pub(crate) mod probe;
+pub(crate) mod reload;
 pub(crate) mod rules;
 pub(crate) mod state;
 pub(crate) mod store;

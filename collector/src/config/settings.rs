@@ -71,7 +71,9 @@ pub(crate) struct JournalSettings {
 /// Alerting, when `--alerting-config` is given.
 #[derive(Clone, Debug)]
 pub(crate) struct AlertingSettings {
-    /// The checked file.
+    /// The file, read again on SIGHUP and when it changes.
+    pub(crate) path: PathBuf,
+    /// The checked file, as it was at start-up.
     pub(crate) config: std::sync::Arc<plumb_alert_config::AlertingConfig>,
     /// Where probe results say they ran.
     pub(crate) location: String,
@@ -268,6 +270,7 @@ impl TryFrom<CollectorConfig> for Settings {
         )?;
         let alerting = match &c.alerting_config {
             Some(path) => Some(AlertingSettings {
+                path: path.clone(),
                 config: std::sync::Arc::new(plumb_alert_config::load(path)?),
                 location: c.probe_location.clone(),
                 state_dir: c.data_dir.join("alerting"),

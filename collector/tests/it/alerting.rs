@@ -464,3 +464,75 @@ webhook = [{{ url = "{hook}" }}]
     assert!(collector.stop().await);
     assert!(target.stop().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_reloads_when_it_changes_a_bad_one_keeps_the_running_one_and_firing_alerts_stay() {
+    let (target, hooks) = (Target::start().await, Hooks::start().await);
+    target.set(FAILING);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = alerting_file(dir.path(), &target.url, 2, &hooks.url, "");
+    let good = std::fs::read_to_string(&file).expect("read");
+    let collector = Collector::start(
+        &unique_database("alert_reload"),
+        &["--alerting-config", &file],
+    )
+    .await;
+    let fired = hooks.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(status_and_name(&fired[0]).1, "shop-health");
+
+    std::fs::write(
+        &file,
+        format!("{good}\n[[probe]]\nname = \"broken\"\nkind = \"http\"\nurl = \"nope\"\n"),
+    )
+    .expect("write");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !collector
+        .metrics_text()
+        .await
+        .contains("plumb_alerting_reloads_total{result=\"failure\"} 1")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the bad file was never noticed:\n{}",
+            collector.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        collector.log().contains("alerts.toml:"),
+        "the error names the file and line"
+    );
+    let alerts = collector.plumb_json(&["alerts", "--state", "firing"]).await;
+    assert_eq!(
+        alerts["active"][0]["name"], "shop-health",
+        "the running configuration stays: {alerts}"
+    );
+
+    let second = good.replace(
+        "[route]",
+        &format!(
+            "[[probe]]\nname = \"shop-again\"\nkind = \"http\"\nurl = \"{}\"\n\n[route]",
+            target.url
+        ),
+    );
+    std::fs::write(&file, second).expect("write");
+    let all = hooks.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(
+        status_and_name(&all[1]),
+        ("firing".into(), "shop-again".into())
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        hooks.bodies().len(),
+        2,
+        "shop-health kept its state: no second firing message: {:?}",
+        hooks.bodies()
+    );
+    assert!(
+        collector
+            .metrics_text()
+            .await
+            .contains("plumb_alerting_reloads_total{result=\"success\"} 1")
+    );
+    assert!(collector.stop().await);
+}
