@@ -12,12 +12,14 @@
 
 mod condition;
 mod error;
+mod maintenance;
 mod matcher;
 mod model;
 mod raw;
 
 pub use condition::{Condition, Facts, Operand, PathStep, Placeholder};
 pub use error::ConfigError;
+pub use maintenance::{Cron, Maintenance};
 pub use matcher::{Matcher, MatcherOp};
 pub use model::{
     AlertingConfig, HttpProbe, PagerDuty, Probe, ProbeTarget, Receiver, Route, Rule, Signal, Slack,
@@ -106,6 +108,12 @@ pagerduty = [{ routing_key = "${PATH}" }]
 [[receiver]]
 name = "tickets"
 slack = [{ url = "https://hooks.slack.example/T1" }]
+
+[[maintenance]]
+cron = "0 23 * * THU"
+duration = "1h"
+timezone = "Europe/Amsterdam"
+matchers = ["service=shop"]
 "#;
 
     #[test]

@@ -8,8 +8,9 @@
 //! everything evaluated every 10 s.
 
 use crate::condition::Condition;
+use crate::maintenance::Maintenance;
 use crate::matcher::Matcher;
-use crate::raw::{RawConfig, RawProbe, RawReceiver, RawRoute, RawRule};
+use crate::raw::{RawConfig, RawMaintenance, RawProbe, RawReceiver, RawRoute, RawRule};
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -43,6 +44,8 @@ pub struct AlertingConfig {
     pub receivers: Vec<Receiver>,
     /// How often rules are evaluated and notifications considered.
     pub evaluation_interval: Duration,
+    /// Windows during which the alerts they select send nothing.
+    pub maintenance: Vec<Maintenance>,
 }
 
 /// One active check.
@@ -383,11 +386,16 @@ pub(crate) fn check(raw: RawConfig, fail: Fail<'_>) -> Result<AlertingConfig, cr
             ));
         }
     };
+    let mut maintenance = Vec::new();
+    for w in &raw.maintenance {
+        maintenance.push(check_maintenance(w.get_ref(), fail)?);
+    }
     Ok(AlertingConfig {
         probes,
         rules,
         route,
         receivers,
+        maintenance,
         evaluation_interval: duration(&raw.evaluation_interval, EVALUATION_INTERVAL, fail)?,
     })
 }
@@ -695,4 +703,48 @@ fn check_receiver(
         });
     }
     Ok(receiver)
+}
+
+fn check_maintenance(
+    w: &RawMaintenance,
+    fail: Fail<'_>,
+) -> Result<Maintenance, crate::ConfigError> {
+    let schedule = w
+        .cron
+        .get_ref()
+        .parse()
+        .map_err(|e| fail(w.cron.span(), e))?;
+    let duration = duration(&Some(w.duration.clone()), Duration::ZERO, fail)?;
+    if duration.is_zero() {
+        return Err(fail(
+            w.duration.span(),
+            "a maintenance window must last longer than zero".into(),
+        ));
+    }
+    let timezone = match &w.timezone {
+        None => jiff::tz::TimeZone::UTC,
+        Some(tz) => jiff::tz::TimeZone::get(tz.get_ref()).map_err(|_| {
+            fail(
+                tz.span(),
+                format!(
+                    "unknown time zone {:?}: use an IANA name such as Europe/Amsterdam",
+                    tz.get_ref()
+                ),
+            )
+        })?,
+    };
+    let mut matchers = Vec::new();
+    for m in &w.matchers {
+        matchers.push(
+            m.get_ref()
+                .parse::<Matcher>()
+                .map_err(|e| fail(m.span(), e))?,
+        );
+    }
+    Ok(Maintenance {
+        schedule,
+        duration,
+        timezone,
+        matchers,
+    })
 }

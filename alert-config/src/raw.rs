@@ -62,6 +62,18 @@ pub(crate) struct RawConfig {
     pub(crate) route: Option<Spanned<RawRoute>>,
     #[serde(default, rename = "receiver")]
     pub(crate) receivers: Vec<Spanned<RawReceiver>>,
+    #[serde(default)]
+    pub(crate) maintenance: Vec<Spanned<RawMaintenance>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMaintenance {
+    pub(crate) cron: Spanned<String>,
+    pub(crate) duration: Spanned<String>,
+    pub(crate) timezone: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) matchers: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,7 +1,7 @@
 //! `plumb alerts`, `plumb uptime` and `plumb check-config`: what alerting says, as tables.
 
 use crate::table::{format_minute, format_ms, format_window, table};
-use plumb_proto::v1::{AlertsResponse, UptimeResponse};
+use plumb_proto::v1::{AlertsResponse, Silence, UptimeResponse};
 
 /// Active alerts, then the history and the delivery attempts.
 pub(crate) fn render_alerts(r: &AlertsResponse) -> String {
@@ -130,6 +130,32 @@ pub(crate) fn render_uptime(r: &UptimeResponse) -> String {
             &rows,
             2
         )
+    )
+}
+
+/// Silences, one per line.
+pub(crate) fn render_silences(silences: &[Silence]) -> String {
+    if silences.is_empty() {
+        return "no silence is in force\n".into();
+    }
+    let rows: Vec<Vec<String>> = silences
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.clone(),
+                s.state.clone(),
+                s.matchers.join(" "),
+                format_minute(s.starts_at_unix_s),
+                format_minute(s.ends_at_unix_s),
+                s.created_by.clone(),
+                s.comment.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "STATE", "MATCHERS", "FROM", "UNTIL", "BY", "COMMENT"],
+        &rows,
+        7,
     )
 }
 

@@ -12,9 +12,10 @@ use clap::{Parser, Subcommand};
 use plumb_net::ClientTlsFiles;
 use plumb_proto::v1::query_service_client::QueryServiceClient;
 use plumb_proto::v1::{
-    AlertsRequest, ChattyCallsRequest, ChattyCallsResponse, EndpointDetailRequest,
-    EndpointDetailResponse, EndpointStats, GetTraceRequest, RegressionsRequest,
-    RegressionsResponse, TopEndpointsRequest, UptimeRequest,
+    AddSilenceRequest, AlertsRequest, ChattyCallsRequest, ChattyCallsResponse,
+    EndpointDetailRequest, EndpointDetailResponse, EndpointStats, ExpireSilenceRequest,
+    GetTraceRequest, ListSilencesRequest, RegressionsRequest, RegressionsResponse,
+    TopEndpointsRequest, UptimeRequest,
 };
 use std::time::Duration;
 use table::{format_minute, format_ms, format_window, table};
@@ -57,6 +58,32 @@ struct Cli {
 
 fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(text)
+}
+
+#[derive(Debug, Subcommand)]
+enum SilenceAction {
+    /// Silences the alerts matching every matcher (label=value, !=, =~, !~).
+    Add {
+        /// Matchers, e.g. alertname=shop-health service=~"shop|cart".
+        #[arg(required = true)]
+        matchers: Vec<String>,
+        /// How long it lasts.
+        #[arg(long = "for", default_value = "2h", value_parser = duration)]
+        duration: Duration,
+        /// Why.
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Who (default: $USER).
+        #[arg(long, env = "USER", default_value = "")]
+        created_by: String,
+    },
+    /// Silences that have not ended.
+    List,
+    /// Ends a silence now.
+    Expire {
+        /// Its id, as `plumb silence list` shows it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,6 +168,11 @@ enum Command {
         /// Window ending now (a day or more counts whole days).
         #[arg(long, default_value = "24h", value_parser = duration)]
         since: Duration,
+    },
+    /// Mutes alerts for a while: add, list and expire silences.
+    Silence {
+        #[command(subcommand)]
+        action: SilenceAction,
     },
     /// Checks an alerting configuration file offline, like `promtool check config`.
     CheckConfig {
@@ -332,6 +364,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(json, &response, alerts::render_uptime)
         }
         Command::CheckConfig { .. } => Ok(()),
+        Command::Silence { action } => match action {
+            SilenceAction::Add {
+                matchers,
+                duration,
+                comment,
+                created_by,
+            } => {
+                let request = AddSilenceRequest {
+                    matchers,
+                    duration_seconds: duration.as_secs().max(1),
+                    comment,
+                    created_by,
+                };
+                let silence = client
+                    .add_silence(request)
+                    .await
+                    .map_err(failed)?
+                    .into_inner();
+                print(json, &silence, |s| {
+                    alerts::render_silences(std::slice::from_ref(s))
+                })
+            }
+            SilenceAction::List => {
+                let response = client
+                    .list_silences(ListSilencesRequest {})
+                    .await
+                    .map_err(failed)?
+                    .into_inner();
+                print(json, &response, |r| alerts::render_silences(&r.silences))
+            }
+            SilenceAction::Expire { id } => {
+                let silence = client
+                    .expire_silence(ExpireSilenceRequest { id })
+                    .await
+                    .map_err(failed)?
+                    .into_inner();
+                print(json, &silence, |s| {
+                    alerts::render_silences(std::slice::from_ref(s))
+                })
+            }
+        },
         Command::Chatty {
             since,
             service,

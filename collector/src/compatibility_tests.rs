@@ -152,6 +152,7 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         "alert_history": sql(alerting_store::history_query(&store, u64::from(now_s) - 3600)),
         "deliveries": sql(alerting_store::deliveries_query(&store, u64::from(now_s) - 3600)),
         "rule_window": sql(rules::window_query(&store, &shop_rule, u64::from(now_s))),
+        "silences": sql(crate::alerting::silence::current_query(&store, u64::from(now_s))),
     });
     let probe_minute = minute - 60;
     let inserts = [
@@ -166,6 +167,14 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         ),
         format!(
             "INSERT INTO alert_events VALUES ({minute}, 'ff', 'shop-health', ['service'], ['shop'], 'pending', 'firing', 'status 500')"
+        ),
+        format!(
+            "INSERT INTO silences VALUES ('s1', 1, ['alertname=a'], {minute}, {}, 'deploy', 'ops')",
+            minute + 7200
+        ),
+        format!(
+            "INSERT INTO silences VALUES ('s1', 2, ['alertname=a'], {minute}, {}, 'deploy', 'ops')",
+            minute + 3600
         ),
         format!(
             "INSERT INTO notification_log VALUES ({minute}, 'g', 'oncall', 'webhook', 'firing', 1, 1, 1, 'answered 200')"
@@ -277,6 +286,10 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     assert_eq!(answer("probe_changes")[0]["to_state"], "firing");
     assert_eq!(answer("alert_history")[0]["detail"], "status 500");
     assert_eq!(answer("deliveries")[0]["outcome"], "answered 200");
+    let silences = answer("silences");
+    assert_eq!(silences.len(), 1, "{silences:?}");
+    assert_eq!(silences[0]["s_comment"], "deploy");
+    assert_eq!(silences[0]["s_matchers"][0], "alertname=a");
     let window = &answer("rule_window")[0];
     assert_eq!(
         (count(&window["requests"]), count(&window["errors"])),

@@ -2,6 +2,7 @@
 //! and the history, deliveries and uptime read back from ClickHouse.
 
 use super::AlertsView;
+use super::silence::{self, SilenceRow};
 use super::state::Status;
 use super::store::{
     LastChangeRow, LatestRow, UptimeRow, deliveries_query, history_query, last_change_query,
@@ -10,8 +11,9 @@ use super::store::{
 use crate::store::{Store, StoreError};
 use clickhouse::Row;
 use plumb_proto::v1::{
-    ActiveAlert, AlertEvent, AlertsRequest, AlertsResponse, DeliveryAttempt, ProbeUptime,
-    UptimeRequest, UptimeResponse,
+    ActiveAlert, AddSilenceRequest, AlertEvent, AlertsRequest, AlertsResponse, DeliveryAttempt,
+    ExpireSilenceRequest, ListSilencesResponse, ProbeUptime, Silence, UptimeRequest,
+    UptimeResponse,
 };
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -29,6 +31,9 @@ pub(crate) enum AlertsError {
     /// The request is malformed.
     #[error("{0}")]
     Invalid(String),
+    /// What the request names does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// ClickHouse failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -213,4 +218,72 @@ pub(crate) async fn uptime(
         probes,
         window_seconds: window,
     })
+}
+
+/// Creates a silence from now for the request's duration.
+pub(crate) async fn add_silence(
+    store: &Store,
+    r: AddSilenceRequest,
+    now: u64,
+) -> Result<Silence, AlertsError> {
+    if r.matchers.is_empty() {
+        return Err(AlertsError::Invalid(
+            "a silence needs at least one matcher, e.g. alertname=shop-health".into(),
+        ));
+    }
+    for m in &r.matchers {
+        m.parse::<plumb_alert_config::Matcher>()
+            .map_err(AlertsError::Invalid)?;
+    }
+    if r.duration_seconds == 0 || r.duration_seconds > silence::MAX_SECONDS {
+        return Err(AlertsError::Invalid(format!(
+            "a silence lasts from 1 s to {} days",
+            silence::MAX_SECONDS / 86_400
+        )));
+    }
+    let to_u32 = |s: u64| u32::try_from(s).unwrap_or(u32::MAX);
+    let row = SilenceRow {
+        id: format!("{:016x}", fastrand::u64(..)),
+        version: crate::clock::now_unix_ns(),
+        matchers: r.matchers,
+        starts_at: to_u32(now),
+        ends_at: to_u32(now + r.duration_seconds),
+        comment: r.comment,
+        created_by: r.created_by,
+    };
+    silence::write(store, &row).await?;
+    Ok(silence::message(&row, now))
+}
+
+/// The silences that have not ended.
+pub(crate) async fn list_silences(
+    store: &Store,
+    now: u64,
+) -> Result<ListSilencesResponse, AlertsError> {
+    let rows = silence::current(store, now).await?;
+    Ok(ListSilencesResponse {
+        silences: rows.iter().map(|r| silence::message(r, now)).collect(),
+    })
+}
+
+/// Ends the silence `id` now.
+pub(crate) async fn expire_silence(
+    store: &Store,
+    r: ExpireSilenceRequest,
+    now: u64,
+) -> Result<Silence, AlertsError> {
+    let rows = silence::current(store, now).await?;
+    let Some(found) = rows.into_iter().find(|s| s.id == r.id) else {
+        return Err(AlertsError::NotFound(format!(
+            "no silence {:?} is in force",
+            r.id
+        )));
+    };
+    let row = SilenceRow {
+        version: crate::clock::now_unix_ns(),
+        ends_at: u32::try_from(now).unwrap_or(u32::MAX),
+        ..found
+    };
+    silence::write(store, &row).await?;
+    Ok(silence::message(&row, now))
 }

@@ -101,11 +101,14 @@ fn notified(alert: &Alert, fp: &str) -> NotifiedAlert {
 }
 
 /// One round: joins firing alerts to their groups, and returns what is due to be sent (the
-/// groups are updated as if it was sent; a resolved group is removed).
+/// groups are updated as if it was sent; a resolved group is removed). An alert that `muted`
+/// (a silence, a maintenance window) is not announced; one announced before stays in its group
+/// as it was, so its resolve still goes out.
 pub(crate) fn dispatch(
     root: &Route,
     alerts: &BTreeMap<String, Alert>,
     groups: &mut BTreeMap<String, Group>,
+    muted: &dyn Fn(&BTreeMap<String, String>) -> bool,
     now: u64,
 ) -> Vec<Notification> {
     // The groups each firing alert belongs to, with the route that made the group.
@@ -133,7 +136,14 @@ pub(crate) fn dispatch(
     let mut out = Vec::new();
     let mut finished = Vec::new();
     for (key, group) in groups.iter_mut() {
-        let firing = members.remove(key).unwrap_or_default();
+        let firing: BTreeSet<String> = members
+            .remove(key)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|fp| {
+                group.sent_firing.contains(fp) || alerts.get(fp).is_none_or(|a| !muted(&a.labels))
+            })
+            .collect();
         let timing = route_of.get(key).copied().or_else(|| find_route(root, key));
         let Some(route) = timing else {
             // Its route is gone (the configuration changed): nothing more to say.
@@ -234,32 +244,38 @@ name = "tickets"
         let mut groups = BTreeMap::new();
         let mut alerts: BTreeMap<String, Alert> = [firing("shop", "page", 100)].into();
         assert!(
-            dispatch(&root, &alerts, &mut groups, 100).is_empty(),
+            dispatch(&root, &alerts, &mut groups, &|_| false, 100).is_empty(),
             "group_wait"
         );
-        assert!(dispatch(&root, &alerts, &mut groups, 129).is_empty());
-        let sent = dispatch(&root, &alerts, &mut groups, 130);
+        assert!(dispatch(&root, &alerts, &mut groups, &|_| false, 129).is_empty());
+        let sent = dispatch(&root, &alerts, &mut groups, &|_| false, 130);
         assert_eq!(sent.len(), 1);
         assert_eq!(
             (sent[0].receiver.as_str(), sent[0].status.as_str()),
             ("oncall", "firing")
         );
         assert!(
-            dispatch(&root, &alerts, &mut groups, 200).is_empty(),
+            dispatch(&root, &alerts, &mut groups, &|_| false, 200).is_empty(),
             "nothing changed"
         );
-        let repeat = dispatch(&root, &alerts, &mut groups, 130 + 4 * 3600);
+        let repeat = dispatch(&root, &alerts, &mut groups, &|_| false, 130 + 4 * 3600);
         assert_eq!(repeat.len(), 1, "repeat_interval");
         // Resolved: one message, at the next group_interval, then the group is gone.
         for a in alerts.values_mut() {
             a.rule_evaluation(false, String::new(), 0, 0, 20_000);
         }
-        let resolved = dispatch(&root, &alerts, &mut groups, 130 + 4 * 3600 + 300);
+        let resolved = dispatch(
+            &root,
+            &alerts,
+            &mut groups,
+            &|_| false,
+            130 + 4 * 3600 + 300,
+        );
         assert_eq!(resolved.len(), 1);
         assert_eq!(resolved[0].status, "resolved");
         assert_eq!(resolved[0].alerts[0].status, "resolved");
         assert!(groups.is_empty());
-        assert!(dispatch(&root, &alerts, &mut groups, 40_000).is_empty());
+        assert!(dispatch(&root, &alerts, &mut groups, &|_| false, 40_000).is_empty());
         let _ = Duration::ZERO;
     }
 
@@ -268,20 +284,55 @@ name = "tickets"
         let root = route();
         let mut groups = BTreeMap::new();
         let mut alerts: BTreeMap<String, Alert> = [firing("disk", "ticket", 0)].into();
-        dispatch(&root, &alerts, &mut groups, 0);
+        dispatch(&root, &alerts, &mut groups, &|_| false, 0);
         for a in alerts.values_mut() {
             a.rule_evaluation(false, String::new(), 0, 0, 10);
         }
-        assert!(dispatch(&root, &alerts, &mut groups, 40).is_empty());
+        assert!(dispatch(&root, &alerts, &mut groups, &|_| false, 40).is_empty());
         assert!(groups.is_empty());
         let alerts: BTreeMap<String, Alert> = [firing("disk", "ticket", 50)].into();
-        dispatch(&root, &alerts, &mut groups, 50);
-        let sent = dispatch(&root, &alerts, &mut groups, 80);
+        dispatch(&root, &alerts, &mut groups, &|_| false, 50);
+        let sent = dispatch(&root, &alerts, &mut groups, &|_| false, 80);
         assert_eq!(sent[0].receiver, "tickets");
         assert!(
             sent[0].group_key.starts_with("0.0:"),
             "{}",
             sent[0].group_key
         );
+    }
+}
+
+#[cfg(test)]
+mod muting_tests {
+    use super::super::state::fingerprint;
+    use super::*;
+
+    #[test]
+    fn a_muted_alert_is_not_announced_but_an_announced_one_still_resolves() {
+        let text = "[route]\nreceiver = \"r\"\ngroup_wait = \"0s\"\ngroup_interval = \"0s\"\n[[receiver]]\nname = \"r\"\n";
+        let root = plumb_alert_config::parse(text, "t.toml")
+            .expect("valid")
+            .route;
+        let labels: BTreeMap<String, String> = [("alertname".to_owned(), "a".to_owned())].into();
+        let mut alert = Alert::new(labels.clone(), BTreeMap::new());
+        alert.rule_evaluation(true, String::new(), 0, 0, 1);
+        let mut alerts: BTreeMap<String, Alert> = [(fingerprint(&labels), alert)].into();
+        let mut groups = BTreeMap::new();
+        assert!(
+            dispatch(&root, &alerts, &mut groups, &|_| true, 1).is_empty(),
+            "silenced"
+        );
+        assert_eq!(
+            dispatch(&root, &alerts, &mut groups, &|_| false, 2).len(),
+            1,
+            "silence over"
+        );
+        assert!(dispatch(&root, &alerts, &mut groups, &|_| true, 3).is_empty());
+        for a in alerts.values_mut() {
+            a.rule_evaluation(false, String::new(), 0, 0, 4);
+        }
+        let resolved = dispatch(&root, &alerts, &mut groups, &|_| true, 4);
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].status, "resolved");
     }
 }

@@ -17,6 +17,7 @@ pub(crate) mod durable;
 pub(crate) mod probe;
 pub(crate) mod reload;
 pub(crate) mod rules;
+pub(crate) mod silence;
 pub(crate) mod state;
 pub(crate) mod store;
 
@@ -277,6 +278,7 @@ pub(crate) async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut results, mut events, mut sent) = (Vec::new(), Vec::new(), Vec::new());
     let mut unspawned: Vec<Delivery> = Vec::new();
+    let mut silences = silence::Active::default();
     let mut changed = true;
     loop {
         tokio::select! {
@@ -328,7 +330,20 @@ pub(crate) async fn run(
                 }
             }
         }
-        for notification in dispatch(&config.route, &state.alerts, &mut state.groups, now) {
+        match silence::current(&ctx.store, now).await {
+            Ok(rows) => silences = silence::Active::from_rows(&rows),
+            Err(e) => {
+                tracing::warn!(error = %e, "silences not read this round; the last ones stay")
+            }
+        }
+        let muted = |labels: &BTreeMap<String, String>| {
+            silences.mutes(labels, now)
+                || config
+                    .maintenance
+                    .iter()
+                    .any(|w| w.mutes(labels, i64::try_from(now).unwrap_or(i64::MAX)))
+        };
+        for notification in dispatch(&config.route, &state.alerts, &mut state.groups, &muted, now) {
             changed = true;
             let Some(receiver) = config
                 .receivers

@@ -27,9 +27,11 @@ use axum::{Json, Router};
 use plumb_otlp::auth::{Tokens, require_token};
 use plumb_proto::v1::query_service_server::{QueryService, QueryServiceServer};
 use plumb_proto::v1::{
-    AlertsRequest, AlertsResponse, ChattyCallsRequest, ChattyCallsResponse, EndpointDetailRequest,
-    EndpointDetailResponse, GetTraceRequest, GetTraceResponse, RegressionsRequest,
-    RegressionsResponse, TopEndpointsRequest, TopEndpointsResponse, UptimeRequest, UptimeResponse,
+    AddSilenceRequest, AlertsRequest, AlertsResponse, ChattyCallsRequest, ChattyCallsResponse,
+    EndpointDetailRequest, EndpointDetailResponse, ExpireSilenceRequest, GetTraceRequest,
+    GetTraceResponse, ListSilencesRequest, ListSilencesResponse, RegressionsRequest,
+    RegressionsResponse, Silence, TopEndpointsRequest, TopEndpointsResponse, UptimeRequest,
+    UptimeResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -71,6 +73,21 @@ impl QueryApi {
 
     async fn uptime(self, r: UptimeRequest) -> Result<UptimeResponse, QueryError> {
         Ok(alerting::api::uptime(&self.store, r, u64::from(now_unix_s())).await?)
+    }
+
+    async fn add_silence(self, r: AddSilenceRequest) -> Result<Silence, QueryError> {
+        Ok(alerting::api::add_silence(&self.store, r, u64::from(now_unix_s())).await?)
+    }
+
+    async fn list_silences(
+        self,
+        _: ListSilencesRequest,
+    ) -> Result<ListSilencesResponse, QueryError> {
+        Ok(alerting::api::list_silences(&self.store, u64::from(now_unix_s())).await?)
+    }
+
+    async fn expire_silence(self, r: ExpireSilenceRequest) -> Result<Silence, QueryError> {
+        Ok(alerting::api::expire_silence(&self.store, r, u64::from(now_unix_s())).await?)
     }
 
     async fn top(self, r: TopEndpointsRequest) -> Result<TopEndpointsResponse, QueryError> {
@@ -162,6 +179,33 @@ impl QueryService for QueryApi {
             self.clone().uptime(request.into_inner()).await?,
         ))
     }
+
+    async fn add_silence(
+        &self,
+        request: tonic::Request<AddSilenceRequest>,
+    ) -> Result<tonic::Response<Silence>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.clone().add_silence(request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_silences(
+        &self,
+        request: tonic::Request<ListSilencesRequest>,
+    ) -> Result<tonic::Response<ListSilencesResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.clone().list_silences(request.into_inner()).await?,
+        ))
+    }
+
+    async fn expire_silence(
+        &self,
+        request: tonic::Request<ExpireSilenceRequest>,
+    ) -> Result<tonic::Response<Silence>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.clone().expire_silence(request.into_inner()).await?,
+        ))
+    }
 }
 
 #[derive(Clone)]
@@ -220,6 +264,30 @@ pub(crate) fn router(api: QueryApi, telemetry: Arc<Telemetry>, tokens: Arc<Token
             "/api/v1/uptime",
             get(|State(s): State<ApiState>, uri: Uri| http_call(s.api, uri, QueryApi::uptime)),
         )
+        .route(
+            "/api/v1/silences",
+            get(|State(s): State<ApiState>, uri: Uri| {
+                http_call(s.api, uri, QueryApi::list_silences)
+            })
+            .post(
+                |State(s): State<ApiState>, body: axum::body::Bytes| async move {
+                    match serde_json::from_slice::<AddSilenceRequest>(&body) {
+                        Ok(request) => answer(s.api.add_silence(request).await),
+                        Err(e) => answer::<Silence>(Err(QueryError::InvalidArgument(format!(
+                            "the body is not a silence: {e}"
+                        )))),
+                    }
+                },
+            ),
+        )
+        .route(
+            "/api/v1/silences/{id}",
+            axum::routing::delete(
+                |State(s): State<ApiState>, Path(id): Path<String>| async move {
+                    answer(s.api.expire_silence(ExpireSilenceRequest { id }).await)
+                },
+            ),
+        )
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(grpc)
@@ -270,6 +338,11 @@ where
         Ok(request) => call(api, request).await,
         Err(e) => Err(e),
     };
+    answer(result)
+}
+
+/// A call's result as JSON: the message, or `{"error": ...}` with the matching status.
+fn answer<T: Serialize>(result: Result<T, QueryError>) -> Response {
     match result {
         Ok(response) => Json(response).into_response(),
         Err(e) => {

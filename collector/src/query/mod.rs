@@ -34,6 +34,7 @@ impl From<crate::alerting::api::AlertsError> for QueryError {
     fn from(e: crate::alerting::api::AlertsError) -> Self {
         match e {
             crate::alerting::api::AlertsError::Invalid(m) => Self::InvalidArgument(m),
+            crate::alerting::api::AlertsError::NotFound(m) => Self::NotFound(m),
             crate::alerting::api::AlertsError::Store(e) => Self::Store(e),
         }
     }

@@ -40,6 +40,8 @@ const PROBE_DAY_MV: &str = "probe_day_mv";
 pub(crate) const ALERT_EVENTS: &str = "alert_events";
 /// Notification delivery attempts.
 pub(crate) const NOTIFICATION_LOG: &str = "notification_log";
+/// Silences, one row per version (the newest counts).
+pub(crate) const SILENCES: &str = "silences";
 
 /// Tables that hold daily partitions subject to retention (the probe rollups are kept: uptime
 /// over 90 days reads them).
@@ -197,7 +199,7 @@ pub fn migrations() -> Vec<Migration> {
         },
         Migration {
             version: 3,
-            description: "probe results with minute and day rollups, alert history, notification log",
+            description: "probe results with minute and day rollups, alert history, notification log, silences",
             statements: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {PROBE_RESULTS} (
@@ -283,6 +285,18 @@ pub fn migrations() -> Vec<Migration> {
         ) ENGINE = MergeTree
         PARTITION BY toYYYYMMDD(time)
         ORDER BY (receiver, time)"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {SILENCES} (
+            id String,
+            version UInt64,
+            matchers Array(String),
+            starts_at DateTime,
+            ends_at DateTime,
+            comment String,
+            created_by String
+        ) ENGINE = MergeTree
+        ORDER BY (id, version)"
                 ),
             ],
         },

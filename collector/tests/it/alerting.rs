@@ -536,3 +536,91 @@ async fn the_file_reloads_when_it_changes_a_bad_one_keeps_the_running_one_and_fi
     );
     assert!(collector.stop().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_mutes_until_it_is_expired_and_bad_silences_are_refused() {
+    let (target, hooks) = (Target::start().await, Hooks::start().await);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = alerting_file(dir.path(), &target.url, 2, &hooks.url, "");
+    let collector = Collector::start(
+        &unique_database("alert_silence"),
+        &["--alerting-config", &file],
+    )
+    .await;
+    let silence = collector
+        .plumb_json(&[
+            "silence",
+            "add",
+            "alertname=shop-health",
+            "service=~sh.*",
+            "--for",
+            "1h",
+            "--comment",
+            "deploy",
+        ])
+        .await;
+    let id = silence["id"].as_str().expect("id").to_owned();
+    assert_eq!(silence["state"], "active");
+    target.set(FAILING);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(hooks.bodies().is_empty(), "silenced: {:?}", hooks.bodies());
+    let listed = collector.plumb_json(&["silence", "list"]).await;
+    assert_eq!(listed["silences"][0]["id"], id.as_str());
+    assert_eq!(listed["silences"][0]["comment"], "deploy");
+
+    let expired = collector.plumb_json(&["silence", "expire", &id]).await;
+    assert_eq!(expired["state"], "expired");
+    let fired = hooks.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(
+        status_and_name(&fired[0]),
+        ("firing".into(), "shop-health".into())
+    );
+
+    let refused = collector
+        .plumb(&["silence", "add", "not a matcher"], false)
+        .await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("is not a matcher"), "{stderr}");
+    let client = reqwest::Client::new();
+    let bad = client
+        .post(format!("{}/api/v1/silences", collector.query_url()))
+        .body("{\"matchers\": [], \"duration_seconds\": 60}")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(bad.status(), 400);
+    let gone = client
+        .delete(format!("{}/api/v1/silences/nope", collector.query_url()))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(gone.status(), 404);
+    assert!(collector.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintenance_window_mutes_what_it_matches() {
+    let (target, hooks) = (Target::start().await, Hooks::start().await);
+    target.set(FAILING);
+    let dir = tempfile::tempdir().expect("dir");
+    // Opens every minute for an hour: always open.
+    let window = "[[maintenance]]\ncron = \"* * * * *\"\nduration = \"1h\"\ntimezone = \"Europe/Amsterdam\"\nmatchers = [\"service=shop\"]\n";
+    let file = alerting_file(dir.path(), &target.url, 2, &hooks.url, window);
+    let collector = Collector::start(
+        &unique_database("alert_maintenance"),
+        &["--alerting-config", &file],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        hooks.bodies().is_empty(),
+        "in maintenance: {:?}",
+        hooks.bodies()
+    );
+    let alerts = collector.plumb_json(&["alerts", "--state", "firing"]).await;
+    assert_eq!(
+        alerts["active"][0]["name"], "shop-health",
+        "it fires, but says nothing: {alerts}"
+    );
+    assert!(collector.stop().await);
+}
