@@ -29,7 +29,39 @@ stop_all() {
 }
 [ "${PLUMB_KEEP_RUNNING:-0}" = 1 ] || trap stop_all EXIT
 
-"$bin/plumb-collector" --data-dir "$data_dir" --flush-interval 2s >"$data_dir/collector.log" 2>&1 &
+# Alerting: one probe of the demo's shop and one rule over its traffic (no receiver delivers
+# anywhere here; see the README for webhooks, Slack and PagerDuty).
+cat >"$data_dir/alerts.toml" <<'TOML'
+evaluation_interval = "5s"
+
+[[probe]]
+name = "shop-users"
+kind = "http"
+url = "http://127.0.0.1:8081/users/1"
+interval = "5s"
+failure_threshold = 2
+conditions = ["[STATUS] == 200", "[RESPONSE_TIME] < 500ms"]
+labels = { service = "shop" }
+
+[[rule]]
+name = "shop-checkout-errors"
+service = "shop"
+operation = "POST /checkout"
+signal = "error_rate"
+above = "20%"
+window = "5m"
+
+[route]
+receiver = "nowhere"
+group_wait = "5s"
+
+[[receiver]]
+name = "nowhere"
+TOML
+"$bin/plumb" check-config "$data_dir/alerts.toml"
+
+"$bin/plumb-collector" --data-dir "$data_dir" --flush-interval 2s \
+    --alerting-config "$data_dir/alerts.toml" >"$data_dir/collector.log" 2>&1 &
 pids+=($!)
 echo "waiting for the collector (log: $data_dir/collector.log)"
 for _ in $(seq 1 120); do
@@ -72,5 +104,10 @@ echo
 echo "== where the time goes across all services (plumb top --by time) =="
 "$bin/plumb" top --since 5m --by time --limit 10
 echo
-echo "more: plumb chatty, plumb regressions --baseline 1d, plumb endpoint <service> <operation>"
+echo
+echo "== the probe of the shop (plumb uptime) and the alerts (plumb alerts) =="
+"$bin/plumb" uptime --since 1h
+"$bin/plumb" alerts --history 1h
+echo
+echo "more: plumb chatty, plumb regressions --baseline 1d, plumb endpoint <service> <operation>, plumb silence"
 echo "query API: http://127.0.0.1:7318/api/v1/top?since=5m   metrics: http://127.0.0.1:7318/metrics"
