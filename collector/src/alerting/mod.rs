@@ -120,8 +120,8 @@ fn result_row(probe: &Probe, report: &Report, location: &str) -> ProbeResultRow 
     let r = &report.result;
     let us = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     ProbeResultRow {
-        time: u32::try_from(report.at_unix_s).unwrap_or(u32::MAX),
-        time_ns: report.at_unix_s * 1_000_000_000,
+        time: u32::try_from(report.at_unix_ns / 1_000_000_000).unwrap_or(u32::MAX),
+        time_ns: report.at_unix_ns,
         probe: probe.name.clone(),
         location: location.to_owned(),
         success: u8::from(r.success),
@@ -288,8 +288,9 @@ pub(crate) async fn run(
                 let fp = &probe_fps[report.probe];
                 if let Some(alert) = state.alerts.get_mut(fp) {
                     let detail = if report.result.success { String::new() } else { report.result.error.clone() };
-                    if let Some(t) = alert.probe_check(report.result.success, detail, probe.failure_threshold, probe.success_threshold, report.at_unix_s) {
-                        events.push(event(alert, fp, &t, report.at_unix_s));
+                    let at = report.at_unix_ns / 1_000_000_000;
+                    if let Some(t) = alert.probe_check(report.result.success, detail, probe.failure_threshold, probe.success_threshold, at) {
+                        events.push(event(alert, fp, &t, at));
                         changed = true;
                     }
                 }

@@ -23,8 +23,8 @@ pub(crate) const MAX_PER_HOST: usize = 8;
 pub(crate) struct Report {
     /// The probe's place in the configuration.
     pub(crate) probe: usize,
-    /// When the check ended, seconds since the epoch.
-    pub(crate) at_unix_s: u64,
+    /// When the check ended, ns since the epoch.
+    pub(crate) at_unix_ns: u64,
     /// What it found.
     pub(crate) result: CheckResult,
 }
@@ -89,7 +89,7 @@ pub(crate) async fn run_probes(
                 let Some(result) = result else { return };
                 let report = Report {
                     probe: index,
-                    at_unix_s: u64::from(crate::clock::now_unix_s()),
+                    at_unix_ns: crate::clock::now_unix_ns(),
                     result,
                 };
                 if reports.send(report).await.is_err() {
