@@ -52,7 +52,7 @@ end_ticks=$(ticks)
 rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 kill "$target" 2>/dev/null || true
 
-clickhouse=$(grep -o 'url=[^ ]*' "$dir/collector.log" | head -1 | cut -d= -f2)
+clickhouse=$(grep -o 'url=[^ ]*' "$dir/collector.log" | head -1 | cut -d= -f2 | tr -d '"')
 ask() { curl -fsS "$clickhouse/?database=plumb" --data-binary "$1"; }
 sleep 12   # the engine writes results every evaluation
 checks=$(ask "SELECT count() FROM probe_results")

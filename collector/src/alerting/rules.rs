@@ -121,9 +121,15 @@ pub(crate) fn judge(rule: &Rule, totals: &WindowTotals, apdex: &ApdexThresholds)
         }
         Signal::NoData => (0.0, String::new()),
     };
+    let shown_limit = |t: f64| match rule.signal {
+        Signal::ErrorRate => format!("{:.2}%", t * 100.0),
+        Signal::P50 | Signal::P95 | Signal::P99 => format!("{t} ms"),
+        Signal::Rps => format!("{t}/s"),
+        Signal::Apdex | Signal::NoData => format!("{t}"),
+    };
     let limit = match rule.threshold {
-        Threshold::Above(t) => format!(" (above {t})"),
-        Threshold::Below(t) => format!(" (below {t})"),
+        Threshold::Above(t) => format!(" (above {})", shown_limit(t)),
+        Threshold::Below(t) => format!(" (below {})", shown_limit(t)),
         Threshold::Silence => String::new(),
     };
     (rule.threshold.broken_by(value), format!("{shown}{limit}"))
@@ -158,7 +164,7 @@ mod tests {
         );
         assert_eq!(
             judge(&p99, &totals, &apdex),
-            (true, "p99 900.0 ms (above 800)".into())
+            (true, "p99 900.0 ms (above 800 ms)".into())
         );
         let p50 = rule(
             "[[rule]]\nname = \"slow\"\nservice = \"shop\"\nsignal = \"p50\"\nabove = \"800ms\"",
@@ -167,7 +173,10 @@ mod tests {
         let errors = rule(
             "[[rule]]\nname = \"err\"\nservice = \"shop\"\nsignal = \"error_rate\"\nabove = \"5%\"",
         );
-        assert!(judge(&errors, &totals, &apdex).0);
+        assert_eq!(
+            judge(&errors, &totals, &apdex),
+            (true, "error rate 7.00% (above 5.00%)".into())
+        );
         let rps = rule(
             "[[rule]]\nname = \"quiet\"\nservice = \"shop\"\nsignal = \"rps\"\nbelow = 1\nwindow = \"1m\"",
         );
