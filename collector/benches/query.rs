@@ -10,15 +10,17 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use plumb_collector::testing::{
     BREAKDOWN_MINUTE, BreakdownRow, LATENCY_MINUTE, LatencyHistogram, LatencyRow, Store, migrate,
-    now_unix_s, query_api,
+    now_unix_s, query_api, seed_probe_history,
 };
 use plumb_proto::v1::query_service_server::QueryService;
-use plumb_proto::v1::{EndpointDetailRequest, TopEndpointsRequest};
+use plumb_proto::v1::{EndpointDetailRequest, TopEndpointsRequest, UptimeRequest};
 use std::time::Duration;
 
 const SERVICES: u32 = 20;
 const ENDPOINTS_PER_SERVICE: u32 = 50;
 const MINUTES: u32 = 24 * 60;
+/// Probes in the uptime history.
+const PROBES: usize = 1000;
 
 /// Writes a day of minutes for every endpoint: a histogram of about 40 requests and three
 /// breakdown rows (request, self, one query).
@@ -108,6 +110,9 @@ fn queries(c: &mut Criterion) {
             SERVICES * ENDPOINTS_PER_SERVICE * MINUTES,
             started.elapsed().as_secs_f64()
         );
+        seed_probe_history(&store, PROBES, 90, now)
+            .await
+            .expect("probe history");
         store
     });
     let api = query_api(store);
@@ -147,6 +152,18 @@ fn queries(c: &mut Criterion) {
             })
         });
     }
+    group.bench_function("uptime_90d_1000_probes", |b| {
+        b.iter(|| {
+            let request = tonic::Request::new(UptimeRequest {
+                since_seconds: 90 * 86_400,
+            });
+            let uptime = runtime
+                .block_on(api.uptime(request))
+                .expect("uptime")
+                .into_inner();
+            assert_eq!(uptime.probes.len(), PROBES);
+        })
+    });
     group.finish();
 }
 

@@ -129,6 +129,38 @@ pub fn spooled_spans_clickhouse_refuses() -> Vec<u8> {
     }])
 }
 
+/// Writes `days` days of checks for `probes` probes (1,440 checks a day each, one in a hundred
+/// failed, one rollup row per probe and day) ending at `now`, as the uptime benchmark's history.
+pub async fn seed_probe_history(
+    store: &Store,
+    probes: usize,
+    days: u32,
+    now_unix_s: u32,
+) -> Result<(), StoreError> {
+    use crate::alerting::store::ProbeMinuteRow;
+    let today = now_unix_s - now_unix_s % 86_400;
+    let mut rows = Vec::with_capacity(probes);
+    for day in 0..days {
+        rows.clear();
+        for p in 0..probes {
+            rows.push(ProbeMinuteRow {
+                minute: today - day * 86_400,
+                probe: format!("probe-{p}"),
+                location: "local".into(),
+                checks: 1440,
+                failures: 14,
+                duration_sum_us: 1440 * 2000,
+                buckets: vec![1000, 2000, 5000],
+                counts: vec![700, 700, 40],
+            });
+        }
+        store
+            .insert(crate::store::schema::PROBE_MINUTE, &rows)
+            .await?;
+    }
+    Ok(())
+}
+
 /// One SERVER span's timing, for [`write_latency_flush`].
 #[derive(Clone, Debug)]
 pub struct ServerSpan {

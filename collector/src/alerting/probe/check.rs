@@ -142,6 +142,19 @@ async fn tls_handshake(
 ) -> Result<(), String> {
     let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
     let stream = dial(address, result).await?;
+    handshake(stream, host, ca_file, tls, result)
+        .await
+        .map(drop)
+}
+
+/// The TLS handshake over `stream` for `host`, timed, with the certificate days recorded.
+async fn handshake(
+    stream: TcpStream,
+    host: &str,
+    ca_file: Option<&std::path::Path>,
+    tls: &TlsClients,
+    result: &mut CheckResult,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
     let started = Instant::now();
     let connector = tokio_rustls::TlsConnector::from(tls.for_ca(ca_file)?);
     let name = rustls_pki_types::ServerName::try_from(host.to_owned())
@@ -153,7 +166,7 @@ async fn tls_handshake(
     result.tls = started.elapsed();
     (result.leaf_days_left, result.chain_days_left) =
         days_left(stream.get_ref().1.peer_certificates().unwrap_or(&[]));
-    Ok(())
+    Ok(stream)
 }
 
 /// The HTTP(S) check: follows redirects when asked, reads the answer and tests the conditions.
@@ -224,17 +237,7 @@ pub(crate) async fn exchange(
     let stream = dial(&format!("{host}:{port}"), result).await?;
     let request = build_request(url, http)?;
     if https {
-        let started = Instant::now();
-        let connector = tokio_rustls::TlsConnector::from(tls.for_ca(http.ca_file.as_deref())?);
-        let name = rustls_pki_types::ServerName::try_from(host.to_owned())
-            .map_err(|e| format!("{host} is not a TLS server name: {e}"))?;
-        let stream = connector
-            .connect(name, stream)
-            .await
-            .map_err(|e| format!("TLS handshake with {host}: {e}"))?;
-        result.tls = started.elapsed();
-        let (leaf, chain) = days_left(stream.get_ref().1.peer_certificates().unwrap_or(&[]));
-        (result.leaf_days_left, result.chain_days_left) = (leaf, chain);
+        let stream = handshake(stream, host, http.ca_file.as_deref(), tls, result).await?;
         send(stream, request, result).await
     } else {
         send(stream, request, result).await
