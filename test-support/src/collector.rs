@@ -161,6 +161,16 @@ impl Collector {
         format!("http://{}", self.http)
     }
 
+    /// Sends SIGHUP (the collector reads its alerting file again).
+    pub fn hang_up(&self) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let sent = Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -HUP {pid}");
+    }
+
     /// Kills the process with SIGKILL (a crash: nothing is flushed) and waits for it to go.
     pub fn kill(mut self) {
         let mut child = self.child.take().expect("running");

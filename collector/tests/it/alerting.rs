@@ -624,3 +624,50 @@ async fn a_maintenance_window_mutes_what_it_matches() {
     );
     assert!(collector.stop().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_file_even_when_it_looks_unchanged() {
+    let (target, hooks) = (Target::start().await, Hooks::start().await);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = alerting_file(dir.path(), &target.url, 9, &hooks.url, "");
+    let collector =
+        Collector::start(&unique_database("alert_hup"), &["--alerting-config", &file]).await;
+    // The same size and modification time, so only the signal can make it reload: down after 2.
+    let before = std::fs::metadata(&file)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    let text = std::fs::read_to_string(&file)
+        .expect("read")
+        .replace("failure_threshold = 9", "failure_threshold = 2");
+    std::fs::write(&file, text).expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .expect("open")
+        .set_modified(before)
+        .expect("set mtime");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    collector.hang_up();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !collector
+        .metrics_text()
+        .await
+        .contains("plumb_alerting_reloads_total{result=\"success\"} 1")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload:\n{}",
+            collector.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    target.set(FAILING);
+    // With the old file's 9 failures in a row (one a second) this could not fire within 7 s.
+    let fired = hooks.wait_for(1, Duration::from_secs(7)).await;
+    assert_eq!(
+        status_and_name(&fired[0]),
+        ("firing".into(), "shop-health".into())
+    );
+    assert!(collector.stop().await);
+}
