@@ -22,8 +22,8 @@ pub use error::ConfigError;
 pub use maintenance::{Cron, Maintenance};
 pub use matcher::{Matcher, MatcherOp};
 pub use model::{
-    AlertingConfig, HttpProbe, PagerDuty, Probe, ProbeTarget, Receiver, Route, Rule, Signal, Slack,
-    Threshold, Webhook,
+    AlertingConfig, HttpProbe, Inhibit, PagerDuty, Probe, ProbeTarget, Receiver, Route, Rule,
+    Signal, Slack, Threshold, Webhook,
 };
 
 use std::path::Path;
@@ -114,6 +114,11 @@ cron = "0 23 * * THU"
 duration = "1h"
 timezone = "Europe/Amsterdam"
 matchers = ["service=shop"]
+
+[[inhibit]]
+source_matchers = ["severity=page"]
+target_matchers = ["severity=ticket"]
+equal = ["service"]
 "#;
 
     #[test]

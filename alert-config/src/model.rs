@@ -10,7 +10,7 @@
 use crate::condition::Condition;
 use crate::maintenance::Maintenance;
 use crate::matcher::Matcher;
-use crate::raw::{RawConfig, RawMaintenance, RawProbe, RawReceiver, RawRoute, RawRule};
+use crate::raw::{RawConfig, RawInhibit, RawMaintenance, RawProbe, RawReceiver, RawRoute, RawRule};
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -46,6 +46,34 @@ pub struct AlertingConfig {
     pub evaluation_interval: Duration,
     /// Windows during which the alerts they select send nothing.
     pub maintenance: Vec<Maintenance>,
+    /// Rules by which a firing alert mutes others (Alertmanager's inhibition).
+    pub inhibit: Vec<Inhibit>,
+}
+
+/// An inhibition rule: while an alert matching `source` fires, alerts matching `target` that
+/// have the same values of the `equal` labels send nothing (an alert never mutes itself).
+#[derive(Clone, Debug)]
+pub struct Inhibit {
+    /// What the muting alert matches.
+    pub source: Vec<Matcher>,
+    /// What the muted alerts match.
+    pub target: Vec<Matcher>,
+    /// Labels both must share.
+    pub equal: Vec<String>,
+}
+
+impl Inhibit {
+    /// Whether a firing alert with labels `source` mutes an alert with labels `target`.
+    pub fn mutes(
+        &self,
+        source: &BTreeMap<String, String>,
+        target: &BTreeMap<String, String>,
+    ) -> bool {
+        source != target
+            && self.source.iter().all(|m| m.matches(source))
+            && self.target.iter().all(|m| m.matches(target))
+            && self.equal.iter().all(|l| source.get(l) == target.get(l))
+    }
 }
 
 /// One active check.
@@ -390,12 +418,17 @@ pub(crate) fn check(raw: RawConfig, fail: Fail<'_>) -> Result<AlertingConfig, cr
     for w in &raw.maintenance {
         maintenance.push(check_maintenance(w.get_ref(), fail)?);
     }
+    let mut inhibit = Vec::new();
+    for rule in &raw.inhibits {
+        inhibit.push(check_inhibit(rule, fail)?);
+    }
     Ok(AlertingConfig {
         probes,
         rules,
         route,
         receivers,
         maintenance,
+        inhibit,
         evaluation_interval: duration(&raw.evaluation_interval, EVALUATION_INTERVAL, fail)?,
     })
 }
@@ -746,5 +779,32 @@ fn check_maintenance(
         duration,
         timezone,
         matchers,
+    })
+}
+
+fn check_inhibit(
+    rule: &Spanned<RawInhibit>,
+    fail: Fail<'_>,
+) -> Result<Inhibit, crate::ConfigError> {
+    let raw = rule.get_ref();
+    let compile = |list: &[Spanned<String>]| -> Result<Vec<Matcher>, crate::ConfigError> {
+        list.iter()
+            .map(|m| {
+                m.get_ref()
+                    .parse::<Matcher>()
+                    .map_err(|e| fail(m.span(), e))
+            })
+            .collect()
+    };
+    if raw.source_matchers.is_empty() || raw.target_matchers.is_empty() {
+        return Err(fail(
+            rule.span(),
+            "an inhibit rule needs source_matchers and target_matchers".into(),
+        ));
+    }
+    Ok(Inhibit {
+        source: compile(&raw.source_matchers)?,
+        target: compile(&raw.target_matchers)?,
+        equal: raw.equal.clone(),
     })
 }

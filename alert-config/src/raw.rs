@@ -64,6 +64,19 @@ pub(crate) struct RawConfig {
     pub(crate) receivers: Vec<Spanned<RawReceiver>>,
     #[serde(default)]
     pub(crate) maintenance: Vec<Spanned<RawMaintenance>>,
+    #[serde(default, rename = "inhibit")]
+    pub(crate) inhibits: Vec<Spanned<RawInhibit>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInhibit {
+    #[serde(default)]
+    pub(crate) source_matchers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) target_matchers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) equal: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -337,12 +337,22 @@ pub(crate) async fn run(
                 tracing::warn!(error = %e, "silences not read this round; the last ones stay")
             }
         }
+        let firing: Vec<&BTreeMap<String, String>> = state
+            .alerts
+            .values()
+            .filter(|a| a.status == Status::Firing)
+            .map(|a| &a.labels)
+            .collect();
         let muted = |labels: &BTreeMap<String, String>| {
             silences.mutes(labels, now)
                 || config
                     .maintenance
                     .iter()
                     .any(|w| w.mutes(labels, i64::try_from(now).unwrap_or(i64::MAX)))
+                || config
+                    .inhibit
+                    .iter()
+                    .any(|rule| firing.iter().any(|source| rule.mutes(source, labels)))
         };
         for notification in dispatch(&config.route, &state.alerts, &mut state.groups, &muted, now) {
             changed = true;

@@ -671,3 +671,56 @@ async fn sighup_reloads_the_file_even_when_it_looks_unchanged() {
     );
     assert!(collector.stop().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inhibit_rule_mutes_what_a_firing_alert_covers() {
+    let (target, hooks) = (Target::start().await, Hooks::start().await);
+    let dir = tempfile::tempdir().expect("dir");
+    let extra = format!(
+        r#"
+[[probe]]
+name = "core-down"
+kind = "http"
+url = "{}"
+failure_threshold = 1
+labels = {{ service = "shop", severity = "critical" }}
+
+[[inhibit]]
+source_matchers = ["severity=critical"]
+target_matchers = ["severity=page"]
+equal = ["service"]
+"#,
+        target.url
+    );
+    let file = alerting_file(dir.path(), &target.url, 3, &hooks.url, &extra);
+    let collector = Collector::start(
+        &unique_database("alert_inhibit"),
+        &["--alerting-config", &file],
+    )
+    .await;
+    target.set(FAILING);
+    let fired = hooks.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(
+        status_and_name(&fired[0]),
+        ("firing".into(), "core-down".into())
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        hooks.bodies().len(),
+        1,
+        "shop-health is inhibited: {:?}",
+        hooks.bodies()
+    );
+    let alerts = collector.plumb_json(&["alerts", "--state", "firing"]).await;
+    let firing: Vec<&str> = alerts["active"]
+        .as_array()
+        .expect("active")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert!(
+        firing.contains(&"shop-health") && firing.contains(&"core-down"),
+        "{firing:?}"
+    );
+    assert!(collector.stop().await);
+}
