@@ -26,6 +26,8 @@ const GROUP_WAIT: Duration = Duration::from_secs(30);
 const GROUP_INTERVAL: Duration = Duration::from_secs(300);
 const REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 3600);
 const EVALUATION_INTERVAL: Duration = Duration::from_secs(10);
+/// What a gRPC probe without conditions checks.
+const DEFAULT_GRPC_CONDITION: &str = "[BODY].status == SERVING";
 /// What an HTTP probe without conditions checks.
 const DEFAULT_HTTP_CONDITION: &str = "[STATUS] < 400";
 /// Where PagerDuty's Events API v2 takes events.
@@ -106,6 +108,17 @@ pub enum ProbeTarget {
     Tcp {
         /// `host:port`.
         address: String,
+    },
+    /// A gRPC health check (`grpc.health.v1.Health/Check`) of `host:port`.
+    Grpc {
+        /// `host:port`.
+        address: String,
+        /// The service asked about (empty: the server as a whole).
+        service: String,
+        /// Whether to speak TLS.
+        tls: bool,
+        /// A CA (PEM) to trust, with TLS.
+        ca_file: Option<PathBuf>,
     },
     /// A TLS handshake with `host:port`: the certificate chain verified for the host name, and
     /// the days left on the leaf and on the earliest-expiring certificate the server sent.
@@ -486,7 +499,7 @@ fn check_probe(
                 ca_file: p.ca_file.as_ref().map(PathBuf::from),
             })
         }
-        "tcp" | "tls" => {
+        "tcp" | "tls" | "grpc" => {
             let address = p
                 .address
                 .as_ref()
@@ -498,20 +511,25 @@ fn check_probe(
             {
                 return Err(fail(address.span(), format!("{text:?} is not host:port")));
             }
-            if p.kind.get_ref() == "tls" {
-                ProbeTarget::Tls {
+            match p.kind.get_ref().as_str() {
+                "tls" => ProbeTarget::Tls {
                     address: text,
                     ca_file: p.ca_file.as_ref().map(PathBuf::from),
-                }
-            } else {
-                ProbeTarget::Tcp { address: text }
+                },
+                "grpc" => ProbeTarget::Grpc {
+                    address: text,
+                    service: p.service.clone().unwrap_or_default(),
+                    tls: p.tls.unwrap_or(false),
+                    ca_file: p.ca_file.as_ref().map(PathBuf::from),
+                },
+                _ => ProbeTarget::Tcp { address: text },
             }
         }
-        "dns" | "grpc" => {
+        "dns" => {
             return Err(fail(
                 p.kind.span(),
                 format!(
-                    "{:?} probes are not supported yet: use http, tcp or tls",
+                    "{:?} probes are not supported yet: use http, tcp, tls or grpc",
                     p.kind.get_ref()
                 ),
             ));
@@ -519,7 +537,7 @@ fn check_probe(
         other => {
             return Err(fail(
                 p.kind.span(),
-                format!("unknown probe kind {other:?}: use http, tcp or tls"),
+                format!("unknown probe kind {other:?}: use http, tcp, tls or grpc"),
             ));
         }
     };
@@ -529,6 +547,14 @@ fn check_probe(
             c.get_ref()
                 .parse::<Condition>()
                 .map_err(|e| fail(c.span(), e))?,
+        );
+    }
+    if conditions.is_empty() && matches!(target, ProbeTarget::Grpc { .. }) {
+        // Without conditions, a gRPC probe succeeds when the service says it is serving.
+        conditions.push(
+            DEFAULT_GRPC_CONDITION
+                .parse::<Condition>()
+                .map_err(|e| fail(p.name.span(), e))?,
         );
     }
     if conditions.is_empty() && matches!(target, ProbeTarget::Http(_)) {

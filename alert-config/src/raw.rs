@@ -119,6 +119,8 @@ pub(crate) struct RawProbe {
     pub(crate) follow_redirects: Option<bool>,
     pub(crate) ca_file: Option<String>,
     pub(crate) address: Option<Spanned<Text>>,
+    pub(crate) service: Option<String>,
+    pub(crate) tls: Option<bool>,
     #[serde(default)]
     pub(crate) conditions: Vec<Spanned<String>>,
     #[serde(default)]

@@ -724,3 +724,83 @@ equal = ["service"]
     );
     assert!(collector.stop().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_health_probes_read_the_serving_status() {
+    use tonic_health::ServingStatus;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("shop", ServingStatus::Serving)
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let hooks = Hooks::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("alerts.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"evaluation_interval = "1s"
+[defaults.probe]
+interval = "1s"
+failure_threshold = 2
+[[probe]]
+name = "shop-grpc"
+kind = "grpc"
+address = "{address}"
+service = "shop"
+[route]
+receiver = "oncall"
+group_by = ["alertname"]
+group_wait = "1s"
+group_interval = "1s"
+[[receiver]]
+name = "oncall"
+webhook = [{{ url = "{hook}" }}]
+"#,
+            hook = hooks.url
+        ),
+    )
+    .expect("write");
+    let collector = Collector::start(
+        &unique_database("grpc_probe"),
+        &["--alerting-config", &path.display().to_string()],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(hooks.bodies().is_empty(), "serving: {:?}", hooks.bodies());
+    reporter
+        .set_service_status("shop", ServingStatus::NotServing)
+        .await;
+    let fired = hooks.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(
+        status_and_name(&fired[0]),
+        ("firing".into(), "shop-grpc".into())
+    );
+    let detail = fired[0]["alerts"][0]["annotations"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(detail.contains("[BODY].status == SERVING"), "{detail}");
+    reporter
+        .set_service_status("shop", ServingStatus::Serving)
+        .await;
+    let all = hooks.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(
+        status_and_name(&all[1]),
+        ("resolved".into(), "shop-grpc".into())
+    );
+    let uptime = collector.plumb_json(&["uptime", "--since", "1h"]).await;
+    assert_eq!(uptime["probes"][0]["probe"], "shop-grpc");
+    assert!(
+        uptime["probes"][0]["failures"].as_u64().unwrap_or(0) >= 2,
+        "{uptime}"
+    );
+    assert!(collector.stop().await);
+}

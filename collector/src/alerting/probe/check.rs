@@ -103,6 +103,23 @@ async fn connect_and_ask(probe: &Probe, tls: &TlsClients) -> CheckResult {
                 Err(e) => CheckResult { error: e, ..result },
             }
         }
+        ProbeTarget::Grpc {
+            address,
+            service,
+            tls: with_tls,
+            ca_file,
+        } => {
+            let mut result = CheckResult::default();
+            let started = Instant::now();
+            match grpc_health(address, service, *with_tls, ca_file.as_deref(), &mut result).await {
+                Ok(body) => {
+                    result.duration = started.elapsed();
+                    judge(&probe.conditions, &mut result, Some(&body));
+                    result
+                }
+                Err(e) => CheckResult { error: e, ..result },
+            }
+        }
         ProbeTarget::Http(http) => {
             let mut result = CheckResult::default();
             match http_check(http, tls, probe, &mut result).await {
@@ -167,6 +184,77 @@ async fn handshake(
     (result.leaf_days_left, result.chain_days_left) =
         days_left(stream.get_ref().1.peer_certificates().unwrap_or(&[]));
     Ok(stream)
+}
+
+/// The gRPC health method.
+const HEALTH_CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
+/// `grpc.health.v1.HealthCheckResponse.ServingStatus` names, by number.
+const SERVING_STATUS: [&str; 4] = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"];
+
+/// Asks `address` for the health of `service`; the answer as `{"status": "SERVING"}` (what the
+/// conditions read as `[BODY].status`).
+async fn grpc_health(
+    address: &str,
+    service: &str,
+    with_tls: bool,
+    ca_file: Option<&std::path::Path>,
+    result: &mut CheckResult,
+) -> Result<String, String> {
+    let scheme = if with_tls { "https" } else { "http" };
+    let tls = if with_tls {
+        let files = plumb_net::ClientTlsFiles {
+            ca: ca_file.map(std::path::Path::to_path_buf),
+            ..plumb_net::ClientTlsFiles::default()
+        };
+        Some(files.tonic().map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    let started = Instant::now();
+    let mut client = plumb_otlp::client::RawGrpcClient::connect_with(
+        format!("{scheme}://{address}"),
+        HEALTH_CHECK_PATH,
+        None,
+        tls,
+    )
+    .await
+    .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    result.connect = started.elapsed();
+    // HealthCheckRequest { service = 1 }.
+    let mut request = Vec::new();
+    if !service.is_empty() {
+        prost::encoding::string::encode(1, &service.to_owned(), &mut request);
+    }
+    let started = Instant::now();
+    let answer = client
+        .send(bytes::Bytes::from(request))
+        .await
+        .map_err(|s| format!("health check answered {:?}: {}", s.code(), s.message()))?;
+    result.first_byte = started.elapsed();
+    // HealthCheckResponse { status = 1 (enum) }.
+    let mut status = 0u64;
+    let mut buf = answer;
+    while !buf.is_empty() {
+        let (tag, wire_type) =
+            prost::encoding::decode_key(&mut buf).map_err(|e| format!("bad health answer: {e}"))?;
+        if tag == 1 && wire_type == prost::encoding::WireType::Varint {
+            status = prost::encoding::decode_varint(&mut buf)
+                .map_err(|e| format!("bad health answer: {e}"))?;
+        } else {
+            prost::encoding::skip_field(
+                wire_type,
+                tag,
+                &mut buf,
+                prost::encoding::DecodeContext::default(),
+            )
+            .map_err(|e| format!("bad health answer: {e}"))?;
+        }
+    }
+    let name = SERVING_STATUS
+        .get(status as usize)
+        .copied()
+        .unwrap_or("UNKNOWN");
+    Ok(format!("{{\"status\":\"{name}\"}}"))
 }
 
 /// The HTTP(S) check: follows redirects when asked, reads the answer and tests the conditions.

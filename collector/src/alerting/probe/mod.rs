@@ -38,7 +38,9 @@ fn host_of(probe: &Probe) -> String {
             .ok()
             .and_then(|u| u.host().map(str::to_owned))
             .unwrap_or_default(),
-        ProbeTarget::Tcp { address } | ProbeTarget::Tls { address, .. } => address
+        ProbeTarget::Tcp { address }
+        | ProbeTarget::Tls { address, .. }
+        | ProbeTarget::Grpc { address, .. } => address
             .rsplit_once(':')
             .map_or(address.clone(), |(h, _)| h.to_owned()),
     }
