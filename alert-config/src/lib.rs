@@ -17,7 +17,7 @@ mod matcher;
 mod model;
 mod raw;
 
-pub use condition::{Condition, Facts, Operand, PathStep, Placeholder};
+pub use condition::{Condition, Facts};
 pub use error::ConfigError;
 pub use maintenance::{Cron, Maintenance};
 pub use matcher::{Matcher, MatcherOp};

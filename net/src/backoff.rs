@@ -93,11 +93,6 @@ impl Delays {
         self.base = (self.base * 2).min(self.settings.max);
         delay
     }
-
-    /// Starts again from the first delay (after a success).
-    pub fn reset(&mut self) {
-        self.base = self.settings.first;
-    }
 }
 
 #[cfg(test)]
@@ -124,13 +119,16 @@ mod tests {
     }
 
     #[test]
-    fn delays_double_up_to_the_largest_and_start_again_after_a_reset() {
+    fn delays_double_up_to_the_largest() {
         let backoff = Backoff::try_new(MS * 100, MS * 1000, 0.0).expect("valid");
         let mut delays = backoff.delays();
         let got: Vec<Duration> = (0..6).map(|_| delays.next_delay()).collect();
         assert_eq!(got, [100, 200, 400, 800, 1000, 1000].map(|n| MS * n));
-        delays.reset();
-        assert_eq!(delays.next_delay(), MS * 100);
+        assert_eq!(
+            backoff.delays().next_delay(),
+            MS * 100,
+            "each loop starts afresh"
+        );
     }
 
     #[test]

@@ -111,9 +111,8 @@ pub(crate) fn dispatch(
     muted: &dyn Fn(&BTreeMap<String, String>) -> bool,
     now: u64,
 ) -> Vec<Notification> {
-    // The groups each firing alert belongs to, with the route that made the group.
+    // The groups each firing alert belongs to (a group's key names its route).
     let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut route_of: BTreeMap<String, &Route> = BTreeMap::new();
     for (fp, alert) in alerts.iter().filter(|(_, a)| a.status == Status::Firing) {
         for (path, route) in routes_for(root, "0".into(), &alert.labels) {
             let labels: BTreeMap<String, String> = route
@@ -129,8 +128,7 @@ pub(crate) fn dispatch(
                 last_sent: None,
                 sent_firing: BTreeSet::new(),
             });
-            members.entry(key.clone()).or_default().insert(fp.clone());
-            route_of.insert(key, route);
+            members.entry(key).or_default().insert(fp.clone());
         }
     }
     let mut out = Vec::new();
@@ -144,8 +142,7 @@ pub(crate) fn dispatch(
                 group.sent_firing.contains(fp) || alerts.get(fp).is_none_or(|a| !muted(&a.labels))
             })
             .collect();
-        let timing = route_of.get(key).copied().or_else(|| find_route(root, key));
-        let Some(route) = timing else {
+        let Some(route) = find_route(root, key) else {
             // Its route is gone (the configuration changed): nothing more to say.
             finished.push(key.clone());
             continue;

@@ -216,14 +216,17 @@ pub(crate) async fn run(
     let mut state: Durable = file.load().map_err(|e| e.to_string())?;
     // Alerts of probes and rules no longer configured are dropped; the others keep their state.
     let mut known: BTreeMap<String, Alert> = BTreeMap::new();
+    let mut probe_fps = Vec::with_capacity(config.probes.len());
     for labels in config.probes.iter().map(probe_labels) {
         let fp = fingerprint(&labels);
         let alert = state
             .alerts
             .remove(&fp)
             .unwrap_or_else(|| Alert::new(labels, BTreeMap::new()));
-        known.insert(fp, alert);
+        known.insert(fp.clone(), alert);
+        probe_fps.push(fp);
     }
+    let mut rule_fps = Vec::with_capacity(config.rules.len());
     for rule in &config.rules {
         let labels = rule_labels(rule);
         let fp = fingerprint(&labels);
@@ -232,19 +235,10 @@ pub(crate) async fn run(
             .remove(&fp)
             .unwrap_or_else(|| Alert::new(labels, BTreeMap::new()));
         alert.annotations = rule.annotations.clone();
-        known.insert(fp, alert);
+        known.insert(fp.clone(), alert);
+        rule_fps.push(fp);
     }
     state.alerts = known;
-    let probe_fps: Vec<String> = config
-        .probes
-        .iter()
-        .map(|p| fingerprint(&probe_labels(p)))
-        .collect();
-    let rule_fps: Vec<String> = config
-        .rules
-        .iter()
-        .map(|r| fingerprint(&rule_labels(r)))
-        .collect();
 
     let tls = TlsClients::new();
     let (report_tx, mut reports) = mpsc::channel::<Report>(REPORT_QUEUE);
@@ -276,12 +270,14 @@ pub(crate) async fn run(
     }
     let mut tick = tokio::time::interval(config.evaluation_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut results, mut events, mut sent) = (Vec::new(), Vec::new(), Vec::new());
+    let mut pending = Pending::default();
     let mut unspawned: Vec<Delivery> = Vec::new();
     let mut silences = silence::Active::default();
     let mut changed = true;
     loop {
-        tokio::select! {
+        // A round (rules, routing, the view, writing rows) runs on each tick; a finished
+        // delivery is saved at once, so a delivered message is not sent again after a crash.
+        let (round, save_now) = tokio::select! {
             () = stop.cancelled() => break,
             Some(report) = reports.recv() => {
                 let probe = &config.probes[report.probe];
@@ -290,91 +286,94 @@ pub(crate) async fn run(
                     let detail = if report.result.success { String::new() } else { report.result.error.clone() };
                     let at = report.at_unix_ns / 1_000_000_000;
                     if let Some(t) = alert.probe_check(report.result.success, detail, probe.failure_threshold, probe.success_threshold, at) {
-                        events.push(event(alert, fp, &t, at));
+                        pending.events.push(event(alert, fp, &t, at));
                         changed = true;
                     }
                 }
-                results.push(result_row(probe, &report, &ctx.location));
-                continue;
+                pending.results.push(result_row(probe, &report, &ctx.location));
+                (false, false)
             }
             Some(outcome) = outcomes.recv() => {
+                pending.sent.push(outcome.row);
                 if outcome.done {
                     state.outbox.retain(|d| d.id != outcome.id);
-                    // At once: a delivered message must not be sent again after a crash.
-                    changed = file.save(&state).is_err();
+                    changed = true;
                 }
-                sent.push(outcome.row);
-                continue;
+                (false, outcome.done)
             }
-            _ = tick.tick() => {}
-        }
+            _ = tick.tick() => (true, false),
+        };
         let now = u64::from(crate::clock::now_unix_s());
-        for (rule, fp) in config.rules.iter().zip(&rule_fps) {
-            match rules::read_window(&ctx.store, rule, now).await {
-                Ok(totals) => {
-                    let (holds, detail) = rules::judge(rule, &totals, &ctx.apdex);
-                    if let Some(alert) = state.alerts.get_mut(fp)
-                        && let Some(t) = alert.rule_evaluation(
-                            holds,
-                            detail,
-                            rule.for_.as_secs(),
-                            rule.keep_firing_for.as_secs(),
-                            now,
-                        )
-                    {
-                        events.push(event(alert, fp, &t, now));
-                        changed = true;
+        if round {
+            for (rule, fp) in config.rules.iter().zip(&rule_fps) {
+                match rules::read_window(&ctx.store, rule, now).await {
+                    Ok(totals) => {
+                        let (holds, detail) = rules::judge(rule, &totals, &ctx.apdex);
+                        if let Some(alert) = state.alerts.get_mut(fp)
+                            && let Some(t) = alert.rule_evaluation(
+                                holds,
+                                detail,
+                                rule.for_.as_secs(),
+                                rule.keep_firing_for.as_secs(),
+                                now,
+                            )
+                        {
+                            pending.events.push(event(alert, fp, &t, now));
+                            changed = true;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(rule = %rule.name, error = %e, "rule not evaluated this round")
                     }
                 }
+            }
+            match silence::current(&ctx.store, now).await {
+                Ok(rows) => silences = silence::Active::from_rows(&rows),
                 Err(e) => {
-                    tracing::warn!(rule = %rule.name, error = %e, "rule not evaluated this round")
+                    tracing::warn!(error = %e, "silences not read this round; the last ones stay")
+                }
+            }
+            let firing: Vec<&BTreeMap<String, String>> = state
+                .alerts
+                .values()
+                .filter(|a| a.status == Status::Firing)
+                .map(|a| &a.labels)
+                .collect();
+            let muted = |labels: &BTreeMap<String, String>| {
+                silences.mutes(labels, now)
+                    || config
+                        .maintenance
+                        .iter()
+                        .any(|w| w.mutes(labels, i64::try_from(now).unwrap_or(i64::MAX)))
+                    || config
+                        .inhibit
+                        .iter()
+                        .any(|rule| firing.iter().any(|source| rule.mutes(source, labels)))
+            };
+            for notification in
+                dispatch(&config.route, &state.alerts, &mut state.groups, &muted, now)
+            {
+                changed = true;
+                let Some(receiver) = config
+                    .receivers
+                    .iter()
+                    .find(|r| r.name == notification.receiver)
+                else {
+                    continue;
+                };
+                for integration in Integration::all_for(receiver, &notification) {
+                    state.next_id += 1;
+                    let d = Delivery {
+                        id: state.next_id,
+                        notification: notification.clone(),
+                        integration,
+                    };
+                    state.outbox.push(d.clone());
+                    unspawned.push(d);
                 }
             }
         }
-        match silence::current(&ctx.store, now).await {
-            Ok(rows) => silences = silence::Active::from_rows(&rows),
-            Err(e) => {
-                tracing::warn!(error = %e, "silences not read this round; the last ones stay")
-            }
-        }
-        let firing: Vec<&BTreeMap<String, String>> = state
-            .alerts
-            .values()
-            .filter(|a| a.status == Status::Firing)
-            .map(|a| &a.labels)
-            .collect();
-        let muted = |labels: &BTreeMap<String, String>| {
-            silences.mutes(labels, now)
-                || config
-                    .maintenance
-                    .iter()
-                    .any(|w| w.mutes(labels, i64::try_from(now).unwrap_or(i64::MAX)))
-                || config
-                    .inhibit
-                    .iter()
-                    .any(|rule| firing.iter().any(|source| rule.mutes(source, labels)))
-        };
-        for notification in dispatch(&config.route, &state.alerts, &mut state.groups, &muted, now) {
-            changed = true;
-            let Some(receiver) = config
-                .receivers
-                .iter()
-                .find(|r| r.name == notification.receiver)
-            else {
-                continue;
-            };
-            for integration in Integration::all_for(receiver, &notification) {
-                state.next_id += 1;
-                let d = Delivery {
-                    id: state.next_id,
-                    notification: notification.clone(),
-                    integration,
-                };
-                state.outbox.push(d.clone());
-                unspawned.push(d);
-            }
-        }
-        if changed {
+        if changed && (round || save_now) {
             match file.save(&state) {
                 Ok(()) => {
                     // Only what is on disk is sent, so a crash can repeat a message, never lose one.
@@ -388,62 +387,71 @@ pub(crate) async fn run(
                 }
             }
         }
-        ctx.view.set(
-            state
-                .alerts
-                .values()
-                .filter(|a| a.status != Status::Inactive)
-                .cloned()
-                .collect(),
-        );
-        flush(&ctx.store, &mut results, &mut events, &mut sent).await;
+        if round {
+            ctx.view.set(
+                state
+                    .alerts
+                    .values()
+                    .filter(|a| a.status != Status::Inactive)
+                    .cloned()
+                    .collect(),
+            );
+            flush(&ctx.store, &mut pending).await;
+        }
     }
     let _ = file.save(&state);
-    flush(&ctx.store, &mut results, &mut events, &mut sent).await;
+    flush(&ctx.store, &mut pending).await;
     while tasks.join_next().await.is_some() {}
     Ok(())
 }
 
-/// Writes what was collected since the last round; kept for the next round when ClickHouse
-/// does not take it (up to a bound, past which the oldest rows go).
-async fn flush(
-    store: &Store,
-    results: &mut Vec<ProbeResultRow>,
-    events: &mut Vec<AlertEventRow>,
-    sent: &mut Vec<NotificationRow>,
-) {
-    const KEEP: usize = 100_000;
-    if store::write_results(store, results).await.is_ok() {
-        results.clear();
-    }
-    if store::write_events(store, events).await.is_ok() {
-        events.clear();
-    }
-    if store::write_notifications(store, sent).await.is_ok() {
-        sent.clear();
-    }
-    for rows in [results.len(), events.len(), sent.len()] {
-        if rows > KEEP {
-            tracing::warn!(
-                rows,
-                "alerting rows waiting for ClickHouse; the oldest are dropped"
-            );
-        }
-    }
-    results.truncate_front(KEEP);
-    events.truncate_front(KEEP);
-    sent.truncate_front(KEEP);
+/// Rows collected between two rounds, waiting for ClickHouse.
+#[derive(Debug, Default)]
+struct Pending {
+    results: Vec<ProbeResultRow>,
+    /// The minute rollup of results already written (written apart, so a failed rollup insert
+    /// never writes the raw results twice).
+    minutes: Vec<store::ProbeMinuteRow>,
+    events: Vec<AlertEventRow>,
+    sent: Vec<NotificationRow>,
 }
 
-/// Keeps the newest `keep` items.
-trait TruncateFront {
-    fn truncate_front(&mut self, keep: usize);
+/// Most rows of each kind kept while ClickHouse does not take them; past it the oldest go.
+const KEEP_ROWS: usize = 100_000;
+
+/// Keeps the newest [`KEEP_ROWS`] of `rows`, saying so when any go.
+fn keep_newest<T>(rows: &mut Vec<T>, what: &str) {
+    if rows.len() > KEEP_ROWS {
+        tracing::warn!(
+            rows = rows.len(),
+            what,
+            "alerting rows waiting for ClickHouse; the oldest are dropped"
+        );
+        rows.drain(..rows.len() - KEEP_ROWS);
+    }
 }
 
-impl<T> TruncateFront for Vec<T> {
-    fn truncate_front(&mut self, keep: usize) {
-        if self.len() > keep {
-            self.drain(..self.len() - keep);
-        }
+/// Writes what was collected since the last round; what ClickHouse does not take waits for the
+/// next round.
+async fn flush(store: &Store, pending: &mut Pending) {
+    if !pending.results.is_empty() && store::write_results(store, &pending.results).await.is_ok() {
+        pending.minutes.extend(store::minute_rows(&pending.results));
+        pending.results.clear();
     }
+    if !pending.minutes.is_empty() && store::write_minutes(store, &pending.minutes).await.is_ok() {
+        pending.minutes.clear();
+    }
+    if store::write_events(store, &pending.events).await.is_ok() {
+        pending.events.clear();
+    }
+    if store::write_notifications(store, &pending.sent)
+        .await
+        .is_ok()
+    {
+        pending.sent.clear();
+    }
+    keep_newest(&mut pending.results, "probe results");
+    keep_newest(&mut pending.minutes, "probe minutes");
+    keep_newest(&mut pending.events, "alert events");
+    keep_newest(&mut pending.sent, "notification attempts");
 }

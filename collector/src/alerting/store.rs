@@ -156,16 +156,20 @@ pub(crate) fn minute_rows(results: &[ProbeResultRow]) -> Vec<ProbeMinuteRow> {
         .collect()
 }
 
-/// Writes checks and their minute rollup.
+/// Writes checks.
 pub(crate) async fn write_results(
     store: &Store,
     results: &[ProbeResultRow],
 ) -> Result<(), StoreError> {
-    if results.is_empty() {
-        return Ok(());
-    }
-    store.insert(PROBE_RESULTS, results).await?;
-    store.insert(PROBE_MINUTE, &minute_rows(results)).await
+    store.insert(PROBE_RESULTS, results).await
+}
+
+/// Writes per-minute rollup rows.
+pub(crate) async fn write_minutes(
+    store: &Store,
+    rows: &[ProbeMinuteRow],
+) -> Result<(), StoreError> {
+    store.insert(PROBE_MINUTE, rows).await
 }
 
 /// Writes alert history rows.

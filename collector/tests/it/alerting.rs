@@ -106,6 +106,24 @@ impl Hooks {
     }
 }
 
+/// The route and receiver every test uses: everything to `hook`, grouped by alert name, with
+/// group_wait and group_interval of 1 s.
+fn route_to(hook: &str) -> String {
+    format!(
+        r#"[route]
+receiver = "oncall"
+group_by = ["alertname"]
+group_wait = "1s"
+group_interval = "1s"
+repeat_interval = "1h"
+
+[[receiver]]
+name = "oncall"
+webhook = [{{ url = "{hook}" }}]
+"#
+    )
+}
+
 /// An alerting file: one probe of `target` (1 s interval, down after `failures`, up after 2),
 /// `rules`, everything to `hook`, group_wait 1 s.
 fn alerting_file(
@@ -134,21 +152,21 @@ url = "{target}"
 conditions = ["[STATUS] == 200", "[BODY].status == UP"]
 labels = {{ service = "shop", severity = "page" }}
 {rules}
-[route]
-receiver = "oncall"
-group_by = ["alertname"]
-group_wait = "1s"
-group_interval = "1s"
-repeat_interval = "1h"
-
-[[receiver]]
-name = "oncall"
-webhook = [{{ url = "{hook}" }}]
-"#
+{route}"#,
+            route = route_to(hook)
         ),
     )
     .expect("write alerting file");
     path.display().to_string()
+}
+
+/// Waits until the collector's `/metrics` holds `line` (fails with `what` after 20 s).
+async fn wait_for_metric(collector: &Collector, line: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !collector.metrics_text().await.contains(line) {
+        assert!(Instant::now() < deadline, "{what}:\n{}", collector.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn status_and_name(body: &serde_json::Value) -> (String, String) {
@@ -264,6 +282,14 @@ async fn a_flap_inside_the_thresholds_sends_nothing() {
         .as_array()
         .map_or(0, |a| a.iter().filter(|a| a["state"] == "firing").count());
     assert_eq!(firing, 0, "{alerts}");
+    // The probe did run and did fail, only never twice in a row.
+    let uptime = collector.plumb_json(&["uptime", "--since", "1h"]).await;
+    let probe = &uptime["probes"][0];
+    let (checks, failures) = (
+        probe["checks"].as_u64().unwrap_or(0),
+        probe["failures"].as_u64().unwrap_or(0),
+    );
+    assert!(checks >= 4 && failures >= 2, "{uptime}");
     assert!(collector.stop().await);
 }
 
@@ -414,17 +440,10 @@ interval = "1s"
 failure_threshold = 2
 conditions = ["[CERTIFICATE_EXPIRATION] > 1d"]
 
-[route]
-receiver = "oncall"
-group_by = ["alertname"]
-group_wait = "1s"
-[[receiver]]
-name = "oncall"
-webhook = [{{ url = "{hook}" }}]
-"#,
+{route}"#,
             address = target.query,
             ca = pki.arg("ca.pem"),
-            hook = hooks.url,
+            route = route_to(&hooks.url),
         ),
     )
     .expect("write");
@@ -485,19 +504,12 @@ async fn the_file_reloads_when_it_changes_a_bad_one_keeps_the_running_one_and_fi
         format!("{good}\n[[probe]]\nname = \"broken\"\nkind = \"http\"\nurl = \"nope\"\n"),
     )
     .expect("write");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !collector
-        .metrics_text()
-        .await
-        .contains("plumb_alerting_reloads_total{result=\"failure\"} 1")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the bad file was never noticed:\n{}",
-            collector.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_metric(
+        &collector,
+        "plumb_alerting_reloads_total{result=\"failure\"} 1",
+        "the bad file was never noticed",
+    )
+    .await;
     assert!(
         collector.log().contains("alerts.toml:"),
         "the error names the file and line"
@@ -649,19 +661,12 @@ async fn sighup_reloads_the_file_even_when_it_looks_unchanged() {
         .expect("set mtime");
     tokio::time::sleep(Duration::from_secs(3)).await;
     collector.hang_up();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !collector
-        .metrics_text()
-        .await
-        .contains("plumb_alerting_reloads_total{result=\"success\"} 1")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "SIGHUP did not reload:\n{}",
-            collector.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_metric(
+        &collector,
+        "plumb_alerting_reloads_total{result=\"success\"} 1",
+        "SIGHUP did not reload",
+    )
+    .await;
     target.set(FAILING);
     // With the old file's 9 failures in a row (one a second) this could not fire within 7 s.
     let fired = hooks.wait_for(1, Duration::from_secs(7)).await;
@@ -756,16 +761,8 @@ name = "shop-grpc"
 kind = "grpc"
 address = "{address}"
 service = "shop"
-[route]
-receiver = "oncall"
-group_by = ["alertname"]
-group_wait = "1s"
-group_interval = "1s"
-[[receiver]]
-name = "oncall"
-webhook = [{{ url = "{hook}" }}]
-"#,
-            hook = hooks.url
+{route}"#,
+            route = route_to(&hooks.url)
         ),
     )
     .expect("write");
