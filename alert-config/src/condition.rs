@@ -1,6 +1,6 @@
 //! Probe conditions, written as in Gatus: `[STATUS] == 200`, `[BODY].status == UP`,
 //! `[RESPONSE_TIME] < 300ms`, `[CERTIFICATE_EXPIRATION] > 14d`, `[CONNECTED] == true`,
-//! `len([BODY].items) > 0`, `[BODY] == pat(*ok*)`, `[STATUS] == any(200, 204)`.
+//! `[DNS_RCODE] == NOERROR`, `len([BODY].items) > 0`, `[BODY] == pat(*ok*)`, `[STATUS] == any(200, 204)`.
 //!
 //! A condition is parsed once, when the file is loaded (an unknown placeholder or operator is an
 //! error naming the line), and evaluated against what a check found ([`Facts`]).
@@ -20,6 +20,8 @@ pub enum Placeholder {
     CertificateExpiration,
     /// Whether the connection (and handshake) succeeded.
     Connected,
+    /// A DNS answer's response code by name (`NOERROR`, `NXDOMAIN`, `SERVFAIL`, ...).
+    DnsRcode,
 }
 
 /// One step of a JSON path in `[BODY].a.b[0]`.
@@ -84,6 +86,8 @@ pub struct Facts<'a> {
     pub certificate_expiration: Option<Duration>,
     /// Whether the connection succeeded.
     pub connected: bool,
+    /// A DNS answer's response code by name, for DNS probes.
+    pub dns_rcode: Option<&'a str>,
 }
 
 fn placeholder(text: &str) -> Result<Placeholder, String> {
@@ -96,13 +100,14 @@ fn placeholder(text: &str) -> Result<Placeholder, String> {
             Placeholder::CertificateExpiration,
         ),
         ("[CONNECTED]", Placeholder::Connected),
+        ("[DNS_RCODE]", Placeholder::DnsRcode),
     ];
     if let Some((_, p)) = fixed.iter().find(|(name, _)| *name == text) {
         return Ok(p.clone());
     }
     let Some(path) = text.strip_prefix("[BODY]") else {
         return Err(format!(
-            "unknown placeholder {text:?}: use [STATUS], [BODY], [BODY].path, [RESPONSE_TIME], [CERTIFICATE_EXPIRATION] or [CONNECTED]"
+            "unknown placeholder {text:?}: use [STATUS], [BODY], [BODY].path, [RESPONSE_TIME], [CERTIFICATE_EXPIRATION], [CONNECTED] or [DNS_RCODE]"
         ));
     };
     let mut steps = Vec::new();
@@ -248,6 +253,7 @@ impl Condition {
                 .certificate_expiration
                 .map(|d| (d.as_secs_f64() * 1000.0).into()),
             Placeholder::Connected => Some(facts.connected.into()),
+            Placeholder::DnsRcode => facts.dns_rcode.map(|r| r.into()),
             Placeholder::Body(steps) if steps.is_empty() => facts.body.map(|b| b.into()),
             Placeholder::Body(steps) => {
                 let json: serde_json::Value = serde_json::from_str(facts.body?).ok()?;
@@ -331,6 +337,7 @@ mod tests {
             body: Some(body),
             certificate_expiration: Some(Duration::from_secs(20 * 86_400)),
             connected: true,
+            dns_rcode: Some("NOERROR"),
         };
         for holds in [
             "[STATUS] == 200",
@@ -345,6 +352,7 @@ mod tests {
             "[RESPONSE_TIME] < 300",
             "[CERTIFICATE_EXPIRATION] > 14d",
             "[CONNECTED] == true",
+            "[DNS_RCODE] == NOERROR",
         ] {
             assert!(c(holds).holds(&facts), "{holds}");
         }
@@ -355,6 +363,7 @@ mod tests {
             "[RESPONSE_TIME] < 100ms",
             "[CERTIFICATE_EXPIRATION] > 30d",
             "[BODY] == pat(*DOWN*)",
+            "[DNS_RCODE] == NXDOMAIN",
         ] {
             assert!(!c(fails).holds(&facts), "{fails}");
         }

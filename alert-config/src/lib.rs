@@ -22,8 +22,8 @@ pub use error::ConfigError;
 pub use maintenance::{Cron, Maintenance};
 pub use matcher::{Matcher, MatcherOp};
 pub use model::{
-    AlertingConfig, HttpProbe, Inhibit, PagerDuty, Probe, ProbeTarget, Receiver, Route, Rule,
-    Signal, Slack, Threshold, Webhook,
+    AlertingConfig, DNS_RECORD_TYPES, Email, HttpProbe, Inhibit, PagerDuty, Probe, ProbeTarget,
+    Receiver, Route, Rule, Signal, Slack, Threshold, Webhook,
 };
 
 use std::path::Path;
@@ -223,13 +223,37 @@ equal = ["service"]
             e.starts_with("a.toml:6:") && e.contains("names must be unique"),
             "{e}"
         );
-        let email = "[[receiver]]\nname = \"r\"\nemail = [{ to = \"ops@example.com\" }]\n";
+        for (email, says) in [
+            ("to = \"ops@example.com\"", "missing field `from`"),
+            (
+                "to = \"ops\", from = \"p@example.com\", smarthost = \"h:25\"",
+                "\"ops\" is not a mail address",
+            ),
+            (
+                "to = \"o@example.com\", from = \"p@example.com\", smarthost = \"h\"",
+                "is not host:port",
+            ),
+            (
+                "to = \"o@example.com\", from = \"p@example.com\", smarthost = \"h:25\", auth_username = \"u\"",
+                "together",
+            ),
+        ] {
+            let text = format!("[[receiver]]\nname = \"r\"\nemail = [{{ {email} }}]\n");
+            let e = parse(&text, "a.toml").expect_err(email).to_string();
+            assert!(
+                e.starts_with("a.toml:3:") && e.contains(says),
+                "{email}: {e}"
+            );
+        }
+        let dns = "[[probe]]\nname = \"d\"\nkind = \"dns\"\naddress = \"127.0.0.1\"\nquery_name = \"x.test\"\nquery_type = \"AXFR\"\n";
+        let e = parse(dns, "a.toml").expect_err("dns type").to_string();
         assert!(
-            parse(email, "a.toml")
-                .expect_err("email")
-                .to_string()
-                .contains("not supported yet")
+            e.starts_with("a.toml:6: query_type:") && e.contains("unknown query_type"),
+            "{e}"
         );
+        let dns = "[[probe]]\nname = \"d\"\nkind = \"dns\"\naddress = \"127.0.0.1\"\n";
+        let e = parse(dns, "a.toml").expect_err("dns name").to_string();
+        assert!(e.contains("needs a query_name"), "{e}");
         let syntax = "[route\nreceiver = 1\n";
         assert!(
             parse(syntax, "a.toml")

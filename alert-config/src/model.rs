@@ -10,7 +10,9 @@
 use crate::condition::Condition;
 use crate::maintenance::Maintenance;
 use crate::matcher::Matcher;
-use crate::raw::{RawConfig, RawInhibit, RawMaintenance, RawProbe, RawReceiver, RawRoute, RawRule};
+use crate::raw::{
+    RawConfig, RawEmail, RawInhibit, RawMaintenance, RawProbe, RawReceiver, RawRoute, RawRule,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -30,6 +32,10 @@ const EVALUATION_INTERVAL: Duration = Duration::from_secs(10);
 const DEFAULT_GRPC_CONDITION: &str = "[BODY].status == SERVING";
 /// What an HTTP probe without conditions checks.
 const DEFAULT_HTTP_CONDITION: &str = "[STATUS] < 400";
+/// What a DNS probe without conditions checks: the server answered without error.
+const DEFAULT_DNS_CONDITION: &str = "[DNS_RCODE] == NOERROR";
+/// The port of a DNS server given without one.
+const DNS_PORT: u16 = 53;
 /// Where PagerDuty's Events API v2 takes events.
 const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
@@ -128,7 +134,20 @@ pub enum ProbeTarget {
         /// A CA (PEM) to trust besides the usual roots.
         ca_file: Option<PathBuf>,
     },
+    /// A DNS query sent to a server over UDP (TCP when the answer is cut short).
+    Dns {
+        /// The DNS server, `host:port`.
+        server: String,
+        /// The name asked about.
+        name: String,
+        /// The record type asked for, upper case (one of [`DNS_RECORD_TYPES`]).
+        record_type: String,
+    },
 }
+
+/// The record types a DNS probe can ask for.
+pub const DNS_RECORD_TYPES: [&str; 9] =
+    ["A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT"];
 
 /// An HTTP(S) check.
 #[derive(Clone, Debug)]
@@ -280,6 +299,29 @@ pub struct Receiver {
     pub slack: Vec<Slack>,
     /// PagerDuty Events API v2.
     pub pagerduty: Vec<PagerDuty>,
+    /// Email over SMTP.
+    pub email: Vec<Email>,
+}
+
+/// Email over SMTP, as Alertmanager's `email_configs`.
+#[derive(Clone, Debug)]
+pub struct Email {
+    /// Recipients (the file's `to`, split at commas).
+    pub to: Vec<String>,
+    /// The sender.
+    pub from: String,
+    /// The SMTP server, `host:port`. Port 465 speaks TLS from the start; any other port
+    /// upgrades with STARTTLS.
+    pub smarthost: String,
+    /// User name and password for SMTP AUTH (PLAIN or LOGIN), given together or not at all.
+    pub auth: Option<(String, String)>,
+    /// Whether STARTTLS is required (true unless the file says otherwise): without it a server
+    /// that offers no STARTTLS is refused, with `false` it is used when offered.
+    pub require_tls: bool,
+    /// A CA (PEM) to trust besides the usual roots.
+    pub ca_file: Option<PathBuf>,
+    /// Whether resolved groups are told.
+    pub send_resolved: bool,
 }
 
 /// A generic webhook.
@@ -526,18 +568,54 @@ fn check_probe(
             }
         }
         "dns" => {
-            return Err(fail(
-                p.kind.span(),
-                format!(
-                    "{:?} probes are not supported yet: use http, tcp, tls or grpc",
-                    p.kind.get_ref()
-                ),
-            ));
+            let address = p
+                .address
+                .as_ref()
+                .ok_or_else(|| needs("an address (the DNS server, host or host:port)"))?;
+            let text = address.get_ref().0.trim().to_owned();
+            let server = match text.rsplit_once(':') {
+                _ if text.is_empty() => {
+                    return Err(fail(address.span(), "the DNS server is empty".into()));
+                }
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => text,
+                Some(_) => return Err(fail(address.span(), format!("{text:?} is not host:port"))),
+                None => format!("{text}:{DNS_PORT}"),
+            };
+            let name = p.query_name.as_ref().ok_or_else(|| needs("a query_name"))?;
+            let name_text = name.get_ref().0.trim().to_owned();
+            if name_text.is_empty() || name_text.len() > 253 {
+                return Err(fail(
+                    name.span(),
+                    format!("{name_text:?} is not a DNS name"),
+                ));
+            }
+            let record_type = match &p.query_type {
+                None => "A".to_owned(),
+                Some(t) => {
+                    let upper = t.get_ref().trim().to_ascii_uppercase();
+                    if !DNS_RECORD_TYPES.contains(&upper.as_str()) {
+                        return Err(fail(
+                            t.span(),
+                            format!(
+                                "unknown query_type {:?}: use one of {}",
+                                t.get_ref(),
+                                DNS_RECORD_TYPES.join(", ")
+                            ),
+                        ));
+                    }
+                    upper
+                }
+            };
+            ProbeTarget::Dns {
+                server,
+                name: name_text,
+                record_type,
+            }
         }
         other => {
             return Err(fail(
                 p.kind.span(),
-                format!("unknown probe kind {other:?}: use http, tcp, tls or grpc"),
+                format!("unknown probe kind {other:?}: use http, tcp, tls, dns or grpc"),
             ));
         }
     };
@@ -553,6 +631,13 @@ fn check_probe(
         // Without conditions, a gRPC probe succeeds when the service says it is serving.
         conditions.push(
             DEFAULT_GRPC_CONDITION
+                .parse::<Condition>()
+                .map_err(|e| fail(p.name.span(), e))?,
+        );
+    }
+    if conditions.is_empty() && matches!(target, ProbeTarget::Dns { .. }) {
+        conditions.push(
+            DEFAULT_DNS_CONDITION
                 .parse::<Condition>()
                 .map_err(|e| fail(p.name.span(), e))?,
         );
@@ -702,12 +787,6 @@ fn check_receiver(
     fail: Fail<'_>,
 ) -> Result<Receiver, crate::ConfigError> {
     let raw = r.get_ref();
-    if let Some(email) = raw.email.first() {
-        return Err(fail(
-            email.span(),
-            "email receivers are not supported yet: use webhook, slack or pagerduty".into(),
-        ));
-    }
     let url = |u: &Spanned<crate::raw::Text>| -> Result<String, crate::ConfigError> {
         let text = u.get_ref().0.clone();
         if text.starts_with("http://") || text.starts_with("https://") {
@@ -724,6 +803,7 @@ fn check_receiver(
         webhooks: Vec::new(),
         slack: Vec::new(),
         pagerduty: Vec::new(),
+        email: Vec::new(),
     };
     for w in &raw.webhook {
         let w = w.get_ref();
@@ -761,7 +841,75 @@ fn check_receiver(
             send_resolved: p.send_resolved.unwrap_or(true),
         });
     }
+    for e in &raw.email {
+        receiver.email.push(check_email(e.get_ref(), fail)?);
+    }
     Ok(receiver)
+}
+
+/// Whether `text` looks like one mail address (`local@domain`, nothing around it).
+fn is_address(text: &str) -> bool {
+    text.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && !domain.is_empty()
+            && !domain.contains('@')
+            && !text.chars().any(|c| c.is_whitespace() || c == ',')
+    })
+}
+
+fn check_email(e: &RawEmail, fail: Fail<'_>) -> Result<Email, crate::ConfigError> {
+    let to: Vec<String> =
+        e.to.get_ref()
+            .0
+            .split(',')
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
+    if to.is_empty() {
+        return Err(fail(
+            e.to.span(),
+            "an email receiver needs to = \"address\"".into(),
+        ));
+    }
+    if let Some(bad) = to.iter().find(|a| !is_address(a)) {
+        return Err(fail(e.to.span(), format!("{bad:?} is not a mail address")));
+    }
+    let from = e.from.get_ref().0.trim().to_owned();
+    if !is_address(&from) {
+        return Err(fail(
+            e.from.span(),
+            format!("{from:?} is not a mail address"),
+        ));
+    }
+    let smarthost = e.smarthost.get_ref().0.trim().to_owned();
+    if smarthost
+        .rsplit_once(':')
+        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    {
+        return Err(fail(
+            e.smarthost.span(),
+            format!("{smarthost:?} is not host:port (e.g. smtp.example.com:587)"),
+        ));
+    }
+    let auth = match (&e.auth_username, &e.auth_password) {
+        (Some(user), Some(password)) => Some((user.0.clone(), password.0.clone())),
+        (None, None) => None,
+        _ => {
+            return Err(fail(
+                e.smarthost.span(),
+                "give auth_username and auth_password together".into(),
+            ));
+        }
+    };
+    Ok(Email {
+        to,
+        from,
+        smarthost,
+        auth,
+        require_tls: e.require_tls.unwrap_or(true),
+        ca_file: e.ca_file.as_ref().map(PathBuf::from),
+        send_resolved: e.send_resolved.unwrap_or(true),
+    })
 }
 
 fn check_maintenance(

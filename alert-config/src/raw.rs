@@ -121,6 +121,8 @@ pub(crate) struct RawProbe {
     pub(crate) address: Option<Spanned<Text>>,
     pub(crate) service: Option<String>,
     pub(crate) tls: Option<bool>,
+    pub(crate) query_name: Option<Spanned<Text>>,
+    pub(crate) query_type: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) conditions: Vec<Spanned<String>>,
     #[serde(default)]
@@ -178,7 +180,20 @@ pub(crate) struct RawReceiver {
     #[serde(default)]
     pub(crate) pagerduty: Vec<Spanned<RawPagerDuty>>,
     #[serde(default)]
-    pub(crate) email: Vec<Spanned<toml::Table>>,
+    pub(crate) email: Vec<Spanned<RawEmail>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEmail {
+    pub(crate) to: Spanned<Text>,
+    pub(crate) from: Spanned<Text>,
+    pub(crate) smarthost: Spanned<Text>,
+    pub(crate) auth_username: Option<Text>,
+    pub(crate) auth_password: Option<Text>,
+    pub(crate) require_tls: Option<bool>,
+    pub(crate) ca_file: Option<String>,
+    pub(crate) send_resolved: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

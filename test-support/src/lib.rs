@@ -2,22 +2,27 @@
 //! binary, a fresh database per test), [`collector`] (real `plumb-collector` processes on free
 //! loopback ports), [`sdk`] and [`traces`] (spans and whole traces sent with the official
 //! OpenTelemetry SDK exporters), [`proxy`] (a ClickHouse that is away or frozen), [`pki`]
-//! (certificates made at test time) and [`stats`] (exact figures to compare with). Everything is
+//! (certificates made at test time), [`stats`] (exact figures to compare with), and the
+//! targets and receivers alerting tests talk to: [`dns_server`] and [`smtp_server`]. Everything is
 //! re-exported at the top, so a test writes `use plumb_test_support::*`.
 
 pub mod clickhouse_server;
 pub mod collector;
+pub mod dns_server;
 pub mod pki;
 pub mod proxy;
 pub mod sdk;
+pub mod smtp_server;
 pub mod stats;
 pub mod traces;
 
 pub use clickhouse_server::*;
 pub use collector::*;
+pub use dns_server::*;
 pub use pki::*;
 pub use proxy::*;
 pub use sdk::*;
+pub use smtp_server::*;
 pub use stats::*;
 pub use traces::*;
 

@@ -6,6 +6,7 @@
 //! - Slack-compatible incoming webhook: `{"text": ...}`, one line per alert.
 //! - PagerDuty Events API v2: one event per alert, `trigger` or `resolve`, with the alert's
 //!   fingerprint as `dedup_key` (so PagerDuty itself drops a repeated trigger).
+//! - Email over SMTP with STARTTLS: see [`super::email`].
 //!
 //! Each attempt's outcome is returned to the engine, which records it; a receiver that answers
 //! with an error (or not at all, within [`ATTEMPT_TIMEOUT`]) is tried again with backoff, up to
@@ -19,7 +20,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Longest one delivery attempt may take.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts per delivery before it is given up (and recorded as failed).
 pub(crate) const ATTEMPTS: u32 = 8;
 /// Waits between attempts.
@@ -35,6 +36,8 @@ pub(crate) enum Integration {
     Slack(usize),
     /// `pagerduty[i]`.
     PagerDuty(usize),
+    /// `email[i]`.
+    Email(usize),
 }
 
 impl Integration {
@@ -59,15 +62,21 @@ impl Integration {
                 .filter(|&i| keep(receiver.pagerduty[i].send_resolved))
                 .map(Self::PagerDuty),
         );
+        out.extend(
+            (0..receiver.email.len())
+                .filter(|&i| keep(receiver.email[i].send_resolved))
+                .map(Self::Email),
+        );
         out
     }
 
-    /// `webhook`, `slack` or `pagerduty`.
+    /// `webhook`, `slack`, `pagerduty` or `email`.
     pub(crate) fn kind(self) -> &'static str {
         match self {
             Self::Webhook(_) => "webhook",
             Self::Slack(_) => "slack",
             Self::PagerDuty(_) => "pagerduty",
+            Self::Email(_) => "email",
         }
     }
 }
@@ -131,7 +140,7 @@ pub(crate) fn webhook_body(n: &Notification) -> Value {
 }
 
 /// One line per alert: status, name, what was seen and, once resolved, how long it was down.
-fn summary_lines(n: &Notification) -> String {
+pub(crate) fn summary_lines(n: &Notification) -> String {
     let mut lines = vec![format!("[{}] {}", n.status.to_uppercase(), n.group_key)];
     for a in &n.alerts {
         let name = a.labels.get("alertname").map_or("", String::as_str);
@@ -267,6 +276,13 @@ pub(crate) async fn attempt(
                 status = post(&pd.url, body, Vec::new(), tls).await?;
             }
             Ok(status)
+        }
+        Integration::Email(i) => {
+            let email = receiver
+                .email
+                .get(i)
+                .ok_or("the email receiver is gone from the configuration")?;
+            super::email::send(n, email).await
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Uptime alerting: active probes and passive rules become alerts (pending → firing →
 //! resolved), alerts are routed and grouped as Alertmanager does, and each group's messages go
-//! to webhooks, Slack and PagerDuty, once per change, with state that survives restarts.
+//! to webhooks, Slack, PagerDuty and email, once per change, with state that survives restarts.
 //!
 //! It reads from the store and from its own probes, never from the ingest path. The parts:
 //! [`probe`] (the checks and their schedule), [`rules`] (the passive signals from the stored
 //! histograms), [`state`] (each alert's state machine), [`dispatch`] (routing and grouping),
-//! [`deliver`] (the messages and their delivery), [`durable`] (the state file), [`store`] (the
+//! [`deliver`] (the messages and their delivery; mail in [`email`]), [`durable`] (the state file), [`store`] (the
 //! tables and queries for history and uptime). [`run`] is the engine that joins them, and
 //! [`reload::supervise`] restarts it when the file changes; `app` starts that as a stage of its
 //! own when `--alerting-config` is given.
@@ -14,6 +14,7 @@ pub(crate) mod api;
 pub(crate) mod deliver;
 pub(crate) mod dispatch;
 pub(crate) mod durable;
+mod email;
 pub(crate) mod probe;
 pub(crate) mod reload;
 pub(crate) mod rules;

@@ -12,19 +12,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How the target answers.
-const HEALTHY: u8 = 0;
-const FAILING: u8 = 1;
+pub(crate) const HEALTHY: u8 = 0;
+pub(crate) const FAILING: u8 = 1;
 /// Fails every other request: a flap inside the thresholds.
 const FLAPPING: u8 = 2;
 
 /// An HTTP target whose `/health` answers as `mode` says.
-struct Target {
+pub(crate) struct Target {
     mode: Arc<AtomicU8>,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Target {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let mode = Arc::new(AtomicU8::new(HEALTHY));
         let count = Arc::new(AtomicU64::new(0));
         let app = Router::new()
@@ -52,19 +52,19 @@ impl Target {
         Self { mode, url }
     }
 
-    fn set(&self, mode: u8) {
+    pub(crate) fn set(&self, mode: u8) {
         self.mode.store(mode, Ordering::SeqCst);
     }
 }
 
 /// A webhook receiver that keeps every body it gets.
-struct Hooks {
+pub(crate) struct Hooks {
     got: Arc<Mutex<Vec<serde_json::Value>>>,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Hooks {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let got = Arc::new(Mutex::new(Vec::new()));
         let app = Router::new()
             .route(
@@ -84,12 +84,12 @@ impl Hooks {
         Self { got, url }
     }
 
-    fn bodies(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn bodies(&self) -> Vec<serde_json::Value> {
         self.got.lock().expect("lock").clone()
     }
 
     /// Waits until `n` bodies arrived (fails after `within`); returns them.
-    async fn wait_for(&self, n: usize, within: Duration) -> Vec<serde_json::Value> {
+    pub(crate) async fn wait_for(&self, n: usize, within: Duration) -> Vec<serde_json::Value> {
         let deadline = Instant::now() + within;
         loop {
             let bodies = self.bodies();
@@ -108,7 +108,7 @@ impl Hooks {
 
 /// The route and receiver every test uses: everything to `hook`, grouped by alert name, with
 /// group_wait and group_interval of 1 s.
-fn route_to(hook: &str) -> String {
+pub(crate) fn route_to(hook: &str) -> String {
     format!(
         r#"[route]
 receiver = "oncall"
@@ -161,7 +161,7 @@ labels = {{ service = "shop", severity = "page" }}
 }
 
 /// Waits until the collector's `/metrics` holds `line` (fails with `what` after 20 s).
-async fn wait_for_metric(collector: &Collector, line: &str, what: &str) {
+pub(crate) async fn wait_for_metric(collector: &Collector, line: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !collector.metrics_text().await.contains(line) {
         assert!(Instant::now() < deadline, "{what}:\n{}", collector.log());
@@ -169,7 +169,7 @@ async fn wait_for_metric(collector: &Collector, line: &str, what: &str) {
     }
 }
 
-fn status_and_name(body: &serde_json::Value) -> (String, String) {
+pub(crate) fn status_and_name(body: &serde_json::Value) -> (String, String) {
     (
         body["status"].as_str().unwrap_or_default().to_owned(),
         body["alerts"][0]["labels"]["alertname"]

@@ -2,6 +2,7 @@
 //! OpenTelemetry SDK exporters, and the `plumb` CLI, all on loopback.
 
 mod alerting;
+mod alerting_dns_and_mail;
 mod auth;
 mod backpressure;
 mod bad_input;

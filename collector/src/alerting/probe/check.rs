@@ -1,5 +1,6 @@
 //! One check of one probe: connect, and for HTTP(S) send the request and read the answer, timing
-//! each phase (DNS, connect, TLS, first byte), then test the probe's conditions.
+//! each phase (DNS, connect, TLS, first byte), then test the probe's conditions. DNS probes ask
+//! their question through [`super::dns`].
 //!
 //! In: a [`Probe`]. Out: a [`CheckResult`]. A check never takes longer than the probe's timeout
 //! (a hanging target fails the check, it never holds up another probe), and it never panics on
@@ -59,6 +60,16 @@ pub(crate) async fn check(probe: &Probe, tls: &TlsClients) -> CheckResult {
 
 /// Tests `conditions` (connected is implied) and records the first that fails.
 fn judge(conditions: &[Condition], result: &mut CheckResult, body: Option<&str>) {
+    judge_with_rcode(conditions, result, body, None);
+}
+
+/// [`judge`], with a DNS answer's response code.
+fn judge_with_rcode(
+    conditions: &[Condition],
+    result: &mut CheckResult,
+    body: Option<&str>,
+    dns_rcode: Option<&str>,
+) {
     let facts = Facts {
         status: (result.status != 0).then_some(result.status),
         response_time: result.duration,
@@ -67,6 +78,7 @@ fn judge(conditions: &[Condition], result: &mut CheckResult, body: Option<&str>)
             .chain_days_left
             .map(|d| Duration::from_secs(u64::try_from(d.max(0)).unwrap_or(0) * 86_400)),
         connected: true,
+        dns_rcode,
     };
     match conditions.iter().find(|c| !c.holds(&facts)) {
         Some(failed) => {
@@ -115,6 +127,30 @@ async fn connect_and_ask(probe: &Probe, tls: &TlsClients) -> CheckResult {
                 Ok(body) => {
                     result.duration = started.elapsed();
                     judge(&probe.conditions, &mut result, Some(&body));
+                    result
+                }
+                Err(e) => CheckResult { error: e, ..result },
+            }
+        }
+        ProbeTarget::Dns {
+            server,
+            name,
+            record_type,
+        } => {
+            let mut result = CheckResult::default();
+            let started = Instant::now();
+            match super::dns::ask(server, name, record_type, &mut result).await {
+                Ok(answer) => {
+                    result.duration = started.elapsed();
+                    judge_with_rcode(
+                        &probe.conditions,
+                        &mut result,
+                        Some(&answer.records),
+                        Some(&answer.rcode),
+                    );
+                    if !result.success {
+                        result.error = format!("{} (answer {})", result.error, answer.rcode);
+                    }
                     result
                 }
                 Err(e) => CheckResult { error: e, ..result },

@@ -4,6 +4,7 @@
 //! hanging target only holds up its own probe. Each result goes to the alerting engine.
 
 pub(crate) mod check;
+mod dns;
 
 use check::{CheckResult, TlsClients};
 use plumb_alert_config::{Probe, ProbeTarget};
@@ -40,7 +41,10 @@ fn host_of(probe: &Probe) -> String {
             .unwrap_or_default(),
         ProbeTarget::Tcp { address }
         | ProbeTarget::Tls { address, .. }
-        | ProbeTarget::Grpc { address, .. } => address
+        | ProbeTarget::Grpc { address, .. }
+        | ProbeTarget::Dns {
+            server: address, ..
+        } => address
             .rsplit_once(':')
             .map_or(address.clone(), |(h, _)| h.to_owned()),
     }
