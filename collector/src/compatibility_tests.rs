@@ -145,7 +145,8 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
             start_unix_ns: first.start_unix_ns,
             span_id: first.span_id,
         })),
-        "uptime_days": sql(alerting_store::uptime_query(&store, u64::from(now_s) - 7 * 86_400, 7 * 86_400)),
+        "uptime_days": sql(alerting_store::uptime_query(&store, u64::from(now_s) - 30 * 86_400, 30 * 86_400)),
+        "uptime_hours": sql(alerting_store::uptime_query(&store, u64::from(now_s) - 86_400, 86_400)),
         "uptime_minutes": sql(alerting_store::uptime_query(&store, u64::from(now_s) - 3600, 3600)),
         "probe_latest": sql(alerting_store::latest_query(&store, u64::from(now_s))),
         "probe_changes": sql(alerting_store::last_change_query(&store, u64::from(now_s) - 3600)),
@@ -263,14 +264,15 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     assert_eq!(stored["trace"].as_str().map(str::len), Some(32));
     assert_eq!(result["expired"].as_array().map(Vec::len), Some(0));
 
-    // Alerting's queries: the day rollup (filled by its materialized view) and the minutes agree.
+    // Alerting's queries: the day and hour rollups (filled by their materialized views) and the
+    // minutes agree.
     let answer = |name: &str| {
         result["answers"][name]
             .as_array()
             .cloned()
             .unwrap_or_default()
     };
-    for name in ["uptime_days", "uptime_minutes"] {
+    for name in ["uptime_days", "uptime_hours", "uptime_minutes"] {
         let rows = answer(name);
         assert_eq!(rows.len(), 1, "{name}: {rows:?}");
         assert_eq!(

@@ -1,6 +1,6 @@
-//! What alerting keeps in ClickHouse: every probe check (`probe_results`), per-minute and
-//! per-day rollups of them (`probe_minute`, filled by the collector; `probe_day`, by a
-//! materialized view), the alert history (`alert_events`) and every delivery attempt
+//! What alerting keeps in ClickHouse: every probe check (`probe_results`), per-minute, per-hour
+//! and per-day rollups of them (`probe_minute`, filled by the collector; `probe_hour` and
+//! `probe_day`, by materialized views), the alert history (`alert_events`) and every delivery attempt
 //! (`notification_log`); and the queries `plumb uptime` and `plumb alerts` read them with.
 //!
 //! Uptime over 90 days is one read of at most 90 rows per probe from `probe_day`. Every
@@ -8,7 +8,7 @@
 
 use crate::aggregate::histogram::{LatencyHistogram, quantile_from_buckets};
 use crate::store::schema::{
-    ALERT_EVENTS, NOTIFICATION_LOG, PROBE_DAY, PROBE_MINUTE, PROBE_RESULTS,
+    ALERT_EVENTS, NOTIFICATION_LOG, PROBE_DAY, PROBE_HOUR, PROBE_MINUTE, PROBE_RESULTS,
 };
 use crate::store::{Store, StoreError};
 use clickhouse::Row;
@@ -209,30 +209,34 @@ pub(crate) struct UptimeRow {
     pub(crate) counts: Vec<u64>,
 }
 
+/// Windows up to this long read per-minute rows.
+const MINUTES_UP_TO_S: u64 = 6 * 3600;
+/// Windows up to this long (and over [`MINUTES_UP_TO_S`]) read per-hour rows; longer ones read
+/// per-day rows.
+const HOURS_UP_TO_S: u64 = 7 * 86_400;
+
 /// The query behind `plumb uptime`: per probe, checks, failures and the duration histogram since
-/// `from` (whole days from `probe_day` when the window is a day or more, else minutes).
+/// `from`, from the finest rollup that keeps the read small: minutes up to 6 hours, hours up to
+/// 7 days (at most 168 rows per probe), whole days beyond (at most 90 rows per probe for 90
+/// days). The window starts at the start of `from`'s hour or day for the coarser two.
 pub(crate) fn uptime_query(
     store: &Store,
     from_unix_s: u64,
     window_s: u64,
 ) -> clickhouse::query::Query {
-    let sql = if window_s >= 86_400 {
-        format!(
-            "SELECT probe, sum(day_checks) AS checks, sum(day_failures) AS failures,
-                    tupleElement(sumMap(dayMap.bucket, dayMap.count), 1) AS keys,
-                    tupleElement(sumMap(dayMap.bucket, dayMap.count), 2) AS counts
-             FROM {PROBE_DAY} WHERE day >= toStartOfDay(toDateTime(?))
-             GROUP BY probe ORDER BY probe"
-        )
-    } else {
-        format!(
-            "SELECT probe, sum(checks) AS checks, sum(failures) AS failures,
-                    tupleElement(sumMap(probeMap.bucket, probeMap.count), 1) AS keys,
-                    tupleElement(sumMap(probeMap.bucket, probeMap.count), 2) AS counts
-             FROM {PROBE_MINUTE} WHERE minute >= toDateTime(?)
-             GROUP BY probe ORDER BY probe"
-        )
+    let (table, time, prefix, start) = match window_s {
+        w if w <= MINUTES_UP_TO_S => (PROBE_MINUTE, "minute", "", "toDateTime(?)"),
+        w if w <= HOURS_UP_TO_S => (PROBE_HOUR, "hour", "hour_", "toStartOfHour(toDateTime(?))"),
+        _ => (PROBE_DAY, "day", "day_", "toStartOfDay(toDateTime(?))"),
     };
+    let map = if prefix.is_empty() { "probeMap".to_owned() } else { format!("{time}Map") };
+    let sql = format!(
+        "SELECT probe, sum({prefix}checks) AS checks, sum({prefix}failures) AS failures,
+                tupleElement(sumMap({map}.bucket, {map}.count), 1) AS keys,
+                tupleElement(sumMap({map}.bucket, {map}.count), 2) AS counts
+         FROM {table} WHERE {time} >= {start}
+         GROUP BY probe ORDER BY probe"
+    );
     store.client().query(&sql).bind(from_unix_s)
 }
 

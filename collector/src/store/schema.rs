@@ -32,6 +32,10 @@ const SCHEMA_MIGRATIONS: &str = "schema_migrations";
 pub(crate) const PROBE_RESULTS: &str = "probe_results";
 /// Probe checks per minute.
 pub(crate) const PROBE_MINUTE: &str = "probe_minute";
+/// Probe checks per hour (filled from [`PROBE_MINUTE`] by a materialized view).
+pub(crate) const PROBE_HOUR: &str = "probe_hour";
+/// The materialized view that fills [`PROBE_HOUR`].
+const PROBE_HOUR_MV: &str = "probe_hour_mv";
 /// Probe checks per day (filled from [`PROBE_MINUTE`] by a materialized view).
 pub(crate) const PROBE_DAY: &str = "probe_day";
 /// The materialized view that fills [`PROBE_DAY`].
@@ -297,6 +301,36 @@ pub fn migrations() -> Vec<Migration> {
             created_by String
         ) ENGINE = MergeTree
         ORDER BY (id, version)"
+                ),
+            ],
+        },
+        Migration {
+            version: 4,
+            description: "hourly probe rollup",
+            statements: vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {PROBE_HOUR} (
+            hour DateTime,
+            probe String,
+            location String,
+            hour_checks UInt64,
+            hour_failures UInt64,
+            hour_duration_sum_us UInt64,
+            hourMap Nested(bucket UInt64, count UInt64)
+        ) ENGINE = SummingMergeTree
+        PARTITION BY toYYYYMM(hour)
+        ORDER BY (probe, location, hour)"
+                ),
+                format!(
+                    "CREATE MATERIALIZED VIEW IF NOT EXISTS {PROBE_HOUR_MV} TO {PROBE_HOUR} AS
+         SELECT toStartOfHour(minute) AS hour, probe, location,
+                sum(checks) AS hour_checks,
+                sum(failures) AS hour_failures,
+                sum(duration_sum_us) AS hour_duration_sum_us,
+                tupleElement(sumMap(probeMap.bucket, probeMap.count), 1) AS `hourMap.bucket`,
+                tupleElement(sumMap(probeMap.bucket, probeMap.count), 2) AS `hourMap.count`
+         FROM {PROBE_MINUTE}
+         GROUP BY hour, probe, location"
                 ),
             ],
         },

@@ -261,6 +261,25 @@ async fn a_failing_target_fires_once_and_resolves_once_and_shows_in_uptime() {
         "{probe}"
     );
     assert_eq!(probe["up"], true);
+    // The hour and day rollups (filled by their materialized views) say the same as the minutes,
+    // read while no rollup lands in between (the minutes are read before and after).
+    let counts = |v: &serde_json::Value| {
+        let p = &v["probes"][0];
+        (p["checks"].as_u64(), p["failures"].as_u64())
+    };
+    let mut agreed = false;
+    for _ in 0..5 {
+        let before = counts(&collector.plumb_json(&["uptime", "--since", "1h"]).await);
+        let hours = counts(&collector.plumb_json(&["uptime", "--since", "24h"]).await);
+        let days = counts(&collector.plumb_json(&["uptime", "--since", "30d"]).await);
+        let after = counts(&collector.plumb_json(&["uptime", "--since", "1h"]).await);
+        if before == after {
+            assert_eq!((hours, days), (before, before), "hours and days against minutes");
+            agreed = true;
+            break;
+        }
+    }
+    assert!(agreed, "rollups kept landing between reads");
     assert!(collector.stop().await);
 }
 
