@@ -121,6 +121,53 @@ target_matchers = ["severity=ticket"]
 equal = ["service"]
 "#;
 
+    /// The README's complete example, with every `${VAR}` turned into `${PATH}` (set in tests;
+    /// the Slack URL keeps its scheme in front of it).
+    fn readme_example() -> String {
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme.find("## Uptime alerting").expect("section")..];
+        let start = section.find("```toml\n").expect("toml block") + "```toml\n".len();
+        let block = &section[start..start + section[start..].find("```").expect("end")];
+        let block = block.replace("${SLACK_WEBHOOK}", "https://hooks.slack.example/${PATH}");
+        regex::Regex::new(r"\$\{[A-Z_]+\}")
+            .expect("regex")
+            .replace_all(&block, "$${PATH}")
+            .into_owned()
+    }
+
+    #[test]
+    fn the_readme_example_loads() {
+        let config = parse(&readme_example(), "README.md").expect("the README's example loads");
+        let kinds: Vec<&str> = config
+            .probes
+            .iter()
+            .map(|p| match &p.target {
+                ProbeTarget::Http(_) => "http",
+                ProbeTarget::Tcp { .. } => "tcp",
+                ProbeTarget::Tls { .. } => "tls",
+                ProbeTarget::Grpc { .. } => "grpc",
+                ProbeTarget::Dns { .. } => "dns",
+            })
+            .collect();
+        assert_eq!(kinds, ["http", "tcp", "tls", "grpc", "dns"]);
+        let ProbeTarget::Dns {
+            server,
+            record_type,
+            ..
+        } = &config.probes[4].target
+        else {
+            panic!("dns probe")
+        };
+        assert_eq!(
+            (server.as_str(), record_type.as_str()),
+            ("10.0.0.53:53", "A")
+        );
+        let mail = &config.receivers[0].email[0];
+        assert_eq!(mail.smarthost, "smtp.example.com:587");
+        assert!(mail.require_tls && mail.auth.is_some());
+        assert_eq!((config.maintenance.len(), config.inhibit.len()), (1, 1));
+    }
+
     #[test]
     fn the_example_loads_with_defaults_filled_in() {
         let config = parse(EXAMPLE, "alerts.toml").expect("valid");

@@ -229,7 +229,11 @@ pub(crate) fn uptime_query(
         w if w <= HOURS_UP_TO_S => (PROBE_HOUR, "hour", "hour_", "toStartOfHour(toDateTime(?))"),
         _ => (PROBE_DAY, "day", "day_", "toStartOfDay(toDateTime(?))"),
     };
-    let map = if prefix.is_empty() { "probeMap".to_owned() } else { format!("{time}Map") };
+    let map = if prefix.is_empty() {
+        "probeMap".to_owned()
+    } else {
+        format!("{time}Map")
+    };
     let sql = format!(
         "SELECT probe, sum({prefix}checks) AS checks, sum({prefix}failures) AS failures,
                 tupleElement(sumMap({map}.bucket, {map}.count), 1) AS keys,

@@ -274,7 +274,11 @@ async fn a_failing_target_fires_once_and_resolves_once_and_shows_in_uptime() {
         let days = counts(&collector.plumb_json(&["uptime", "--since", "30d"]).await);
         let after = counts(&collector.plumb_json(&["uptime", "--since", "1h"]).await);
         if before == after {
-            assert_eq!((hours, days), (before, before), "hours and days against minutes");
+            assert_eq!(
+                (hours, days),
+                (before, before),
+                "hours and days against minutes"
+            );
             agreed = true;
             break;
         }
