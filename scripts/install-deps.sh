@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Plumb needs on Debian/Ubuntu, only when it is
 # missing: protoc (the proto crate's build script), a ClickHouse server (the collector's local
-# server and the tests) and chDB (current ClickHouse for the compatibility test). Safe to run again.
+# server and the tests), Chromium (the tests open the HTML reports in it, headless) and chDB
+# (current ClickHouse for the compatibility test). Safe to run again.
 set -euo pipefail
 
 missing=()
@@ -12,6 +13,7 @@ for candidate in clickhouse clickhouse-server /usr/bin/clickhouse /usr/sbin/clic
 done
 $have_clickhouse || missing+=(clickhouse-server)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 

@@ -230,7 +230,12 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     }
     background.spawn_job(
         "retention",
-        run_retention(store.clone(), settings.retention_days, background.token()),
+        run_retention(
+            store.clone(),
+            settings.retention_days,
+            settings.rollup_retention_days,
+            background.token(),
+        ),
     );
 
     let mut alerting_stage = Stage::new("alerting");
@@ -336,15 +341,21 @@ async fn connect(settings: &StoreSettings) -> Result<(Store, Option<LocalClickHo
     Ok((store, Some(local)))
 }
 
-/// Drops expired partitions now and every [`RETENTION_EVERY`] until `stop` is cancelled.
-async fn run_retention(store: Store, days: u32, stop: CancellationToken) {
+/// Drops expired partitions (raw tables past `raw_days`, rollups past `rollup_days`) now and
+/// every [`RETENTION_EVERY`] until `stop` is cancelled.
+async fn run_retention(store: Store, raw_days: u32, rollup_days: u32, stop: CancellationToken) {
     loop {
-        match retention::drop_expired_partitions(&store, days).await {
-            Ok(dropped) if !dropped.is_empty() => {
-                tracing::info!(?dropped, days, "dropped expired partitions")
+        for (tables, days) in [
+            (retention::RAW_TABLES, raw_days),
+            (retention::ROLLUP_TABLES, rollup_days),
+        ] {
+            match retention::drop_expired_partitions(&store, tables, days).await {
+                Ok(dropped) if !dropped.is_empty() => {
+                    tracing::info!(?dropped, days, "dropped expired partitions")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "retention check failed; will try again"),
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "retention check failed; will try again"),
         }
         tokio::select! {
             () = tokio::time::sleep(RETENTION_EVERY) => {}

@@ -191,9 +191,10 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
             minute - 60
         ),
     ];
-    let retention_sql = expired_partitions_query(&store, 30)
-        .sql_display()
-        .to_string();
+    let retention_sql =
+        expired_partitions_query(&store, crate::store::retention::ROLLUP_TABLES, 30)
+            .sql_display()
+            .to_string();
 
     let fixture = serde_json::json!({
         "schema": migrations().into_iter().flat_map(|m| m.statements).collect::<Vec<_>>(),

@@ -3,6 +3,9 @@
 //! In: a [`WorkloadShape`] (services, endpoints per service, spans per request, seed). Out:
 //! realistic `ExportTraceServiceRequest`s (whole traces: a SERVER span with about ten attributes
 //! and its database queries, per-endpoint latency with a tail, a few errors). `plumb_otlp::client` sends them pre-encoded.
+//! [`metrics`] builds metric requests with chosen timestamps, for backfills of history.
+
+pub mod metrics;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};

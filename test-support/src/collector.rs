@@ -291,3 +291,28 @@ pub fn endpoint<'a>(endpoints: &'a [serde_json::Value], operation: &str) -> &'a 
         .find(|e| e["operation"] == operation)
         .unwrap_or_else(|| panic!("no endpoint {operation:?} in {endpoints:#?}"))
 }
+
+impl Collector {
+    /// POSTs `request` to the collector's OTLP/HTTP `/v1/metrics` as protobuf; returns the data
+    /// points it refused (OTLP partial success), failing on any status but 200.
+    pub async fn send_metrics(
+        &self,
+        request: &opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+    ) -> i64 {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+        use prost::Message as _;
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/metrics", self.http_url()))
+            .header("content-type", "application/x-protobuf")
+            .body(request.encode_to_vec())
+            .send()
+            .await
+            .expect("post metrics");
+        assert_eq!(response.status(), 200, "metrics refused");
+        let body = response.bytes().await.expect("body");
+        ExportMetricsServiceResponse::decode(body)
+            .expect("protobuf response")
+            .partial_success
+            .map_or(0, |p| p.rejected_data_points)
+    }
+}

@@ -112,6 +112,10 @@ pub(crate) struct CollectorConfig {
     #[arg(long, env = "PLUMB_RETENTION_DAYS", default_value_t = 30)]
     pub(crate) retention_days: u32,
 
+    /// Days the hourly and daily rollups are kept (latency, host and process metrics, probes): what capacity reports and long uptime read.
+    #[arg(long, env = "PLUMB_ROLLUP_RETENTION_DAYS", default_value_t = 400)]
+    pub(crate) rollup_retention_days: u32,
+
     /// Operations tracked per service; spans of further operations are counted under `[overflow]`.
     #[arg(long, env = "PLUMB_MAX_OPERATIONS_PER_SERVICE", default_value_t = 2000)]
     pub(crate) max_operations_per_service: usize,
@@ -140,7 +144,7 @@ pub(crate) struct CollectorConfig {
     #[arg(long, env = "PLUMB_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub(crate) max_request_bytes: usize,
 
-    /// Spans older than this are rejected (reported through OTLP partial success).
+    /// Spans and metric points older than this are rejected (reported through OTLP partial success); raise it to backfill history.
     #[arg(long, env = "PLUMB_MAX_SPAN_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
     pub(crate) max_span_age: Duration,
 

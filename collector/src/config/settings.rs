@@ -106,6 +106,8 @@ pub struct Settings {
     pub(crate) alerting: Option<AlertingSettings>,
     /// Days of data kept.
     pub(crate) retention_days: u32,
+    /// Days rollups are kept.
+    pub(crate) rollup_retention_days: u32,
     /// Apdex thresholds for the query API.
     pub(crate) apdex: ApdexThresholds,
     /// How long each stage may take to stop.
@@ -166,6 +168,11 @@ impl TryFrom<CollectorConfig> for Settings {
             "use letters, digits and underscores, not starting with a digit",
         )?;
         check(c.retention_days > 0, "retention_days", "must be at least 1")?;
+        check(
+            c.rollup_retention_days > 0,
+            "rollup_retention_days",
+            "must be at least 1",
+        )?;
         check(
             c.max_operations_per_service > 0,
             "max_operations_per_service",
@@ -316,6 +323,7 @@ impl TryFrom<CollectorConfig> for Settings {
             journal,
             alerting,
             retention_days: c.retention_days,
+            rollup_retention_days: c.rollup_retention_days,
             apdex: apdex(c.apdex_threshold, &c.apdex_thresholds)?,
             shutdown_timeout: c.shutdown_timeout,
         })

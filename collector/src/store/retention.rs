@@ -1,10 +1,13 @@
-//! Retention: drops whole daily partitions older than the configured number of days.
+//! Retention: drops whole partitions older than the configured number of days, for the raw
+//! tables ([`RAW_TABLES`], `--retention-days`) and apart for the rollups ([`ROLLUP_TABLES`],
+//! `--rollup-retention-days`).
 //!
-//! In: the retention in days. Out: the `(table, partition)` pairs dropped. Partitions are
-//! `toYYYYMMDD` values; the cut-off is computed by ClickHouse (`today() - days`), and a
-//! partition id is only placed in the `ALTER` text after it was checked to be eight digits.
+//! In: the tables and the retention in days. Out: the `(table, partition)` pairs dropped.
+//! Partitions are `toYYYYMMDD` (daily) or `toYYYYMM` (monthly) values; the cut-off is computed by
+//! ClickHouse (`today() - days`; a month goes once all of it is older), and a partition id is only
+//! placed in the `ALTER` text after it was checked to be six or eight digits.
 
-use super::schema::PARTITIONED_TABLES;
+pub(crate) use super::schema::{RAW_TABLES, ROLLUP_TABLES};
 use super::{Store, StoreError};
 use clickhouse::Row;
 use serde::Deserialize;
@@ -15,33 +18,42 @@ struct Partition {
     partition: String,
 }
 
-/// The query listing `(table, partition)` of Plumb's partitions older than `days` days.
-pub(crate) fn expired_partitions_query(store: &Store, days: u32) -> clickhouse::query::Query {
+/// The query listing `(table, partition)` of the partitions of `tables` older than `days` days.
+pub(crate) fn expired_partitions_query(
+    store: &Store,
+    tables: &[&str],
+    days: u32,
+) -> clickhouse::query::Query {
     store
         .client
         .query(
             "SELECT DISTINCT table, partition FROM system.parts
              WHERE database = ? AND active AND has(?, table)
-               AND partition < toString(toYYYYMMDD(today() - ?))",
+               AND partition < if(length(partition) = 6,
+                                  toString(toYYYYMM(today() - ?)),
+                                  toString(toYYYYMMDD(today() - ?)))",
         )
         .bind(store.database())
-        .bind(PARTITIONED_TABLES)
+        .bind(tables)
+        .bind(days)
         .bind(days)
 }
 
-/// Drops partitions of Plumb's tables older than `days` days; returns what was dropped.
+/// Drops partitions of `tables` older than `days` days; returns what was dropped.
 pub(crate) async fn drop_expired_partitions(
     store: &Store,
+    tables: &[&str],
     days: u32,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    let expired: Vec<Partition> = expired_partitions_query(store, days)
+    let expired: Vec<Partition> = expired_partitions_query(store, tables, days)
         .fetch_all()
         .await
         .map_err(StoreError::clickhouse("list expired partitions"))?;
     let mut dropped = Vec::new();
     for p in expired {
-        let valid = p.partition.len() == 8 && p.partition.bytes().all(|b| b.is_ascii_digit());
-        let Some(table) = PARTITIONED_TABLES.iter().find(|t| **t == p.table) else {
+        let valid =
+            matches!(p.partition.len(), 6 | 8) && p.partition.bytes().all(|b| b.is_ascii_digit());
+        let Some(table) = tables.iter().find(|t| **t == p.table) else {
             continue;
         };
         if !valid {

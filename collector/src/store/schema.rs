@@ -32,6 +32,11 @@ const SCHEMA_MIGRATIONS: &str = "schema_migrations";
 pub(crate) const PROBE_RESULTS: &str = "probe_results";
 /// Probe checks per minute.
 pub(crate) const PROBE_MINUTE: &str = "probe_minute";
+/// Host and process metrics per hour and series: min, max, sum, points and last value (filled
+/// from [`METRICS`] by a materialized view; gauges and sums only).
+pub(crate) const METRIC_HOUR: &str = "metric_hour";
+/// The materialized view that fills [`METRIC_HOUR`].
+const METRIC_HOUR_MV: &str = "metric_hour_mv";
 /// Probe checks per hour (filled from [`PROBE_MINUTE`] by a materialized view).
 pub(crate) const PROBE_HOUR: &str = "probe_hour";
 /// The materialized view that fills [`PROBE_HOUR`].
@@ -47,17 +52,25 @@ pub(crate) const NOTIFICATION_LOG: &str = "notification_log";
 /// Silences, one row per version (the newest counts).
 pub(crate) const SILENCES: &str = "silences";
 
-/// Tables that hold daily partitions subject to retention (the probe rollups are kept: uptime
-/// over 90 days reads them).
-pub(crate) const PARTITIONED_TABLES: &[&str] = &[
+/// Raw tables: their daily partitions are dropped past `--retention-days`.
+pub(crate) const RAW_TABLES: &[&str] = &[
     SPANS,
     LATENCY_MINUTE,
-    LATENCY_HOUR,
     METRICS,
     BREAKDOWN_MINUTE,
     PROBE_RESULTS,
     ALERT_EVENTS,
     NOTIFICATION_LOG,
+];
+
+/// Rollups that long reports read (capacity over months, uptime over 90 days): their partitions
+/// (daily or monthly) are dropped past `--rollup-retention-days`.
+pub(crate) const ROLLUP_TABLES: &[&str] = &[
+    LATENCY_HOUR,
+    METRIC_HOUR,
+    PROBE_MINUTE,
+    PROBE_HOUR,
+    PROBE_DAY,
 ];
 
 /// One schema change.
@@ -331,6 +344,49 @@ pub fn migrations() -> Vec<Migration> {
                 tupleElement(sumMap(probeMap.bucket, probeMap.count), 2) AS `hourMap.count`
          FROM {PROBE_MINUTE}
          GROUP BY hour, probe, location"
+                ),
+            ],
+        },
+        Migration {
+            version: 5,
+            description: "hourly rollup of host and process metrics",
+            statements: vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {METRIC_HOUR} (
+            hour DateTime,
+            service String,
+            name String,
+            host String,
+            instance String,
+            series String,
+            hour_min AggregateFunction(min, Float64),
+            hour_max AggregateFunction(max, Float64),
+            hour_sum AggregateFunction(sum, Float64),
+            hour_points AggregateFunction(count),
+            hour_last AggregateFunction(argMax, Float64, UInt64)
+        ) ENGINE = AggregatingMergeTree
+        PARTITION BY toYYYYMM(hour)
+        ORDER BY (service, name, host, instance, series, hour)"
+                ),
+                // The instance is `service.instance.id`, else host and process id; the series is
+                // the point's attributes as `key=value` joined by commas.
+                format!(
+                    "CREATE MATERIALIZED VIEW IF NOT EXISTS {METRIC_HOUR_MV} TO {METRIC_HOUR} AS
+         SELECT toStartOfHour(timestamp) AS hour, service, name,
+                resource.value[indexOf(resource.key, 'host.name')] AS host,
+                if(indexOf(resource.key, 'service.instance.id') > 0,
+                   resource.value[indexOf(resource.key, 'service.instance.id')],
+                   concat(resource.value[indexOf(resource.key, 'host.name')], ':',
+                          resource.value[indexOf(resource.key, 'process.pid')])) AS instance,
+                arrayStringConcat(arrayMap((k, v) -> concat(k, '=', v), attributes.key, attributes.value), ',') AS series,
+                minState(value) AS hour_min,
+                maxState(value) AS hour_max,
+                sumState(value) AS hour_sum,
+                countState() AS hour_points,
+                argMaxState(value, time_ns) AS hour_last
+         FROM {METRICS}
+         WHERE metric_type IN ('gauge', 'sum')
+         GROUP BY hour, service, name, host, instance, series"
                 ),
             ],
         },
