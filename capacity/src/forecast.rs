@@ -33,6 +33,8 @@ const WEEK: usize = 168;
 const ORIGINS: usize = 3;
 /// A drop larger than this share of the series' range is a cleanup.
 const CLEANUP_SHARE: f64 = 0.3;
+/// ... and larger than this many times the median hourly change.
+const CLEANUP_STEPS: f64 = 10.0;
 /// Cleanups that make a series a sawtooth.
 const MIN_CLEANUPS: usize = 2;
 
@@ -205,7 +207,8 @@ fn std_dev(values: &[f64]) -> f64 {
     (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (values.len() - 1) as f64).sqrt()
 }
 
-/// The hours just before each cleanup (a fall of over [`CLEANUP_SHARE`] of the range).
+/// The hours just before each cleanup: a fall in one hour of over [`CLEANUP_SHARE`] of the
+/// series' range and over [`CLEANUP_STEPS`] times its usual hourly change.
 fn cleanups(history: &[f64]) -> Vec<usize> {
     let (low, high) = history
         .iter()
@@ -216,8 +219,11 @@ fn cleanups(history: &[f64]) -> Vec<usize> {
     if range <= 0.0 {
         return Vec::new();
     }
+    let mut changes: Vec<f64> = history.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
+    let usual = crate::robust::median(&mut changes).unwrap_or(0.0);
+    let threshold = (CLEANUP_SHARE * range).max(CLEANUP_STEPS * usual);
     (1..history.len())
-        .filter(|&t| history[t - 1] - history[t] > CLEANUP_SHARE * range)
+        .filter(|&t| history[t - 1] - history[t] > threshold)
         .map(|t| t - 1)
         .collect()
 }

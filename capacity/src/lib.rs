@@ -19,6 +19,7 @@ pub mod load;
 pub mod report;
 pub mod robust;
 pub mod series;
+pub mod synthetic;
 pub mod usl;
 
 pub use input::{

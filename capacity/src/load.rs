@@ -5,7 +5,8 @@
 //! Growth and level shifts are read from daily totals with the weekday pattern divided out
 //! (each weekday's mean over the overall mean), on a log scale so growth is a share. Shifts
 //! are proposed by Bayesian online change-point detection (augurs) and kept when the week after
-//! differs from the week before by more than the day-to-day noise allows; growth is the
+//! differs from the week before (less a week of the steady trend) by more than the day-to-day
+//! noise allows and by at least 10%; growth is the
 //! Theil–Sen slope over pairs of days on the same side of every shift, so a shift is not taken
 //! for growth.
 
@@ -13,12 +14,16 @@ use crate::input::ServiceInput;
 use crate::robust::{median, theil_sen};
 use crate::series::{HOUR, hour_of};
 use augurs::changepoint::{Detector as _, NormalGammaDetector, dist::NormalGamma};
-use augurs::seasons::{Detector as _, PeriodogramDetector};
+use augurs::seasons::PeriodogramDetector;
 
 /// Seconds in a day.
 pub const DAY: i64 = 86_400;
 /// Days of history growth needs.
 pub const MIN_DAYS_FOR_GROWTH: usize = 14;
+/// The smallest level shift reported, as a share (smaller steps are everyday variation).
+const MIN_SHIFT: f64 = 0.1;
+/// How far over the periodogram's median power a peak must stand to count as a period.
+const PERIOD_PEAK_OVER_MEDIAN: f64 = 20.0;
 /// Days either side of a level shift that must back it.
 const SHIFT_CONTEXT_DAYS: usize = 7;
 /// How many noise standard errors the week after a shift must differ from the week before.
@@ -166,22 +171,65 @@ fn argmax(values: &[f64]) -> usize {
     best
 }
 
-/// The periods (hours) of `hourly`, strongest first: what augurs' periodogram finds between 4
-/// hours and a week, kept when at least three cycles fit.
+/// The periods (hours) `hourly` repeats on, strongest first, from augurs' periodogram (Welch's
+/// method) between 4 hours and a third of the history: every local peak of the power that
+/// stands over [`PERIOD_PEAK_OVER_MEDIAN`] times the median power (the noise floor), with a
+/// period within 10% of a day or a week reported as 24 or 168 (the periodogram's frequency grid
+/// rarely lands on them exactly). Growth and level shifts are taken out first (each hour less
+/// the mean of the two weeks around it, which leaves daily and weekly cycles whole), so they do
+/// not drown the cycles.
 fn periods(hourly: &[f64]) -> Vec<u32> {
-    const WEEK: u32 = 168;
+    const CANONICAL: [u32; 2] = [24, 168];
+    const HALF_WINDOW: usize = 168;
     if hourly.len() < 3 * 24 {
         return Vec::new();
     }
-    let longest = u32::try_from(hourly.len() / 3)
-        .unwrap_or(WEEK)
-        .min(WEEK + 1);
-    let detector = PeriodogramDetector::builder()
+    let mut prefix = vec![0.0; hourly.len() + 1];
+    for (i, v) in hourly.iter().enumerate() {
+        prefix[i + 1] = prefix[i] + v;
+    }
+    let detrended: Vec<f64> = (0..hourly.len())
+        .map(|i| {
+            let (a, b) = (
+                i.saturating_sub(HALF_WINDOW),
+                (i + HALF_WINDOW).min(hourly.len()),
+            );
+            hourly[i] - (prefix[b] - prefix[a]) / (b - a) as f64
+        })
+        .collect();
+    let gram = PeriodogramDetector::builder()
         .min_period(4)
-        .max_period(longest + 1)
-        .threshold(0.5)
-        .build();
-    detector.detect(hourly)
+        .build()
+        .periodogram(&detrended);
+    let mut sorted = gram.powers.clone();
+    let floor = median(&mut sorted).unwrap_or(0.0);
+    let power = |i: usize| gram.powers.get(i).copied().unwrap_or(0.0);
+    let mut peaks: Vec<(f64, u32)> = (0..gram.powers.len())
+        .filter(|&i| {
+            power(i) > PERIOD_PEAK_OVER_MEDIAN * floor
+                && power(i) >= power(i + 1)
+                && (i == 0 || power(i) >= power(i - 1))
+        })
+        .map(|i| (power(i), gram.periods[i]))
+        .collect();
+    peaks.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut out: Vec<u32> = Vec::new();
+    for (_, p) in peaks {
+        let p = CANONICAL
+            .into_iter()
+            .find(|c| f64::from(p.abs_diff(*c)) <= 0.1 * f64::from(*c))
+            .unwrap_or(p);
+        // A harmonic of a stronger period (a week's shape repeats at 84, 56, ... hours) is
+        // part of it, not a period of its own.
+        let harmonic = out.iter().any(|&q| {
+            let ratio = f64::from(q) / f64::from(p);
+            ratio >= 1.5 && (ratio - ratio.round()).abs() <= 0.05 * ratio
+        });
+        if !out.contains(&p) && !harmonic {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// Totals of whole days (the first and last day only when complete) and each day's start.
@@ -201,21 +249,24 @@ fn shifts_and_growth(days: &[f64], starts: &[i64]) -> (Vec<Shift>, Option<Growth
     if days.len() < MIN_DAYS_FOR_GROWTH || days.iter().any(|&d| d <= 0.0) {
         return (Vec::new(), None);
     }
-    // Divide out the weekday pattern.
-    let mut weekday_sum = [0.0; 7];
-    let mut weekday_n = [0.0; 7];
-    for (d, t) in days.iter().zip(starts) {
-        weekday_sum[weekday(*t)] += d.ln();
-        weekday_n[weekday(*t)] += 1.0;
+    // Divide out the weekday pattern, as classical decomposition does: each weekday's effect is
+    // the median of its days over the centred seven-day mean around them (which follows growth
+    // and shifts, so neither leaks into the pattern).
+    let logs: Vec<f64> = days.iter().map(|d| d.ln()).collect();
+    let mut effects: [Vec<f64>; 7] = Default::default();
+    for i in 3..logs.len().saturating_sub(3) {
+        let centred = logs[i - 3..=i + 3].iter().sum::<f64>() / 7.0;
+        effects[weekday(starts[i])].push(logs[i] - centred);
     }
-    let overall = days.iter().map(|d| d.ln()).sum::<f64>() / days.len() as f64;
-    let level: Vec<f64> = days
+    let mut effect = [0.0; 7];
+    for (w, values) in effects.iter_mut().enumerate() {
+        effect[w] = median(values).unwrap_or(0.0);
+    }
+    let mean_effect = effect.iter().sum::<f64>() / 7.0;
+    let level: Vec<f64> = logs
         .iter()
         .zip(starts)
-        .map(|(d, t)| {
-            let w = weekday(*t);
-            d.ln() - (weekday_sum[w] / weekday_n[w] - overall)
-        })
+        .map(|(l, t)| l - (effect[weekday(*t)] - mean_effect))
         .collect();
     // Day-to-day noise, robustly: the median absolute difference of neighbours, as a standard
     // deviation of one day.
@@ -229,26 +280,47 @@ fn shifts_and_growth(days: &[f64], starts: &[i64]) -> (Vec<Shift>, Option<Growth
     let mut candidates = detector.detect_changepoints(&standardized);
     candidates.sort_unstable();
     candidates.dedup();
-    let mut cuts: Vec<usize> = Vec::new();
-    for c in candidates {
-        if c < SHIFT_CONTEXT_DAYS || c + SHIFT_CONTEXT_DAYS > level.len() {
-            continue;
-        }
-        if cuts
-            .last()
-            .is_some_and(|&last| c - last < SHIFT_CONTEXT_DAYS)
-        {
-            continue;
-        }
+    // The steady trend, per day: the median of each week's own slope (a shift sits in one
+    // week, so it moves the median little).
+    let mut weekly_slopes: Vec<f64> = level
+        .chunks_exact(SHIFT_CONTEXT_DAYS)
+        .filter_map(|week| {
+            let points: Vec<(f64, f64)> = week
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i as f64, *l))
+                .collect();
+            theil_sen(&points, 0.95, |_, _| true).map(|line| line.slope)
+        })
+        .collect();
+    let trend = median(&mut weekly_slopes).unwrap_or(0.0);
+    // The step between the week before and the week after day `c`, less the trend's part.
+    let step = |c: usize| {
         let before = &level[c - SHIFT_CONTEXT_DAYS..c];
         let after = &level[c..c + SHIFT_CONTEXT_DAYS];
         let mb = before.iter().sum::<f64>() / before.len() as f64;
         let ma = after.iter().sum::<f64>() / after.len() as f64;
-        // What a steady trend alone moves the two means apart by is small next to a shift, but
-        // is still taken out: half the slope over the neighbouring pairs.
-        let trend = (after[SHIFT_CONTEXT_DAYS - 1] - before[0]) / (2.0 * SHIFT_CONTEXT_DAYS as f64);
-        let jump = ma - mb - trend.clamp(-noise, noise);
-        if jump.abs() > SHIFT_SIGNIFICANCE * noise * (2.0 / SHIFT_CONTEXT_DAYS as f64).sqrt() {
+        ma - mb - trend * SHIFT_CONTEXT_DAYS as f64
+    };
+    let fits = |c: usize| c >= SHIFT_CONTEXT_DAYS && c + SHIFT_CONTEXT_DAYS <= level.len();
+    let mut cuts: Vec<usize> = Vec::new();
+    for candidate in candidates {
+        // The detector points near the change (at the last day of the old run); the change is
+        // the day nearby where the step is largest.
+        let Some(c) = (candidate.saturating_sub(2)..=candidate + 3)
+            .filter(|&c| fits(c))
+            .max_by(|&a, &b| step(a).abs().total_cmp(&step(b).abs()))
+        else {
+            continue;
+        };
+        if cuts
+            .last()
+            .is_some_and(|&last| c < last + SHIFT_CONTEXT_DAYS)
+        {
+            continue;
+        }
+        let significant = SHIFT_SIGNIFICANCE * noise * (2.0 / SHIFT_CONTEXT_DAYS as f64).sqrt();
+        if step(c).abs() > significant.max(MIN_SHIFT.ln_1p()) {
             cuts.push(c);
         }
     }

@@ -598,7 +598,9 @@ fn service_report(input: &Input, s: &ServiceInput, refused: &mut Vec<Refused>) -
 }
 
 fn host_report(input: &Input, h: &HostInput, refused: &mut Vec<Refused>) -> HostReport {
-    let mut series: Vec<(String, &[(i64, f64)], f64)> = vec![
+    /// A resource's name, hourly shares and limit.
+    type Resource<'a> = (String, &'a [(i64, f64)], f64);
+    let mut series: Vec<Resource<'_>> = vec![
         ("cpu".to_owned(), &h.cpu, input.limits.cpu),
         ("memory".to_owned(), &h.memory, input.limits.memory),
     ];

@@ -58,7 +58,7 @@ pub fn theil_sen(
     for i in 0..n {
         for j in i + 1..n {
             k += 1;
-            if k % step != 0 || !same_group(i, j) {
+            if !k.is_multiple_of(step) || !same_group(i, j) {
                 continue;
             }
             let dx = points[j].0 - points[i].0;

@@ -47,19 +47,15 @@ pub fn filled(grid: &[Option<f64>]) -> Option<(usize, Vec<f64>)> {
     let mut out = Vec::with_capacity(known.len());
     let mut previous: Option<(usize, f64)> = None;
     for (i, v) in known.iter().enumerate() {
-        match v {
-            Some(v) => {
-                if let Some((j, before)) = previous {
-                    for k in j + 1..i {
-                        let share = (k - j) as f64 / (i - j) as f64;
-                        out.push(before + (v - before) * share);
-                    }
-                }
-                out.push(*v);
-                previous = Some((i, *v));
+        let Some(v) = v else { continue };
+        if let Some((j, before)) = previous {
+            for k in j + 1..i {
+                let share = (k - j) as f64 / (i - j) as f64;
+                out.push(before + (v - before) * share);
             }
-            None => {}
         }
+        out.push(*v);
+        previous = Some((i, *v));
     }
     Some((first, out))
 }

@@ -1,0 +1,154 @@
+//! The report against history with a known truth (see `plumb_capacity::synthetic`), over many
+//! seeds: the tolerances a reader of the report can rely on.
+
+use plumb_capacity::report::{ServiceReport, date};
+use plumb_capacity::synthetic::{self, Truth};
+use plumb_capacity::{Report, build};
+
+/// Seeds per scenario.
+const SEEDS: u64 = 10;
+/// Days the forecasts look ahead.
+const HORIZON_DAYS: u32 = 60;
+
+fn report(seed: u64, load_share: f64) -> (Report, Truth) {
+    let (input, truth) = synthetic::input(seed, load_share, HORIZON_DAYS);
+    (build(&input).expect("report"), truth)
+}
+
+fn day_of(text: &str) -> i64 {
+    let date: jiff::civil::Date = text.parse().expect("a date");
+    date.to_zoned(jiff::tz::TimeZone::UTC)
+        .expect("zoned")
+        .timestamp()
+        .as_second()
+}
+
+fn within(value: f64, truth: f64, share: f64) -> bool {
+    (value - truth).abs() <= share * truth.abs()
+}
+
+fn service(r: &Report) -> &ServiceReport {
+    &r.services[0]
+}
+
+#[test]
+fn load_cost_and_shifts_are_found_within_their_tolerances() {
+    for seed in 1..=SEEDS {
+        let (r, t) = report(seed, 0.85);
+        let s = service(&r);
+        let say = format!("seed {seed}: {t:?}\n{s:?}");
+        assert!(
+            s.periods_hours.contains(&24) && s.periods_hours.contains(&168),
+            "periods: {say}"
+        );
+        let hour_off =
+            (i32::from(s.busiest_hour_utc) - i32::from(t.busiest_hour_utc)).rem_euclid(24);
+        assert!(hour_off <= 1 || hour_off >= 23, "busiest hour: {say}");
+        assert_eq!(
+            s.busiest_weekday,
+            plumb_capacity::load::WEEKDAYS[t.busiest_weekday],
+            "{say}"
+        );
+        let growth = s.growth_percent_per_week.expect("growth");
+        assert!(
+            within(growth, t.growth_percent_per_week, 0.10),
+            "growth: {say}"
+        );
+        let cpu = s.cpu_seconds_per_request.expect("cpu");
+        assert!(within(cpu, t.cpu_seconds_per_request, 0.05), "cpu: {say}");
+        assert!(
+            within(s.idle_cpu_cores.expect("idle"), t.idle_cores, 0.2),
+            "idle: {say}"
+        );
+        assert_eq!(s.quality.cpu_counter_resets, 1, "{say}");
+        assert_eq!(s.change_points.len(), 1, "one level shift: {say}");
+        let shifted = synthetic::start() + t.shift_day * 86_400;
+        assert!(
+            (day_of(&s.change_points[0].date) - shifted).abs() <= 86_400,
+            "shift dated {} for {}: {say}",
+            s.change_points[0].date,
+            date(shifted)
+        );
+    }
+}
+
+#[test]
+fn disk_crossings_hold_the_truth_and_the_sawtooth_never_crosses() {
+    let (mut inside, mut close) = (0, 0);
+    for seed in 1..=SEEDS {
+        let (r, t) = report(seed, 0.85);
+        let host = &r.hosts[0];
+        let find = |name: &str| {
+            host.resources
+                .iter()
+                .find(|x| x.name == name)
+                .unwrap_or_else(|| panic!("{name}"))
+        };
+        let data = find("filesystem /data");
+        let truth = t.disk_crossing(0.9);
+        let c = &data.crossing;
+        let earliest = c.earliest.as_deref().map_or(i64::MIN, day_of);
+        let latest = c.latest.as_deref().map_or(i64::MAX, day_of);
+        if earliest <= truth && truth <= latest + 86_400 {
+            inside += 1;
+        }
+        let lead = (truth - synthetic::UNTIL) as f64;
+        if let Some(likely) = c.likely.as_deref().map(day_of)
+            && ((likely - truth) as f64).abs() <= 7.0 * 86_400.0 + 0.1 * lead
+        {
+            close += 1;
+        }
+        let logs = find("filesystem /var/log");
+        assert_eq!(logs.crossing.likely, None, "seed {seed}: {logs:?}");
+        assert_eq!(
+            logs.forecast.as_ref().map(|f| f.model),
+            Some("envelope"),
+            "seed {seed}"
+        );
+        let memory = find("memory");
+        assert_eq!(memory.crossing.likely, None, "seed {seed}: {memory:?}");
+        assert_ne!(memory.forecast.as_ref().map(|f| f.model), Some("envelope"));
+    }
+    assert!(
+        inside * 10 >= SEEDS * 9,
+        "truth inside the interval in {inside} of {SEEDS}"
+    );
+    assert!(
+        close * 10 >= SEEDS * 8,
+        "likely date close in {close} of {SEEDS}"
+    );
+}
+
+#[test]
+fn the_ceiling_is_found_under_heavy_load_and_flagged_under_light_load() {
+    for seed in 1..=SEEDS {
+        let (r, t) = report(seed, 0.8);
+        let fit = service(&r).scalability.clone().expect("fit");
+        let say = format!("seed {seed}: max {} {fit:?}", t.max_rps);
+        assert!(fit.observed_max_rps >= 0.75 * t.max_rps, "{say}");
+        assert!(within(fit.max_rps.expect("max"), t.max_rps, 0.2), "{say}");
+        assert!(!fit.extrapolated, "{say}");
+
+        let (r, t) = report(seed, 0.4);
+        let fit = service(&r).scalability.clone().expect("fit");
+        let say = format!("seed {seed}: max {} {fit:?}", t.max_rps);
+        assert!(fit.observed_max_rps < 0.5 * t.max_rps, "{say}");
+        match fit.max_rps_interval {
+            Some((low, high)) => {
+                assert!(fit.extrapolated, "{say}");
+                assert!(
+                    low <= t.max_rps && high.is_none_or(|h| t.max_rps <= h),
+                    "{say}"
+                );
+            }
+            None => assert!(fit.max_rps.is_none(), "no ceiling in sight: {say}"),
+        }
+    }
+}
+
+#[test]
+fn the_same_input_gives_the_same_report() {
+    let (a, _) = report(3, 0.85);
+    let (b, _) = report(3, 0.85);
+    assert_eq!(a, b);
+}
