@@ -16,6 +16,7 @@ pub mod cost;
 pub mod forecast;
 pub mod input;
 pub mod load;
+pub mod render;
 pub mod report;
 pub mod robust;
 pub mod series;

@@ -197,6 +197,17 @@ pub struct ForecastOut {
     pub days_90: Option<DayOut>,
     /// One value per day of the horizon (the day's mean).
     pub daily: Vec<DayOut>,
+    /// The history it was made from, one value per day (the day's mean, hours with data).
+    pub history: Vec<HistoryDay>,
+}
+
+/// One day of history.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HistoryDay {
+    /// The day.
+    pub date: String,
+    /// The day's mean.
+    pub value: f64,
 }
 
 /// Backtest errors.
@@ -365,7 +376,7 @@ fn forecast_of(
     let horizon = usize::try_from(input.horizon_days).unwrap_or(0) * 24;
     match forecast::forecast(&history, start, horizon) {
         Ok(f) => {
-            let out = forecast_out(&f);
+            let out = forecast_out(&f, &history, start);
             Some((f, out))
         }
         Err(reason) => {
@@ -378,7 +389,28 @@ fn forecast_of(
     }
 }
 
-fn forecast_out(f: &Forecast) -> ForecastOut {
+/// Daily means of hourly `values` starting at `start` (days cut at midnight UTC).
+fn daily_history(values: &[f64], start: i64) -> Vec<HistoryDay> {
+    let mut days: Vec<(i64, f64, u32)> = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let day = (start + i as i64 * HOUR).div_euclid(DAY) * DAY;
+        match days.last_mut() {
+            Some((d, sum, n)) if *d == day => {
+                *sum += v;
+                *n += 1;
+            }
+            _ => days.push((day, *v, 1)),
+        }
+    }
+    days.into_iter()
+        .map(|(d, sum, n)| HistoryDay {
+            date: date(d),
+            value: round(sum / f64::from(n)),
+        })
+        .collect()
+}
+
+fn forecast_out(f: &Forecast, history: &[f64], start: i64) -> ForecastOut {
     let days: Vec<DayOut> = (0..f.band.point.len() / 24)
         .map(|d| {
             let mean = |v: &[f64]| round(v[d * 24..d * 24 + 24].iter().sum::<f64>() / 24.0);
@@ -409,6 +441,7 @@ fn forecast_out(f: &Forecast) -> ForecastOut {
         days_30: days.get(29).cloned(),
         days_90: days.get(89).cloned(),
         daily: days,
+        history: daily_history(history, start),
     }
 }
 

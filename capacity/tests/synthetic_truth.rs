@@ -152,3 +152,24 @@ fn the_same_input_gives_the_same_report() {
     let (b, _) = report(3, 0.85);
     assert_eq!(a, b);
 }
+
+#[test]
+fn every_format_renders_and_the_same_input_gives_the_same_bytes() {
+    use plumb_capacity::render::{Format, render};
+    let (a, _) = report(5, 0.85);
+    let (b, _) = report(5, 0.85);
+    for format in [Format::Json, Format::Markdown, Format::Html] {
+        assert_eq!(render(&a, format), render(&b, format), "{format:?}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&render(&a, Format::Json)).expect("valid JSON");
+    assert_eq!(json["schema"], "plumb.capacity.v1");
+    let html = render(&a, Format::Html);
+    assert!(html.matches("<svg").count() >= 5, "charts in the page");
+    assert!(!html.contains("<script"), "no script");
+    let md = render(&a, Format::Markdown);
+    assert!(
+        md.contains("## Service shop") && md.contains("## Host box-1"),
+        "{md}"
+    );
+}
