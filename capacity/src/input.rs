@@ -123,8 +123,7 @@ pub struct HostInput {
     pub filesystems: Vec<Filesystem>,
 }
 
-/// One mount point's share in use per hour (the hour's maximum, so a fill is never averaged
-/// away).
+/// One mount point's share in use per hour (the hour's last value).
 #[derive(Clone, Debug, Default)]
 pub struct Filesystem {
     /// The mount point.

@@ -173,3 +173,45 @@ fn every_format_renders_and_the_same_input_gives_the_same_bytes() {
         "{md}"
     );
 }
+
+#[test]
+fn the_json_validates_against_its_schema() {
+    use plumb_capacity::render::{Format, render};
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/capacity.v1.schema.json")).expect("schema");
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    for (seed, share) in [(1, 0.8), (2, 0.4)] {
+        let (r, _) = report(seed, share);
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&r, Format::Json)).expect("JSON");
+        let errors: Vec<String> = validator
+            .iter_errors(&json)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+    }
+    // A report with too little history still validates (its nulls and refusals included).
+    let (mut input, _) = synthetic::input(3, 0.8, 60);
+    input.since = synthetic::UNTIL - 5 * 86_400;
+    for s in &mut input.services {
+        s.hours.retain(|h| h.hour >= synthetic::UNTIL - 5 * 86_400);
+        s.cpu_seconds.clear();
+        s.load_bins.truncate(2);
+    }
+    let short = build(&input).expect("report");
+    assert!(!short.refused.is_empty());
+    let json: serde_json::Value =
+        serde_json::from_str(&render(&short, Format::Json)).expect("JSON");
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // And the schema does refuse what it does not describe.
+    let mut wrong = json.clone();
+    wrong["services"][0]["busiest_hour_utc"] = 24.into();
+    assert!(!validator.is_valid(&wrong));
+    wrong = json;
+    wrong["hosts"][0]["resources"][0]["extra"] = true.into();
+    assert!(!validator.is_valid(&wrong));
+}

@@ -4,6 +4,7 @@
 //! 7318 by default), printed as a table or, with `--json`, as the response message in JSON.
 
 mod alerts;
+mod report;
 mod table;
 mod waterfall;
 
@@ -179,6 +180,11 @@ enum Command {
         /// The file.
         file: std::path::PathBuf,
     },
+    /// Reports: `plumb report capacity`.
+    Report {
+        #[command(subcommand)]
+        kind: ReportKind,
+    },
     /// Child operations called many times per request (N+1 queries, chatty calls).
     Chatty {
         /// Window ending now.
@@ -193,6 +199,44 @@ enum Command {
         /// Rows to show.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportKind {
+    /// Load, cost per request, scalability and forecasts per service; when each host's CPU,
+    /// memory and disks reach their limits.
+    Capacity {
+        /// The load window, ending at the last whole hour.
+        #[arg(long, default_value = "30d", value_parser = duration)]
+        since: Duration,
+        /// How far the forecasts look ahead (at most 365d).
+        #[arg(long, default_value = "90d", value_parser = duration)]
+        horizon: Duration,
+        /// Only this service.
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Only this host.
+        #[arg(long, default_value = "")]
+        host: String,
+        /// html, md or json (default: from --out's extension, else md).
+        #[arg(long, value_parser = ["html", "md", "json"])]
+        format: Option<String>,
+        /// Write the report here instead of to standard output.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// CPU utilisation that counts as full.
+        #[arg(long, default_value_t = 0.8)]
+        cpu_limit: f64,
+        /// Memory share that counts as full.
+        #[arg(long, default_value_t = 0.9)]
+        memory_limit: f64,
+        /// Disk share that counts as full.
+        #[arg(long, default_value_t = 0.9)]
+        disk_limit: f64,
+        /// The p99 latency objective for the headroom.
+        #[arg(long, default_value = "500ms", value_parser = duration)]
+        latency_objective: Duration,
     },
 }
 
@@ -364,6 +408,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(json, &response, alerts::render_uptime)
         }
         Command::CheckConfig { .. } => Ok(()),
+        Command::Report {
+            kind:
+                ReportKind::Capacity {
+                    since,
+                    horizon,
+                    service,
+                    host,
+                    format,
+                    out,
+                    cpu_limit,
+                    memory_limit,
+                    disk_limit,
+                    latency_objective,
+                },
+        } => {
+            let format = report::format_for(format.as_deref(), out.as_deref());
+            let request = report::request(
+                since,
+                horizon,
+                service,
+                host,
+                format,
+                (cpu_limit, memory_limit, disk_limit),
+                latency_objective,
+            );
+            let spinner = report::spinner();
+            let answer = client
+                .max_decoding_message_size(report::MAX_REPORT_BYTES)
+                .capacity_report(request)
+                .await;
+            spinner.finish_and_clear();
+            let response = answer.map_err(failed)?.into_inner();
+            report::write(&response.document, out.as_deref())
+        }
         Command::Silence { action } => match action {
             SilenceAction::Add {
                 matchers,

@@ -25,6 +25,7 @@ mod pipeline;
 mod query;
 mod receive;
 mod recovery;
+mod report;
 mod shutdown;
 mod store;
 mod telemetry;

@@ -27,11 +27,11 @@ use axum::{Json, Router};
 use plumb_otlp::auth::{Tokens, require_token};
 use plumb_proto::v1::query_service_server::{QueryService, QueryServiceServer};
 use plumb_proto::v1::{
-    AddSilenceRequest, AlertsRequest, AlertsResponse, ChattyCallsRequest, ChattyCallsResponse,
-    EndpointDetailRequest, EndpointDetailResponse, ExpireSilenceRequest, GetTraceRequest,
-    GetTraceResponse, ListSilencesRequest, ListSilencesResponse, RegressionsRequest,
-    RegressionsResponse, Silence, TopEndpointsRequest, TopEndpointsResponse, UptimeRequest,
-    UptimeResponse,
+    AddSilenceRequest, AlertsRequest, AlertsResponse, CapacityReportRequest,
+    CapacityReportResponse, ChattyCallsRequest, ChattyCallsResponse, EndpointDetailRequest,
+    EndpointDetailResponse, ExpireSilenceRequest, GetTraceRequest, GetTraceResponse,
+    ListSilencesRequest, ListSilencesResponse, RegressionsRequest, RegressionsResponse, Silence,
+    TopEndpointsRequest, TopEndpointsResponse, UptimeRequest, UptimeResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -88,6 +88,13 @@ impl QueryApi {
 
     async fn expire_silence(self, r: ExpireSilenceRequest) -> Result<Silence, QueryError> {
         Ok(alerting::api::expire_silence(&self.store, r, u64::from(now_unix_s())).await?)
+    }
+
+    async fn capacity(
+        self,
+        r: CapacityReportRequest,
+    ) -> Result<CapacityReportResponse, QueryError> {
+        crate::report::capacity(&self.store, r, u64::from(now_unix_s())).await
     }
 
     async fn top(self, r: TopEndpointsRequest) -> Result<TopEndpointsResponse, QueryError> {
@@ -180,6 +187,15 @@ impl QueryService for QueryApi {
         ))
     }
 
+    async fn capacity_report(
+        &self,
+        request: tonic::Request<CapacityReportRequest>,
+    ) -> Result<tonic::Response<CapacityReportResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.clone().capacity(request.into_inner()).await?,
+        ))
+    }
+
     async fn add_silence(
         &self,
         request: tonic::Request<AddSilenceRequest>,
@@ -265,6 +281,23 @@ pub(crate) fn router(api: QueryApi, telemetry: Arc<Telemetry>, tokens: Arc<Token
             get(|State(s): State<ApiState>, uri: Uri| http_call(s.api, uri, QueryApi::uptime)),
         )
         .route(
+            "/api/v1/report/capacity",
+            get(|State(s): State<ApiState>, uri: Uri| async move {
+                let result = match request_from_query::<CapacityReportRequest>(uri.query()) {
+                    Ok(request) => s.api.capacity(request).await,
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(report) => (
+                        [(axum::http::header::CONTENT_TYPE, report.content_type)],
+                        report.document,
+                    )
+                        .into_response(),
+                    Err(e) => answer::<()>(Err(e)),
+                }
+            }),
+        )
+        .route(
             "/api/v1/silences",
             get(|State(s): State<ApiState>, uri: Uri| {
                 http_call(s.api, uri, QueryApi::list_silences)
@@ -296,10 +329,11 @@ pub(crate) fn router(api: QueryApi, telemetry: Arc<Telemetry>, tokens: Arc<Token
 }
 
 /// Query parameters given as durations in words, and the request field each one fills.
-const DURATION_PARAMS: [(&str, &str); 3] = [
+const DURATION_PARAMS: [(&str, &str); 4] = [
     ("since", "since_seconds"),
     ("baseline", "baseline_seconds"),
     ("history", "history_seconds"),
+    ("horizon", "horizon_seconds"),
 ];
 
 /// Parses a request message from URL query parameters (durations in words become `*_seconds`).

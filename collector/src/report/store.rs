@@ -1,0 +1,416 @@
+//! What the capacity report reads from ClickHouse, and how it becomes the report's input:
+//! requests per hour from `latency_hour`, per-minute throughput and minutes binned by load
+//! (with their merged latency histograms) from `latency_minute`, process metrics per instance
+//! and host metrics per host from `metric_hour`. Every value from the caller is bound; every
+//! statement runs on ClickHouse 18.16 and on current releases (the compatibility test runs
+//! them).
+
+use crate::aggregate::histogram::quantile_from_buckets;
+use crate::store::schema::{LATENCY_HOUR, LATENCY_MINUTE, METRIC_HOUR};
+use crate::store::{Store, StoreError};
+use clickhouse::Row;
+use plumb_capacity::{
+    Filesystem, HostInput, InstanceSeries, LoadBin, MinuteLoad, ServiceHour, ServiceInput,
+};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Bins per doubling of throughput (a bin spans about 9%).
+pub(crate) const BINS_PER_DOUBLING: u32 = 8;
+/// Process metrics the report reads, per instance.
+pub(crate) const PROCESS_METRICS: [&str; 2] = ["process.cpu.time", "process.memory.usage"];
+/// Host metrics the report reads, per host.
+pub(crate) const HOST_METRICS: [&str; 4] = [
+    "system.cpu.utilization",
+    "system.memory.usage",
+    "system.memory.limit",
+    "system.filesystem.usage",
+];
+
+/// The window of one read: `[from, until)`, Unix seconds, and the one service or host asked
+/// for (empty: all).
+#[derive(Clone, Debug)]
+pub(crate) struct Window<'a> {
+    /// Start.
+    pub(crate) from: u64,
+    /// End.
+    pub(crate) until: u64,
+    /// Only this service.
+    pub(crate) service: &'a str,
+    /// Only this host.
+    pub(crate) host: &'a str,
+}
+
+/// One service hour.
+#[derive(Debug, Row, Deserialize)]
+pub(crate) struct HourRow {
+    service: String,
+    hour: u32,
+    requests: u64,
+    errors: u64,
+    duration_sum_us: u64,
+}
+
+/// Requests per service and hour (SERVER spans).
+pub(crate) fn hours_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Query {
+    store
+        .client()
+        .query(&format!(
+            "SELECT service, toUInt32(hour) AS hour, sum(hour_requests) AS requests,
+                    sum(hour_errors) AS errors, sum(hour_duration_sum_us) AS duration_sum_us
+             FROM {LATENCY_HOUR}
+             WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND kind = 'server'
+               AND service != '' AND (? = '' OR service = ?)
+             GROUP BY service, hour ORDER BY service, hour"
+        ))
+        .bind(w.from)
+        .bind(w.until)
+        .bind(w.service)
+        .bind(w.service)
+}
+
+/// Per-minute throughput figures of one service.
+#[derive(Debug, Row, Deserialize)]
+pub(crate) struct MinuteRow {
+    service: String,
+    minutes: u64,
+    median: f64,
+    p99: f64,
+    busiest: f64,
+}
+
+/// SERVER requests, durations and merged histogram per service and minute, the part both minute
+/// queries share (`filter` adds to the `WHERE`).
+fn per_minute(filter: &str) -> String {
+    format!(
+        "SELECT service, minute, sum(requests) AS r, sum(duration_sum_us) AS d,
+                tupleElement(sumMap(latencyMap.bucket, latencyMap.count), 1) AS keys,
+                tupleElement(sumMap(latencyMap.bucket, latencyMap.count), 2) AS counts
+         FROM {LATENCY_MINUTE}
+         WHERE minute >= toDateTime(?) AND minute < toDateTime(?) AND kind = 'server'
+           AND service != '' {filter}
+         GROUP BY service, minute"
+    )
+}
+
+/// Median, 99th percentile and busiest minute of every service.
+pub(crate) fn minutes_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Query {
+    store
+        .client()
+        .query(&format!(
+            "SELECT service, count() AS minutes, toFloat64(quantileExact(0.5)(r)) AS median,
+                    toFloat64(quantileExact(0.99)(r)) AS p99, toFloat64(max(r)) AS busiest
+             FROM ({}) WHERE r > 0 GROUP BY service ORDER BY service",
+            per_minute("AND (? = '' OR service = ?)")
+        ))
+        .bind(w.from)
+        .bind(w.until)
+        .bind(w.service)
+        .bind(w.service)
+}
+
+/// One bin of minutes of one service.
+#[derive(Debug, Row, Deserialize)]
+pub(crate) struct BinRow {
+    service: String,
+    minutes: u64,
+    requests: u64,
+    duration_sum_us: u64,
+    keys: Vec<u64>,
+    counts: Vec<u64>,
+}
+
+/// The minutes of every service grouped by throughput (bins of 1/8 of a doubling), with their
+/// requests, durations and merged histogram.
+pub(crate) fn bins_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Query {
+    store
+        .client()
+        .query(&format!(
+            "SELECT service, count() AS minutes, sum(r) AS requests,
+                    sum(d) AS duration_sum_us,
+                    tupleElement(sumMap(keys, counts), 1) AS keys,
+                    tupleElement(sumMap(keys, counts), 2) AS counts
+             FROM (SELECT service, r, d, keys, counts,
+                          toInt32(floor(log2(r / 60) * {BINS_PER_DOUBLING})) AS bin
+                   FROM ({}) WHERE r > 0)
+             GROUP BY service, bin ORDER BY service, bin",
+            per_minute("AND (? = '' OR service = ?)")
+        ))
+        .bind(w.from)
+        .bind(w.until)
+        .bind(w.service)
+        .bind(w.service)
+}
+
+/// One metric's hourly value for one key (a service's instance, or a host) and series.
+#[derive(Debug, Row, Deserialize)]
+pub(crate) struct MetricRow {
+    key: String,
+    instance: String,
+    name: String,
+    series: String,
+    hour: u32,
+    last: f64,
+    mean: f64,
+}
+
+/// Process metrics per service, instance and hour: the last value and the mean, added over the
+/// instance's series.
+pub(crate) fn process_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Query {
+    store
+        .client()
+        .query(&format!(
+            "SELECT service AS key, instance, name, '' AS series, toUInt32(hour) AS hour,
+                    sum(l) AS last, sum(m) AS mean
+             FROM (SELECT service, instance, name, series, hour,
+                          argMaxMerge(hour_last) AS l,
+                          sumMerge(hour_sum) / countMerge(hour_points) AS m
+                   FROM {METRIC_HOUR}
+                   WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND has(?, name)
+                     AND (? = '' OR service = ?)
+                   GROUP BY service, instance, name, series, hour)
+             GROUP BY service, instance, name, hour
+             ORDER BY service, instance, name, hour"
+        ))
+        .bind(w.from)
+        .bind(w.until)
+        .bind(PROCESS_METRICS)
+        .bind(w.service)
+        .bind(w.service)
+}
+
+/// Host metrics per host, series and hour: the last value and the mean, averaged over the
+/// instances that report them (every process on a host sees the same host).
+pub(crate) fn host_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Query {
+    store
+        .client()
+        .query(&format!(
+            "SELECT host AS key, '' AS instance, name, series, toUInt32(hour) AS hour,
+                    avg(l) AS last, avg(m) AS mean
+             FROM (SELECT host, instance, name, series, hour,
+                          argMaxMerge(hour_last) AS l,
+                          sumMerge(hour_sum) / countMerge(hour_points) AS m
+                   FROM {METRIC_HOUR}
+                   WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND has(?, name)
+                     AND host != '' AND (? = '' OR host = ?)
+                   GROUP BY host, instance, name, series, hour)
+             GROUP BY host, name, series, hour
+             ORDER BY host, name, series, hour"
+        ))
+        .bind(w.from)
+        .bind(w.until)
+        .bind(HOST_METRICS)
+        .bind(w.host)
+        .bind(w.host)
+}
+
+/// What the store holds for a report.
+#[derive(Debug, Default)]
+pub(crate) struct Read {
+    /// Per service, by name.
+    pub(crate) services: Vec<ServiceInput>,
+    /// Per host, by name.
+    pub(crate) hosts: Vec<HostInput>,
+}
+
+/// Reads everything for a report: history (hours, metrics) over `history`, minutes over
+/// `minutes`.
+pub(crate) async fn read(
+    store: &Store,
+    history: &Window<'_>,
+    minutes: &Window<'_>,
+) -> Result<Read, StoreError> {
+    let what = |w: &str| StoreError::clickhouse(w.to_owned());
+    let hours: Vec<HourRow> = hours_query(store, history)
+        .fetch_all()
+        .await
+        .map_err(what("read requests per hour"))?;
+    let minute_rows: Vec<MinuteRow> = minutes_query(store, minutes)
+        .fetch_all()
+        .await
+        .map_err(what("read requests per minute"))?;
+    let bins: Vec<BinRow> = bins_query(store, minutes)
+        .fetch_all()
+        .await
+        .map_err(what("read minutes by load"))?;
+    let process: Vec<MetricRow> = process_query(store, history)
+        .fetch_all()
+        .await
+        .map_err(what("read process metrics"))?;
+    let host_rows: Vec<MetricRow> = host_query(store, history)
+        .fetch_all()
+        .await
+        .map_err(what("read host metrics"))?;
+    Ok(Read {
+        services: services(hours, minute_rows, bins, process),
+        hosts: hosts(host_rows),
+    })
+}
+
+fn services(
+    hours: Vec<HourRow>,
+    minutes: Vec<MinuteRow>,
+    bins: Vec<BinRow>,
+    process: Vec<MetricRow>,
+) -> Vec<ServiceInput> {
+    let mut by_name: BTreeMap<String, ServiceInput> = BTreeMap::new();
+    for h in hours {
+        by_name
+            .entry(h.service.clone())
+            .or_insert_with(|| ServiceInput {
+                service: h.service.clone(),
+                ..ServiceInput::default()
+            })
+            .hours
+            .push(ServiceHour {
+                hour: i64::from(h.hour),
+                requests: h.requests,
+                errors: h.errors,
+                duration_sum_us: h.duration_sum_us,
+            });
+    }
+    for m in minutes {
+        if let Some(s) = by_name.get_mut(&m.service) {
+            s.minutes = MinuteLoad {
+                minutes: m.minutes,
+                median: m.median,
+                p99: m.p99,
+                max: m.busiest,
+            };
+        }
+    }
+    for b in bins {
+        if let Some(s) = by_name.get_mut(&b.service) {
+            let ms = |q| quantile_from_buckets(&b.keys, &b.counts, q) as f64 / 1000.0;
+            s.load_bins.push(LoadBin {
+                minutes: b.minutes,
+                requests: b.requests,
+                duration_sum_us: b.duration_sum_us,
+                p50_ms: ms(0.5),
+                p95_ms: ms(0.95),
+                p99_ms: ms(0.99),
+            });
+        }
+    }
+    for row in process {
+        let Some(s) = by_name.get_mut(&row.key) else {
+            continue;
+        };
+        let (list, value) = if row.name == PROCESS_METRICS[0] {
+            (&mut s.cpu_seconds, row.last)
+        } else {
+            (&mut s.memory_bytes, row.mean)
+        };
+        match list.last_mut() {
+            Some(series) if series.instance == row.instance => {
+                series.points.push((i64::from(row.hour), value));
+            }
+            _ => list.push(InstanceSeries {
+                instance: row.instance,
+                points: vec![(i64::from(row.hour), value)],
+            }),
+        }
+    }
+    by_name.into_values().collect()
+}
+
+/// The value of `key` in a series string (`k=v,k=v`).
+fn attribute<'a>(series: &'a str, key: &str) -> Option<&'a str> {
+    series
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+fn hosts(rows: Vec<MetricRow>) -> Vec<HostInput> {
+    // (host) → hour → what was seen.
+    #[derive(Default)]
+    struct Hour {
+        cpu: Option<f64>,
+        memory_used: Option<f64>,
+        memory_free: Option<f64>,
+        memory_limit: Option<f64>,
+        disks: BTreeMap<String, (Option<f64>, Option<f64>)>,
+    }
+    let mut by_host: BTreeMap<String, BTreeMap<i64, Hour>> = BTreeMap::new();
+    for row in rows {
+        let hour = by_host
+            .entry(row.key.clone())
+            .or_default()
+            .entry(i64::from(row.hour))
+            .or_default();
+        match row.name.as_str() {
+            "system.cpu.utilization" => hour.cpu = Some(row.mean),
+            "system.memory.limit" => hour.memory_limit = Some(row.mean),
+            "system.memory.usage" => match attribute(&row.series, "system.memory.state") {
+                Some("used") => hour.memory_used = Some(row.mean),
+                Some("free") => hour.memory_free = Some(row.mean),
+                _ => {}
+            },
+            "system.filesystem.usage" => {
+                let Some(mount) = attribute(&row.series, "system.filesystem.mountpoint") else {
+                    continue;
+                };
+                let slot = hour.disks.entry(mount.to_owned()).or_default();
+                match attribute(&row.series, "system.filesystem.state") {
+                    Some("used") => slot.0 = Some(row.last),
+                    Some("free") => slot.1 = Some(row.last),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    by_host
+        .into_iter()
+        .map(|(host, hours)| {
+            let mut input = HostInput {
+                host,
+                ..HostInput::default()
+            };
+            let mut disks: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+            for (t, h) in hours {
+                if let Some(cpu) = h.cpu {
+                    input.cpu.push((t, cpu));
+                }
+                let total = h
+                    .memory_limit
+                    .or_else(|| Some(h.memory_used? + h.memory_free?));
+                if let (Some(used), Some(total)) = (h.memory_used, total)
+                    && total > 0.0
+                {
+                    input.memory.push((t, used / total));
+                }
+                for (mount, (used, free)) in h.disks {
+                    if let (Some(used), Some(free)) = (used, free)
+                        && used + free > 0.0
+                    {
+                        disks
+                            .entry(mount)
+                            .or_default()
+                            .push((t, used / (used + free)));
+                    }
+                }
+            }
+            input.filesystems = disks
+                .into_iter()
+                .map(|(mount, points)| Filesystem { mount, points })
+                .collect();
+            input
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_attributes_are_read_by_key() {
+        let s = "system.filesystem.mountpoint=/data,system.filesystem.state=used";
+        assert_eq!(attribute(s, "system.filesystem.mountpoint"), Some("/data"));
+        assert_eq!(attribute(s, "system.filesystem.state"), Some("used"));
+        assert_eq!(attribute(s, "nope"), None);
+    }
+}
