@@ -4,8 +4,9 @@
 //! 168 h) and an automatically chosen exponential-smoothing model (augurs' AutoETS) for what is
 //! left; a seasonal naive forecast (next week repeats the last one); and a straight line fitted
 //! to all of the history, as Prometheus' `predict_linear` extrapolates. Each is scored by a
-//! rolling-origin backtest: from three origins one backtest horizon apart (a week, or the
-//! horizon when shorter), the model is fitted on what came before and its forecast compared with
+//! rolling-origin backtest: from up to three origins one backtest horizon apart (a week, or the
+//! horizon or what the history leaves after eight days of training when shorter), the model
+//! is fitted on what came before and its forecast compared with
 //! what happened, as the mean absolute scaled error (MASE: the error over that of a one-week
 //! seasonal naive forecast within the training data; below 1 beats it). The model with the
 //! lowest mean MASE makes the forecast. A series that falls by large steps at least twice (a
@@ -256,11 +257,21 @@ fn envelope(history: &[f64], horizon: usize) -> Option<Band> {
 
 /// MASE of `model` by the rolling-origin backtest; `None` when it cannot be fitted.
 fn backtest(model: Model, history: &[f64], horizon: usize) -> Option<f64> {
-    let test = horizon.min(WEEK);
+    // Training needs a week (the MASE scale's lag) and a day; what is left is tested, up to a
+    // week or the horizon.
+    let shortest_training = WEEK + 24;
+    let test = horizon
+        .min(WEEK)
+        .min(history.len().checked_sub(shortest_training)?);
+    if test == 0 {
+        return None;
+    }
     let mut errors = Vec::new();
     for k in 1..=ORIGINS {
-        let origin = history.len().checked_sub(test * k)?;
-        if origin < 2 * WEEK {
+        let Some(origin) = history.len().checked_sub(test * k) else {
+            break;
+        };
+        if origin < shortest_training {
             break;
         }
         let train = &history[..origin];

@@ -14,6 +14,7 @@ use crate::query::endpoint::exemplars_query;
 use crate::query::endpoint_breakdown::component_totals_query;
 use crate::query::top::{TopQuery, histograms_query, ranking_query, series_query};
 use crate::query::waterfall::trace_query;
+use crate::report::store as report_store;
 use crate::store::lookup::{SpanKey, stored_query};
 use crate::store::retention::expired_partitions_query;
 use crate::store::rows::{EncodedRows, SPAN_COLUMNS};
@@ -132,6 +133,12 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     .expect("rule")
     .rules
     .remove(0);
+    let capacity_window = report_store::Window {
+        from: u64::from(now_s) - 7200,
+        until: u64::from(now_s) + 3600,
+        service: "",
+        host: "",
+    };
     let sql = |q: clickhouse::query::Query| q.sql_display().to_string();
     let queries = serde_json::json!({
         "series": sql(series_query(&store, &one, &apdex, 60, now_s)),
@@ -154,6 +161,11 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         "deliveries": sql(alerting_store::deliveries_query(&store, u64::from(now_s) - 3600)),
         "rule_window": sql(rules::window_query(&store, &shop_rule, u64::from(now_s))),
         "silences": sql(crate::alerting::silence::current_query(&store, u64::from(now_s))),
+        "capacity_hours": sql(report_store::hours_query(&store, &capacity_window)),
+        "capacity_minutes": sql(report_store::minutes_query(&store, &capacity_window)),
+        "capacity_bins": sql(report_store::bins_query(&store, &capacity_window)),
+        "capacity_process": sql(report_store::process_query(&store, &capacity_window)),
+        "capacity_hosts": sql(report_store::host_query(&store, &capacity_window)),
     });
     let probe_minute = minute - 60;
     let inserts = [
@@ -182,6 +194,12 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         ),
         format!(
             "INSERT INTO breakdown_minute VALUES ({minute}, 'shop', 'GET /cart', 'request', '', 10, 10, 1000)"
+        ),
+        format!(
+            "INSERT INTO metrics VALUES ({minute}, {minute}000000000, 'shop', 'process.cpu.time', 's', 'sum', 'cumulative', 1, [], [], ['host.name', 'service.instance.id'], ['box-1', 'shop-1'], 12.5, 0, 0, [], [])"
+        ),
+        format!(
+            "INSERT INTO metrics VALUES ({minute}, {minute}000000000, 'shop', 'system.filesystem.usage', 'By', 'gauge', 'unspecified', 0, ['system.filesystem.mountpoint', 'system.filesystem.state'], ['/data', 'used'], ['host.name'], ['box-1'], 300, 0, 0, [], [])"
         ),
         format!(
             "INSERT INTO breakdown_minute VALUES ({minute}, 'shop', 'GET /cart', 'db', 'pg q', 5, 100, 750)"
@@ -293,6 +311,30 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     assert_eq!(silences.len(), 1, "{silences:?}");
     assert_eq!(silences[0]["s_comment"], "deploy");
     assert_eq!(silences[0]["s_matchers"][0], "alertname=a");
+    // The capacity report's reads: the two minutes of shop (500 requests each) per hour, per
+    // minute and in one load bin; the process counter and the disk from the metric rollup.
+    let hours = answer("capacity_hours");
+    let summed: u64 = hours.iter().filter_map(|h| count(&h["requests"])).sum();
+    assert_eq!(summed, 1000, "{hours:?}");
+    let minutes = &answer("capacity_minutes")[0];
+    assert_eq!(count(&minutes["minutes"]), Some(2), "{minutes:?}");
+    assert_eq!(minutes["busiest"].as_f64(), Some(500.0), "{minutes:?}");
+    let bins = answer("capacity_bins");
+    assert_eq!(bins.len(), 1, "{bins:?}");
+    assert_eq!(count(&bins[0]["requests"]), Some(1000), "{bins:?}");
+    let process = &answer("capacity_process")[0];
+    assert_eq!(
+        (process["key"].as_str(), process["instance"].as_str()),
+        (Some("shop"), Some("shop-1"))
+    );
+    assert_eq!(process["last"].as_f64(), Some(12.5), "{process:?}");
+    let disk = &answer("capacity_hosts")[0];
+    assert_eq!(disk["key"], "box-1", "{disk:?}");
+    assert_eq!(
+        disk["series"],
+        "system.filesystem.mountpoint=/data,system.filesystem.state=used"
+    );
+    assert_eq!(disk["last"].as_f64(), Some(300.0), "{disk:?}");
     let window = &answer("rule_window")[0];
     assert_eq!(
         (count(&window["requests"]), count(&window["errors"])),

@@ -3,9 +3,11 @@
 //! loopback ports), [`sdk`] and [`traces`] (spans and whole traces sent with the official
 //! OpenTelemetry SDK exporters), [`proxy`] (a ClickHouse that is away or frozen), [`pki`]
 //! (certificates made at test time), [`stats`] (exact figures to compare with), and the
-//! targets and receivers alerting tests talk to: [`dns_server`] and [`smtp_server`]. Everything is
+//! targets and receivers alerting tests talk to: [`dns_server`] and [`smtp_server`]; and
+//! [`browser`], Debian's Chromium run headless. Everything is
 //! re-exported at the top, so a test writes `use plumb_test_support::*`.
 
+pub mod browser;
 pub mod clickhouse_server;
 pub mod collector;
 pub mod dns_server;

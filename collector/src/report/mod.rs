@@ -79,10 +79,12 @@ fn check(r: &CapacityReportRequest) -> Result<Asked, QueryError> {
         memory: share(r.memory_limit, defaults.memory, "memory_limit")?,
         disk: share(r.disk_limit, defaults.disk, "disk_limit")?,
     };
-    let objective_ms = match r.latency_objective_ms {
-        o if o == 0.0 => DEFAULT_OBJECTIVE_MS,
-        o if o > 0.0 && o.is_finite() => o,
-        _ => return Err(bad("latency_objective_ms must be above 0".into())),
+    let objective_ms = if r.latency_objective_ms == 0.0 {
+        DEFAULT_OBJECTIVE_MS
+    } else if r.latency_objective_ms > 0.0 && r.latency_objective_ms.is_finite() {
+        r.latency_objective_ms
+    } else {
+        return Err(bad("latency_objective_ms must be above 0".into()));
     };
     Ok(Asked {
         since_s,

@@ -116,20 +116,21 @@ pub(crate) struct BinRow {
     minutes: u64,
     requests: u64,
     duration_sum_us: u64,
-    keys: Vec<u64>,
-    counts: Vec<u64>,
+    bin_keys: Vec<u64>,
+    bin_counts: Vec<u64>,
 }
 
 /// The minutes of every service grouped by throughput (bins of 1/8 of a doubling), with their
-/// requests, durations and merged histogram.
+/// requests, durations and merged histogram (output names differ from the inner columns: an
+/// alias equal to an aggregated column is a nested aggregate to current ClickHouse).
 pub(crate) fn bins_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Query {
     store
         .client()
         .query(&format!(
             "SELECT service, count() AS minutes, sum(r) AS requests,
                     sum(d) AS duration_sum_us,
-                    tupleElement(sumMap(keys, counts), 1) AS keys,
-                    tupleElement(sumMap(keys, counts), 2) AS counts
+                    tupleElement(sumMap(keys, counts), 1) AS bin_keys,
+                    tupleElement(sumMap(keys, counts), 2) AS bin_counts
              FROM (SELECT service, r, d, keys, counts,
                           toInt32(floor(log2(r / 60) * {BINS_PER_DOUBLING})) AS bin
                    FROM ({}) WHERE r > 0)
@@ -174,7 +175,8 @@ pub(crate) fn process_query(store: &Store, w: &Window<'_>) -> clickhouse::query:
         ))
         .bind(w.from)
         .bind(w.until)
-        .bind(PROCESS_METRICS)
+        // A slice binds as an array (a fixed-size array would bind as a tuple).
+        .bind(&PROCESS_METRICS[..])
         .bind(w.service)
         .bind(w.service)
 }
@@ -199,7 +201,7 @@ pub(crate) fn host_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Qu
         ))
         .bind(w.from)
         .bind(w.until)
-        .bind(HOST_METRICS)
+        .bind(&HOST_METRICS[..])
         .bind(w.host)
         .bind(w.host)
 }
@@ -281,7 +283,7 @@ fn services(
     }
     for b in bins {
         if let Some(s) = by_name.get_mut(&b.service) {
-            let ms = |q| quantile_from_buckets(&b.keys, &b.counts, q) as f64 / 1000.0;
+            let ms = |q| quantile_from_buckets(&b.bin_keys, &b.bin_counts, q) as f64 / 1000.0;
             s.load_bins.push(LoadBin {
                 minutes: b.minutes,
                 requests: b.requests,

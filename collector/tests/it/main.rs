@@ -7,6 +7,7 @@ mod auth;
 mod backpressure;
 mod bad_input;
 mod bottlenecks;
+mod capacity;
 mod crash;
 mod end_to_end;
 mod lifecycle;
