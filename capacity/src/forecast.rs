@@ -2,7 +2,7 @@
 //!
 //! Three models are tried on every series: MSTL with explicit daily and weekly periods (24 h and
 //! 168 h) and an automatically chosen exponential-smoothing model with additive errors (augurs'
-//! AutoETS) for what is left, fitted to the last eight weeks on a log scale (so swings that grow
+//! AutoETS) for what is left, fitted to the last six weeks on a log scale (so swings that grow
 //! with the level add up, as MSTL assumes; series that touch zero stay linear); a seasonal naive forecast (next week repeats the last one); and a straight line fitted
 //! to all of the history, as Prometheus' `predict_linear` extrapolates. Each is scored by a
 //! rolling-origin backtest: from up to two origins one backtest horizon apart (a week, or the
@@ -33,8 +33,8 @@ pub const MIN_HISTORY_HOURS: usize = 14 * 24;
 const WEEK: usize = 168;
 /// Rolling origins in a backtest.
 const ORIGINS: usize = 2;
-/// Hours of history MSTL is fitted on at most (eight weeks).
-const MSTL_HISTORY: usize = 8 * WEEK;
+/// Hours of history MSTL is fitted on at most (six weeks).
+const MSTL_HISTORY: usize = 6 * WEEK;
 /// A drop larger than this share of the series' range is a cleanup.
 const CLEANUP_SHARE: f64 = 0.3;
 /// ... and larger than this many times the median hourly change.
@@ -423,7 +423,10 @@ mod tests {
         let c = crossing(&f, 190.0);
         let earliest = c.earliest.expect("the upper band reaches it");
         assert!(c.likely.is_none_or(|l| earliest <= l), "{c:?}");
-        assert!(c.latest.is_none_or(|l| c.likely.is_some_and(|k| k <= l)), "{c:?}");
+        assert!(
+            c.latest.is_none_or(|l| c.likely.is_some_and(|k| k <= l)),
+            "{c:?}"
+        );
     }
 
     #[test]

@@ -56,6 +56,23 @@ pub struct ServiceInput {
     pub cpu_seconds: Vec<InstanceSeries>,
     /// `process.memory.usage` (bytes) per instance: the mean of each hour.
     pub memory_bytes: Vec<InstanceSeries>,
+    /// The service's endpoints over the load window.
+    pub endpoints: Vec<EndpointInput>,
+}
+
+/// One endpoint (operation) of a service over the load window.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EndpointInput {
+    /// The operation (`GET /orders/{id}`).
+    pub operation: String,
+    /// Its requests.
+    pub requests: u64,
+    /// Requests in its busiest hour.
+    pub busiest_hour_requests: u64,
+    /// p50 over the window, ms (from the merged histogram).
+    pub p50_ms: f64,
+    /// p99, ms.
+    pub p99_ms: f64,
 }
 
 /// One hour of a service.

@@ -5,7 +5,8 @@
 //! In: an [`Input`] (hourly series per service and host, per-minute load figures, minutes binned
 //! by load). Out: a [`Report`] ([`report`]), rendered by [`render`] as JSON, Markdown or one
 //! self-contained HTML file. Nothing here reads a clock, a file or the network, and nothing
-//! iterates a hash map, so the same input gives the same bytes.
+//! iterates a hash map, so the same input gives the same bytes. Services and hosts are worked
+//! out on all cores, each on its own, and put back in the input's order.
 //!
 //! The parts: [`series`] (hourly grids, gaps, counter resets), [`robust`] (Theil–Sen slopes with
 //! intervals), [`load`] (typical and peak load, weekly profile, growth, change points), [`cost`]
@@ -24,8 +25,8 @@ pub mod synthetic;
 pub mod usl;
 
 pub use input::{
-    Filesystem, HostInput, Input, InstanceSeries, Limits, LoadBin, MinuteLoad, ServiceHour,
-    ServiceInput,
+    EndpointInput, Filesystem, HostInput, Input, InstanceSeries, Limits, LoadBin, MinuteLoad,
+    ServiceHour, ServiceInput,
 };
 pub use report::Report;
 

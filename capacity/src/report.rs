@@ -88,6 +88,8 @@ pub struct ServiceReport {
     pub growth_interval: Option<Interval>,
     /// Level shifts, oldest first.
     pub change_points: Vec<ChangePointOut>,
+    /// The busiest endpoints (at most [`TOP_ENDPOINTS`]), by requests.
+    pub endpoints: Vec<EndpointOut>,
     /// CPU-seconds per request (null without `process.cpu.time`).
     pub cpu_seconds_per_request: Option<f64>,
     /// Its 95% interval.
@@ -112,6 +114,49 @@ pub struct ServiceReport {
     pub max_rps_crossing: CrossingOut,
     /// Hours with requests, counter resets.
     pub quality: QualityOut,
+}
+
+/// Endpoints listed per service.
+pub const TOP_ENDPOINTS: usize = 10;
+
+/// One endpoint's load.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EndpointOut {
+    /// The operation.
+    pub operation: String,
+    /// Its share of the service's requests, percent.
+    pub share_percent: f64,
+    /// Mean requests per second over the window.
+    pub mean_rps: f64,
+    /// Requests per second in its busiest hour.
+    pub busiest_hour_rps: f64,
+    /// p50 over the window, ms.
+    pub p50_ms: f64,
+    /// p99 over the window, ms.
+    pub p99_ms: f64,
+}
+
+/// The busiest endpoints of `s` over a window of `seconds`.
+fn endpoints(s: &ServiceInput, seconds: f64) -> Vec<EndpointOut> {
+    let total: u64 = s.endpoints.iter().map(|e| e.requests).sum();
+    let mut sorted: Vec<_> = s.endpoints.iter().collect();
+    sorted.sort_by(|a, b| {
+        b.requests
+            .cmp(&a.requests)
+            .then(a.operation.cmp(&b.operation))
+    });
+    sorted
+        .into_iter()
+        .take(TOP_ENDPOINTS)
+        .map(|e| EndpointOut {
+            operation: e.operation.clone(),
+            share_percent: round(100.0 * e.requests as f64 / total.max(1) as f64),
+            mean_rps: round(e.requests as f64 / seconds.max(1.0)),
+            busiest_hour_rps: round(e.busiest_hour_requests as f64 / HOUR as f64),
+            p50_ms: round(e.p50_ms),
+            p99_ms: round(e.p99_ms),
+        })
+        .collect()
 }
 
 /// A level shift.
@@ -316,6 +361,26 @@ fn estimate_interval(e: &Estimate) -> Interval {
     (round(e.low), e.high.map(round))
 }
 
+/// `f` of every item, on as many threads as there are cores, in the items' order (so the
+/// result does not depend on which thread finished first).
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 /// Builds the report (see [`crate::build`]).
 pub fn build(input: &Input) -> Result<Report, CapacityError> {
     if hour_of(input.since) >= input.until {
@@ -333,16 +398,30 @@ pub fn build(input: &Input) -> Result<Report, CapacityError> {
             return Err(CapacityError::BadLimit(name));
         }
     }
+    let services = in_parallel(&input.services, |s| {
+        let mut refused = Vec::new();
+        let report = service_report(input, s, &mut refused);
+        (report, refused)
+    });
+    let hosts = in_parallel(&input.hosts, |h| {
+        let mut refused = Vec::new();
+        let report = host_report(input, h, &mut refused);
+        (report, refused)
+    });
     let mut refused = Vec::new();
-    let services = input
-        .services
-        .iter()
-        .map(|s| service_report(input, s, &mut refused))
+    let services = services
+        .into_iter()
+        .map(|(report, mut why)| {
+            refused.append(&mut why);
+            report
+        })
         .collect();
-    let hosts = input
-        .hosts
-        .iter()
-        .map(|h| host_report(input, h, &mut refused))
+    let hosts = hosts
+        .into_iter()
+        .map(|(report, mut why)| {
+            refused.append(&mut why);
+            report
+        })
         .collect();
     Ok(Report {
         schema: SCHEMA,
@@ -587,6 +666,7 @@ fn service_report(input: &Input, s: &ServiceInput, refused: &mut Vec<Refused>) -
                 after_rps: round(sh.after_rps),
             })
             .collect(),
+        endpoints: endpoints(s, (input.until - hour_of(input.since)) as f64),
         cpu_seconds_per_request: cpu,
         cpu_seconds_per_request_interval: cpu_interval,
         idle_cpu_cores: cpu_idle.map(|i| round(i / HOUR as f64)),

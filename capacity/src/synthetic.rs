@@ -7,8 +7,8 @@
 //! Everything is drawn from a seeded generator, so a seed always gives the same history.
 
 use crate::input::{
-    Filesystem, HostInput, Input, InstanceSeries, Limits, LoadBin, MinuteLoad, ServiceHour,
-    ServiceInput,
+    EndpointInput, Filesystem, HostInput, Input, InstanceSeries, Limits, LoadBin, MinuteLoad,
+    ServiceHour, ServiceInput,
 };
 use crate::load::DAY;
 use crate::series::HOUR;
@@ -268,7 +268,26 @@ pub fn input(seed: u64, load_share: f64, horizon_days: u32) -> (Input, Truth) {
         load_bins,
         cpu_seconds: vec![instance("shop-a", cpu_a), instance("shop-b", cpu_b)],
         memory_bytes: vec![instance("shop-a", mem_a), instance("shop-b", mem_b)],
+        endpoints: Vec::new(),
     };
+    // Three endpoints sharing the requests 60/30/10, the smallest the slowest.
+    let total: u64 = service.hours.iter().map(|h| h.requests).sum();
+    let busiest = service.hours.iter().map(|h| h.requests).max().unwrap_or(0);
+    let mut service = service;
+    service.endpoints = [
+        ("GET /items", 6, 40.0),
+        ("POST /orders", 3, 90.0),
+        ("GET /report", 1, 400.0),
+    ]
+    .into_iter()
+    .map(|(operation, tenths, p99_ms)| EndpointInput {
+        operation: operation.into(),
+        requests: total * tenths / 10,
+        busiest_hour_requests: busiest * tenths / 10,
+        p50_ms: p99_ms / 4.0,
+        p99_ms,
+    })
+    .collect();
     let mut host = HostInput {
         host: "box-1".into(),
         ..HostInput::default()

@@ -162,8 +162,8 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         "rule_window": sql(rules::window_query(&store, &shop_rule, u64::from(now_s))),
         "silences": sql(crate::alerting::silence::current_query(&store, u64::from(now_s))),
         "capacity_hours": sql(report_store::hours_query(&store, &capacity_window)),
-        "capacity_minutes": sql(report_store::minutes_query(&store, &capacity_window)),
         "capacity_bins": sql(report_store::bins_query(&store, &capacity_window)),
+        "capacity_endpoints": sql(report_store::endpoints_query(&store, &capacity_window)),
         "capacity_process": sql(report_store::process_query(&store, &capacity_window)),
         "capacity_hosts": sql(report_store::host_query(&store, &capacity_window)),
     });
@@ -316,12 +316,14 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     let hours = answer("capacity_hours");
     let summed: u64 = hours.iter().filter_map(|h| count(&h["requests"])).sum();
     assert_eq!(summed, 1000, "{hours:?}");
-    let minutes = &answer("capacity_minutes")[0];
-    assert_eq!(count(&minutes["minutes"]), Some(2), "{minutes:?}");
-    assert_eq!(minutes["busiest"].as_f64(), Some(500.0), "{minutes:?}");
     let bins = answer("capacity_bins");
     assert_eq!(bins.len(), 1, "{bins:?}");
+    assert_eq!(count(&bins[0]["minutes"]), Some(2), "{bins:?}");
     assert_eq!(count(&bins[0]["requests"]), Some(1000), "{bins:?}");
+    assert_eq!(count(&bins[0]["busiest"]), Some(500), "{bins:?}");
+    let endpoint = &answer("capacity_endpoints")[0];
+    assert_eq!(endpoint["operation"], "GET /cart", "{endpoint:?}");
+    assert_eq!(count(&endpoint["requests"]), Some(1000), "{endpoint:?}");
     let process = &answer("capacity_process")[0];
     assert_eq!(
         (process["key"].as_str(), process["instance"].as_str()),

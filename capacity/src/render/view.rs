@@ -41,6 +41,8 @@ pub struct ServiceView {
     pub name: String,
     /// Load figures.
     pub load: Vec<Row>,
+    /// Busiest endpoints: operation, share, mean, busiest hour, p50, p99.
+    pub endpoints: Vec<[String; 6]>,
     /// Cost figures.
     pub cost: Vec<Row>,
     /// Scalability figures.
@@ -276,9 +278,24 @@ fn service_view(s: &ServiceReport, target: Target) -> ServiceView {
     if let (Target::Html, Some(fit)) = (target, &s.scalability) {
         charts.push(chart::scalability(&s.latency, fit));
     }
+    let endpoints = s
+        .endpoints
+        .iter()
+        .map(|e| {
+            [
+                e.operation.clone(),
+                format!("{}%", number(e.share_percent)),
+                rps(e.mean_rps),
+                rps(e.busiest_hour_rps),
+                format!("{} ms", number(e.p50_ms)),
+                format!("{} ms", number(e.p99_ms)),
+            ]
+        })
+        .collect();
     ServiceView {
         name: s.service.clone(),
         load,
+        endpoints,
         cost,
         scalability,
         scalability_summary,
@@ -372,6 +389,11 @@ impl View {
             for s in &mut view.services {
                 s.name = cell(&s.name);
                 rows(&mut s.load);
+                for e in &mut s.endpoints {
+                    for c in e.iter_mut() {
+                        *c = cell(c);
+                    }
+                }
                 rows(&mut s.cost);
                 rows(&mut s.scalability);
                 rows(&mut s.headroom);

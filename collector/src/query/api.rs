@@ -384,6 +384,7 @@ fn answer<T: Serialize>(result: Result<T, QueryError>) -> Response {
                 QueryError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
                 QueryError::NotFound(_) => StatusCode::NOT_FOUND,
                 QueryError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                QueryError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             (status, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
         }

@@ -28,6 +28,9 @@ pub(crate) enum QueryError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The work failed in a way the caller cannot fix (a bug: it is logged).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl From<crate::alerting::api::AlertsError> for QueryError {
@@ -46,6 +49,7 @@ impl From<QueryError> for tonic::Status {
             QueryError::InvalidArgument(m) => tonic::Status::invalid_argument(m),
             QueryError::NotFound(m) => tonic::Status::not_found(m),
             QueryError::Store(e) => tonic::Status::unavailable(e.to_string()),
+            QueryError::Internal(m) => tonic::Status::internal(m),
         }
     }
 }

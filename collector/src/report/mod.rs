@@ -118,6 +118,7 @@ pub(crate) async fn capacity(
     let started = Instant::now();
     let read = store::read(store, &history, &minutes).await?;
     let read_time = started.elapsed();
+    let timings = read.timings;
     let services: Vec<_> = if r.host.is_empty() {
         read.services
     } else {
@@ -156,17 +157,30 @@ pub(crate) async fn capacity(
         hosts,
     };
     let started = Instant::now();
-    let report = plumb_capacity::build(&input).map_err(|e| match e {
+    // The models take whole cores for a while: off the runtime's worker threads.
+    let format = asked.format;
+    let (report, document) = tokio::task::spawn_blocking(move || {
+        plumb_capacity::build(&input).map(|report| {
+            let document = render(&report, format);
+            (report, document)
+        })
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "the capacity report failed");
+        QueryError::Internal(format!("the report failed: {e}"))
+    })?
+    .map_err(|e| match e {
         CapacityError::EmptyWindow
         | CapacityError::HorizonTooLong(_)
         | CapacityError::BadLimit(_) => QueryError::InvalidArgument(e.to_string()),
     })?;
-    let document = render(&report, asked.format);
     tracing::info!(
         services = report.services.len(),
         hosts = report.hosts.len(),
         store_ms = read_time.as_millis() as u64,
         model_ms = started.elapsed().as_millis() as u64,
+        reads = ?timings,
         "capacity report"
     );
     Ok(CapacityReportResponse {

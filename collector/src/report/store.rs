@@ -1,5 +1,5 @@
 //! What the capacity report reads from ClickHouse, and how it becomes the report's input:
-//! requests per hour from `latency_hour`, per-minute throughput and minutes binned by load
+//! requests per hour and per endpoint from `latency_hour`, per-minute throughput and minutes binned by load
 //! (with their merged latency histograms) from `latency_minute`, process metrics per instance
 //! and host metrics per host from `metric_hour`. Every value from the caller is bound; every
 //! statement runs on ClickHouse 18.16 and on current releases (the compatibility test runs
@@ -10,7 +10,8 @@ use crate::store::schema::{LATENCY_HOUR, LATENCY_MINUTE, METRIC_HOUR};
 use crate::store::{Store, StoreError};
 use clickhouse::Row;
 use plumb_capacity::{
-    Filesystem, HostInput, InstanceSeries, LoadBin, MinuteLoad, ServiceHour, ServiceInput,
+    EndpointInput, Filesystem, HostInput, InstanceSeries, LoadBin, MinuteLoad, ServiceHour,
+    ServiceInput,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -69,14 +70,39 @@ pub(crate) fn hours_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Q
         .bind(w.service)
 }
 
-/// Per-minute throughput figures of one service.
+/// One endpoint of one service over the load window.
 #[derive(Debug, Row, Deserialize)]
-pub(crate) struct MinuteRow {
+pub(crate) struct EndpointRow {
     service: String,
-    minutes: u64,
-    median: f64,
-    p99: f64,
-    busiest: f64,
+    operation: String,
+    requests: u64,
+    busiest_hour: u64,
+    op_keys: Vec<u64>,
+    op_counts: Vec<u64>,
+}
+
+/// Per service and endpoint (SERVER spans): requests, those of its busiest hour, and the merged
+/// histogram, from `latency_hour`.
+pub(crate) fn endpoints_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Query {
+    store
+        .client()
+        .query(&format!(
+            "SELECT service, operation, sum(req) AS requests, max(req) AS busiest_hour,
+                    tupleElement(sumMap(k, c), 1) AS op_keys,
+                    tupleElement(sumMap(k, c), 2) AS op_counts
+             FROM (SELECT service, operation, hour, sum(hour_requests) AS req,
+                          tupleElement(sumMap(hourlyMap.bucket, hourlyMap.count), 1) AS k,
+                          tupleElement(sumMap(hourlyMap.bucket, hourlyMap.count), 2) AS c
+                   FROM {LATENCY_HOUR}
+                   WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND kind = 'server'
+                     AND service != '' AND (? = '' OR service = ?)
+                   GROUP BY service, operation, hour)
+             GROUP BY service, operation ORDER BY service, requests DESC, operation"
+        ))
+        .bind(w.from)
+        .bind(w.until)
+        .bind(w.service)
+        .bind(w.service)
 }
 
 /// SERVER requests, durations and merged histogram per service and minute, the part both minute
@@ -93,27 +119,13 @@ fn per_minute(filter: &str) -> String {
     )
 }
 
-/// Median, 99th percentile and busiest minute of every service.
-pub(crate) fn minutes_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Query {
-    store
-        .client()
-        .query(&format!(
-            "SELECT service, count() AS minutes, toFloat64(quantileExact(0.5)(r)) AS median,
-                    toFloat64(quantileExact(0.99)(r)) AS p99, toFloat64(max(r)) AS busiest
-             FROM ({}) WHERE r > 0 GROUP BY service ORDER BY service",
-            per_minute("AND (? = '' OR service = ?)")
-        ))
-        .bind(w.from)
-        .bind(w.until)
-        .bind(w.service)
-        .bind(w.service)
-}
-
 /// One bin of minutes of one service.
 #[derive(Debug, Row, Deserialize)]
 pub(crate) struct BinRow {
     service: String,
     minutes: u64,
+    quietest: u64,
+    busiest: u64,
     requests: u64,
     duration_sum_us: u64,
     bin_keys: Vec<u64>,
@@ -121,14 +133,16 @@ pub(crate) struct BinRow {
 }
 
 /// The minutes of every service grouped by throughput (bins of 1/8 of a doubling), with their
-/// requests, durations and merged histogram (output names differ from the inner columns: an
-/// alias equal to an aggregated column is a nested aggregate to current ClickHouse).
+/// requests (and those of the quietest and busiest minute), durations and merged histogram
+/// (output names differ from the inner columns: an alias equal to an aggregated column is a
+/// nested aggregate to current ClickHouse). The per-minute figures (median, 99th percentile,
+/// busiest) are read off the bins, so the minutes are read once.
 pub(crate) fn bins_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Query {
     store
         .client()
         .query(&format!(
-            "SELECT service, count() AS minutes, sum(r) AS requests,
-                    sum(d) AS duration_sum_us,
+            "SELECT service, count() AS minutes, min(r) AS quietest, max(r) AS busiest,
+                    sum(r) AS requests, sum(d) AS duration_sum_us,
                     tupleElement(sumMap(keys, counts), 1) AS bin_keys,
                     tupleElement(sumMap(keys, counts), 2) AS bin_counts
              FROM (SELECT service, r, d, keys, counts,
@@ -213,6 +227,8 @@ pub(crate) struct Read {
     pub(crate) services: Vec<ServiceInput>,
     /// Per host, by name.
     pub(crate) hosts: Vec<HostInput>,
+    /// How long each read took, ms, by what it read (for the log).
+    pub(crate) timings: Vec<(&'static str, u64)>,
 }
 
 /// Reads everything for a report: history (hours, metrics) over `history`, minutes over
@@ -222,36 +238,71 @@ pub(crate) async fn read(
     history: &Window<'_>,
     minutes: &Window<'_>,
 ) -> Result<Read, StoreError> {
-    let what = |w: &str| StoreError::clickhouse(w.to_owned());
-    let hours: Vec<HourRow> = hours_query(store, history)
-        .fetch_all()
-        .await
-        .map_err(what("read requests per hour"))?;
-    let minute_rows: Vec<MinuteRow> = minutes_query(store, minutes)
-        .fetch_all()
-        .await
-        .map_err(what("read requests per minute"))?;
-    let bins: Vec<BinRow> = bins_query(store, minutes)
-        .fetch_all()
-        .await
-        .map_err(what("read minutes by load"))?;
-    let process: Vec<MetricRow> = process_query(store, history)
-        .fetch_all()
-        .await
-        .map_err(what("read process metrics"))?;
-    let host_rows: Vec<MetricRow> = host_query(store, history)
-        .fetch_all()
-        .await
-        .map_err(what("read host metrics"))?;
+    async fn fetch<T>(
+        query: clickhouse::query::Query,
+        what: &'static str,
+        timings: &mut Vec<(&'static str, u64)>,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        let started = std::time::Instant::now();
+        let rows = query
+            .fetch_all()
+            .await
+            .map_err(StoreError::clickhouse(format!("read {what}")))?;
+        timings.push((what, started.elapsed().as_millis() as u64));
+        Ok(rows)
+    }
+    let mut timings = Vec::new();
+    let hours: Vec<HourRow> = fetch(
+        hours_query(store, history),
+        "requests per hour",
+        &mut timings,
+    )
+    .await?;
+    let endpoints: Vec<EndpointRow> =
+        fetch(endpoints_query(store, minutes), "endpoints", &mut timings).await?;
+    let bins: Vec<BinRow> =
+        fetch(bins_query(store, minutes), "minutes by load", &mut timings).await?;
+    let process: Vec<MetricRow> = fetch(
+        process_query(store, history),
+        "process metrics",
+        &mut timings,
+    )
+    .await?;
+    let host_rows: Vec<MetricRow> =
+        fetch(host_query(store, history), "host metrics", &mut timings).await?;
     Ok(Read {
-        services: services(hours, minute_rows, bins, process),
+        services: services(hours, endpoints, bins, process),
         hosts: hosts(host_rows),
+        timings,
     })
+}
+
+/// The `q` quantile of minutes from their bins (in order of throughput): the bin holding the
+/// rank, and within it a straight line from its quietest to its busiest minute.
+fn minute_quantile(bins: &[&BinRow], q: f64) -> f64 {
+    let total: u64 = bins.iter().map(|b| b.minutes).sum();
+    let rank = (q * total.saturating_sub(1) as f64).round() as u64;
+    let mut seen = 0;
+    for b in bins {
+        if rank < seen + b.minutes {
+            let within = if b.minutes > 1 {
+                (rank - seen) as f64 / (b.minutes - 1) as f64
+            } else {
+                0.0
+            };
+            return b.quietest as f64 + within * (b.busiest - b.quietest) as f64;
+        }
+        seen += b.minutes;
+    }
+    bins.last().map_or(0.0, |b| b.busiest as f64)
 }
 
 fn services(
     hours: Vec<HourRow>,
-    minutes: Vec<MinuteRow>,
+    endpoints: Vec<EndpointRow>,
     bins: Vec<BinRow>,
     process: Vec<MetricRow>,
 ) -> Vec<ServiceInput> {
@@ -271,18 +322,36 @@ fn services(
                 duration_sum_us: h.duration_sum_us,
             });
     }
-    for m in minutes {
-        if let Some(s) = by_name.get_mut(&m.service) {
-            s.minutes = MinuteLoad {
-                minutes: m.minutes,
-                median: m.median,
-                p99: m.p99,
-                max: m.busiest,
-            };
+    for e in endpoints {
+        if let Some(s) = by_name.get_mut(&e.service) {
+            let ms = |q| quantile_from_buckets(&e.op_keys, &e.op_counts, q) as f64 / 1000.0;
+            s.endpoints.push(EndpointInput {
+                operation: e.operation.clone(),
+                requests: e.requests,
+                busiest_hour_requests: e.busiest_hour,
+                p50_ms: ms(0.5),
+                p99_ms: ms(0.99),
+            });
         }
     }
-    for b in bins {
-        if let Some(s) = by_name.get_mut(&b.service) {
+    let mut by_service: BTreeMap<&str, Vec<&BinRow>> = BTreeMap::new();
+    for b in &bins {
+        by_service.entry(&b.service).or_default().push(b);
+    }
+    for (service, service_bins) in by_service {
+        let Some(s) = by_name.get_mut(service) else {
+            continue;
+        };
+        s.minutes = MinuteLoad {
+            minutes: service_bins.iter().map(|b| b.minutes).sum(),
+            median: minute_quantile(&service_bins, 0.5),
+            p99: minute_quantile(&service_bins, 0.99),
+            max: service_bins
+                .iter()
+                .map(|b| b.busiest as f64)
+                .fold(0.0, f64::max),
+        };
+        for b in service_bins {
             let ms = |q| quantile_from_buckets(&b.bin_keys, &b.bin_counts, q) as f64 / 1000.0;
             s.load_bins.push(LoadBin {
                 minutes: b.minutes,
@@ -407,6 +476,26 @@ fn hosts(rows: Vec<MetricRow>) -> Vec<HostInput> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn minute_quantiles_are_read_off_the_bins() {
+        let bin = |minutes, quietest, busiest| BinRow {
+            service: "s".into(),
+            minutes,
+            quietest,
+            busiest,
+            requests: 0,
+            duration_sum_us: 0,
+            bin_keys: Vec::new(),
+            bin_counts: Vec::new(),
+        };
+        // Minutes of 10, 11, ..., 20 requests in one bin, and one minute of 100 in another.
+        let (low, high) = (bin(11, 10, 20), bin(1, 100, 100));
+        let bins = [&low, &high];
+        assert_eq!(minute_quantile(&bins, 0.0), 10.0);
+        assert_eq!(minute_quantile(&bins, 0.5), 15.5);
+        assert_eq!(minute_quantile(&bins, 1.0), 100.0);
+    }
 
     #[test]
     fn series_attributes_are_read_by_key() {

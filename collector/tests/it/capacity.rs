@@ -166,6 +166,8 @@ async fn a_backfilled_history_gives_a_capacity_report_in_every_format() {
     let idle = shop["idle_cpu_cores"].as_f64().expect("idle");
     assert!((idle - IDLE_CPU_PER_HOUR / 3600.0).abs() < 0.002, "{shop}");
     assert_eq!(shop["busiest_hour_utc"], 15, "{shop}");
+    assert_eq!(shop["endpoints"][0]["operation"], "GET /orders", "{shop}");
+    assert_eq!(shop["endpoints"][0]["share_percent"], 100.0, "{shop}");
     let box1 = &report["hosts"][0];
     assert_eq!(box1["host"], "box-1");
     let names: Vec<&str> = box1["resources"]
