@@ -215,3 +215,20 @@ fn the_json_validates_against_its_schema() {
     wrong["hosts"][0]["resources"][0]["extra"] = true.into();
     assert!(!validator.is_valid(&wrong));
 }
+
+#[test]
+fn the_committed_example_report_is_what_the_code_makes() {
+    use plumb_capacity::render::{Format, render};
+    let (input, _) = synthetic::input(1, 0.8, 60);
+    let r = build(&input).expect("report");
+    assert_eq!(
+        render(&r, Format::Markdown),
+        include_str!("../../docs/capacity-example.md"),
+        "run `cargo run -p plumb-capacity --example example_report -- docs`"
+    );
+    assert_eq!(
+        render(&r, Format::Json),
+        include_str!("../../docs/capacity-example.json"),
+        "run `cargo run -p plumb-capacity --example example_report -- docs`"
+    );
+}
