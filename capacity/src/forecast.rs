@@ -250,7 +250,7 @@ fn cleanups(history: &[f64]) -> Vec<usize> {
 }
 
 /// Whether `history` is a sawtooth (filled, then cleaned, at least twice).
-pub fn is_sawtooth(history: &[f64]) -> bool {
+fn is_sawtooth(history: &[f64]) -> bool {
     cleanups(history).len() >= MIN_CLEANUPS
 }
 

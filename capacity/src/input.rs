@@ -82,10 +82,6 @@ pub struct ServiceHour {
     pub hour: i64,
     /// Requests.
     pub requests: u64,
-    /// Failed requests.
-    pub errors: u64,
-    /// Their durations added up, µs.
-    pub duration_sum_us: u64,
 }
 
 /// Per-minute throughput figures, requests per minute.

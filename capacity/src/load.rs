@@ -92,7 +92,7 @@ pub struct Load {
 }
 
 /// Requests per hour on the grid of hours `[since, until)`; an hour without requests is 0.
-pub fn hourly_requests(service: &ServiceInput, since: i64, until: i64) -> Vec<f64> {
+fn hourly_requests(service: &ServiceInput, since: i64, until: i64) -> Vec<f64> {
     let start = hour_of(since);
     let hours = usize::try_from((until - start).max(0) / HOUR).unwrap_or(0);
     let mut grid = vec![0.0; hours];

@@ -8,7 +8,7 @@ use crate::forecast::{self, Crossing, Forecast, MAX_HORIZON_DAYS};
 use crate::input::{HostInput, Input, ServiceInput};
 use crate::load::{self, DAY, Load};
 use crate::series::{HOUR, filled, gaps, hour_of, on_grid};
-use crate::usl::{self, Estimate, Headroom, Scalability};
+use crate::usl::{self, Estimate, Scalability};
 use crate::{CapacityError, cost};
 use serde::Serialize;
 
@@ -381,8 +381,19 @@ fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec
     })
 }
 
+/// The reports of `pairs`, their refusals added to `refused` in order.
+fn gather<R>(pairs: Vec<(R, Vec<Refused>)>, refused: &mut Vec<Refused>) -> Vec<R> {
+    pairs
+        .into_iter()
+        .map(|(report, mut why)| {
+            refused.append(&mut why);
+            report
+        })
+        .collect()
+}
+
 /// Builds the report (see [`crate::build`]).
-pub fn build(input: &Input) -> Result<Report, CapacityError> {
+pub(crate) fn build(input: &Input) -> Result<Report, CapacityError> {
     if hour_of(input.since) >= input.until {
         return Err(CapacityError::EmptyWindow);
     }
@@ -409,20 +420,8 @@ pub fn build(input: &Input) -> Result<Report, CapacityError> {
         (report, refused)
     });
     let mut refused = Vec::new();
-    let services = services
-        .into_iter()
-        .map(|(report, mut why)| {
-            refused.append(&mut why);
-            report
-        })
-        .collect();
-    let hosts = hosts
-        .into_iter()
-        .map(|(report, mut why)| {
-            refused.append(&mut why);
-            report
-        })
-        .collect();
+    let services = gather(services, &mut refused);
+    let hosts = gather(hosts, &mut refused);
     Ok(Report {
         schema: SCHEMA,
         since: date(input.since),
@@ -605,11 +604,7 @@ fn service_report(input: &Input, s: &ServiceInput, refused: &mut Vec<Refused>) -
     let headroom = fit
         .as_ref()
         .map(|f| usl::headroom(f, &s.load_bins, l.peak_rps, input.latency_objective_ms))
-        .unwrap_or(Headroom {
-            to_knee: None,
-            to_max: None,
-            to_objective: None,
-        });
+        .unwrap_or_default();
     let rps: Vec<(i64, f64)> = s
         .hours
         .iter()

@@ -59,11 +59,11 @@ pub fn start() -> i64 {
 
 /// A small seeded generator (xorshift64*), with uniform and normal draws.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+struct Rng(u64);
 
 impl Rng {
     /// Seeded; every seed gives its own sequence.
-    pub fn new(seed: u64) -> Self {
+    fn new(seed: u64) -> Self {
         Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
@@ -75,12 +75,12 @@ impl Rng {
     }
 
     /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
+    fn uniform(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
+    fn normal(&mut self) -> f64 {
         let u = self.uniform().max(1e-12);
         let v = self.uniform();
         (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
@@ -88,7 +88,7 @@ impl Rng {
 }
 
 /// The truth for `seed` (its `max_rps` is set by [`input`], from the load it draws).
-pub fn truth(seed: u64) -> Truth {
+fn truth(seed: u64) -> Truth {
     let mut rng = Rng::new(seed);
     let base_rps = 40.0 + 40.0 * rng.uniform();
     let growth = 1.0 + 3.0 * rng.uniform();
@@ -126,7 +126,7 @@ fn weekday_factor(busiest: usize, weekday: usize) -> f64 {
 }
 
 /// The mean requests per second at Unix time `t` (before noise).
-pub fn rps_at(truth: &Truth, t: i64) -> f64 {
+fn rps_at(truth: &Truth, t: i64) -> f64 {
     let days = (t - start()) as f64 / DAY as f64;
     let hour = (t.rem_euclid(DAY) / HOUR) as f64;
     let daily = 1.0
@@ -146,7 +146,7 @@ pub fn rps_at(truth: &Truth, t: i64) -> f64 {
 
 /// The USL parameters whose maximum is `max_rps`: λ = 20 (50 ms alone), σ = 0.02, κ found by
 /// bisection.
-pub fn usl_parameters(max_rps: f64) -> (f64, f64, f64) {
+fn usl_parameters(max_rps: f64) -> (f64, f64, f64) {
     let (lambda, sigma) = (20.0, 0.02);
     let peak = |kappa: f64| {
         let n = ((1.0 - sigma) / kappa).sqrt();
@@ -202,14 +202,13 @@ pub fn input(seed: u64, load_share: f64, horizon_days: u32) -> (Input, Truth) {
     let (mut counter_a, mut counter_b) = (0.0, 0.0);
     let restart = start() + 60 * DAY + 5 * HOUR;
     for (t, minutes) in load {
-        let (mut requests, mut duration_us) = (0u64, 0u64);
+        let mut requests = 0u64;
         for x in minutes {
             let x = x.min(truth.max_rps * 0.999);
             let n = concurrency(lambda, sigma, kappa, x) * (0.03 * rng.normal()).exp();
             let minute_requests = (x * 60.0).round() as u64;
             let minute_us = (n * 60.0 * 1e6) as u64;
             requests += minute_requests;
-            duration_us += minute_us;
             per_minute.push(minute_requests as f64);
             let bin = ((x.max(0.01)).log2() * 8.0).floor() as i64;
             let mean_ms = n / x * 1000.0;
@@ -219,12 +218,7 @@ pub fn input(seed: u64, load_share: f64, horizon_days: u32) -> (Input, Truth) {
             slot.2 += minute_us as f64;
             slot.3 += mean_ms * 2.5 * minute_requests as f64;
         }
-        hours.push(ServiceHour {
-            hour: t,
-            requests,
-            errors: requests / 200,
-            duration_sum_us: duration_us,
-        });
+        hours.push(ServiceHour { hour: t, requests });
         let cpu = (truth.idle_cores * 3600.0 + truth.cpu_seconds_per_request * requests as f64)
             * (0.02 * rng.normal()).exp();
         counter_a += cpu / 2.0;

@@ -67,7 +67,7 @@ pub struct Scalability {
 }
 
 /// Requests per second left before each limit.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Headroom {
     /// Before the knee.
     pub to_knee: Option<f64>,

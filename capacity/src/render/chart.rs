@@ -199,18 +199,20 @@ pub fn weekly(profile: &[Vec<f64>]) -> String {
             .margin(8)
             .x_label_area_size(28)
             .y_label_area_size(56)
-            .build_cartesian_2d(0..24, 0..7)
+            // Rows are segments, so each weekday's name sits in the middle of its row.
+            .build_cartesian_2d(0..24, (0..6).into_segmented())
             .ok()?;
         chart
             .configure_mesh()
             .disable_mesh()
             .x_labels(12)
             .y_labels(7)
-            .y_label_formatter(&|d: &i32| {
-                usize::try_from(6 - *d)
+            .y_label_formatter(&|d: &SegmentValue<i32>| match d {
+                SegmentValue::CenterOf(row) => usize::try_from(6 - *row)
                     .ok()
                     .and_then(|i| crate::load::WEEKDAYS.get(i))
-                    .map_or(String::new(), |w| w[..3].to_owned())
+                    .map_or(String::new(), |w| w[..3].to_owned()),
+                _ => String::new(),
             })
             .draw()
             .ok()?;
@@ -222,7 +224,10 @@ pub fn weekly(profile: &[Vec<f64>]) -> String {
                     let row = 6 - i32::try_from(d).unwrap_or(0);
                     let col = i32::try_from(h).unwrap_or(0);
                     Rectangle::new(
-                        [(col, row), (col + 1, row + 1)],
+                        [
+                            (col, SegmentValue::Exact(row)),
+                            (col + 1, SegmentValue::Exact(row + 1)),
+                        ],
                         RGBColor(shade, shade, 255).filled(),
                     )
                 })

@@ -69,7 +69,7 @@ pub struct HostView {
 }
 
 /// A number with a sensible number of digits for its size.
-pub fn number(x: f64) -> String {
+fn number(x: f64) -> String {
     let a = x.abs();
     if a >= 1000.0 {
         format!("{x:.0}")

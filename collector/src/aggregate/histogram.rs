@@ -52,6 +52,11 @@ impl LatencyHistogram {
     }
 }
 
+/// [`quantile_from_buckets`] in milliseconds (the keys are microseconds).
+pub(crate) fn quantile_ms(keys: &[u64], counts: &[u64], q: f64) -> f64 {
+    quantile_from_buckets(keys, counts, q) as f64 / 1000.0
+}
+
 /// The value at quantile `q` from ascending bucket keys and counts, with the same rule the
 /// storage SQL uses: the first bucket whose cumulative count reaches `ceil(q * total)`.
 pub(crate) fn quantile_from_buckets(keys: &[u64], counts: &[u64], q: f64) -> u64 {

@@ -7,7 +7,7 @@
 //! `--apdex-threshold(s)`; `no_data` holds when the window holds no request. A window with fewer
 //! than `min_events` requests counts as "not enough data" and never breaks a threshold.
 
-use crate::aggregate::histogram::quantile_from_buckets;
+use crate::aggregate::histogram::quantile_ms;
 use crate::model::ApdexThresholds;
 use crate::store::schema::LATENCY_MINUTE;
 use crate::store::{Store, StoreError};
@@ -95,7 +95,7 @@ pub(crate) fn judge(rule: &Rule, totals: &WindowTotals, apdex: &ApdexThresholds)
                 Signal::P95 => 0.95,
                 _ => 0.99,
             };
-            let ms = quantile_from_buckets(&totals.keys, &totals.counts, q) as f64 / 1000.0;
+            let ms = quantile_ms(&totals.keys, &totals.counts, q);
             (ms, format!("{} {ms:.1} ms", rule.signal.name()))
         }
         Signal::ErrorRate => {

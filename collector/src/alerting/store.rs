@@ -6,7 +6,7 @@
 //! Uptime over 90 days is one read of at most 90 rows per probe from `probe_day`. Every
 //! statement runs on ClickHouse 18.16 and on current releases (the compatibility test runs them).
 
-use crate::aggregate::histogram::{LatencyHistogram, quantile_from_buckets};
+use crate::aggregate::histogram::{LatencyHistogram, quantile_ms};
 use crate::store::schema::{
     ALERT_EVENTS, NOTIFICATION_LOG, PROBE_DAY, PROBE_HOUR, PROBE_MINUTE, PROBE_RESULTS,
 };
@@ -315,8 +315,10 @@ pub(crate) fn deliveries_query(store: &Store, from_unix_s: u64) -> clickhouse::q
 
 /// p50 and p95 (ms) from a histogram read back.
 pub(crate) fn percentiles_ms(keys: &[u64], counts: &[u64]) -> (f64, f64) {
-    let ms = |q| quantile_from_buckets(keys, counts, q) as f64 / 1000.0;
-    (ms(0.5), ms(0.95))
+    (
+        quantile_ms(keys, counts, 0.5),
+        quantile_ms(keys, counts, 0.95),
+    )
 }
 
 #[cfg(test)]

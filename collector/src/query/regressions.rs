@@ -12,8 +12,8 @@
 //! Regressions are ranked by the extra time the endpoint now costs per hour.
 
 use super::QueryError;
-use super::top::{TopQuery, histograms_query, ms, window_seconds};
-use crate::aggregate::histogram::quantile_from_buckets;
+use super::top::{TopQuery, histograms_query, window_seconds};
+use crate::aggregate::histogram::{quantile_from_buckets, quantile_ms};
 use crate::store::{Store, StoreError};
 use clickhouse::Row;
 use plumb_proto::v1::{Regression, RegressionsRequest, RegressionsResponse};
@@ -204,7 +204,7 @@ pub(crate) async fn regressions(
             continue;
         }
         let per_hour = after.req_total as f64 / hours;
-        let q = |h: &WindowHistogram, q| ms(quantile_from_buckets(&h.keys, &h.counts, q));
+        let q = |h: &WindowHistogram, q| quantile_ms(&h.keys, &h.counts, q);
         found.push(Regression {
             reasons: reasons.into_iter().map(str::to_owned).collect(),
             requests_before: before.req_total,

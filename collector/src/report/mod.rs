@@ -118,17 +118,7 @@ pub(crate) async fn capacity(
     let started = Instant::now();
     let read = store::read(store, &history, &minutes).await?;
     let read_time = started.elapsed();
-    let timings = read.timings;
-    let services: Vec<_> = if r.host.is_empty() {
-        read.services
-    } else {
-        Vec::new()
-    };
-    let hosts: Vec<_> = if r.service.is_empty() {
-        read.hosts
-    } else {
-        Vec::new()
-    };
+    let (services, hosts, timings) = (read.services, read.hosts, read.timings);
     if !r.service.is_empty() && services.is_empty() {
         return Err(QueryError::NotFound(format!(
             "no service named {:?} sent requests in the window",

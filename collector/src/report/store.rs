@@ -1,11 +1,12 @@
 //! What the capacity report reads from ClickHouse, and how it becomes the report's input:
-//! requests per hour and per endpoint from `latency_hour`, per-minute throughput and minutes binned by load
-//! (with their merged latency histograms) from `latency_minute`, process metrics per instance
+//! requests per hour and per endpoint from `latency_hour`, minutes binned by load (with their
+//! merged latency histograms, and the per-minute throughput figures read off them) from
+//! `latency_minute`, process metrics per instance
 //! and host metrics per host from `metric_hour`. Every value from the caller is bound; every
 //! statement runs on ClickHouse 18.16 and on current releases (the compatibility test runs
 //! them).
 
-use crate::aggregate::histogram::quantile_from_buckets;
+use crate::aggregate::histogram::quantile_ms;
 use crate::store::schema::{LATENCY_HOUR, LATENCY_MINUTE, METRIC_HOUR};
 use crate::store::{Store, StoreError};
 use clickhouse::Row;
@@ -48,8 +49,6 @@ pub(crate) struct HourRow {
     service: String,
     hour: u32,
     requests: u64,
-    errors: u64,
-    duration_sum_us: u64,
 }
 
 /// Requests per service and hour (SERVER spans).
@@ -57,8 +56,7 @@ pub(crate) fn hours_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Q
     store
         .client()
         .query(&format!(
-            "SELECT service, toUInt32(hour) AS hour, sum(hour_requests) AS requests,
-                    sum(hour_errors) AS errors, sum(hour_duration_sum_us) AS duration_sum_us
+            "SELECT service, toUInt32(hour) AS hour, sum(hour_requests) AS requests
              FROM {LATENCY_HOUR}
              WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND kind = 'server'
                AND service != '' AND (? = '' OR service = ?)
@@ -105,20 +103,6 @@ pub(crate) fn endpoints_query(store: &Store, w: &Window<'_>) -> clickhouse::quer
         .bind(w.service)
 }
 
-/// SERVER requests, durations and merged histogram per service and minute, the part both minute
-/// queries share (`filter` adds to the `WHERE`).
-fn per_minute(filter: &str) -> String {
-    format!(
-        "SELECT service, minute, sum(requests) AS r, sum(duration_sum_us) AS d,
-                tupleElement(sumMap(latencyMap.bucket, latencyMap.count), 1) AS keys,
-                tupleElement(sumMap(latencyMap.bucket, latencyMap.count), 2) AS counts
-         FROM {LATENCY_MINUTE}
-         WHERE minute >= toDateTime(?) AND minute < toDateTime(?) AND kind = 'server'
-           AND service != '' {filter}
-         GROUP BY service, minute"
-    )
-}
-
 /// One bin of minutes of one service.
 #[derive(Debug, Row, Deserialize)]
 pub(crate) struct BinRow {
@@ -147,9 +131,15 @@ pub(crate) fn bins_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Qu
                     tupleElement(sumMap(keys, counts), 2) AS bin_counts
              FROM (SELECT service, r, d, keys, counts,
                           toInt32(floor(log2(r / 60) * {BINS_PER_DOUBLING})) AS bin
-                   FROM ({}) WHERE r > 0)
-             GROUP BY service, bin ORDER BY service, bin",
-            per_minute("AND (? = '' OR service = ?)")
+                   FROM (SELECT service, minute, sum(requests) AS r, sum(duration_sum_us) AS d,
+                                tupleElement(sumMap(latencyMap.bucket, latencyMap.count), 1) AS keys,
+                                tupleElement(sumMap(latencyMap.bucket, latencyMap.count), 2) AS counts
+                         FROM {LATENCY_MINUTE}
+                         WHERE minute >= toDateTime(?) AND minute < toDateTime(?)
+                           AND kind = 'server' AND service != '' AND (? = '' OR service = ?)
+                         GROUP BY service, minute)
+                   WHERE r > 0)
+             GROUP BY service, bin ORDER BY service, bin"
         ))
         .bind(w.from)
         .bind(w.until)
@@ -231,8 +221,8 @@ pub(crate) struct Read {
     pub(crate) timings: Vec<(&'static str, u64)>,
 }
 
-/// Reads everything for a report: history (hours, metrics) over `history`, minutes over
-/// `minutes`.
+/// Reads what a report needs: history (hours, metrics) over `history`, minutes over `minutes`;
+/// the services unless one host is asked for, the hosts unless one service is.
 pub(crate) async fn read(
     store: &Store,
     history: &Window<'_>,
@@ -255,29 +245,35 @@ pub(crate) async fn read(
         Ok(rows)
     }
     let mut timings = Vec::new();
-    let hours: Vec<HourRow> = fetch(
-        hours_query(store, history),
-        "requests per hour",
-        &mut timings,
-    )
-    .await?;
-    let endpoints: Vec<EndpointRow> =
-        fetch(endpoints_query(store, minutes), "endpoints", &mut timings).await?;
-    let bins: Vec<BinRow> =
-        fetch(bins_query(store, minutes), "minutes by load", &mut timings).await?;
-    let process: Vec<MetricRow> = fetch(
-        process_query(store, history),
-        "process metrics",
-        &mut timings,
-    )
-    .await?;
-    let host_rows: Vec<MetricRow> =
-        fetch(host_query(store, history), "host metrics", &mut timings).await?;
-    Ok(Read {
-        services: services(hours, endpoints, bins, process),
-        hosts: hosts(host_rows),
-        timings,
-    })
+    let mut read = Read::default();
+    // A report on one host has no services, one on one service no hosts: only what is asked
+    // for is read.
+    if history.host.is_empty() {
+        let hours: Vec<HourRow> = fetch(
+            hours_query(store, history),
+            "requests per hour",
+            &mut timings,
+        )
+        .await?;
+        let endpoints: Vec<EndpointRow> =
+            fetch(endpoints_query(store, minutes), "endpoints", &mut timings).await?;
+        let bins: Vec<BinRow> =
+            fetch(bins_query(store, minutes), "minutes by load", &mut timings).await?;
+        let process: Vec<MetricRow> = fetch(
+            process_query(store, history),
+            "process metrics",
+            &mut timings,
+        )
+        .await?;
+        read.services = services(hours, endpoints, bins, process);
+    }
+    if history.service.is_empty() {
+        let host_rows: Vec<MetricRow> =
+            fetch(host_query(store, history), "host metrics", &mut timings).await?;
+        read.hosts = hosts(host_rows);
+    }
+    read.timings = timings;
+    Ok(read)
 }
 
 /// The `q` quantile of minutes from their bins (in order of throughput): the bin holding the
@@ -318,19 +314,16 @@ fn services(
             .push(ServiceHour {
                 hour: i64::from(h.hour),
                 requests: h.requests,
-                errors: h.errors,
-                duration_sum_us: h.duration_sum_us,
             });
     }
     for e in endpoints {
         if let Some(s) = by_name.get_mut(&e.service) {
-            let ms = |q| quantile_from_buckets(&e.op_keys, &e.op_counts, q) as f64 / 1000.0;
             s.endpoints.push(EndpointInput {
-                operation: e.operation.clone(),
+                p50_ms: quantile_ms(&e.op_keys, &e.op_counts, 0.5),
+                p99_ms: quantile_ms(&e.op_keys, &e.op_counts, 0.99),
+                operation: e.operation,
                 requests: e.requests,
                 busiest_hour_requests: e.busiest_hour,
-                p50_ms: ms(0.5),
-                p99_ms: ms(0.99),
             });
         }
     }
@@ -352,7 +345,7 @@ fn services(
                 .fold(0.0, f64::max),
         };
         for b in service_bins {
-            let ms = |q| quantile_from_buckets(&b.bin_keys, &b.bin_counts, q) as f64 / 1000.0;
+            let ms = |q| quantile_ms(&b.bin_keys, &b.bin_counts, q);
             s.load_bins.push(LoadBin {
                 minutes: b.minutes,
                 requests: b.requests,

@@ -160,6 +160,20 @@ labels = {{ service = "shop", severity = "page" }}
     path.display().to_string()
 }
 
+/// Starts a collector on a fresh database (named after `test`) with `text` as its alerting
+/// file, kept in the returned folder for as long as the test holds it.
+pub(crate) async fn start_with_alerting(test: &str, text: &str) -> (Collector, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("alerts.toml");
+    std::fs::write(&path, text).expect("write alerting file");
+    let collector = Collector::start(
+        &unique_database(test),
+        &["--alerting-config", &path.display().to_string()],
+    )
+    .await;
+    (collector, dir)
+}
+
 /// Waits until the collector's `/metrics` holds `line` (fails with `what` after 20 s).
 pub(crate) async fn wait_for_metric(collector: &Collector, line: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -439,11 +453,9 @@ async fn a_certificate_expiring_in_3_days_fires_the_tls_probe() {
     let pki = TestPki::with_server_expiring(Some(3));
     let target = Collector::start_tls(&unique_database("tls_target"), &pki, false).await;
     let hooks = Hooks::start().await;
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("alerts.toml");
-    std::fs::write(
-        &path,
-        format!(
+    let (collector, _dir) = start_with_alerting(
+        "tls_probe",
+        &format!(
             r#"evaluation_interval = "1s"
 [[probe]]
 name = "api-cert"
@@ -468,11 +480,6 @@ conditions = ["[CERTIFICATE_EXPIRATION] > 1d"]
             ca = pki.arg("ca.pem"),
             route = route_to(&hooks.url),
         ),
-    )
-    .expect("write");
-    let collector = Collector::start(
-        &unique_database("tls_probe"),
-        &["--alerting-config", &path.display().to_string()],
     )
     .await;
     let fired = hooks.wait_for(1, Duration::from_secs(20)).await;
@@ -770,11 +777,9 @@ async fn grpc_health_probes_read_the_serving_status() {
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
     let hooks = Hooks::start().await;
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("alerts.toml");
-    std::fs::write(
-        &path,
-        format!(
+    let (collector, _dir) = start_with_alerting(
+        "grpc_probe",
+        &format!(
             r#"evaluation_interval = "1s"
 [defaults.probe]
 interval = "1s"
@@ -787,11 +792,6 @@ service = "shop"
 {route}"#,
             route = route_to(&hooks.url)
         ),
-    )
-    .expect("write");
-    let collector = Collector::start(
-        &unique_database("grpc_probe"),
-        &["--alerting-config", &path.display().to_string()],
     )
     .await;
     tokio::time::sleep(Duration::from_secs(4)).await;

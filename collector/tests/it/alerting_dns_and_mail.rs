@@ -1,7 +1,9 @@
 //! DNS probes against a real DNS server on loopback, and email notifications through a real
 //! SMTP server on loopback that insists on STARTTLS.
 
-use super::alerting::{FAILING, HEALTHY, Hooks, Target, route_to, status_and_name};
+use super::alerting::{
+    FAILING, HEALTHY, Hooks, Target, route_to, start_with_alerting, status_and_name,
+};
 use plumb_test_support::*;
 use std::time::Duration;
 
@@ -9,11 +11,9 @@ use std::time::Duration;
 async fn dns_probes_read_the_response_code_and_the_records() {
     let dns = DnsServer::start("shop.test.", [10, 1, 2, 3].into()).await;
     let hooks = Hooks::start().await;
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("alerts.toml");
-    std::fs::write(
-        &path,
-        format!(
+    let (collector, _dir) = start_with_alerting(
+        "dns_probe",
+        &format!(
             r#"evaluation_interval = "1s"
 [defaults.probe]
 interval = "1s"
@@ -30,11 +30,6 @@ conditions = ["[DNS_RCODE] == NOERROR", "[BODY] == 10.1.2.3"]
             address = dns.address,
             route = route_to(&hooks.url)
         ),
-    )
-    .expect("write");
-    let collector = Collector::start(
-        &unique_database("dns_probe"),
-        &["--alerting-config", &path.display().to_string()],
     )
     .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -80,13 +75,11 @@ async fn email_goes_over_starttls_once_when_firing_and_once_when_resolved() {
     let pki = TestPki::new();
     let smtp = SmtpServer::start(&pki.path("server.pem"), &pki.path("server.key")).await;
     let target = Target::start().await;
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("alerts.toml");
     let password = "mail-secret-7f3a";
-    std::fs::write(
-        &path,
-        format!(
-            r#"evaluation_interval = "1s"
+    let (collector, _dir) = start_with_alerting(
+        "email",
+        &format!(
+        r#"evaluation_interval = "1s"
 [defaults.probe]
 interval = "1s"
 failure_threshold = 2
@@ -104,15 +97,10 @@ group_interval = "1s"
 name = "mail"
 email = [{{ to = "ops@example.com, dev@example.com", from = "plumb@example.com", smarthost = "{smtp}", auth_username = "plumb", auth_password = "{password}", ca_file = "{ca}" }}]
 "#,
-            url = target.url,
-            smtp = smtp.address,
-            ca = pki.arg("ca.pem"),
-        ),
-    )
-    .expect("write");
-    let collector = Collector::start(
-        &unique_database("email"),
-        &["--alerting-config", &path.display().to_string()],
+        url = target.url,
+        smtp = smtp.address,
+        ca = pki.arg("ca.pem"),
+    ),
     )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -183,11 +171,9 @@ async fn a_mail_server_without_starttls_is_refused_recorded_and_retried() {
         }
     });
     let target = Target::start().await;
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("alerts.toml");
-    std::fs::write(
-        &path,
-        format!(
+    let (collector, _dir) = start_with_alerting(
+        "email_no_tls",
+        &format!(
             r#"evaluation_interval = "1s"
 [defaults.probe]
 interval = "1s"
@@ -205,11 +191,6 @@ email = [{{ to = "ops@example.com", from = "plumb@example.com", smarthost = "{ad
 "#,
             url = target.url,
         ),
-    )
-    .expect("write");
-    let collector = Collector::start(
-        &unique_database("email_no_tls"),
-        &["--alerting-config", &path.display().to_string()],
     )
     .await;
     target.set(FAILING);

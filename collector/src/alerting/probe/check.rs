@@ -58,111 +58,85 @@ pub(crate) async fn check(probe: &Probe, tls: &TlsClients) -> CheckResult {
     result
 }
 
-/// Tests `conditions` (connected is implied) and records the first that fails.
-fn judge(conditions: &[Condition], result: &mut CheckResult, body: Option<&str>) {
-    judge_with_rcode(conditions, result, body, None);
+/// What a check read for its conditions besides the connection: a body (HTTP, the gRPC
+/// serving status, a DNS answer's records) and a DNS response code.
+#[derive(Debug, Default)]
+struct Seen {
+    body: Option<String>,
+    dns_rcode: Option<String>,
 }
 
-/// [`judge`], with a DNS answer's response code.
-fn judge_with_rcode(
-    conditions: &[Condition],
-    result: &mut CheckResult,
-    body: Option<&str>,
-    dns_rcode: Option<&str>,
-) {
+/// Tests `conditions` (connected is implied) against what was `seen`, and records the first
+/// that fails (with a DNS answer's response code beside it).
+fn judge(conditions: &[Condition], result: &mut CheckResult, seen: &Seen) {
     let facts = Facts {
         status: (result.status != 0).then_some(result.status),
         response_time: result.duration,
-        body,
+        body: seen.body.as_deref(),
         certificate_expiration: result
             .chain_days_left
             .map(|d| Duration::from_secs(u64::try_from(d.max(0)).unwrap_or(0) * 86_400)),
         connected: true,
-        dns_rcode,
+        dns_rcode: seen.dns_rcode.as_deref(),
     };
     match conditions.iter().find(|c| !c.holds(&facts)) {
         Some(failed) => {
             result.success = false;
-            result.error = format!("condition {} failed", failed.text());
+            result.error = match &seen.dns_rcode {
+                Some(rcode) => format!("condition {} failed (answer {rcode})", failed.text()),
+                None => format!("condition {} failed", failed.text()),
+            };
         }
         None => result.success = true,
     }
 }
 
 async fn connect_and_ask(probe: &Probe, tls: &TlsClients) -> CheckResult {
-    match &probe.target {
-        ProbeTarget::Tcp { address } => {
-            let mut result = CheckResult::default();
-            let started = Instant::now();
-            match dial(address, &mut result).await {
-                Ok(_) => {
-                    result.duration = started.elapsed();
-                    judge(&probe.conditions, &mut result, None);
-                    result
-                }
-                Err(e) => CheckResult { error: e, ..result },
-            }
-        }
+    let mut result = CheckResult::default();
+    let started = Instant::now();
+    let seen = match &probe.target {
+        ProbeTarget::Tcp { address } => dial(address, &mut result).await.map(|_| Seen::default()),
         ProbeTarget::Tls { address, ca_file } => {
-            let mut result = CheckResult::default();
-            let started = Instant::now();
-            match tls_handshake(address, ca_file.as_deref(), tls, &mut result).await {
-                Ok(()) => {
-                    result.duration = started.elapsed();
-                    judge(&probe.conditions, &mut result, None);
-                    result
-                }
-                Err(e) => CheckResult { error: e, ..result },
-            }
+            tls_handshake(address, ca_file.as_deref(), tls, &mut result)
+                .await
+                .map(|()| Seen::default())
         }
         ProbeTarget::Grpc {
             address,
             service,
             tls: with_tls,
             ca_file,
-        } => {
-            let mut result = CheckResult::default();
-            let started = Instant::now();
-            match grpc_health(address, service, *with_tls, ca_file.as_deref(), &mut result).await {
-                Ok(body) => {
-                    result.duration = started.elapsed();
-                    judge(&probe.conditions, &mut result, Some(&body));
-                    result
-                }
-                Err(e) => CheckResult { error: e, ..result },
-            }
-        }
+        } => grpc_health(address, service, *with_tls, ca_file.as_deref(), &mut result)
+            .await
+            .map(|body| Seen {
+                body: Some(body),
+                dns_rcode: None,
+            }),
         ProbeTarget::Dns {
             server,
             name,
             record_type,
-        } => {
-            let mut result = CheckResult::default();
-            let started = Instant::now();
-            match super::dns::ask(server, name, record_type, &mut result).await {
-                Ok(answer) => {
-                    result.duration = started.elapsed();
-                    judge_with_rcode(
-                        &probe.conditions,
-                        &mut result,
-                        Some(&answer.records),
-                        Some(&answer.rcode),
-                    );
-                    if !result.success {
-                        result.error = format!("{} (answer {})", result.error, answer.rcode);
-                    }
-                    result
-                }
-                Err(e) => CheckResult { error: e, ..result },
-            }
-        }
+        } => super::dns::ask(server, name, record_type, &mut result)
+            .await
+            .map(|answer| Seen {
+                body: Some(answer.records),
+                dns_rcode: Some(answer.rcode),
+            }),
+        // HTTP times and judges its last answer itself (after any redirects).
         ProbeTarget::Http(http) => {
-            let mut result = CheckResult::default();
-            match http_check(http, tls, probe, &mut result).await {
+            return match http_check(http, tls, probe, &mut result).await {
                 Ok(()) => result,
                 Err(e) => CheckResult { error: e, ..result },
-            }
+            };
         }
+    };
+    match seen {
+        Ok(seen) => {
+            result.duration = started.elapsed();
+            judge(&probe.conditions, &mut result, &seen);
+            result
+        }
+        Err(e) => CheckResult { error: e, ..result },
     }
 }
 
@@ -314,11 +288,11 @@ async fn http_check(
             }
             _ => {
                 result.duration = started.elapsed();
-                judge(
-                    &probe.conditions,
-                    result,
-                    Some(&String::from_utf8_lossy(&body)),
-                );
+                let seen = Seen {
+                    body: Some(String::from_utf8_lossy(&body).into_owned()),
+                    dns_rcode: None,
+                };
+                judge(&probe.conditions, result, &seen);
                 return Ok(());
             }
         }
