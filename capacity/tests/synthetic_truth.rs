@@ -232,3 +232,12 @@ fn the_committed_example_report_is_what_the_code_makes() {
         "run `cargo run -p plumb-capacity --example example_report -- docs`"
     );
 }
+
+#[test]
+fn markdown_cells_hold_names_with_pipes() {
+    use plumb_capacity::render::{Format, render};
+    let (mut input, _) = synthetic::input(2, 0.8, 60);
+    input.services[0].endpoints[0].operation = "GET /a|b".into();
+    let md = render(&build(&input).expect("report"), Format::Markdown);
+    assert!(md.contains("| GET /a\\|b |"), "{md}");
+}

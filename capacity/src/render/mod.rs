@@ -33,6 +33,15 @@ impl std::str::FromStr for Format {
     }
 }
 
+/// The Markdown template's own filter.
+mod filters {
+    /// Text as a Markdown table cell holds it: `|` escaped, line breaks as spaces.
+    #[askama::filter_fn]
+    pub fn cell(text: impl ToString, _: &dyn askama::Values) -> askama::Result<String> {
+        Ok(text.to_string().replace('|', "\\|").replace('\n', " "))
+    }
+}
+
 #[derive(Template)]
 #[template(path = "capacity.md", escape = "none")]
 struct MarkdownPage<'a> {

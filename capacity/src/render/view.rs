@@ -1,6 +1,6 @@
 //! The report as text for people: every figure formatted once, with its unit, for both the
 //! Markdown and the HTML template (which escape as their format needs: HTML by askama, table
-//! cells of Markdown here). Charts are drawn only for HTML.
+//! cells of Markdown by the template's `cell` filter). Charts are drawn only for HTML.
 
 use super::chart;
 use crate::report::{CrossingOut, ForecastOut, Interval, Report, ResourceReport, ServiceReport};
@@ -8,7 +8,7 @@ use crate::report::{CrossingOut, ForecastOut, Interval, Report, ResourceReport, 
 /// Which template the view is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// Markdown: no charts, `|` escaped in cells.
+    /// Markdown: no charts.
     Markdown,
     /// HTML: with charts.
     Html,
@@ -322,15 +322,10 @@ fn resource_row(r: &ResourceReport) -> [String; 8] {
     ]
 }
 
-/// Escapes what Markdown table cells cannot hold.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
-}
-
 impl View {
     /// The view of `report` for `target`.
     pub fn of(report: &Report, target: Target) -> Self {
-        let mut view = Self {
+        Self {
             schema: report.schema.to_owned(),
             window: format!(
                 "{} to {}, forecasts {} days ahead",
@@ -378,37 +373,6 @@ impl View {
                 .iter()
                 .map(|r| (r.subject.clone(), r.reason.clone()))
                 .collect(),
-        };
-        if target == Target::Markdown {
-            let rows = |rows: &mut Vec<Row>| {
-                for (a, b) in rows.iter_mut() {
-                    *a = cell(a);
-                    *b = cell(b);
-                }
-            };
-            for s in &mut view.services {
-                s.name = cell(&s.name);
-                rows(&mut s.load);
-                for e in &mut s.endpoints {
-                    for c in e.iter_mut() {
-                        *c = cell(c);
-                    }
-                }
-                rows(&mut s.cost);
-                rows(&mut s.scalability);
-                rows(&mut s.headroom);
-                rows(&mut s.forecast);
-            }
-            for h in &mut view.hosts {
-                h.name = cell(&h.name);
-                for r in &mut h.resources {
-                    for c in r.iter_mut() {
-                        *c = cell(c);
-                    }
-                }
-            }
-            rows(&mut view.refused);
         }
-        view
     }
 }

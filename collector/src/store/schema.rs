@@ -73,6 +73,39 @@ pub(crate) const ROLLUP_TABLES: &[&str] = &[
     PROBE_DAY,
 ];
 
+/// The table and the view of one rollup of [`PROBE_MINUTE`] by `unit` (`hour`, `day`): the
+/// table's columns are `unit`, `{unit}_checks`, `{unit}_failures`, `{unit}_duration_sum_us` and
+/// `{unit}Map` (every output alias differs from the source's columns, as 18.16 needs), and the
+/// view fills it with `start_of(minute)`.
+fn probe_rollup(table: &str, view: &str, unit: &str, start_of: &str) -> [String; 2] {
+    [
+        format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
+            {unit} DateTime,
+            probe String,
+            location String,
+            {unit}_checks UInt64,
+            {unit}_failures UInt64,
+            {unit}_duration_sum_us UInt64,
+            {unit}Map Nested(bucket UInt64, count UInt64)
+        ) ENGINE = SummingMergeTree
+        PARTITION BY toYYYYMM({unit})
+        ORDER BY (probe, location, {unit})"
+        ),
+        format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {view} TO {table} AS
+         SELECT {start_of}(minute) AS {unit}, probe, location,
+                sum(checks) AS {unit}_checks,
+                sum(failures) AS {unit}_failures,
+                sum(duration_sum_us) AS {unit}_duration_sum_us,
+                tupleElement(sumMap(probeMap.bucket, probeMap.count), 1) AS `{unit}Map.bucket`,
+                tupleElement(sumMap(probeMap.bucket, probeMap.count), 2) AS `{unit}Map.count`
+         FROM {PROBE_MINUTE}
+         GROUP BY {unit}, probe, location"
+        ),
+    ]
+}
+
 /// One schema change.
 #[derive(Debug)]
 pub struct Migration {
@@ -107,6 +140,7 @@ fn component_type_type() -> String {
 pub fn migrations() -> Vec<Migration> {
     let kind = span_kind_type();
     let component_type = component_type_type();
+    let [day_table, day_view] = probe_rollup(PROBE_DAY, PROBE_DAY_MV, "day", "toStartOfDay");
     vec![
         Migration {
             version: 1,
@@ -251,30 +285,8 @@ pub fn migrations() -> Vec<Migration> {
         PARTITION BY toYYYYMM(minute)
         ORDER BY (probe, location, minute)"
                 ),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {PROBE_DAY} (
-            day DateTime,
-            probe String,
-            location String,
-            day_checks UInt64,
-            day_failures UInt64,
-            day_duration_sum_us UInt64,
-            dayMap Nested(bucket UInt64, count UInt64)
-        ) ENGINE = SummingMergeTree
-        PARTITION BY toYYYYMM(day)
-        ORDER BY (probe, location, day)"
-                ),
-                format!(
-                    "CREATE MATERIALIZED VIEW IF NOT EXISTS {PROBE_DAY_MV} TO {PROBE_DAY} AS
-         SELECT toStartOfDay(minute) AS day, probe, location,
-                sum(checks) AS day_checks,
-                sum(failures) AS day_failures,
-                sum(duration_sum_us) AS day_duration_sum_us,
-                tupleElement(sumMap(probeMap.bucket, probeMap.count), 1) AS `dayMap.bucket`,
-                tupleElement(sumMap(probeMap.bucket, probeMap.count), 2) AS `dayMap.count`
-         FROM {PROBE_MINUTE}
-         GROUP BY day, probe, location"
-                ),
+                day_table,
+                day_view,
                 format!(
                     "CREATE TABLE IF NOT EXISTS {ALERT_EVENTS} (
             time DateTime,
@@ -320,32 +332,7 @@ pub fn migrations() -> Vec<Migration> {
         Migration {
             version: 4,
             description: "hourly probe rollup",
-            statements: vec![
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {PROBE_HOUR} (
-            hour DateTime,
-            probe String,
-            location String,
-            hour_checks UInt64,
-            hour_failures UInt64,
-            hour_duration_sum_us UInt64,
-            hourMap Nested(bucket UInt64, count UInt64)
-        ) ENGINE = SummingMergeTree
-        PARTITION BY toYYYYMM(hour)
-        ORDER BY (probe, location, hour)"
-                ),
-                format!(
-                    "CREATE MATERIALIZED VIEW IF NOT EXISTS {PROBE_HOUR_MV} TO {PROBE_HOUR} AS
-         SELECT toStartOfHour(minute) AS hour, probe, location,
-                sum(checks) AS hour_checks,
-                sum(failures) AS hour_failures,
-                sum(duration_sum_us) AS hour_duration_sum_us,
-                tupleElement(sumMap(probeMap.bucket, probeMap.count), 1) AS `hourMap.bucket`,
-                tupleElement(sumMap(probeMap.bucket, probeMap.count), 2) AS `hourMap.count`
-         FROM {PROBE_MINUTE}
-         GROUP BY hour, probe, location"
-                ),
-            ],
+            statements: probe_rollup(PROBE_HOUR, PROBE_HOUR_MV, "hour", "toStartOfHour").into(),
         },
         Migration {
             version: 5,
