@@ -260,7 +260,7 @@ pub struct HistoryDay {
 pub struct BacktestOut {
     /// The chosen model's (null for `envelope`).
     pub chosen: Option<f64>,
-    /// MSTL with AutoETS.
+    /// MSTL with Holt's exponential smoothing.
     pub mstl_ets: Option<f64>,
     /// Seasonal naive (a baseline).
     pub seasonal_naive: Option<f64>,

@@ -54,18 +54,23 @@ pub fn theil_sen(
     // Every `step`-th pair in the order (0,1), (0,2), ..., (1,2), ...: an even spread.
     let step = all_pairs.div_ceil(MAX_PAIRS).max(1);
     let mut slopes = Vec::with_capacity(all_pairs.min(MAX_PAIRS) + 1);
-    let mut k = 0usize;
+    // Pair number `k` (from 0) is used when `k + 1` is a multiple of `step`; row `i` holds the
+    // pairs (i, i+1) .. (i, n-1), numbered from `row_start`, so the first one used in it is
+    // found by arithmetic and the rest are `step` apart.
+    let mut row_start = 0usize;
     for i in 0..n {
-        for j in i + 1..n {
-            k += 1;
-            if !k.is_multiple_of(step) || !same_group(i, j) {
-                continue;
+        let row_len = n - i - 1;
+        let mut j = i + 1 + (step - 1 - row_start % step);
+        while j < n {
+            if same_group(i, j) {
+                let dx = points[j].0 - points[i].0;
+                if dx != 0.0 {
+                    slopes.push((points[j].1 - points[i].1) / dx);
+                }
             }
-            let dx = points[j].0 - points[i].0;
-            if dx != 0.0 {
-                slopes.push((points[j].1 - points[i].1) / dx);
-            }
+            j += step;
         }
+        row_start += row_len;
     }
     if slopes.is_empty() {
         return None;

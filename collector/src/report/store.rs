@@ -60,7 +60,7 @@ pub(crate) fn hours_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Q
              FROM {LATENCY_HOUR}
              WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND kind = 'server'
                AND service != '' AND (? = '' OR service = ?)
-             GROUP BY service, hour ORDER BY service, hour"
+             GROUP BY service, hour"
         ))
         .bind(w.from)
         .bind(w.until)
@@ -120,7 +120,9 @@ pub(crate) struct BinRow {
 /// requests (and those of the quietest and busiest minute), durations and merged histogram
 /// (output names differ from the inner columns: an alias equal to an aggregated column is a
 /// nested aggregate to current ClickHouse). The per-minute figures (median, 99th percentile,
-/// busiest) are read off the bins, so the minutes are read once.
+/// busiest) are read off the bins, so the minutes are read once. A minute's histograms (one per
+/// endpoint and flush) are only gathered, not merged: one map per minute costs four times as
+/// much on 18.16 as concatenating them and merging once per bin.
 pub(crate) fn bins_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Query {
     store
         .client()
@@ -129,16 +131,15 @@ pub(crate) fn bins_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Qu
                     sum(r) AS requests, sum(d) AS duration_sum_us,
                     tupleElement(sumMap(keys, counts), 1) AS bin_keys,
                     tupleElement(sumMap(keys, counts), 2) AS bin_counts
-             FROM (SELECT service, r, d, keys, counts,
+             FROM (SELECT service, sum(requests) AS r, sum(duration_sum_us) AS d,
+                          groupArrayArray(latencyMap.bucket) AS keys,
+                          groupArrayArray(latencyMap.count) AS counts,
                           toInt32(floor(log2(r / 60) * {BINS_PER_DOUBLING})) AS bin
-                   FROM (SELECT service, minute, sum(requests) AS r, sum(duration_sum_us) AS d,
-                                tupleElement(sumMap(latencyMap.bucket, latencyMap.count), 1) AS keys,
-                                tupleElement(sumMap(latencyMap.bucket, latencyMap.count), 2) AS counts
-                         FROM {LATENCY_MINUTE}
-                         WHERE minute >= toDateTime(?) AND minute < toDateTime(?)
-                           AND kind = 'server' AND service != '' AND (? = '' OR service = ?)
-                         GROUP BY service, minute)
-                   WHERE r > 0)
+                   FROM {LATENCY_MINUTE}
+                   WHERE minute >= toDateTime(?) AND minute < toDateTime(?)
+                     AND kind = 'server' AND service != '' AND (? = '' OR service = ?)
+                   GROUP BY service, minute
+                   HAVING r > 0)
              GROUP BY service, bin ORDER BY service, bin"
         ))
         .bind(w.from)
@@ -174,8 +175,7 @@ pub(crate) fn process_query(store: &Store, w: &Window<'_>) -> clickhouse::query:
                    WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND has(?, name)
                      AND (? = '' OR service = ?)
                    GROUP BY service, instance, name, series, hour)
-             GROUP BY service, instance, name, hour
-             ORDER BY service, instance, name, hour"
+             GROUP BY service, instance, name, hour"
         ))
         .bind(w.from)
         .bind(w.until)
@@ -200,8 +200,7 @@ pub(crate) fn host_query(store: &Store, w: &Window<'_>) -> clickhouse::query::Qu
                    WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND has(?, name)
                      AND host != '' AND (? = '' OR host = ?)
                    GROUP BY host, instance, name, series, hour)
-             GROUP BY host, name, series, hour
-             ORDER BY host, name, series, hour"
+             GROUP BY host, name, series, hour"
         ))
         .bind(w.from)
         .bind(w.until)
@@ -249,7 +248,7 @@ pub(crate) async fn read(
     // A report on one host has no services, one on one service no hosts: only what is asked
     // for is read.
     if history.host.is_empty() {
-        let hours: Vec<HourRow> = fetch(
+        let mut hours: Vec<HourRow> = fetch(
             hours_query(store, history),
             "requests per hour",
             &mut timings,
@@ -259,12 +258,17 @@ pub(crate) async fn read(
             fetch(endpoints_query(store, minutes), "endpoints", &mut timings).await?;
         let bins: Vec<BinRow> =
             fetch(bins_query(store, minutes), "minutes by load", &mut timings).await?;
-        let process: Vec<MetricRow> = fetch(
+        let mut process: Vec<MetricRow> = fetch(
             process_query(store, history),
             "process metrics",
             &mut timings,
         )
         .await?;
+        // Sorted here, not by ORDER BY: on 18.16 sorting by strings costs more than the read.
+        hours.sort_unstable_by(|a, b| (&a.service, a.hour).cmp(&(&b.service, b.hour)));
+        process.sort_unstable_by(|a, b| {
+            (&a.key, &a.instance, &a.name, a.hour).cmp(&(&b.key, &b.instance, &b.name, b.hour))
+        });
         read.services = services(hours, endpoints, bins, process);
     }
     if history.service.is_empty() {
