@@ -6,7 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".plumb.v1",
             "#[derive(serde::Serialize, serde::Deserialize)]",
         )
-        .type_attribute(".plumb.v1", "#[serde(default)]")
+        .message_attribute(".plumb.v1", "#[serde(default)]")
         .compile_protos(&["proto/plumb/v1/query.proto"], &["proto"])?;
     Ok(())
 }

@@ -46,5 +46,14 @@ pub enum CapacityError {
 
 /// Works out the report for `input`.
 pub fn build(input: &Input) -> Result<Report, CapacityError> {
-    report::build(input)
+    report::build(input, &|| {})
+}
+
+/// Works out the report for `input`, calling `done` each time a service or host is finished
+/// (from the thread that worked it out), for a progress bar.
+pub fn build_with_progress(
+    input: &Input,
+    done: &(dyn Fn() + Sync),
+) -> Result<Report, CapacityError> {
+    report::build(input, done)
 }

@@ -362,14 +362,28 @@ fn estimate_interval(e: &Estimate) -> Interval {
 }
 
 /// `f` of every item, on as many threads as there are cores, in the items' order (so the
-/// result does not depend on which thread finished first).
-fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+/// result does not depend on which thread finished first); `done` after each item.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+    done: &(dyn Fn() + Sync),
+) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let chunk = items.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let workers: Vec<_> = items
             .chunks(chunk)
-            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
+            .map(|part| {
+                scope.spawn(|| {
+                    part.iter()
+                        .map(|item| {
+                            let result = f(item);
+                            done();
+                            result
+                        })
+                        .collect::<Vec<R>>()
+                })
+            })
             .collect();
         workers
             .into_iter()
@@ -392,8 +406,8 @@ fn gather<R>(pairs: Vec<(R, Vec<Refused>)>, refused: &mut Vec<Refused>) -> Vec<R
         .collect()
 }
 
-/// Builds the report (see [`crate::build`]).
-pub(crate) fn build(input: &Input) -> Result<Report, CapacityError> {
+/// Builds the report (see [`crate::build_with_progress`]).
+pub(crate) fn build(input: &Input, done: &(dyn Fn() + Sync)) -> Result<Report, CapacityError> {
     if hour_of(input.since) >= input.until {
         return Err(CapacityError::EmptyWindow);
     }
@@ -409,16 +423,24 @@ pub(crate) fn build(input: &Input) -> Result<Report, CapacityError> {
             return Err(CapacityError::BadLimit(name));
         }
     }
-    let services = in_parallel(&input.services, |s| {
-        let mut refused = Vec::new();
-        let report = service_report(input, s, &mut refused);
-        (report, refused)
-    });
-    let hosts = in_parallel(&input.hosts, |h| {
-        let mut refused = Vec::new();
-        let report = host_report(input, h, &mut refused);
-        (report, refused)
-    });
+    let services = in_parallel(
+        &input.services,
+        |s| {
+            let mut refused = Vec::new();
+            let report = service_report(input, s, &mut refused);
+            (report, refused)
+        },
+        done,
+    );
+    let hosts = in_parallel(
+        &input.hosts,
+        |h| {
+            let mut refused = Vec::new();
+            let report = host_report(input, h, &mut refused);
+            (report, refused)
+        },
+        done,
+    );
     let mut refused = Vec::new();
     let services = gather(services, &mut refused);
     let hosts = gather(hosts, &mut refused);

@@ -11,6 +11,7 @@ mod waterfall;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use plumb_net::ClientTlsFiles;
+use plumb_proto::v1::capacity_report_event;
 use plumb_proto::v1::query_service_client::QueryServiceClient;
 use plumb_proto::v1::{
     AddSilenceRequest, AlertsRequest, ChattyCallsRequest, ChattyCallsResponse,
@@ -433,14 +434,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 (cpu_limit, memory_limit, disk_limit),
                 latency_objective,
             );
-            let spinner = report::spinner();
-            let answer = client
+            let bar = report::progress_bar();
+            let mut events = client
                 .max_decoding_message_size(report::MAX_REPORT_BYTES)
-                .capacity_report(request)
-                .await;
-            spinner.finish_and_clear();
-            let response = answer.map_err(failed)?.into_inner();
-            report::write(&response.document, out.as_deref())
+                .capacity_report_stream(request)
+                .await
+                .map_err(failed)?
+                .into_inner();
+            let mut document = None;
+            while let Some(event) = events.message().await.map_err(failed)? {
+                match event.event {
+                    Some(capacity_report_event::Event::Progress(p)) => report::show(&bar, &p),
+                    Some(capacity_report_event::Event::Report(r)) => document = Some(r.document),
+                    None => {}
+                }
+            }
+            bar.finish_and_clear();
+            let document = document
+                .ok_or_else(|| anyhow::anyhow!("the collector ended the report without it"))?;
+            report::write(&document, out.as_deref())
         }
         Command::Silence { action } => match action {
             SilenceAction::Add {

@@ -1,9 +1,10 @@
-//! `plumb report capacity`: asks the collector for the capacity planning report and writes it
-//! to a file or to standard output, with a spinner on a terminal while the collector works it
-//! out (nothing is drawn when standard error is not a terminal).
+//! `plumb report capacity`: asks the collector for the capacity planning report (streamed, with
+//! its progress) and writes it to a file or to standard output, with a progress bar on a
+//! terminal while the collector works it out (nothing is drawn when standard error is not a
+//! terminal).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use plumb_proto::v1::CapacityReportRequest;
+use plumb_proto::v1::{CapacityReportProgress, CapacityReportRequest};
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,15 +24,23 @@ pub fn format_for(format: Option<&str>, out: Option<&Path>) -> String {
     .to_owned()
 }
 
-/// A spinner on standard error, hidden when it is not a terminal.
-pub fn spinner() -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+/// A progress bar on standard error, hidden when it is not a terminal.
+pub fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("{spinner} working out the capacity report… {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template("capacity report [{bar:30}] {pos}/{len} {msg} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
-    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// Moves `bar` to where the collector says the report has got.
+pub fn show(bar: &ProgressBar, progress: &CapacityReportProgress) {
+    bar.set_length(u64::from(progress.total));
+    bar.set_position(u64::from(progress.done));
+    bar.set_message(progress.step.clone());
 }
 
 /// Writes `document` to `out`, or to standard output.

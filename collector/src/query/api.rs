@@ -17,6 +17,7 @@ use super::waterfall::get_trace;
 use crate::alerting::{self, AlertsView};
 use crate::clock::now_unix_s;
 use crate::model::ApdexThresholds;
+use crate::report::progress::Progress;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
 use axum::extract::{Path, State};
@@ -25,13 +26,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use plumb_otlp::auth::{Tokens, require_token};
+use plumb_proto::v1::capacity_report_event;
 use plumb_proto::v1::query_service_server::{QueryService, QueryServiceServer};
 use plumb_proto::v1::{
-    AddSilenceRequest, AlertsRequest, AlertsResponse, CapacityReportRequest,
-    CapacityReportResponse, ChattyCallsRequest, ChattyCallsResponse, EndpointDetailRequest,
-    EndpointDetailResponse, ExpireSilenceRequest, GetTraceRequest, GetTraceResponse,
-    ListSilencesRequest, ListSilencesResponse, RegressionsRequest, RegressionsResponse, Silence,
-    TopEndpointsRequest, TopEndpointsResponse, UptimeRequest, UptimeResponse,
+    AddSilenceRequest, AlertsRequest, AlertsResponse, CapacityReportEvent, CapacityReportProgress,
+    CapacityReportRequest, CapacityReportResponse, ChattyCallsRequest, ChattyCallsResponse,
+    EndpointDetailRequest, EndpointDetailResponse, ExpireSilenceRequest, GetTraceRequest,
+    GetTraceResponse, ListSilencesRequest, ListSilencesResponse, RegressionsRequest,
+    RegressionsResponse, Silence, TopEndpointsRequest, TopEndpointsResponse, UptimeRequest,
+    UptimeResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -94,7 +97,43 @@ impl QueryApi {
         self,
         r: CapacityReportRequest,
     ) -> Result<CapacityReportResponse, QueryError> {
-        crate::report::capacity(&self.store, r, u64::from(now_unix_s())).await
+        let progress = Arc::new(Progress::unwatched());
+        crate::report::capacity(&self.store, r, u64::from(now_unix_s()), progress).await
+    }
+
+    /// The report with its progress: events on a channel as the report is worked out, the
+    /// report (or its error) last. Progress that finds the channel full is skipped (the next
+    /// event says more); the report waits for room. A client that goes away stops nothing:
+    /// the report is finished and dropped.
+    fn capacity_stream(self, r: CapacityReportRequest) -> CapacityEvents {
+        let (events, receiver) = tokio::sync::mpsc::channel(PROGRESS_QUEUE);
+        let progress_events = events.clone();
+        let progress = Arc::new(Progress::to(move |step, done, total| {
+            let progress = CapacityReportProgress {
+                step: step.to_owned(),
+                done,
+                total,
+            };
+            // A full channel is a slow client (a later event says more), a closed one a client
+            // that left.
+            let _ = progress_events.try_send(Ok(CapacityReportEvent {
+                event: Some(capacity_report_event::Event::Progress(progress)),
+            }));
+        }));
+        tokio::spawn(async move {
+            let result =
+                crate::report::capacity(&self.store, r, u64::from(now_unix_s()), progress).await;
+            let _ = events
+                .send(
+                    result
+                        .map(|report| CapacityReportEvent {
+                            event: Some(capacity_report_event::Event::Report(report)),
+                        })
+                        .map_err(tonic::Status::from),
+                )
+                .await;
+        });
+        tokio_stream::wrappers::ReceiverStream::new(receiver)
     }
 
     async fn top(self, r: TopEndpointsRequest) -> Result<TopEndpointsResponse, QueryError> {
@@ -122,8 +161,16 @@ impl QueryApi {
     }
 }
 
+/// The events of a streamed capacity report.
+type CapacityEvents =
+    tokio_stream::wrappers::ReceiverStream<Result<CapacityReportEvent, tonic::Status>>;
+/// Progress events held for a slow client.
+const PROGRESS_QUEUE: usize = 64;
+
 #[tonic::async_trait]
 impl QueryService for QueryApi {
+    type CapacityReportStreamStream = CapacityEvents;
+
     async fn top_endpoints(
         &self,
         request: tonic::Request<TopEndpointsRequest>,
@@ -193,6 +240,15 @@ impl QueryService for QueryApi {
     ) -> Result<tonic::Response<CapacityReportResponse>, tonic::Status> {
         Ok(tonic::Response::new(
             self.clone().capacity(request.into_inner()).await?,
+        ))
+    }
+
+    async fn capacity_report_stream(
+        &self,
+        request: tonic::Request<CapacityReportRequest>,
+    ) -> Result<tonic::Response<CapacityEvents>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.clone().capacity_stream(request.into_inner()),
         ))
     }
 

@@ -8,6 +8,7 @@
 //! figures (typical and peak load, latency against load) read `latency_minute`, which is kept
 //! for `--retention-days`.
 
+pub(crate) mod progress;
 pub(crate) mod store;
 
 use crate::query::QueryError;
@@ -15,6 +16,8 @@ use crate::store::Store;
 use plumb_capacity::render::{Format, render};
 use plumb_capacity::{CapacityError, Input, Limits};
 use plumb_proto::v1::{CapacityReportRequest, CapacityReportResponse};
+use progress::Progress;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Default load window.
@@ -95,11 +98,17 @@ fn check(r: &CapacityReportRequest) -> Result<Asked, QueryError> {
     })
 }
 
-/// The report for `r`, at `now` (Unix seconds).
+/// What is being done while the report is rendered.
+const RENDERING: &str = "rendering";
+/// What is being done while services and hosts are modelled.
+const MODELLING: &str = "modelling services and hosts";
+
+/// The report for `r`, at `now` (Unix seconds), telling `progress` how far it has got.
 pub(crate) async fn capacity(
     store: &Store,
     r: CapacityReportRequest,
     now: u64,
+    progress: Arc<Progress>,
 ) -> Result<CapacityReportResponse, QueryError> {
     let asked = check(&r)?;
     let until = now / 3600 * 3600;
@@ -116,7 +125,7 @@ pub(crate) async fn capacity(
         ..history.clone()
     };
     let started = Instant::now();
-    let read = store::read(store, &history, &minutes).await?;
+    let read = store::read(store, &history, &minutes, &progress).await?;
     let read_time = started.elapsed();
     let (services, hosts, timings) = (read.services, read.hosts, read.timings);
     if !r.service.is_empty() && services.is_empty() {
@@ -147,13 +156,21 @@ pub(crate) async fn capacity(
         hosts,
     };
     let started = Instant::now();
+    // Each service and host is a step, and the rendering one more.
+    let items = input.services.len() + input.hosts.len();
+    progress.expect(u32::try_from(items).unwrap_or(u32::MAX));
+    progress.starting(MODELLING);
     // The models take whole cores for a while: off the runtime's worker threads.
     let format = asked.format;
     let (report, document) = tokio::task::spawn_blocking(move || {
-        plumb_capacity::build(&input).map(|report| {
-            let document = render(&report, format);
-            (report, document)
-        })
+        plumb_capacity::build_with_progress(&input, &|| progress.finished(MODELLING)).map(
+            |report| {
+                progress.starting(RENDERING);
+                let document = render(&report, format);
+                progress.finished(RENDERING);
+                (report, document)
+            },
+        )
     })
     .await
     .map_err(|e| {

@@ -6,6 +6,7 @@
 //! statement runs on ClickHouse 18.16 and on current releases (the compatibility test runs
 //! them).
 
+use super::progress::Progress;
 use crate::aggregate::histogram::quantile_ms;
 use crate::store::schema::{LATENCY_HOUR, LATENCY_MINUTE, METRIC_HOUR};
 use crate::store::{Store, StoreError};
@@ -221,28 +222,37 @@ pub(crate) struct Read {
 }
 
 /// Reads what a report needs: history (hours, metrics) over `history`, minutes over `minutes`;
-/// the services unless one host is asked for, the hosts unless one service is.
+/// the services unless one host is asked for, the hosts unless one service is. Each read is
+/// a step of `progress`, and the step after the reads (a step more) is expected too.
 pub(crate) async fn read(
     store: &Store,
     history: &Window<'_>,
     minutes: &Window<'_>,
+    progress: &Progress,
 ) -> Result<Read, StoreError> {
     async fn fetch<T>(
         query: clickhouse::query::Query,
         what: &'static str,
+        progress: &Progress,
         timings: &mut Vec<(&'static str, u64)>,
     ) -> Result<Vec<T>, StoreError>
     where
         T: clickhouse::RowOwned + clickhouse::RowRead,
     {
         let started = std::time::Instant::now();
+        let step = format!("reading {what}");
+        progress.starting(&step);
         let rows = query
             .fetch_all()
             .await
             .map_err(StoreError::clickhouse(format!("read {what}")))?;
+        progress.finished(&step);
         timings.push((what, started.elapsed().as_millis() as u64));
         Ok(rows)
     }
+    let reads = if history.host.is_empty() { 4 } else { 0 }
+        + if history.service.is_empty() { 1 } else { 0 };
+    progress.expect(reads + 1);
     let mut timings = Vec::new();
     let mut read = Read::default();
     // A report on one host has no services, one on one service no hosts: only what is asked
@@ -251,16 +261,28 @@ pub(crate) async fn read(
         let mut hours: Vec<HourRow> = fetch(
             hours_query(store, history),
             "requests per hour",
+            progress,
             &mut timings,
         )
         .await?;
-        let endpoints: Vec<EndpointRow> =
-            fetch(endpoints_query(store, minutes), "endpoints", &mut timings).await?;
-        let bins: Vec<BinRow> =
-            fetch(bins_query(store, minutes), "minutes by load", &mut timings).await?;
+        let endpoints: Vec<EndpointRow> = fetch(
+            endpoints_query(store, minutes),
+            "endpoints",
+            progress,
+            &mut timings,
+        )
+        .await?;
+        let bins: Vec<BinRow> = fetch(
+            bins_query(store, minutes),
+            "minutes by load",
+            progress,
+            &mut timings,
+        )
+        .await?;
         let mut process: Vec<MetricRow> = fetch(
             process_query(store, history),
             "process metrics",
+            progress,
             &mut timings,
         )
         .await?;
@@ -272,8 +294,13 @@ pub(crate) async fn read(
         read.services = services(hours, endpoints, bins, process);
     }
     if history.service.is_empty() {
-        let host_rows: Vec<MetricRow> =
-            fetch(host_query(store, history), "host metrics", &mut timings).await?;
+        let host_rows: Vec<MetricRow> = fetch(
+            host_query(store, history),
+            "host metrics",
+            progress,
+            &mut timings,
+        )
+        .await?;
         read.hosts = hosts(host_rows);
     }
     read.timings = timings;

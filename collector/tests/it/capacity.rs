@@ -1,10 +1,13 @@
 //! The capacity report end to end: fifteen days of history backfilled through the collector's
 //! own OTLP ingest (spans with the official SDK, host and process metrics with their own
-//! timestamps), then the report through the CLI (gRPC) and HTTP in every format, the HTML
-//! opened in a real headless Chromium, the JSON checked against its schema, and every kind of
-//! bad request refused.
+//! timestamps), then the report through the CLI (gRPC, streamed with its progress) and HTTP in
+//! every format, the HTML opened in a real headless Chromium, the JSON checked against its
+//! schema, and every kind of bad request refused.
 
 use plumb_loadgen::metrics::{PointKind, Series, metrics_request};
+use plumb_proto::v1::capacity_report_event::Event;
+use plumb_proto::v1::query_service_client::QueryServiceClient;
+use plumb_proto::v1::{CapacityReportEvent, CapacityReportRequest};
 use plumb_test_support::*;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -198,6 +201,57 @@ async fn a_backfilled_history_gives_a_capacity_report_in_every_format() {
         box1["resources"][1]["crossing"]["likely"],
         serde_json::Value::Null
     );
+
+    // The streamed call the CLI's progress bar follows: every step (five reads, the service,
+    // the host, the rendering) in order, then the report.
+    let mut client = QueryServiceClient::connect(collector.query_url())
+        .await
+        .expect("connect");
+    let request = CapacityReportRequest {
+        since_seconds: 15 * 86_400,
+        horizon_seconds: 7 * 86_400,
+        format: "json".into(),
+        ..Default::default()
+    };
+    let mut events = client
+        .capacity_report_stream(request)
+        .await
+        .expect("stream")
+        .into_inner();
+    let (mut steps, mut streamed) = (Vec::new(), None);
+    while let Some(event) = events.message().await.expect("event") {
+        match event.event {
+            Some(Event::Progress(p)) => steps.push((p.done, p.total, p.step)),
+            Some(Event::Report(r)) => streamed = Some(r.document),
+            None => {}
+        }
+    }
+    assert!(steps.windows(2).all(|w| w[0].0 <= w[1].0), "{steps:?}");
+    assert_eq!(steps.last().map(|s| (s.0, s.1)), Some((8, 8)), "{steps:?}");
+    assert!(
+        steps.iter().any(|s| s.2 == "reading minutes by load"),
+        "{steps:?}"
+    );
+    let streamed: serde_json::Value =
+        serde_json::from_str(&streamed.expect("the report comes last")).expect("JSON");
+    assert_eq!(streamed["services"][0]["service"], "shop");
+    let mut refused = client
+        .capacity_report_stream(CapacityReportRequest {
+            service: "nope".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("stream")
+        .into_inner();
+    let status = loop {
+        match refused.message().await {
+            Ok(Some(CapacityReportEvent {
+                event: Some(Event::Progress(_)),
+            })) => continue,
+            other => break other.expect_err("progress, then not found"),
+        }
+    };
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
 
     // Markdown to a file, through the CLI.
     let dir = tempfile::tempdir().expect("dir");
