@@ -62,6 +62,8 @@ ask "INSERT INTO metrics
                   arrayElement([0.3 + 0.2 * sin(2 * pi() * toHour(t) / 24), 4e9, 4e9, 8e9, 1e11 + 1e8 * ($hours - h), 4e11 - 1e8 * ($hours - h)], which + 1) AS v
            FROM numbers($hosts * $hours * 6))"
 seed_end=$(date +%s)
+# The seed's parts merge in the background for a while: time the reports once that is over.
+while [ "$(ask 'SELECT count() FROM system.merges')" != "0" ]; do sleep 1; done
 rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 for format in json md html; do
     start_ns=$(date +%s%N)

@@ -9,6 +9,7 @@ mod bad_input;
 mod bottlenecks;
 mod capacity;
 mod crash;
+mod dashboards;
 mod end_to_end;
 mod lifecycle;
 mod storage;
