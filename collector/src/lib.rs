@@ -31,6 +31,7 @@ mod store;
 mod telemetry;
 pub mod testing;
 mod trace_analysis;
+mod web;
 
 #[cfg(test)]
 mod compatibility_tests;

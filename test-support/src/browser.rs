@@ -25,9 +25,13 @@ fn chromium(extra: &[&str], url: &str) -> std::process::Output {
 
 /// Opens `page` (a file) and saves a PNG screenshot at `png`; returns the PNG's size in bytes.
 pub fn screenshot(page: &Path, png: &Path) -> u64 {
-    let url = format!("file://{}", page.display());
+    screenshot_url(&format!("file://{}", page.display()), png)
+}
+
+/// Opens `url` and saves a PNG screenshot at `png`; returns the PNG's size in bytes.
+pub fn screenshot_url(url: &str, png: &Path) -> u64 {
     let shot = format!("--screenshot={}", png.display());
-    let out = chromium(&[&shot], &url);
+    let out = chromium(&[&shot], url);
     assert!(
         png.is_file(),
         "chromium wrote no screenshot: {}",
@@ -38,7 +42,11 @@ pub fn screenshot(page: &Path, png: &Path) -> u64 {
 
 /// Opens `page` (a file) and returns the DOM as Chromium laid it out.
 pub fn dom(page: &Path) -> String {
-    let url = format!("file://{}", page.display());
-    let out = chromium(&["--dump-dom"], &url);
+    dom_url(&format!("file://{}", page.display()))
+}
+
+/// Opens `url` and returns the DOM as Chromium laid it out (after its scripts ran).
+pub fn dom_url(url: &str) -> String {
+    let out = chromium(&["--dump-dom"], url);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -1,18 +1,13 @@
-//! Charts as inline SVG, drawn with plotters' SVG backend (no fonts linked: the SVG names a
-//! generic font and the viewer draws the text). Every chart is a pure function of the report,
-//! so the same report gives the same markup.
+//! The report's charts as inline SVG, drawn with `plumb-charts` (the code the web pages draw
+//! with) and plotters. Every chart is a pure function of the report, so the same report gives
+//! the same markup.
 
 use crate::report::{DayOut, ForecastOut, HistoryDay, LoadPointOut, ScalabilityOut};
 use plotters::prelude::*;
+use plumb_charts::{BAND_80, BAND_95, FORECAST, HISTORY, LIMIT};
 
 /// Chart size, pixels.
 const SIZE: (u32, u32) = (720, 300);
-/// The colours: history, forecast, bands, limit.
-const HISTORY: RGBColor = RGBColor(40, 90, 160);
-const FORECAST: RGBColor = RGBColor(200, 90, 30);
-const BAND_80: RGBColor = RGBColor(240, 190, 150);
-const BAND_95: RGBColor = RGBColor(250, 225, 205);
-const LIMIT: RGBColor = RGBColor(190, 30, 30);
 
 /// Days since the epoch of a `YYYY-MM-DD` date (0 when it does not parse).
 fn day_number(date: &str) -> f64 {
@@ -27,19 +22,11 @@ fn day_label(day: &f64) -> String {
     crate::report::date((*day as i64) * 86_400)
 }
 
-/// Runs `draw` on an SVG canvas; the markup, or an empty string when plotters fails (a chart is
-/// an illustration: the figures are in the text beside it).
+/// Draws on a canvas of the report's chart size.
 fn svg(
     draw: impl FnOnce(DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> Option<()>,
 ) -> String {
-    let mut out = String::new();
-    {
-        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
-        if root.fill(&WHITE).is_err() || draw(root.clone()).is_none() || root.present().is_err() {
-            return String::new();
-        }
-    }
-    out
+    plumb_charts::svg(SIZE, draw)
 }
 
 /// History and forecast of one series, with the 80% and 95% bands and the limit when given.
@@ -186,53 +173,16 @@ pub fn scalability(points: &[LoadPointOut], fit: &ScalabilityOut) -> String {
 
 /// The weekly profile as a 7 × 24 heat map (darker is busier).
 pub fn weekly(profile: &[Vec<f64>]) -> String {
-    let top = profile.iter().flatten().copied().fold(0.0, f64::max);
-    if top <= 0.0 {
-        return String::new();
-    }
-    svg(|root| {
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "requests per second by weekday and hour (UTC)",
-                ("sans-serif", 16),
-            )
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(56)
-            // Rows are segments, so each weekday's name sits in the middle of its row.
-            .build_cartesian_2d(0..24, (0..6).into_segmented())
-            .ok()?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_labels(12)
-            .y_labels(7)
-            .y_label_formatter(&|d: &SegmentValue<i32>| match d {
-                SegmentValue::CenterOf(row) => usize::try_from(6 - *row)
-                    .ok()
-                    .and_then(|i| crate::load::WEEKDAYS.get(i))
-                    .map_or(String::new(), |w| w[..3].to_owned()),
-                _ => String::new(),
-            })
-            .draw()
-            .ok()?;
-        chart
-            .draw_series(profile.iter().enumerate().flat_map(|(d, hours)| {
-                hours.iter().enumerate().map(move |(h, v)| {
-                    let share = v / top;
-                    let shade = (255.0 - 200.0 * share) as u8;
-                    let row = 6 - i32::try_from(d).unwrap_or(0);
-                    let col = i32::try_from(h).unwrap_or(0);
-                    Rectangle::new(
-                        [
-                            (col, SegmentValue::Exact(row)),
-                            (col + 1, SegmentValue::Exact(row + 1)),
-                        ],
-                        RGBColor(shade, shade, 255).filled(),
-                    )
-                })
-            }))
-            .ok()?;
-        Some(())
-    })
+    plumb_charts::grid(
+        SIZE,
+        "requests per second by weekday and hour (UTC)",
+        profile,
+        12,
+        &|day| {
+            crate::load::WEEKDAYS
+                .get(day)
+                .map_or(String::new(), |w| w[..3].to_owned())
+        },
+        &|hour| hour.to_string(),
+    )
 }

@@ -12,6 +12,7 @@ use super::QueryError;
 use super::endpoint::endpoint_detail;
 use super::endpoint_breakdown::chatty_calls;
 use super::regressions::regressions;
+use super::services::services;
 use super::top::{TopQuery, top_endpoints};
 use super::waterfall::get_trace;
 use crate::alerting::{self, AlertsView};
@@ -33,8 +34,8 @@ use plumb_proto::v1::{
     CapacityReportRequest, CapacityReportResponse, ChattyCallsRequest, ChattyCallsResponse,
     EndpointDetailRequest, EndpointDetailResponse, ExpireSilenceRequest, GetTraceRequest,
     GetTraceResponse, ListSilencesRequest, ListSilencesResponse, RegressionsRequest,
-    RegressionsResponse, Silence, TopEndpointsRequest, TopEndpointsResponse, UptimeRequest,
-    UptimeResponse,
+    RegressionsResponse, ServicesRequest, ServicesResponse, Silence, TopEndpointsRequest,
+    TopEndpointsResponse, UptimeRequest, UptimeResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -64,7 +65,7 @@ impl QueryApi {
         }
     }
 
-    async fn alerts(self, r: AlertsRequest) -> Result<AlertsResponse, QueryError> {
+    pub(crate) async fn alerts(self, r: AlertsRequest) -> Result<AlertsResponse, QueryError> {
         Ok(alerting::api::alerts(
             &self.store,
             self.alerts.as_deref(),
@@ -74,7 +75,7 @@ impl QueryApi {
         .await?)
     }
 
-    async fn uptime(self, r: UptimeRequest) -> Result<UptimeResponse, QueryError> {
+    pub(crate) async fn uptime(self, r: UptimeRequest) -> Result<UptimeResponse, QueryError> {
         Ok(alerting::api::uptime(&self.store, r, u64::from(now_unix_s())).await?)
     }
 
@@ -82,7 +83,7 @@ impl QueryApi {
         Ok(alerting::api::add_silence(&self.store, r, u64::from(now_unix_s())).await?)
     }
 
-    async fn list_silences(
+    pub(crate) async fn list_silences(
         self,
         _: ListSilencesRequest,
     ) -> Result<ListSilencesResponse, QueryError> {
@@ -136,24 +137,35 @@ impl QueryApi {
         tokio_stream::wrappers::ReceiverStream::new(receiver)
     }
 
-    async fn top(self, r: TopEndpointsRequest) -> Result<TopEndpointsResponse, QueryError> {
+    pub(crate) async fn top(
+        self,
+        r: TopEndpointsRequest,
+    ) -> Result<TopEndpointsResponse, QueryError> {
         let query = TopQuery::try_from(r)?;
         top_endpoints(&self.store, &query, &self.apdex, now_unix_s()).await
     }
 
-    async fn endpoint(
+    pub(crate) async fn endpoint(
         self,
         r: EndpointDetailRequest,
     ) -> Result<EndpointDetailResponse, QueryError> {
         endpoint_detail(&self.store, &self.apdex, r, now_unix_s()).await
     }
 
-    async fn trace(self, r: GetTraceRequest) -> Result<GetTraceResponse, QueryError> {
+    pub(crate) async fn trace(self, r: GetTraceRequest) -> Result<GetTraceResponse, QueryError> {
         get_trace(&self.store, r, now_unix_s()).await
     }
 
-    async fn regressions(self, r: RegressionsRequest) -> Result<RegressionsResponse, QueryError> {
+    pub(crate) async fn regressions(
+        self,
+        r: RegressionsRequest,
+    ) -> Result<RegressionsResponse, QueryError> {
         regressions(&self.store, r, now_unix_s()).await
+    }
+
+    /// Per service figures for the overview.
+    pub(crate) async fn services(self, r: ServicesRequest) -> Result<ServicesResponse, QueryError> {
+        services(&self.store, &self.apdex, r, now_unix_s()).await
     }
 
     async fn chatty(self, r: ChattyCallsRequest) -> Result<ChattyCallsResponse, QueryError> {
@@ -243,6 +255,15 @@ impl QueryService for QueryApi {
         ))
     }
 
+    async fn services(
+        &self,
+        request: tonic::Request<ServicesRequest>,
+    ) -> Result<tonic::Response<ServicesResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.clone().services(request.into_inner()).await?,
+        ))
+    }
+
     async fn capacity_report_stream(
         &self,
         request: tonic::Request<CapacityReportRequest>,
@@ -291,6 +312,7 @@ struct ApiState {
 /// `tokens` configured, everything but `/healthz` and `/readyz` needs a bearer token.
 pub(crate) fn router(api: QueryApi, telemetry: Arc<Telemetry>, tokens: Arc<Tokens>) -> Router {
     let store = api.store.clone();
+    let web_api = api.clone();
     let grpc = tonic::service::Routes::new(QueryServiceServer::new(api.clone())).into_axum_router();
     let state = ApiState {
         api,
@@ -305,6 +327,10 @@ pub(crate) fn router(api: QueryApi, telemetry: Arc<Telemetry>, tokens: Arc<Token
         .route(
             "/api/v1/top",
             get(|State(s): State<ApiState>, uri: Uri| http_call(s.api, uri, QueryApi::top)),
+        )
+        .route(
+            "/api/v1/services",
+            get(|State(s): State<ApiState>, uri: Uri| http_call(s.api, uri, QueryApi::services)),
         )
         .route(
             "/api/v1/endpoint",
@@ -380,6 +406,7 @@ pub(crate) fn router(api: QueryApi, telemetry: Arc<Telemetry>, tokens: Arc<Token
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(grpc)
+        .merge(crate::web::router(web_api))
         .route_layer(axum::middleware::from_fn_with_state(tokens, require_token))
         .merge(open)
 }

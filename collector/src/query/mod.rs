@@ -4,13 +4,14 @@
 //! parameters. Out: protobuf messages, or the same messages as JSON. [`top`] ranks endpoints,
 //! [`endpoint`] looks at one in depth with its breakdown ([`endpoint_breakdown`], which also
 //! finds chatty calls), [`waterfall`] rebuilds one trace as a tree, [`regressions`] compares a
-//! window with a baseline; [`api`] serves them all, next to
-//! `/metrics`, `/healthz` and `/readyz`.
+//! window with a baseline, [`services`] sums each service up for the overview; [`api`] serves
+//! them all, next to `/metrics`, `/healthz` and `/readyz`, and the web pages ask it too.
 
 pub(crate) mod api;
 pub(crate) mod endpoint;
 pub(crate) mod endpoint_breakdown;
 pub(crate) mod regressions;
+pub(crate) mod services;
 pub(crate) mod top;
 pub(crate) mod waterfall;
 

@@ -146,7 +146,7 @@ impl TopQuery {
 impl ApdexThresholds {
     /// Binds the `transform(service, names, thresholds, default)` arguments. A placeholder
     /// first entry keeps the arrays typed when no service has its own threshold.
-    fn bind(&self, query: clickhouse::query::Query) -> clickhouse::query::Query {
+    pub(crate) fn bind(&self, query: clickhouse::query::Query) -> clickhouse::query::Query {
         let names: Vec<&str> = std::iter::once("")
             .chain(self.per_service.iter().map(|(s, _)| s.as_str()))
             .collect();
@@ -204,7 +204,8 @@ struct EndpointRow {
 #[derive(Debug)]
 pub(crate) struct Source {
     table: &'static str,
-    time: &'static str,
+    /// The time column.
+    pub(crate) time: &'static str,
     requests: &'static str,
     errors: &'static str,
     sum: &'static str,
@@ -245,7 +246,7 @@ pub(crate) fn source_for(window_s: u64) -> &'static Source {
 /// Percentiles, counts and apdex per group of latency rows. `keys` are `(expression, alias)`
 /// pairs grouped by; the expressions may hold `?` (bound first). Then bind the apdex thresholds
 /// ([`ApdexThresholds::bind`]) and the filter ([`bind_filter`]).
-fn percentile_sql(s: &Source, keys: &[(&str, &str)]) -> String {
+pub(crate) fn percentile_sql(s: &Source, keys: &[(&str, &str)]) -> String {
     let Source {
         table,
         time,
@@ -295,7 +296,7 @@ fn filter_sql(time: &str) -> String {
 
 /// Binds the filter of [`percentile_sql`]: the time range and the service, operation and kind
 /// (empty service or operation, or kind `all`, match everything).
-fn bind_filter(
+pub(crate) fn bind_filter(
     query: clickhouse::query::Query,
     from_s: u64,
     to_s: u64,
@@ -403,13 +404,47 @@ pub(crate) async fn top_endpoints(
     apdex: &ApdexThresholds,
     now_unix_s: u32,
 ) -> Result<TopEndpointsResponse, QueryError> {
-    let rows: Vec<EndpointRow> = ranking_query(store, query, apdex, now_unix_s)
-        .fetch_all()
-        .await
-        .map_err(StoreError::clickhouse("rank endpoints"))?;
+    let (rows, covered_s) = tokio::try_join!(
+        async {
+            ranking_query(store, query, apdex, now_unix_s)
+                .fetch_all::<EndpointRow>()
+                .await
+                .map_err(|e| QueryError::from(StoreError::clickhouse("rank endpoints")(e)))
+        },
+        covered_seconds(store, query, now_unix_s),
+    )?;
     Ok(TopEndpointsResponse {
-        endpoints: rank(rows, query),
+        endpoints: rank(rows, query, covered_s),
         window_seconds: query.window_s,
+        covered_seconds: covered_s,
+    })
+}
+
+/// The part of `query`'s window that holds data, in seconds: from the first minute (or hour)
+/// with requests matching its filter to the window's end, at least one step and at most the
+/// window (the whole window when nothing matches).
+pub(crate) async fn covered_seconds(
+    store: &Store,
+    query: &TopQuery,
+    now_unix_s: u32,
+) -> Result<u64, QueryError> {
+    let source = source_for(query.window_s);
+    let sql = format!(
+        "SELECT toUInt64(min(toUInt32({time}))) FROM {table} WHERE {filter}",
+        time = source.time,
+        table = source.table,
+        filter = filter_sql(source.time)
+    );
+    let now = u64::from(now_unix_s);
+    let from = now.saturating_sub(query.window_s);
+    let first: u64 = bind_filter(store.client().query(&sql), from, now + 60, query)
+        .fetch_one()
+        .await
+        .map_err(StoreError::clickhouse("read the first minute with data"))?;
+    Ok(if first < from {
+        query.window_s
+    } else {
+        (now - first.min(now)).clamp(source.step_s.min(query.window_s), query.window_s)
     })
 }
 
@@ -418,14 +453,14 @@ pub(crate) fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-fn rank(rows: Vec<EndpointRow>, query: &TopQuery) -> Vec<EndpointStats> {
+fn rank(rows: Vec<EndpointRow>, query: &TopQuery, covered_s: u64) -> Vec<EndpointStats> {
     let mut service_time: HashMap<(String, String), u64> = HashMap::new();
     for r in &rows {
         *service_time
             .entry((r.service.clone(), r.kind_name.clone()))
             .or_default() += r.figures.sum_us;
     }
-    let window = query.window_s as f64;
+    let covered = covered_s.max(1) as f64;
     let mut stats: Vec<EndpointStats> = rows
         .into_iter()
         .filter(|r| r.figures.total > 0)
@@ -437,7 +472,7 @@ fn rank(rows: Vec<EndpointRow>, query: &TopQuery) -> Vec<EndpointStats> {
             let f = &r.figures;
             EndpointStats {
                 requests: f.req_total,
-                rps: f.req_total as f64 / window,
+                rps: f.req_total as f64 / covered,
                 errors: f.err_total,
                 error_percent: 100.0 * f.err_total as f64 / f.req_total.max(1) as f64,
                 p50_ms: ms(f.p50),

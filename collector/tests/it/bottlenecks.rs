@@ -28,7 +28,7 @@ fn spec(
     }
 }
 
-fn server(
+pub(crate) fn server(
     service: &str,
     method: &str,
     route: &str,
@@ -53,7 +53,7 @@ fn server(
     )
 }
 
-fn db(
+pub(crate) fn db(
     service: &str,
     system: &str,
     statement: &str,

@@ -14,3 +14,4 @@ mod end_to_end;
 mod lifecycle;
 mod storage;
 mod tls;
+mod web;

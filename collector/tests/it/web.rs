@@ -1,0 +1,239 @@
+//! The web pages in a real browser (Debian's headless Chromium): traces with known shape and
+//! traces whose service, route, statement and status carry markup and script go in through the
+//! SDK, probes run against a real target; every page answers with the strict headers, stays
+//! under 200 KB, shows the numbers the query API gives for the same window, leads where its
+//! links say, shows the hostile text as text (no element made from it, no script run), and is
+//! written as a screenshot under the test's output folder.
+
+use crate::alerting::{FAILING, Hooks, Target, route_to};
+use crate::bottlenecks::{db, server};
+use plumb_test_support::browser::{dom_url, screenshot_url};
+use plumb_test_support::*;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+const MS: u64 = 1_000;
+/// Hostile text as a span would carry it.
+const SCRIPT: &str = "<script>document.title='pwned'</script>";
+const IMAGE: &str = "<img src=x onerror=\"document.title='pwned'\">";
+
+/// Where the screenshots go (kept after the test, for people to look at).
+fn shots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-pages");
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    dir
+}
+
+async fn get(http: &reqwest::Client, url: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let response = http.get(url).send().await.expect("get");
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    (status, headers, response.text().await.expect("body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_shows_the_api_numbers_escapes_span_text_and_sends_strict_headers() {
+    let (target, hooks) = (Target::start().await, Hooks::start().await);
+    let dir = tempfile::tempdir().expect("dir");
+    let alerting = dir.path().join("alerts.toml");
+    std::fs::write(
+        &alerting,
+        format!(
+            r#"evaluation_interval = "1s"
+[[probe]]
+name = "shop-health"
+kind = "http"
+url = "{url}"
+interval = "1s"
+failure_threshold = 2
+{route}"#,
+            url = target.url,
+            route = route_to(&hooks.url)
+        ),
+    )
+    .expect("alerting file");
+    let collector = Collector::start(
+        &unique_database("web"),
+        &["--alerting-config", &alerting.display().to_string()],
+    )
+    .await;
+
+    // GET /orders/{id}: 40 ms, 30 of them in one query; hostile names in a second service.
+    let t0 = SystemTime::now() - Duration::from_secs(30);
+    let mut traces = Vec::new();
+    for i in 0..60u64 {
+        let start = t0 + Duration::from_millis(i * 200);
+        traces.push(
+            server("shop", "GET", "/orders/{id}", start, 40 * MS).child(db(
+                "shop",
+                "postgresql",
+                "SELECT * FROM orders WHERE id = ?",
+                start,
+                5 * MS,
+                30 * MS,
+            )),
+        );
+        let mut hostile = server(
+            &format!("evil{SCRIPT}"),
+            "GET",
+            &format!("/x{IMAGE}"),
+            start,
+            20 * MS,
+        )
+        .child(db(
+            &format!("evil{SCRIPT}"),
+            "postgresql",
+            &format!("SELECT '{SCRIPT}'"),
+            start,
+            MS,
+            5 * MS,
+        ));
+        hostile.spec.error = true;
+        traces.push(hostile);
+    }
+    let ids = send_traces(&collector, traces).await;
+    let http = reqwest::Client::new();
+    let base = collector.query_url();
+    let api_top = format!("{base}/api/v1/top?since=1h&service=shop");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let shop = loop {
+        let (_, _, body) = get(&http, &api_top).await;
+        let top: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if top["endpoints"][0]["requests"] == 60 {
+            break top["endpoints"][0].clone();
+        }
+        assert!(Instant::now() < deadline, "shop never showed: {body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // The target goes down: the alerts page has an incident to show. The breakdown, the probe
+    // and the alert need their own few seconds.
+    target.set(FAILING);
+    hooks.wait_for(1, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+
+    let orders = "/endpoint?service=shop&operation=GET+%2Forders%2F%7Bid%7D&since=1h";
+    let trace = format!("/trace/{}", ids[0]);
+    let pages = [
+        ("services", "/?since=1h".to_owned()),
+        ("endpoints", "/endpoints?since=1h".to_owned()),
+        ("endpoint", orders.to_owned()),
+        ("trace", trace.clone()),
+        ("regressions", "/regressions?since=1h".to_owned()),
+        ("uptime", "/uptime?since=1h".to_owned()),
+        ("alerts", "/alerts".to_owned()),
+        ("slos", "/slos".to_owned()),
+        ("capacity", "/capacity".to_owned()),
+    ];
+    for (name, path) in &pages {
+        let url = format!("{base}{path}");
+        let (status, headers, body) = get(&http, &url).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        let csp = headers["content-security-policy"]
+            .to_str()
+            .unwrap_or_default();
+        assert!(
+            csp.contains("script-src 'self'")
+                && csp.contains("frame-ancestors 'none'")
+                && !csp.contains("unsafe-inline"),
+            "{name}: {csp}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{name}");
+        assert!(body.len() < 200_000, "{name}: {} bytes", body.len());
+        let laid_out = dom_url(&url);
+        assert!(laid_out.contains("</main>"), "{name} drew: {laid_out}");
+        assert!(!laid_out.contains("pwned</title>"), "{name}: a script ran");
+        assert!(
+            !laid_out.contains("<script>document") && !laid_out.contains("<img src=\"x\""),
+            "{name}: span text became markup"
+        );
+        let png = shots().join(format!("{name}.png"));
+        assert!(screenshot_url(&url, &png) > 10_000, "{name}: a screenshot");
+    }
+
+    // The hostile service is shown, as text, on the pages that list services and endpoints.
+    for path in ["/?since=1h", "/endpoints?since=1h"] {
+        let laid_out = dom_url(&format!("{base}{path}"));
+        assert!(
+            laid_out.contains("evil&lt;script&gt;document.title='pwned'&lt;/script&gt;"),
+            "{path}: {laid_out}"
+        );
+    }
+
+    // The numbers are the API's, for the same window.
+    let (_, _, endpoints) = get(&http, &format!("{base}/endpoints?since=1h&service=shop")).await;
+    let p99 = shop["p99_ms"].as_f64().expect("p99");
+    assert!((10.0..100.0).contains(&p99), "{shop}");
+    assert!(endpoints.contains(&format!("{p99:.1} ms")), "{endpoints}");
+    let (_, _, services) = get(&http, &format!("{base}/api/v1/services?since=1h")).await;
+    let services: serde_json::Value = serde_json::from_str(&services).expect("services JSON");
+    let listed = services["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .find(|s| s["service"] == "shop")
+        .cloned()
+        .expect("shop in the services API");
+    assert_eq!(listed["requests"], 60);
+    // Requests per second are over the minutes that hold data, not the whole hour: the 60
+    // requests came within two minutes.
+    for rate in [&listed["rps"], &shop["rps"]] {
+        let rate = rate.as_f64().unwrap_or_default();
+        assert!((0.25..=1.0).contains(&rate), "{rate} rps: {listed} {shop}");
+    }
+    let (_, _, overview) = get(&http, &format!("{base}/?since=1h")).await;
+    let overview_p99 = listed["p99_ms"].as_f64().expect("p99");
+    assert!(
+        overview.contains(&format!("{overview_p99:.1} ms")),
+        "{overview}"
+    );
+
+    // Links lead where they say: the endpoints page links the endpoint, the endpoint its traces,
+    // and the trace page shows the trace's spans.
+    assert!(endpoints.contains("href=\"/endpoint?"), "{endpoints}");
+    let (_, _, detail) = get(&http, &format!("{base}{orders}")).await;
+    assert!(detail.contains("href=\"/trace/"), "{detail}");
+    assert!(
+        detail.contains("SELECT * FROM orders WHERE id = ?"),
+        "{detail}"
+    );
+    let (_, _, waterfall) = get(&http, &format!("{base}{trace}")).await;
+    assert!(waterfall.contains("2 spans in 1 services"), "{waterfall}");
+    let (_, _, uptime) = get(&http, &format!("{base}/uptime?since=1h")).await;
+    assert!(
+        uptime.contains("shop-health") && uptime.contains(">down<"),
+        "{uptime}"
+    );
+    let (_, _, alerts) = get(&http, &format!("{base}/alerts")).await;
+    assert!(
+        alerts.contains("shop-health") && alerts.contains(">firing<"),
+        "{alerts}"
+    );
+
+    // Assets are served by content hash and cached; anything else is 404.
+    let css = endpoints
+        .split("href=\"")
+        .find_map(|s| s.split('"').next().filter(|p| p.ends_with("plumb.css")))
+        .expect("stylesheet link")
+        .to_owned();
+    let response = http.get(format!("{base}{css}")).send().await.expect("css");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["cache-control"]
+            .to_str()
+            .unwrap_or_default()
+            .contains("immutable")
+    );
+    let (status, _, _) = get(&http, &format!("{base}/static/0000/plumb.css")).await;
+    assert_eq!(status, 404);
+
+    // Bad requests get the API's status and message, on a page.
+    let (status, _, body) = get(&http, &format!("{base}/endpoints?since=soon")).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("invalid since"), "{body}");
+    let (status, _, body) = get(
+        &http,
+        &format!("{base}/endpoint?service=shop&operation=nope&since=1h"),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(collector.stop().await);
+}
