@@ -111,3 +111,9 @@ echo "== the probe of the shop (plumb uptime) and the alerts (plumb alerts) =="
 echo
 echo "more: plumb chatty, plumb regressions --baseline 1d, plumb endpoint <service> <operation>, plumb silence"
 echo "query API: http://127.0.0.1:7318/api/v1/top?since=5m   metrics: http://127.0.0.1:7318/metrics"
+echo "web pages: http://127.0.0.1:7318/ (services, endpoints, traces, uptime, alerts)"
+if [ "${PLUMB_KEEP_RUNNING:-0}" = 1 ]; then
+    echo "everything keeps running; stop it with: kill ${pids[*]}"
+else
+    echo "to keep everything running to browse the pages: PLUMB_KEEP_RUNNING=1 deploy/quickstart.sh"
+fi

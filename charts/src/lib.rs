@@ -223,7 +223,7 @@ pub fn waterfall(width: u32, bars: &[(f64, f64, bool)]) -> String {
         let mut chart = ChartBuilder::on(&root)
             .margin(8)
             .x_label_area_size(22)
-            .build_cartesian_2d(0.0..end, 0..rows)
+            .build_cartesian_2d(0.0..end, 0.0..f64::from(rows))
             .ok()?;
         chart
             .configure_mesh()
@@ -236,10 +236,14 @@ pub fn waterfall(width: u32, bars: &[(f64, f64, bool)]) -> String {
             .ok()?;
         chart
             .draw_series(bars.iter().enumerate().map(|(i, (start, length, error))| {
-                let row = rows - 1 - i32::try_from(i).unwrap_or(0);
+                // Each bar takes the middle of its row, so rows stay apart.
+                let row = f64::from(rows - 1 - i32::try_from(i).unwrap_or(0));
                 let colour = if *error { LIMIT } else { HISTORY };
                 Rectangle::new(
-                    [(*start, row), (start + length.max(end / 500.0), row + 1)],
+                    [
+                        (*start, row + 0.2),
+                        (start + length.max(end / 500.0), row + 0.8),
+                    ],
                     colour.filled(),
                 )
             }))

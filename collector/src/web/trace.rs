@@ -59,9 +59,10 @@ pub(crate) async fn page(
         };
         let errors = trace.spans.iter().filter(|s| s.error).count();
         let summary = format!(
-            "{} spans in {} services, {} long, started {} UTC; {} with errors",
+            "{} spans in {} service{}, {} long, started {} UTC; {} with errors",
             trace.spans.len(),
             services,
+            if services == 1 { "" } else { "s" },
             ms(trace.duration_ms),
             time(trace.start_unix_ns / 1_000_000_000),
             errors

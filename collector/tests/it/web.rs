@@ -196,7 +196,7 @@ failure_threshold = 2
         "{detail}"
     );
     let (_, _, waterfall) = get(&http, &format!("{base}{trace}")).await;
-    assert!(waterfall.contains("2 spans in 1 services"), "{waterfall}");
+    assert!(waterfall.contains("2 spans in 1 service,"), "{waterfall}");
     let (_, _, uptime) = get(&http, &format!("{base}/uptime?since=1h")).await;
     assert!(
         uptime.contains("shop-health") && uptime.contains(">down<"),
