@@ -414,6 +414,7 @@ async fn start_servers(
             query::api::QueryApi::new(store.clone(), settings.apdex.clone(), alerts),
             Arc::clone(telemetry),
             Arc::new(listeners.query_tokens.clone()),
+            tls.is_some(),
         ),
         tls,
         stage.token(),

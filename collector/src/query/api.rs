@@ -308,9 +308,16 @@ struct ApiState {
     telemetry: Arc<Telemetry>,
 }
 
-/// The query port's routes: gRPC query service, HTTP/JSON API, metrics and health. With
-/// `tokens` configured, everything but `/healthz` and `/readyz` needs a bearer token.
-pub(crate) fn router(api: QueryApi, telemetry: Arc<Telemetry>, tokens: Arc<Tokens>) -> Router {
+/// The query port's routes: gRPC query service, HTTP/JSON API, metrics, health and the web
+/// pages. With `tokens` configured, everything but `/healthz` and `/readyz` needs a bearer
+/// token; the pages take one once at `/login` and keep it in a cookie (`Secure` when `secure`:
+/// the port serves TLS).
+pub(crate) fn router(
+    api: QueryApi,
+    telemetry: Arc<Telemetry>,
+    tokens: Arc<Tokens>,
+    secure: bool,
+) -> Router {
     let store = api.store.clone();
     let web_api = api.clone();
     let grpc = tonic::service::Routes::new(QueryServiceServer::new(api.clone())).into_axum_router();
@@ -406,9 +413,16 @@ pub(crate) fn router(api: QueryApi, telemetry: Arc<Telemetry>, tokens: Arc<Token
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(grpc)
-        .merge(crate::web::router(web_api))
-        .route_layer(axum::middleware::from_fn_with_state(tokens, require_token))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&tokens),
+            require_token,
+        ))
         .merge(open)
+        // The pages check tokens themselves: a browser signs in once and keeps a cookie.
+        .merge(crate::web::router(
+            web_api,
+            crate::web::Session { tokens, secure },
+        ))
 }
 
 /// Query parameters given as durations in words, and the request field each one fills.

@@ -65,8 +65,12 @@ fn labels(map: &HashMap<String, String>) -> String {
 }
 
 /// `GET /alerts`.
-pub(crate) async fn page(State(api): State<QueryApi>, uri: Uri) -> Response {
-    serve("/alerts", &uri, |params: Params| async move {
+pub(crate) async fn page(
+    State(api): State<QueryApi>,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    serve("/alerts", &uri, &headers, |params: Params| async move {
         let alerts = api
             .clone()
             .alerts(AlertsRequest {

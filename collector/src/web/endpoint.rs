@@ -55,8 +55,12 @@ fn points(series: &[LatencyPoint], value: fn(&LatencyPoint) -> f64) -> Vec<(i64,
 }
 
 /// `GET /endpoint?service=&operation=&kind=&since=`.
-pub(crate) async fn page(State(api): State<QueryApi>, uri: Uri) -> Response {
-    serve("/endpoint", &uri, |params: Params| async move {
+pub(crate) async fn page(
+    State(api): State<QueryApi>,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    serve("/endpoint", &uri, &headers, |params: Params| async move {
         let (since, since_seconds) = params.since("1h")?;
         let (service, operation, kind) = (
             params.get("service").to_owned(),

@@ -52,8 +52,12 @@ struct Page {
 }
 
 /// `GET /endpoints?since=&service=&kind=&sort=`.
-pub(crate) async fn page(State(api): State<QueryApi>, uri: Uri) -> Response {
-    serve("/endpoints", &uri, |params| async move {
+pub(crate) async fn page(
+    State(api): State<QueryApi>,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    serve("/endpoints", &uri, &headers, |params| async move {
         let (since, since_seconds) = params.since("1h")?;
         let sort = match params.get("sort") {
             "" => "p99".to_owned(),

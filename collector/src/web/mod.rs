@@ -18,6 +18,7 @@ mod endpoints;
 mod format;
 mod regressions;
 mod services;
+mod session;
 mod trace;
 mod uptime;
 
@@ -63,6 +64,7 @@ pub(crate) struct Link {
 #[derive(Debug)]
 pub(crate) struct Chrome {
     title: String,
+    signed_in: bool,
     nav: Vec<Link>,
     ranges: Vec<Link>,
     css: &'static str,
@@ -75,13 +77,23 @@ pub(crate) struct Chrome {
 pub(crate) struct Params {
     path: &'static str,
     values: BTreeMap<String, String>,
+    /// Whether the browser holds a sign-in cookie (the page then offers to sign out).
+    signed_in: bool,
 }
 
 impl Params {
-    fn new(path: &'static str, query: Option<&str>) -> Result<Self, QueryError> {
+    fn new(
+        path: &'static str,
+        query: Option<&str>,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Self, QueryError> {
         let values = serde_urlencoded::from_str(query.unwrap_or_default())
             .map_err(|e| QueryError::InvalidArgument(format!("bad query parameters: {e}")))?;
-        Ok(Self { path, values })
+        Ok(Self {
+            path,
+            values,
+            signed_in: session::cookie_token(headers).is_some(),
+        })
     }
 
     /// A parameter, or "".
@@ -126,6 +138,7 @@ impl Params {
     pub(crate) fn chrome(&self, title: String, ranges: Option<&str>) -> Chrome {
         Chrome {
             title,
+            signed_in: self.signed_in,
             nav: NAV
                 .iter()
                 .map(|(href, name)| Link {
@@ -187,6 +200,7 @@ struct CapacityPage {
 pub(crate) async fn serve<T, F, Fut>(
     path: &'static str,
     uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
     build: F,
 ) -> Response
 where
@@ -194,12 +208,13 @@ where
     F: FnOnce(Params) -> Fut,
     Fut: std::future::Future<Output = Result<T, QueryError>>,
 {
-    let (params, page) = match Params::new(path, uri.query()) {
+    let (params, page) = match Params::new(path, uri.query(), headers) {
         Ok(params) => (params.clone(), build(params).await),
         Err(e) => (
             Params {
                 path,
                 values: BTreeMap::new(),
+                signed_in: false,
             },
             Err(e),
         ),
@@ -233,8 +248,8 @@ where
     }
 }
 
-async fn slos(uri: axum::http::Uri) -> Response {
-    serve("/slos", &uri, |params| async move {
+async fn slos(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    serve("/slos", &uri, &headers, |params| async move {
         Ok(Notice {
             chrome: params.chrome("SLOs".into(), None),
             what: "Not built yet: Plumb has no SLO definitions, so there is no error budget or \
@@ -246,8 +261,8 @@ async fn slos(uri: axum::http::Uri) -> Response {
     .await
 }
 
-async fn capacity(uri: axum::http::Uri) -> Response {
-    serve("/capacity", &uri, |params| async move {
+async fn capacity(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    serve("/capacity", &uri, &headers, |params| async move {
         let since = match params.get("since") {
             "" => "30d".to_owned(),
             s => s.to_owned(),
@@ -291,8 +306,14 @@ async fn headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// The pages' routes, reading through `api`.
-pub(crate) fn router(api: QueryApi) -> Router {
+pub(crate) use session::Session;
+
+/// The pages' routes, reading through `api`; with tokens in `session`, behind the sign-in.
+pub(crate) fn router(api: QueryApi, session: Session) -> Router {
+    let sign_in = Router::new()
+        .route("/login", get(session::form).post(session::sign_in))
+        .route("/logout", axum::routing::post(session::sign_out))
+        .with_state(session.clone());
     Router::new()
         .route("/", get(services::page))
         .route("/endpoints", get(endpoints::page))
@@ -305,5 +326,10 @@ pub(crate) fn router(api: QueryApi) -> Router {
         .route("/capacity", get(capacity))
         .route("/static/{hash}/{name}", get(assets::serve))
         .with_state(api)
+        .merge(sign_in)
+        .layer(axum::middleware::from_fn_with_state(
+            session,
+            session::require,
+        ))
         .layer(axum::middleware::from_fn(headers))
 }

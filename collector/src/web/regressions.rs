@@ -29,8 +29,12 @@ struct Page {
 }
 
 /// `GET /regressions?since=&baseline=&service=`.
-pub(crate) async fn page(State(api): State<QueryApi>, uri: Uri) -> Response {
-    serve("/regressions", &uri, |params: Params| async move {
+pub(crate) async fn page(
+    State(api): State<QueryApi>,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    serve("/regressions", &uri, &headers, |params: Params| async move {
         let (since, since_seconds) = params.since("1h")?;
         let baseline_seconds = match params.get("baseline") {
             "" => 0,

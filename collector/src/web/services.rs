@@ -41,8 +41,12 @@ fn line(points: &[ServicePoint], value: fn(&ServicePoint) -> f64) -> String {
 }
 
 /// `GET /?since=&kind=`.
-pub(crate) async fn page(State(api): State<QueryApi>, uri: Uri) -> Response {
-    serve("/", &uri, |params: Params| async move {
+pub(crate) async fn page(
+    State(api): State<QueryApi>,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    serve("/", &uri, &headers, |params: Params| async move {
         let (since, since_seconds) = params.since("1h")?;
         let kind = params.kind();
         let answer = api

@@ -42,8 +42,9 @@ pub(crate) async fn page(
     State(api): State<QueryApi>,
     Path(trace_id): Path<String>,
     uri: Uri,
+    headers: axum::http::HeaderMap,
 ) -> Response {
-    serve("/trace", &uri, |params: Params| async move {
+    serve("/trace", &uri, &headers, |params: Params| async move {
         let (_, since_seconds) = params.since("1d")?;
         let trace = api
             .trace(GetTraceRequest {

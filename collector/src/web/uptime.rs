@@ -34,8 +34,12 @@ struct Page {
 }
 
 /// `GET /uptime?since=`.
-pub(crate) async fn page(State(api): State<QueryApi>, uri: Uri) -> Response {
-    serve("/uptime", &uri, |params: Params| async move {
+pub(crate) async fn page(
+    State(api): State<QueryApi>,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    serve("/uptime", &uri, &headers, |params: Params| async move {
         let (since, since_seconds) = params.since("24h")?;
         let answer = api.uptime(UptimeRequest { since_seconds }).await?;
         let rows = answer

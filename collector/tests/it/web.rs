@@ -237,3 +237,115 @@ failure_threshold = 2
     assert_eq!(status, 404, "{body}");
     assert!(collector.stop().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_query_tokens_the_pages_ask_once_and_keep_the_token_in_a_strict_cookie() {
+    const TOKEN: &str = "web-pages-token-0123456789";
+    let collector = Collector::start(
+        &unique_database("web_tokens"),
+        &["--query-tokens", &format!("ops={TOKEN}")],
+    )
+    .await;
+    let base = collector.query_url();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+
+    // No token: the browser is sent to sign in, and comes back where it was.
+    let answer = http
+        .get(format!("{base}/endpoints?since=1h"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(answer.status(), 303);
+    assert_eq!(
+        answer.headers()["location"],
+        "/login?next=%2Fendpoints%3Fsince%3D1h"
+    );
+    let (status, _, form) = get(&http, &format!("{base}/login?next=%2Fendpoints")).await;
+    assert_eq!(status, 200);
+    assert!(
+        form.contains("name=\"token\"") && form.contains("value=\"/endpoints\""),
+        "{form}"
+    );
+
+    // A wrong token: 401 and the form again, the token not shown.
+    let wrong = http
+        .post(format!("{base}/login"))
+        .body("token=not-the-token-at-all&next=%2F")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(wrong.status(), 401);
+    let text = wrong.text().await.expect("body");
+    assert!(
+        text.contains("not valid") && !text.contains("not-the-token-at-all"),
+        "{text}"
+    );
+
+    // The right one: a cookie only this site's requests carry, scripts cannot read, and back.
+    let signed = http
+        .post(format!("{base}/login"))
+        .body(format!("token={TOKEN}&next=%2Fendpoints"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(signed.status(), 303);
+    assert_eq!(signed.headers()["location"], "/endpoints");
+    let cookie = signed.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().expect("name=value").to_owned();
+    let page = http
+        .get(format!("{base}/endpoints?since=1h"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("body").contains("Sign out"));
+
+    // Elsewhere after signing in is refused; the JSON API still wants its bearer header.
+    let elsewhere = http
+        .post(format!("{base}/login"))
+        .body(format!("token={TOKEN}&next=%2F%2Fevil.example"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(elsewhere.headers()["location"], "/");
+    let api = http
+        .get(format!("{base}/api/v1/top"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(api.status(), 401);
+
+    // Signing out clears the cookie.
+    let out = http
+        .post(format!("{base}/logout"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(out.status(), 303);
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap_or_default()
+            .contains("Max-Age=0")
+    );
+    assert!(
+        !collector.log().contains(TOKEN),
+        "the token reached the log"
+    );
+    assert!(collector.stop().await);
+}
