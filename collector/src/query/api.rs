@@ -79,7 +79,7 @@ impl QueryApi {
         Ok(alerting::api::uptime(&self.store, r, u64::from(now_unix_s())).await?)
     }
 
-    async fn add_silence(self, r: AddSilenceRequest) -> Result<Silence, QueryError> {
+    pub(crate) async fn add_silence(self, r: AddSilenceRequest) -> Result<Silence, QueryError> {
         Ok(alerting::api::add_silence(&self.store, r, u64::from(now_unix_s())).await?)
     }
 
@@ -90,7 +90,10 @@ impl QueryApi {
         Ok(alerting::api::list_silences(&self.store, u64::from(now_unix_s())).await?)
     }
 
-    async fn expire_silence(self, r: ExpireSilenceRequest) -> Result<Silence, QueryError> {
+    pub(crate) async fn expire_silence(
+        self,
+        r: ExpireSilenceRequest,
+    ) -> Result<Silence, QueryError> {
         Ok(alerting::api::expire_silence(&self.store, r, u64::from(now_unix_s())).await?)
     }
 

@@ -1,13 +1,19 @@
-//! Alerts: what is firing or pending, silences, the last day's state changes and deliveries.
+//! Alerts: what is firing or pending, silences (created and expired here with forms that carry
+//! a CSRF token, see [`super::csrf`]), the last day's state changes and deliveries.
 
 use super::format::time;
-use super::{Chrome, Params, serve};
+use super::{Chrome, Params, csrf, serve};
+use crate::query::QueryError;
 use crate::query::api::QueryApi;
 use askama::Template;
-use axum::extract::State;
-use axum::http::Uri;
-use axum::response::Response;
-use plumb_proto::v1::{AlertsRequest, ListSilencesRequest};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use plumb_proto::v1::{
+    AddSilenceRequest, AlertsRequest, ExpireSilenceRequest, ListSilencesRequest,
+};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 
 /// History shown, seconds.
@@ -23,6 +29,8 @@ struct Active {
 }
 
 struct SilenceRow {
+    id: String,
+    expirable: bool,
     matchers: String,
     state: String,
     ends: String,
@@ -51,6 +59,7 @@ struct Delivery {
 #[template(path = "web/alerts.html")]
 struct Page {
     chrome: Chrome,
+    csrf: String,
     enabled: bool,
     active: Vec<Active>,
     silences: Vec<SilenceRow>,
@@ -64,13 +73,23 @@ fn labels(map: &HashMap<String, String>) -> String {
     pairs.join(", ")
 }
 
+/// What the alerts routes need: the API, and whether cookies are `Secure`.
+#[derive(Clone, Debug)]
+pub(crate) struct AlertsState {
+    /// The query API.
+    pub(crate) api: QueryApi,
+    /// The port serves TLS.
+    pub(crate) secure: bool,
+}
+
 /// `GET /alerts`.
 pub(crate) async fn page(
-    State(api): State<QueryApi>,
+    State(AlertsState { api, secure }): State<AlertsState>,
     uri: Uri,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
 ) -> Response {
-    serve("/alerts", &uri, &headers, |params: Params| async move {
+    let (token, set_cookie) = csrf::token(&headers, secure);
+    let mut response = serve("/alerts", &uri, &headers, |params: Params| async move {
         let alerts = api
             .clone()
             .alerts(AlertsRequest {
@@ -81,6 +100,7 @@ pub(crate) async fn page(
         let silences = api.list_silences(ListSilencesRequest {}).await?;
         Ok(Page {
             chrome: params.chrome("Alerts".into(), None),
+            csrf: token,
             enabled: alerts.alerting_enabled,
             active: alerts
                 .active
@@ -98,6 +118,8 @@ pub(crate) async fn page(
                 .silences
                 .into_iter()
                 .map(|s| SilenceRow {
+                    expirable: s.state != "expired",
+                    id: s.id,
                     matchers: s.matchers.join(", "),
                     ends: time(s.ends_at_unix_s),
                     state: s.state,
@@ -130,5 +152,104 @@ pub(crate) async fn page(
                 .collect(),
         })
     })
-    .await
+    .await;
+    if let Some(cookie) = set_cookie {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// A refused form: the status and the reason, as text.
+fn refused(status: StatusCode, why: String) -> Response {
+    (status, format!("{why}\n")).into_response()
+}
+
+/// The form's fields, when its CSRF token matches the browser's cookie; else the status and
+/// the reason to refuse it with.
+fn checked_form(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<BTreeMap<String, String>, (StatusCode, String)> {
+    let fields: BTreeMap<String, String> = serde_urlencoded::from_bytes(body).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("the form is malformed: {e}"),
+        )
+    })?;
+    if !csrf::matches(headers, fields.get("csrf").map_or("", String::as_str)) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "the form's token does not match this browser's: reload the alerts page and send \
+             it again"
+                .into(),
+        ));
+    }
+    Ok(fields)
+}
+
+fn answer<T>(result: Result<T, QueryError>) -> Response {
+    match result {
+        Ok(_) => Redirect::to("/alerts").into_response(),
+        Err(e @ QueryError::InvalidArgument(_)) => refused(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ QueryError::NotFound(_)) => refused(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => refused(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// `POST /alerts/silences` (`matchers` one per line, `duration` in words, `comment`,
+/// `created_by`, `csrf`): a new silence, then back to the page.
+pub(crate) async fn add(
+    State(AlertsState { api, .. }): State<AlertsState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match checked_form(&headers, &body) {
+        Ok(fields) => fields,
+        Err((status, why)) => return refused(status, why),
+    };
+    let field = |name: &str| {
+        fields
+            .get(name)
+            .map_or("", String::as_str)
+            .trim()
+            .to_owned()
+    };
+    let duration = field("duration");
+    let duration_seconds = match humantime::parse_duration(&duration) {
+        Ok(d) => d.as_secs().max(1),
+        Err(e) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                format!("invalid duration {duration:?}: {e} (examples: 30m, 2h, 1d)"),
+            );
+        }
+    };
+    let matchers = field("matchers")
+        .lines()
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .collect();
+    answer(
+        api.add_silence(AddSilenceRequest {
+            matchers,
+            duration_seconds,
+            comment: field("comment"),
+            created_by: field("created_by"),
+        })
+        .await,
+    )
+}
+
+/// `POST /alerts/silences/{id}/expire` (`csrf`): the silence ends now, then back to the page.
+pub(crate) async fn expire(
+    State(AlertsState { api, .. }): State<AlertsState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err((status, why)) = checked_form(&headers, &body) {
+        return refused(status, why);
+    }
+    answer(api.expire_silence(ExpireSilenceRequest { id }).await)
 }

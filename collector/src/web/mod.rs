@@ -13,6 +13,7 @@
 
 mod alerts;
 mod assets;
+mod csrf;
 mod endpoint;
 mod endpoints;
 mod format;
@@ -310,6 +311,17 @@ pub(crate) use session::Session;
 
 /// The pages' routes, reading through `api`; with tokens in `session`, behind the sign-in.
 pub(crate) fn router(api: QueryApi, session: Session) -> Router {
+    let alerting = Router::new()
+        .route("/alerts", get(alerts::page))
+        .route("/alerts/silences", axum::routing::post(alerts::add))
+        .route(
+            "/alerts/silences/{id}/expire",
+            axum::routing::post(alerts::expire),
+        )
+        .with_state(alerts::AlertsState {
+            api: api.clone(),
+            secure: session.secure,
+        });
     let sign_in = Router::new()
         .route("/login", get(session::form).post(session::sign_in))
         .route("/logout", axum::routing::post(session::sign_out))
@@ -321,11 +333,11 @@ pub(crate) fn router(api: QueryApi, session: Session) -> Router {
         .route("/trace/{trace_id}", get(trace::page))
         .route("/regressions", get(regressions::page))
         .route("/uptime", get(uptime::page))
-        .route("/alerts", get(alerts::page))
         .route("/slos", get(slos))
         .route("/capacity", get(capacity))
         .route("/static/{hash}/{name}", get(assets::serve))
         .with_state(api)
+        .merge(alerting)
         .merge(sign_in)
         .layer(axum::middleware::from_fn_with_state(
             session,

@@ -235,6 +235,100 @@ failure_threshold = 2
     )
     .await;
     assert_eq!(status, 404, "{body}");
+
+    // Silences from the alerts page: the form carries the CSRF token the cookie holds.
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = plain
+        .get(format!("{base}/alerts"))
+        .send()
+        .await
+        .expect("get");
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(
+        cookie.starts_with("plumb_csrf=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().expect("pair").to_owned();
+    let html = page.text().await.expect("body");
+    let token = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a token in the form")
+        .to_owned();
+    assert_eq!(pair, format!("plumb_csrf={token}"));
+    let post = |path: &str, cookie: Option<&str>, body: String| {
+        let mut request = plain.post(format!("{base}{path}")).body(body);
+        if let Some(c) = cookie {
+            request = request.header("cookie", c.to_owned());
+        }
+        request.send()
+    };
+    let form = |csrf: &str, duration: &str| {
+        format!(
+            "csrf={csrf}&matchers=alertname%3Dshop-health&duration={duration}&comment=deploy&created_by=ops"
+        )
+    };
+    let forged = post("/alerts/silences", None, form(&token, "1h"))
+        .await
+        .expect("post");
+    assert_eq!(forged.status(), 403, "no cookie: a forged form");
+    let wrong = post("/alerts/silences", Some(&pair), form(&"0".repeat(32), "1h"))
+        .await
+        .expect("post");
+    assert_eq!(wrong.status(), 403, "a token that is not the cookie's");
+    let bad = post("/alerts/silences", Some(&pair), form(&token, "soon"))
+        .await
+        .expect("post");
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.expect("body").contains("invalid duration"));
+    let made = post("/alerts/silences", Some(&pair), form(&token, "1h"))
+        .await
+        .expect("post");
+    assert_eq!(made.status(), 303);
+    let silences = || async {
+        let (_, _, listed) = get(&http, &format!("{base}/api/v1/silences")).await;
+        serde_json::from_str::<serde_json::Value>(&listed).expect("silences")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut listed = silences().await;
+    while listed["silences"][0].is_null() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        listed = silences().await;
+    }
+    let silence = &listed["silences"][0];
+    assert_eq!(silence["matchers"][0], "alertname=shop-health", "{listed}");
+    assert_eq!(silence["state"], "active", "{listed}");
+    let id = silence["id"].as_str().expect("id").to_owned();
+    let (_, _, shown) = get(&http, &format!("{base}/alerts")).await;
+    assert!(
+        shown.contains(&format!("/alerts/silences/{id}/expire")),
+        "{shown}"
+    );
+    let expired = post(
+        &format!("/alerts/silences/{id}/expire"),
+        Some(&pair),
+        format!("csrf={token}"),
+    )
+    .await
+    .expect("post");
+    assert_eq!(expired.status(), 303);
+    // Expired silences leave the list of those in force.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut listed = silences().await;
+    while !listed["silences"][0].is_null() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        listed = silences().await;
+    }
+    assert_eq!(listed["silences"], serde_json::json!([]), "{listed}");
     assert!(collector.stop().await);
 }
 
