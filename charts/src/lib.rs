@@ -133,6 +133,7 @@ pub fn time_lines(size: (u32, u32), unit: &'static str, lines: &[Line]) -> Strin
     svg(size, |root| {
         let mut chart = ChartBuilder::on(&root)
             .margin(8)
+            .margin_right(24)
             .x_label_area_size(24)
             .y_label_area_size(52)
             .build_cartesian_2d(x0..x1, 0.0..(top * 1.1).max(1e-9))
@@ -172,7 +173,7 @@ pub fn time_lines(size: (u32, u32), unit: &'static str, lines: &[Line]) -> Strin
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK.mix(0.2))
-                .position(SeriesLabelPosition::UpperLeft)
+                .position(SeriesLabelPosition::LowerRight)
                 .draw()
                 .ok()?;
         }

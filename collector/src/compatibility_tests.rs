@@ -10,9 +10,9 @@ use crate::alerting::store as alerting_store;
 use crate::model::ApdexThresholds;
 use crate::model::SpanKind;
 use crate::normalise::{NameLimiter, SpanLimits, normalise_traces};
-use crate::query::endpoint::exemplars_query;
+use crate::query::endpoint::{exemplars_query, heatmap_query};
 use crate::query::endpoint_breakdown::component_totals_query;
-use crate::query::top::{TopQuery, histograms_query, ranking_query, series_query};
+use crate::query::top::{TopQuery, histograms_query, ranking_query, series_query, source_for};
 use crate::query::waterfall::trace_query;
 use crate::report::store as report_store;
 use crate::store::lookup::{SpanKey, stored_query};
@@ -143,6 +143,7 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     let queries = serde_json::json!({
         "series": sql(series_query(&store, &one, &apdex, 60, now_s)),
         "histograms": sql(histograms_query(&store, &one, from, u64::from(now_s) + 60)),
+        "heatmap": sql(heatmap_query(&store, &one, source_for(3600), from, 60)),
         "breakdown": sql(component_totals_query(&store, from, "shop", "GET /cart")),
         "trace": sql(trace_query(&store, &trace_id, from)),
         "exemplars": sql(exemplars_query(&store, &first_endpoint, from, 5)),
@@ -368,6 +369,21 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     assert!(
         series.iter().all(|r| count(&r["req_total"]) == Some(500)),
         "{series:?}"
+    );
+    // The heatmap's bands hold every request of the two minutes.
+    let heatmap = rows("heatmap");
+    assert_eq!(
+        heatmap
+            .iter()
+            .filter_map(|r| count(&r["requests"]))
+            .sum::<u64>(),
+        1000,
+        "{heatmap:?}"
+    );
+    assert!(
+        heatmap
+            .iter()
+            .all(|r| r["band"].as_i64().is_some_and(|b| (-3..=10).contains(&b)))
     );
     let histograms = rows("histograms");
     assert_eq!(histograms.len(), 1, "{histograms:?}");

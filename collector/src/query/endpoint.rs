@@ -5,12 +5,15 @@
 use super::QueryError;
 use super::endpoint_breakdown::{DEFAULT_MIN_CALLS, breakdown_items, component_totals};
 use super::top::{
-    SeriesRow, TopQuery, ms, series_query, source_for, span_kind, top_endpoints, window_seconds,
+    SeriesRow, Source, TopQuery, ms, series_query, source_for, span_kind, top_endpoints,
+    window_seconds,
 };
 use crate::model::ApdexThresholds;
 use crate::store::{Store, StoreError};
 use clickhouse::Row;
-use plumb_proto::v1::{EndpointDetailRequest, EndpointDetailResponse, Exemplar, LatencyPoint};
+use plumb_proto::v1::{
+    EndpointDetailRequest, EndpointDetailResponse, Exemplar, HeatmapCell, LatencyPoint,
+};
 use serde::Deserialize;
 
 /// Default window of the endpoint view.
@@ -51,6 +54,50 @@ pub(crate) fn exemplars_query(
         .bind(kind)
         .bind(from_s)
         .bind(limit)
+}
+
+/// Lowest heatmap band: everything up to 2^-3 ms.
+const LOWEST_BAND: i32 = -3;
+
+#[derive(Debug, Row, Deserialize)]
+struct HeatmapRow {
+    t: u64,
+    band: i32,
+    requests: u64,
+}
+
+/// Requests per step of `step_s` and latency band (the bucket's upper bound rounded up to a
+/// power of two of milliseconds) of the endpoint in `filter` since `from_s`, read off the
+/// histograms of `source`.
+pub(crate) fn heatmap_query(
+    store: &Store,
+    filter: &TopQuery,
+    source: &Source,
+    from_s: u64,
+    step_s: u64,
+) -> clickhouse::query::Query {
+    let (service, operation, kind) = filter.endpoint();
+    let (table, time, map) = (source.table, source.time, source.map);
+    store
+        .client()
+        .query(&format!(
+            "SELECT t, band, sum(c) AS requests
+             FROM (SELECT intDiv(toUInt32({time}), ?) * ? AS t,
+                          toInt32(greatest(ceil(log2(b / 1000)), ?)) AS band, c
+                   FROM {table}
+                   ARRAY JOIN {map}.bucket AS b, {map}.count AS c
+                   WHERE service = ? AND operation = ? AND toString(kind) = ?
+                     AND {time} >= toDateTime(?))
+             GROUP BY t, band
+             ORDER BY t, band"
+        ))
+        .bind(step_s)
+        .bind(step_s)
+        .bind(LOWEST_BAND)
+        .bind(service)
+        .bind(operation)
+        .bind(kind)
+        .bind(from_s)
 }
 
 /// The step for a window: about thirty steps, each a whole number of the table's steps.
@@ -94,7 +141,7 @@ pub(crate) async fn endpoint_detail(
     );
     let step_s = step_for(window_s, source_for(window_s).step_s);
     let from_s = u64::from(now_unix_s).saturating_sub(window_s);
-    let (ranking, series, rows, slowest) = tokio::try_join!(
+    let (ranking, series, rows, slowest, heatmap) = tokio::try_join!(
         top_endpoints(store, &service_wide, apdex, now_unix_s),
         async {
             series_query(store, &one, apdex, step_s, now_unix_s)
@@ -108,6 +155,12 @@ pub(crate) async fn endpoint_detail(
                 .fetch_all::<ExemplarRow>()
                 .await
                 .map_err(|e| StoreError::clickhouse("read the slowest traces")(e).into())
+        },
+        async {
+            heatmap_query(store, &one, source_for(window_s), from_s, step_s)
+                .fetch_all::<HeatmapRow>()
+                .await
+                .map_err(|e| StoreError::clickhouse("read the latency heatmap")(e).into())
         },
     )?;
     let summary = ranking
@@ -150,6 +203,14 @@ pub(crate) async fn endpoint_detail(
             })
             .collect(),
         window_seconds: window_s,
+        heatmap: heatmap
+            .into_iter()
+            .map(|h| HeatmapCell {
+                start_unix_s: h.t,
+                band: h.band,
+                requests: h.requests,
+            })
+            .collect(),
     })
 }
 

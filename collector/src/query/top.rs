@@ -203,13 +203,15 @@ struct EndpointRow {
 /// Column names of the minute table and of its hourly rollup.
 #[derive(Debug)]
 pub(crate) struct Source {
-    table: &'static str,
+    /// The table.
+    pub(crate) table: &'static str,
     /// The time column.
     pub(crate) time: &'static str,
     requests: &'static str,
     errors: &'static str,
     sum: &'static str,
-    map: &'static str,
+    /// The nested histogram column.
+    pub(crate) map: &'static str,
     /// Smallest time step the table holds, seconds.
     pub(crate) step_s: u64,
 }

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::Uri;
 use axum::response::Response;
 use plumb_charts::{Line, time_lines};
-use plumb_proto::v1::{EndpointDetailRequest, LatencyPoint};
+use plumb_proto::v1::{EndpointDetailRequest, HeatmapCell, LatencyPoint};
 
 /// Size of the page's charts, pixels.
 const CHART: (u32, u32) = (500, 220);
@@ -42,6 +42,7 @@ struct Page {
     summary: String,
     percentiles: String,
     throughput: String,
+    heatmap: String,
     analysed: u64,
     breakdown: Vec<Part>,
     slowest: Vec<Slow>,
@@ -52,6 +53,51 @@ fn points(series: &[LatencyPoint], value: fn(&LatencyPoint) -> f64) -> Vec<(i64,
         .iter()
         .map(|p| (i64::try_from(p.start_unix_s).unwrap_or(0), value(p)))
         .collect()
+}
+
+/// Size of the heatmap, pixels.
+const HEATMAP: (u32, u32) = (1020, 260);
+
+/// The heatmap: a row per latency band (slowest at the top), a column per step.
+fn heatmap(cells: &[HeatmapCell]) -> String {
+    let mut steps: Vec<u64> = cells.iter().map(|c| c.start_unix_s).collect();
+    steps.sort_unstable();
+    steps.dedup();
+    let (Some(low), Some(high)) = (
+        cells.iter().map(|c| c.band).min(),
+        cells.iter().map(|c| c.band).max(),
+    ) else {
+        return String::new();
+    };
+    // A band either side of those with requests, so the grid has room and a scale.
+    let (low, high) = (low - 1, high + 1);
+    let bands: Vec<i32> = (low..=high).rev().collect();
+    let mut grid = vec![vec![0.0; steps.len()]; bands.len()];
+    for c in cells {
+        let row = usize::try_from(high - c.band).unwrap_or(0);
+        if let (Some(line), Ok(column)) = (grid.get_mut(row), steps.binary_search(&c.start_unix_s))
+        {
+            line[column] += c.requests as f64;
+        }
+    }
+    let band_name = |row: usize| {
+        bands
+            .get(row)
+            .map_or(String::new(), |b| format!("≤{}", ms(2f64.powi(*b))))
+    };
+    let step_name = |column: usize| {
+        steps.get(column).map_or(String::new(), |t| {
+            time(*t).get(11..16).unwrap_or("").to_owned()
+        })
+    };
+    plumb_charts::grid(
+        HEATMAP,
+        "requests per step and latency band",
+        &grid,
+        8,
+        &band_name,
+        &step_name,
+    )
 }
 
 /// `GET /endpoint?service=&operation=&kind=&since=`.
@@ -140,6 +186,7 @@ pub(crate) async fn page(
                 },
             ],
         );
+        let heatmap = heatmap(&detail.heatmap);
         let breakdown = detail
             .breakdown
             .into_iter()
@@ -170,6 +217,7 @@ pub(crate) async fn page(
             summary,
             percentiles,
             throughput,
+            heatmap,
             analysed: detail.analysed_requests,
             breakdown,
             slowest,
