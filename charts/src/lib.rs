@@ -253,6 +253,35 @@ pub fn waterfall(width: u32, bars: &[(f64, f64, bool)]) -> String {
     })
 }
 
+/// A status page's bar: one cell per day, oldest first, coloured by the share of checks that
+/// passed (green from 99.9%, amber from 99%, red below; grey for a day without checks).
+pub fn uptime_bars(days: &[Option<f64>]) -> String {
+    if days.is_empty() {
+        return String::new();
+    }
+    let n = i32::try_from(days.len()).unwrap_or(i32::MAX);
+    let width = u32::try_from(days.len()).unwrap_or(0).saturating_mul(6);
+    svg((width, 24), |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .build_cartesian_2d(0.0..f64::from(n), 0.0..1.0)
+            .ok()?;
+        chart
+            .draw_series(days.iter().enumerate().map(|(i, day)| {
+                let colour = match day {
+                    None => RGBColor(210, 214, 220),
+                    Some(up) if *up >= 99.9 => RGBColor(6, 118, 71),
+                    Some(up) if *up >= 99.0 => RGBColor(220, 150, 20),
+                    Some(_) => LIMIT,
+                };
+                // A gap of a pixel or so between days.
+                let x = i as f64;
+                Rectangle::new([(x + 0.15, 0.0), (x + 0.85, 1.0)], colour.filled())
+            }))
+            .ok()?;
+        Some(())
+    })
+}
+
 /// `t` (Unix seconds) as UTC `HH:MM`, or `MM-DD` when `dates`.
 fn clock(t: i64, dates: bool) -> String {
     jiff::Timestamp::from_second(t).map_or(String::new(), |at| {
@@ -283,13 +312,18 @@ mod tests {
             format!("c{c}")
         });
         assert!(g.contains("r0") && g.contains("r1"), "{g}");
+        let bars = uptime_bars(&[Some(100.0), Some(99.5), Some(50.0), None]);
+        assert!(
+            bars.contains("#067647") && bars.contains("#BE1E1E"),
+            "{bars}"
+        );
         let w = waterfall(600, &[(0.0, 10.0, false), (2.0, 5.0, true)]);
         assert_eq!(w.matches("<rect").count() - 1, 2, "{w}");
     }
 
     #[test]
     fn axis_labels_are_utc_clock_times_or_dates() {
-        assert_eq!(clock(1_796_131_800, false), "14:10");
-        assert_eq!(clock(1_796_131_800, true), "12-01");
+        assert_eq!(clock(1_796_134_200, false), "14:10");
+        assert_eq!(clock(1_796_134_200, true), "12-01");
     }
 }

@@ -414,7 +414,10 @@ async fn start_servers(
             query::api::QueryApi::new(store.clone(), settings.apdex.clone(), alerts),
             Arc::clone(telemetry),
             Arc::new(listeners.query_tokens.clone()),
-            tls.is_some(),
+            crate::web::Exposure {
+                secure: tls.is_some(),
+                public_status_page: listeners.public_status_page,
+            },
         ),
         tls,
         stage.token(),

@@ -5,15 +5,15 @@ use super::AlertsView;
 use super::silence::{self, SilenceRow};
 use super::state::Status;
 use super::store::{
-    LastChangeRow, LatestRow, UptimeRow, deliveries_query, history_query, last_change_query,
-    latest_query, percentiles_ms, uptime_query,
+    DayRow, LastChangeRow, LatestRow, UptimeRow, daily_query, deliveries_query, history_query,
+    last_change_query, latest_query, percentiles_ms, uptime_query,
 };
 use crate::store::{Store, StoreError};
 use clickhouse::Row;
 use plumb_proto::v1::{
-    ActiveAlert, AddSilenceRequest, AlertEvent, AlertsRequest, AlertsResponse, DeliveryAttempt,
-    ExpireSilenceRequest, ListSilencesResponse, ProbeUptime, Silence, UptimeRequest,
-    UptimeResponse,
+    ActiveAlert, AddSilenceRequest, AlertEvent, AlertsRequest, AlertsResponse, DayUptime,
+    DeliveryAttempt, ExpireSilenceRequest, ListSilencesResponse, LocationDays, ProbeUptime,
+    Silence, UptimeRequest, UptimeResponse,
 };
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -163,7 +163,7 @@ pub(crate) async fn uptime(
     }
     let from = now.saturating_sub(window);
     let what = |w: &str| StoreError::clickhouse(w.to_owned());
-    let (rows, latest, changes) = tokio::try_join!(
+    let (rows, latest, changes, days) = tokio::try_join!(
         async {
             uptime_query(store, from, window)
                 .fetch_all::<UptimeRow>()
@@ -182,6 +182,12 @@ pub(crate) async fn uptime(
                 .await
                 .map_err(what("read probe changes"))
         },
+        async {
+            daily_query(store, now)
+                .fetch_all::<DayRow>()
+                .await
+                .map_err(what("read daily probe rollups"))
+        },
     )?;
     let latest: HashMap<String, LatestRow> =
         latest.into_iter().map(|l| (l.probe.clone(), l)).collect();
@@ -196,11 +202,7 @@ pub(crate) async fn uptime(
             let last = latest.get(&row.probe);
             let change = changes.get(&row.probe);
             ProbeUptime {
-                uptime_percent: if row.checks == 0 {
-                    0.0
-                } else {
-                    100.0 * (row.checks - row.failures.min(row.checks)) as f64 / row.checks as f64
-                },
+                uptime_percent: share_up(row.checks, row.failures),
                 checks: row.checks,
                 failures: row.failures,
                 p50_ms,
@@ -217,7 +219,39 @@ pub(crate) async fn uptime(
     Ok(UptimeResponse {
         probes,
         window_seconds: window,
+        daily: daily(days),
     })
+}
+
+/// The days in order, one entry per probe and location.
+fn daily(rows: Vec<DayRow>) -> Vec<LocationDays> {
+    let mut out: Vec<LocationDays> = Vec::new();
+    for row in rows {
+        let day = DayUptime {
+            day_unix_s: u64::from(row.day_start),
+            checks: row.checks,
+            failures: row.failures,
+            uptime_percent: share_up(row.checks, row.failures),
+        };
+        match out.last_mut() {
+            Some(l) if l.probe == row.probe && l.location == row.location => l.days.push(day),
+            _ => out.push(LocationDays {
+                probe: row.probe,
+                location: row.location,
+                days: vec![day],
+            }),
+        }
+    }
+    out
+}
+
+/// Percent of checks that passed (0 without checks).
+fn share_up(checks: u64, failures: u64) -> f64 {
+    if checks == 0 {
+        0.0
+    } else {
+        100.0 * (checks - failures.min(checks)) as f64 / checks as f64
+    }
 }
 
 /// Creates a silence from now for the request's duration.

@@ -244,6 +244,40 @@ pub(crate) fn uptime_query(
     store.client().query(&sql).bind(from_unix_s)
 }
 
+/// Days of daily uptime shown (a status page's 90-day bar).
+pub(crate) const DAILY_DAYS: u64 = 90;
+
+/// One day of one probe at one location.
+#[derive(Debug, Row, Deserialize)]
+pub(crate) struct DayRow {
+    /// The probe.
+    pub(crate) probe: String,
+    /// Where it ran.
+    pub(crate) location: String,
+    /// Start of the day, Unix seconds.
+    pub(crate) day_start: u32,
+    /// Checks run.
+    pub(crate) checks: u64,
+    /// Checks failed.
+    pub(crate) failures: u64,
+}
+
+/// Checks and failures per probe, location and day from the daily rollup, for the
+/// [`DAILY_DAYS`] days up to `now`.
+pub(crate) fn daily_query(store: &Store, now_unix_s: u64) -> clickhouse::query::Query {
+    store
+        .client()
+        .query(&format!(
+            "SELECT probe, location, toUInt32(day) AS day_start,
+                    sum(day_checks) AS checks, sum(day_failures) AS failures
+             FROM {PROBE_DAY}
+             WHERE day >= toStartOfDay(toDateTime(?))
+             GROUP BY probe, location, day
+             ORDER BY probe, location, day"
+        ))
+        .bind(now_unix_s.saturating_sub((DAILY_DAYS - 1) * 86_400))
+}
+
 /// The latest certificate days and check per probe.
 #[derive(Debug, Row, Deserialize)]
 pub(crate) struct LatestRow {

@@ -80,6 +80,10 @@ pub(crate) struct CollectorConfig {
     )]
     pub(crate) query_tokens: Secret,
 
+    /// Serve a read-only status page at /status (probe names, up or down, 90 days of daily uptime) without a token, even when --query-tokens is set; nothing else becomes public.
+    #[arg(long, env = "PLUMB_PUBLIC_STATUS_PAGE", default_value_t = false)]
+    pub(crate) public_status_page: bool,
+
     /// TLS certificate chain (PEM) for all three listeners; with --tls-key, they speak only TLS.
     #[arg(long, env = "PLUMB_TLS_CERT")]
     pub(crate) tls_cert: Option<PathBuf>,

@@ -53,6 +53,8 @@ pub(crate) struct ListenerSettings {
     pub(crate) ingest_tokens: Tokens,
     /// Tokens accepted on the query API.
     pub(crate) query_tokens: Tokens,
+    /// Whether `/status` is served, and without a token.
+    pub(crate) public_status_page: bool,
     /// TLS for all three, when on.
     pub(crate) tls: Option<ServerTlsFiles>,
 }
@@ -254,6 +256,7 @@ impl TryFrom<CollectorConfig> for Settings {
             max_request_bytes: c.max_request_bytes,
             ingest_tokens: tokens("ingest_tokens", &c.ingest_tokens)?,
             query_tokens: tokens("query_tokens", &c.query_tokens)?,
+            public_status_page: c.public_status_page,
             tls,
         };
         let flushers = WriterSettings {

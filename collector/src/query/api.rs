@@ -313,13 +313,13 @@ struct ApiState {
 
 /// The query port's routes: gRPC query service, HTTP/JSON API, metrics, health and the web
 /// pages. With `tokens` configured, everything but `/healthz` and `/readyz` needs a bearer
-/// token; the pages take one once at `/login` and keep it in a cookie (`Secure` when `secure`:
-/// the port serves TLS).
+/// token; the pages take one once at `/login` and keep it in a cookie (see [`crate::web`] for
+/// what `exposure` changes).
 pub(crate) fn router(
     api: QueryApi,
     telemetry: Arc<Telemetry>,
     tokens: Arc<Tokens>,
-    secure: bool,
+    exposure: crate::web::Exposure,
 ) -> Router {
     let store = api.store.clone();
     let web_api = api.clone();
@@ -422,10 +422,7 @@ pub(crate) fn router(
         ))
         .merge(open)
         // The pages check tokens themselves: a browser signs in once and keeps a cookie.
-        .merge(crate::web::router(
-            web_api,
-            crate::web::Session { tokens, secure },
-        ))
+        .merge(crate::web::router(web_api, tokens, exposure))
 }
 
 /// Query parameters given as durations in words, and the request field each one fills.

@@ -64,6 +64,6 @@ mod tests {
         assert_eq!(ms(1234.0), "1.23 s");
         assert_eq!(rps(0.5), "0.50");
         assert_eq!(percent(1.0), "1.00%");
-        assert_eq!(time(1_796_131_800), "2026-12-01 14:10:00");
+        assert_eq!(time(1_796_134_200), "2026-12-01 14:10:00");
     }
 }

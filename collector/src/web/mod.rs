@@ -20,6 +20,7 @@ mod format;
 mod regressions;
 mod services;
 mod session;
+mod status;
 mod trace;
 mod uptime;
 
@@ -307,10 +308,42 @@ async fn headers(request: Request, next: Next) -> Response {
     response
 }
 
-pub(crate) use session::Session;
+/// What the pages expose beyond the query port's own rules.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Exposure {
+    /// The port serves TLS: cookies are `Secure`.
+    pub(crate) secure: bool,
+    /// `/status` is served, and to anyone (`--public-status-page`).
+    pub(crate) public_status_page: bool,
+}
 
-/// The pages' routes, reading through `api`; with tokens in `session`, behind the sign-in.
-pub(crate) fn router(api: QueryApi, session: Session) -> Router {
+/// The pages' routes, reading through `api`; with `tokens`, behind the sign-in (all but the
+/// public status page when `exposure` has it).
+pub(crate) fn router(
+    api: QueryApi,
+    tokens: std::sync::Arc<plumb_otlp::auth::Tokens>,
+    exposure: Exposure,
+) -> Router {
+    let session = session::Session {
+        tokens,
+        secure: exposure.secure,
+        public_status_page: exposure.public_status_page,
+    };
+    let status = if exposure.public_status_page {
+        Router::new()
+            .route("/status", get(status::page))
+            .with_state(api.clone())
+    } else {
+        Router::new().route(
+            "/status",
+            get(|| async {
+                (
+                    StatusCode::NOT_FOUND,
+                    "the status page is off: start the collector with --public-status-page\n",
+                )
+            }),
+        )
+    };
     let alerting = Router::new()
         .route("/alerts", get(alerts::page))
         .route("/alerts/silences", axum::routing::post(alerts::add))
@@ -339,6 +372,7 @@ pub(crate) fn router(api: QueryApi, session: Session) -> Router {
         .with_state(api)
         .merge(alerting)
         .merge(sign_in)
+        .merge(status)
         .layer(axum::middleware::from_fn_with_state(
             session,
             session::require,

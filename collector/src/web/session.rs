@@ -26,6 +26,8 @@ pub(crate) struct Session {
     pub(crate) tokens: Arc<Tokens>,
     /// Whether the port serves TLS (the cookie is then `Secure`).
     pub(crate) secure: bool,
+    /// Whether `/status` is open to anyone.
+    pub(crate) public_status_page: bool,
 }
 
 #[derive(Template)]
@@ -73,6 +75,7 @@ pub(crate) async fn require(
 ) -> Response {
     let path = request.uri().path();
     if !session.tokens.is_enabled()
+        || (session.public_status_page && path == "/status")
         || path == "/login"
         || path == "/logout"
         || path.starts_with("/static/")

@@ -1,5 +1,6 @@
 //! Uptime per probe over the window: up or down now, the share of checks that passed, check
-//! durations, the last change and certificate days left.
+//! durations, the last change and certificate days left; per probe and location a bar of the
+//! last 90 days; the incidents (firing and resolved probe alerts) of the last week.
 
 use super::format::{ms, time};
 use super::{Chrome, Params, serve};
@@ -8,7 +9,41 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::Response;
-use plumb_proto::v1::UptimeRequest;
+use plumb_proto::v1::{AlertsRequest, DayUptime, UptimeRequest};
+
+/// Incidents listed: this far back, seconds.
+const INCIDENTS_S: u64 = 7 * 86_400;
+/// Days in the bar.
+const DAYS: u64 = 90;
+
+/// The bar of the last [`DAYS`] days ending today (UTC), oldest first; days without checks
+/// grey.
+pub(crate) fn day_bars(days: &[DayUptime]) -> String {
+    let today = u64::from(crate::clock::now_unix_s()) / 86_400 * 86_400;
+    let first = today.saturating_sub((DAYS - 1) * 86_400);
+    let cells: Vec<Option<f64>> = (0..DAYS)
+        .map(|i| {
+            let day = first + i * 86_400;
+            days.iter()
+                .find(|d| d.day_unix_s == day && d.checks > 0)
+                .map(|d| d.uptime_percent)
+        })
+        .collect();
+    plumb_charts::uptime_bars(&cells)
+}
+
+struct Bar {
+    probe: String,
+    location: String,
+    bars: String,
+}
+
+struct Incident {
+    time: String,
+    probe: String,
+    change: String,
+    detail: String,
+}
 
 /// Certificates with fewer days left are marked.
 const CERTIFICATE_WARNING_DAYS: i32 = 14;
@@ -31,6 +66,8 @@ struct Row {
 struct Page {
     chrome: Chrome,
     rows: Vec<Row>,
+    bars: Vec<Bar>,
+    incidents: Vec<Incident>,
 }
 
 /// `GET /uptime?since=`.
@@ -41,7 +78,38 @@ pub(crate) async fn page(
 ) -> Response {
     serve("/uptime", &uri, &headers, |params: Params| async move {
         let (since, since_seconds) = params.since("24h")?;
-        let answer = api.uptime(UptimeRequest { since_seconds }).await?;
+        let answer = api.clone().uptime(UptimeRequest { since_seconds }).await?;
+        let history = api
+            .alerts(AlertsRequest {
+                state: String::new(),
+                history_seconds: INCIDENTS_S,
+            })
+            .await?
+            .history;
+        let bars = answer
+            .daily
+            .iter()
+            .map(|l| Bar {
+                probe: l.probe.clone(),
+                location: l.location.clone(),
+                bars: day_bars(&l.days),
+            })
+            .collect();
+        let incidents = history
+            .into_iter()
+            .filter(|e| answer.probes.iter().any(|p| p.probe == e.name))
+            .filter(|e| e.to_state == "firing" || e.to_state == "resolved")
+            .map(|e| Incident {
+                time: time(e.time_unix_s),
+                change: if e.to_state == "firing" {
+                    "went down".into()
+                } else {
+                    "came back".into()
+                },
+                probe: e.name,
+                detail: e.detail,
+            })
+            .collect();
         let rows = answer
             .probes
             .into_iter()
@@ -69,6 +137,8 @@ pub(crate) async fn page(
         Ok(Page {
             chrome: params.chrome("Uptime".into(), Some(&since)),
             rows,
+            bars,
+            incidents,
         })
     })
     .await

@@ -207,6 +207,17 @@ failure_threshold = 2
         uptime.contains("shop-health") && uptime.contains(">down<"),
         "{uptime}"
     );
+    // Today's cell of the 90-day bar is red (most of today's checks failed), and the
+    // incident is listed.
+    assert!(
+        uptime.contains("Last 90 days") && uptime.contains("#BE1E1E"),
+        "{uptime}"
+    );
+    assert!(uptime.contains("went down"), "{uptime}");
+    // Without --public-status-page there is no status page.
+    let (status, _, body) = get(&http, &format!("{base}/status")).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("--public-status-page"), "{body}");
     let (_, _, alerts) = get(&http, &format!("{base}/alerts")).await;
     assert!(
         alerts.contains("shop-health") && alerts.contains(">firing<"),
@@ -342,7 +353,11 @@ async fn with_query_tokens_the_pages_ask_once_and_keep_the_token_in_a_strict_coo
     const TOKEN: &str = "web-pages-token-0123456789";
     let collector = Collector::start(
         &unique_database("web_tokens"),
-        &["--query-tokens", &format!("ops={TOKEN}")],
+        &[
+            "--query-tokens",
+            &format!("ops={TOKEN}"),
+            "--public-status-page",
+        ],
     )
     .await;
     let base = collector.query_url();
@@ -427,6 +442,16 @@ async fn with_query_tokens_the_pages_ask_once_and_keep_the_token_in_a_strict_coo
         .await
         .expect("get");
     assert_eq!(api.status(), 401);
+
+    // The public status page needs no token and shows nothing but probes.
+    let (status, _, page) = get(&http, &format!("{base}/status")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<h1>Status</h1>")
+            && !page.contains("/endpoints")
+            && !page.contains("/alerts"),
+        "{page}"
+    );
 
     // Signing out clears the cookie.
     let out = http
