@@ -97,7 +97,7 @@ impl QueryApi {
         Ok(alerting::api::expire_silence(&self.store, r, u64::from(now_unix_s())).await?)
     }
 
-    async fn capacity(
+    pub(crate) async fn capacity(
         self,
         r: CapacityReportRequest,
     ) -> Result<CapacityReportResponse, QueryError> {

@@ -13,6 +13,7 @@
 
 mod alerts;
 mod assets;
+mod capacity;
 mod csrf;
 mod endpoint;
 mod endpoints;
@@ -189,14 +190,6 @@ struct Notice {
     what: String,
 }
 
-/// The capacity page: where the report is, in each format.
-#[derive(Template)]
-#[template(path = "web/capacity.html")]
-struct CapacityPage {
-    chrome: Chrome,
-    formats: Vec<Link>,
-}
-
 /// Parses the URL query of `path`, builds the page with `build` and renders it; a bad query
 /// or a failed question becomes the notice page with the status the API gives it.
 pub(crate) async fn serve<T, F, Fut>(
@@ -258,31 +251,6 @@ async fn slos(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response 
                    burn rate to show. Latency and error figures per endpoint are on the \
                    Endpoints page; alert rules on error rates and latency are on the Alerts page."
                 .into(),
-        })
-    })
-    .await
-}
-
-async fn capacity(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
-    serve("/capacity", &uri, &headers, |params| async move {
-        let since = match params.get("since") {
-            "" => "30d".to_owned(),
-            s => s.to_owned(),
-        };
-        let formats = [("html", "HTML"), ("md", "Markdown"), ("json", "JSON")]
-            .into_iter()
-            .map(|(format, name)| Link {
-                href: link(
-                    "/api/v1/report/capacity",
-                    &[("since", since.as_str()), ("format", format)],
-                ),
-                name: name.to_owned(),
-                here: false,
-            })
-            .collect();
-        Ok(CapacityPage {
-            chrome: params.chrome("Capacity".into(), None),
-            formats,
         })
     })
     .await
@@ -367,7 +335,7 @@ pub(crate) fn router(
         .route("/regressions", get(regressions::page))
         .route("/uptime", get(uptime::page))
         .route("/slos", get(slos))
-        .route("/capacity", get(capacity))
+        .route("/capacity", get(capacity::page))
         .route("/static/{hash}/{name}", get(assets::serve))
         .with_state(api)
         .merge(alerting)

@@ -292,6 +292,26 @@ async fn a_backfilled_history_gives_a_capacity_report_in_every_format() {
         "a screenshot with charts"
     );
 
+    // The capacity page shows the same figures in its tables.
+    let page = http
+        .get(format!(
+            "{}/capacity?since=15d&horizon=7d",
+            collector.query_url()
+        ))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.expect("body");
+    assert!(
+        page.contains("<td class=\"name\">shop</td>") && page.contains("filesystem /data"),
+        "{page}"
+    );
+    assert!(
+        page.contains(likely),
+        "the disk's likely crossing {likely}: {page}"
+    );
+
     // Bad requests: clear errors, over HTTP and gRPC.
     for (query, status, says) in [
         ("service=nope", 404, "no service named \"nope\""),

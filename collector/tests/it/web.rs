@@ -214,6 +214,10 @@ failure_threshold = 2
         "{uptime}"
     );
     assert!(uptime.contains("went down"), "{uptime}");
+    // The capacity page: twenty minutes are no whole hour yet, and the page says so.
+    let (status, _, capacity) = get(&http, &format!("{base}/capacity")).await;
+    assert_eq!(status, 200);
+    assert!(capacity.contains("No report yet"), "{capacity}");
     // Without --public-status-page there is no status page.
     let (status, _, body) = get(&http, &format!("{base}/status")).await;
     assert_eq!(status, 404);
