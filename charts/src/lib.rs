@@ -110,7 +110,8 @@ pub struct Line {
 }
 
 /// Lines over time, in [`LINES`] colours with a legend; the x axis in UTC hours and minutes (or
-/// dates over two days), the y axis from zero, in `unit`.
+/// dates over two days), the y axis from zero, in `unit`. Every point carries its value as an
+/// SVG title, which a browser shows on hover (no script).
 pub fn time_lines(size: (u32, u32), unit: &'static str, lines: &[Line]) -> String {
     let xs = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
     let (x0, x1) = xs.fold((i64::MAX, i64::MIN), |(a, b), x| (a.min(x), b.max(x)));
@@ -129,8 +130,10 @@ pub fn time_lines(size: (u32, u32), unit: &'static str, lines: &[Line]) -> Strin
         (x0, x1)
     };
     let span = x1 - x0;
-    let label = move |t: &i64| clock(*t, span > 2 * 86_400);
-    svg(size, |root| {
+    let dates = span > 2 * 86_400;
+    let label = move |t: &i64| clock(*t, dates);
+    let mut marks: Vec<(i32, i32, String)> = Vec::new();
+    let markup = svg(size, |root| {
         let mut chart = ChartBuilder::on(&root)
             .margin(8)
             .margin_right(24)
@@ -157,6 +160,14 @@ pub fn time_lines(size: (u32, u32), unit: &'static str, lines: &[Line]) -> Strin
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2))
                 });
+            for &(t, v) in &line.points {
+                let (x, y) = chart.backend_coord(&(t, v));
+                marks.push((
+                    x,
+                    y,
+                    format!("{} at {}: {} {unit}", line.label, clock(t, dates), three(v)),
+                ));
+            }
             // A line of one or two points is hard to see: mark them.
             if line.points.len() < 3 {
                 chart
@@ -178,7 +189,46 @@ pub fn time_lines(size: (u32, u32), unit: &'static str, lines: &[Line]) -> Strin
                 .ok()?;
         }
         Some(())
-    })
+    });
+    with_titles(markup, &marks)
+}
+
+/// `markup` with an invisible circle at each mark holding its text as an SVG title.
+fn with_titles(markup: String, marks: &[(i32, i32, String)]) -> String {
+    let Some(end) = markup.rfind("</svg>") else {
+        return markup;
+    };
+    let mut out = String::with_capacity(markup.len() + marks.len() * 80);
+    out.push_str(&markup[..end]);
+    out.push_str("<g fill=\"#000\" fill-opacity=\"0\">");
+    for (x, y, text) in marks {
+        out.push_str(&format!(
+            "<circle cx=\"{x}\" cy=\"{y}\" r=\"5\"><title>{}</title></circle>",
+            escape(text)
+        ));
+    }
+    out.push_str("</g>");
+    out.push_str(&markup[end..]);
+    out
+}
+
+/// Text for SVG: `&`, `<` and `>` escaped.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Three significant digits.
+fn three(v: f64) -> String {
+    let digits = if v.abs() >= 100.0 {
+        0
+    } else if v.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$}")
 }
 
 /// A small line with no axes or text, scaled to its own range (a flat line sits at the bottom).
@@ -305,6 +355,7 @@ mod tests {
         let a = time_lines((400, 200), "ms", std::slice::from_ref(&line));
         assert!(a.starts_with("<svg"), "{a}");
         assert_eq!(a, time_lines((400, 200), "ms", &[line]));
+        assert!(a.contains("<title>p99 at 08:09: 9.00 ms</title>"), "{a}");
         assert!(sparkline(&[1.0, 3.0, 2.0]).starts_with("<svg"));
         assert_eq!(sparkline(&[1.0]), "");
         let cells = vec![vec![1.0, 2.0], vec![0.0, 4.0]];

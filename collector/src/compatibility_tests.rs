@@ -419,6 +419,12 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         .filter(|s| s.trace_id == spans.accepted[0].trace_id)
         .count();
     assert_eq!(trace.len(), in_trace, "{trace:?}");
+    assert!(
+        trace
+            .iter()
+            .any(|r| r["attr_keys"].as_array().is_some_and(|a| !a.is_empty())),
+        "attributes come with the spans: {trace:?}"
+    );
     assert_eq!(trace[0]["span"].as_str().map(str::len), Some(16));
     let exemplars = rows("exemplars");
     assert_eq!(exemplars.len(), first_count, "{exemplars:?}");

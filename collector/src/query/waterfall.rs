@@ -8,7 +8,7 @@ use super::QueryError;
 use super::top::window_seconds;
 use crate::store::{Store, StoreError};
 use clickhouse::Row;
-use plumb_proto::v1::{GetTraceRequest, GetTraceResponse, TraceSpan};
+use plumb_proto::v1::{GetTraceRequest, GetTraceResponse, SpanAttribute, TraceSpan};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -40,6 +40,10 @@ pub(crate) struct StoredSpan {
     pub(crate) status_message: String,
     /// HTTP status, 0 when none.
     pub(crate) http_status_code: u16,
+    /// Attribute keys.
+    pub(crate) attr_keys: Vec<String>,
+    /// Attribute values, by key.
+    pub(crate) attr_values: Vec<String>,
 }
 
 /// Checks a trace id: 32 hex digits, not all zero. Returns it in lower case.
@@ -65,7 +69,8 @@ pub(crate) fn trace_query(store: &Store, trace_id: &str, from_s: u64) -> clickho
         .query(
             "SELECT lower(hex(span_id)) AS span, lower(hex(parent_span_id)) AS parent, service, name,
                     operation, toString(kind) AS kind_name, start_time_ns, duration_ns, is_error,
-                    status_message, http_status_code
+                    status_message, http_status_code,
+                    attributes.key AS attr_keys, attributes.value AS attr_values
              FROM spans
              WHERE trace_id = toFixedString(unhex(?), 16) AND timestamp >= toDateTime(?)",
         )
@@ -162,6 +167,15 @@ pub(crate) fn tree(trace_id: String, mut spans: Vec<StoredSpan>) -> GetTraceResp
                     error: s.is_error != 0,
                     status_message: s.status_message.clone(),
                     http_status_code: u32::from(s.http_status_code),
+                    attributes: s
+                        .attr_keys
+                        .iter()
+                        .zip(&s.attr_values)
+                        .map(|(key, value)| SpanAttribute {
+                            key: key.clone(),
+                            value: value.clone(),
+                        })
+                        .collect(),
                 }
             })
             .collect(),
@@ -185,6 +199,8 @@ mod tests {
             is_error: 0,
             status_message: String::new(),
             http_status_code: 0,
+            attr_keys: Vec::new(),
+            attr_values: Vec::new(),
         }
     }
 

@@ -68,6 +68,9 @@ pub(crate) struct Link {
 pub(crate) struct Chrome {
     title: String,
     signed_in: bool,
+    /// The page's path and its parameters other than `since` (the custom range form keeps them).
+    path: &'static str,
+    keep: Vec<(String, String)>,
     nav: Vec<Link>,
     ranges: Vec<Link>,
     css: &'static str,
@@ -142,6 +145,13 @@ impl Params {
         Chrome {
             title,
             signed_in: self.signed_in,
+            path: self.path,
+            keep: self
+                .values
+                .iter()
+                .filter(|(k, _)| k.as_str() != "since")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             nav: NAV
                 .iter()
                 .map(|(href, name)| Link {

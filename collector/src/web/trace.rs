@@ -26,6 +26,7 @@ struct SpanRow {
     offset: String,
     http_status: String,
     status_message: String,
+    attributes: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -95,6 +96,7 @@ pub(crate) async fn page(
                 } else {
                     s.status_message
                 },
+                attributes: s.attributes.into_iter().map(|a| (a.key, a.value)).collect(),
                 service: s.service,
                 name: s.name,
                 error: s.error,
