@@ -242,7 +242,7 @@ pub fn sparkline(values: &[f64]) -> String {
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max);
     let last = values.len() - 1;
-    svg((120, 28), |root| {
+    svg((90, 24), |root| {
         let mut chart = ChartBuilder::on(&root)
             .margin(2)
             .build_cartesian_2d(0..last, 0.0..top.max(1e-9))
