@@ -70,6 +70,8 @@ impl Field {
 /// A cron schedule of five fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cron {
+    /// The five fields as written, one space apart.
+    text: String,
     minute: Field,
     hour: Field,
     day: Field,
@@ -98,12 +100,19 @@ impl std::str::FromStr for Cron {
             weekday.allowed[0] = true;
         }
         Ok(Self {
+            text: fields.join(" "),
             minute: Field::parse(minute, 0, 59, &[])?,
             hour: Field::parse(hour, 0, 23, &[])?,
             day: Field::parse(day, 1, 31, &[])?,
             month: Field::parse(month, 1, 12, &MONTHS)?,
             weekday,
         })
+    }
+}
+
+impl std::fmt::Display for Cron {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
     }
 }
 
@@ -211,6 +220,21 @@ mod tests {
             "the first"
         );
         assert!(!first_or_monday.open_at(at("2026-12-02T00:00:30Z")));
+    }
+
+    #[test]
+    fn schedules_and_matchers_read_as_written() {
+        let cron: Cron = "0  23 * *   THU".parse().expect("cron");
+        assert_eq!(cron.to_string(), "0 23 * * THU");
+        for text in [
+            "service=shop",
+            "severity!=info",
+            "alertname=~shop-.*",
+            "env!~dev|test",
+        ] {
+            let m: Matcher = text.parse().expect("matcher");
+            assert_eq!(m.to_string(), text);
+        }
     }
 
     #[test]

@@ -28,6 +28,19 @@ pub struct Matcher {
     pub value: String,
 }
 
+impl std::fmt::Display for Matcher {
+    /// The matcher as it is written: `label=value`, `!=`, `=~` or `!~`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = match self.op {
+            MatcherOp::Equal => "=",
+            MatcherOp::NotEqual => "!=",
+            MatcherOp::Regex(_) => "=~",
+            MatcherOp::NotRegex(_) => "!~",
+        };
+        write!(f, "{}{op}{}", self.name, self.value)
+    }
+}
+
 impl std::str::FromStr for Matcher {
     type Err = String;
 

@@ -12,8 +12,8 @@ use crate::store::{Store, StoreError};
 use clickhouse::Row;
 use plumb_proto::v1::{
     ActiveAlert, AddSilenceRequest, AlertEvent, AlertsRequest, AlertsResponse, DayUptime,
-    DeliveryAttempt, ExpireSilenceRequest, ListSilencesResponse, LocationDays, ProbeUptime,
-    Silence, UptimeRequest, UptimeResponse,
+    DeliveryAttempt, ExpireSilenceRequest, ListSilencesResponse, LocationDays, MaintenanceWindow,
+    ProbeUptime, Silence, UptimeRequest, UptimeResponse,
 };
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -141,6 +141,18 @@ pub(crate) async fn alerts(
             })
             .collect(),
         alerting_enabled: view.is_some(),
+        maintenance: view
+            .map(AlertsView::maintenance)
+            .unwrap_or_default()
+            .iter()
+            .map(|m| MaintenanceWindow {
+                schedule: m.schedule.to_string(),
+                duration_seconds: m.duration.as_secs(),
+                timezone: m.timezone.iana_name().unwrap_or("UTC").to_owned(),
+                matchers: m.matchers.iter().map(ToString::to_string).collect(),
+                open: m.open_at(i64::try_from(now).unwrap_or(i64::MAX)),
+            })
+            .collect(),
     })
 }
 

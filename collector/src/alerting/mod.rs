@@ -47,6 +47,7 @@ const MAX_DELIVERIES: usize = 16;
 #[derive(Debug, Default)]
 pub(crate) struct AlertsView {
     alerts: Mutex<Vec<Alert>>,
+    maintenance: Mutex<Vec<plumb_alert_config::Maintenance>>,
 }
 
 impl AlertsView {
@@ -58,8 +59,20 @@ impl AlertsView {
             .clone()
     }
 
-    fn set(&self, alerts: Vec<Alert>) {
+    /// The maintenance windows of the file in force.
+    pub(crate) fn maintenance(&self) -> Vec<plumb_alert_config::Maintenance> {
+        self.maintenance
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, alerts: Vec<Alert>, maintenance: &[plumb_alert_config::Maintenance]) {
         *self.alerts.lock().unwrap_or_else(PoisonError::into_inner) = alerts;
+        *self
+            .maintenance
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = maintenance.to_vec();
     }
 }
 
@@ -396,6 +409,7 @@ pub(crate) async fn run(
                     .filter(|a| a.status != Status::Inactive)
                     .cloned()
                     .collect(),
+                &config.maintenance,
             );
             flush(&ctx.store, &mut pending).await;
         }

@@ -38,6 +38,14 @@ struct Bar {
     bars: String,
 }
 
+struct Window {
+    schedule: String,
+    duration: String,
+    timezone: String,
+    matchers: String,
+    open: bool,
+}
+
 struct Incident {
     time: String,
     probe: String,
@@ -68,6 +76,7 @@ struct Page {
     rows: Vec<Row>,
     bars: Vec<Bar>,
     incidents: Vec<Incident>,
+    maintenance: Vec<Window>,
 }
 
 /// `GET /uptime?since=`.
@@ -79,13 +88,31 @@ pub(crate) async fn page(
     serve("/uptime", &uri, &headers, |params: Params| async move {
         let (since, since_seconds) = params.since("24h")?;
         let answer = api.clone().uptime(UptimeRequest { since_seconds }).await?;
-        let history = api
+        let alerts = api
             .alerts(AlertsRequest {
                 state: String::new(),
                 history_seconds: INCIDENTS_S,
             })
-            .await?
-            .history;
+            .await?;
+        let maintenance = alerts
+            .maintenance
+            .into_iter()
+            .map(|m| Window {
+                duration: humantime::format_duration(std::time::Duration::from_secs(
+                    m.duration_seconds,
+                ))
+                .to_string(),
+                matchers: if m.matchers.is_empty() {
+                    "every alert".into()
+                } else {
+                    m.matchers.join(", ")
+                },
+                schedule: m.schedule,
+                timezone: m.timezone,
+                open: m.open,
+            })
+            .collect();
+        let history = alerts.history;
         let bars = answer
             .daily
             .iter()
@@ -139,6 +166,7 @@ pub(crate) async fn page(
             rows,
             bars,
             incidents,
+            maintenance,
         })
     })
     .await

@@ -45,6 +45,11 @@ kind = "http"
 url = "{url}"
 interval = "1s"
 failure_threshold = 2
+
+[[maintenance]]
+cron = "0 3 * * SUN"
+duration = "1h"
+matchers = ["alertname=backup"]
 {route}"#,
             url = target.url,
             route = route_to(&hooks.url)
@@ -232,6 +237,10 @@ failure_threshold = 2
         "{uptime}"
     );
     assert!(uptime.contains("went down"), "{uptime}");
+    assert!(
+        uptime.contains("<code>0 3 * * SUN</code>") && uptime.contains("alertname=backup"),
+        "the maintenance window: {uptime}"
+    );
     // The capacity page: the report's rows once the traffic fills a whole hour; before, the
     // page says there is none yet (which one depends on the clock).
     let (status, _, capacity) = get(&http, &format!("{base}/capacity")).await;
