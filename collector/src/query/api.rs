@@ -476,15 +476,11 @@ where
 fn answer<T: Serialize>(result: Result<T, QueryError>) -> Response {
     match result {
         Ok(response) => Json(response).into_response(),
-        Err(e) => {
-            let status = match &e {
-                QueryError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
-                QueryError::NotFound(_) => StatusCode::NOT_FOUND,
-                QueryError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-                QueryError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            (status, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
-        }
+        Err(e) => (
+            e.http_status(),
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
     }
 }
 

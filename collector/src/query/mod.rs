@@ -44,6 +44,19 @@ impl From<crate::alerting::api::AlertsError> for QueryError {
     }
 }
 
+impl QueryError {
+    /// The HTTP status this failure is answered with: 400, 404, 503 or 500.
+    pub(crate) fn http_status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            Self::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
 impl From<QueryError> for tonic::Status {
     fn from(error: QueryError) -> Self {
         match error {

@@ -190,9 +190,7 @@ fn checked_form(
 fn answer<T>(result: Result<T, QueryError>) -> Response {
     match result {
         Ok(_) => Redirect::to("/alerts").into_response(),
-        Err(e @ QueryError::InvalidArgument(_)) => refused(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(e @ QueryError::NotFound(_)) => refused(StatusCode::NOT_FOUND, e.to_string()),
-        Err(e) => refused(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => refused(e.http_status(), e.to_string()),
     }
 }
 

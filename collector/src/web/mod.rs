@@ -1,5 +1,6 @@
 //! Plumb's web pages, on the query port next to the API: services, endpoints, one endpoint, a
-//! trace, regressions, uptime, alerts, and what is not built yet (SLOs) said as such.
+//! trace, regressions, uptime, alerts, capacity, the optional public status page, and what is
+//! not built yet (SLOs) said as such.
 //!
 //! Each page asks the query API ([`QueryApi`]) exactly what the JSON API answers for the same
 //! window and renders it on the server with compile-time-checked templates (askama, which
@@ -227,12 +228,7 @@ where
     let (status, body) = match page {
         Ok(page) => (StatusCode::OK, page.render()),
         Err(e) => {
-            let status = match &e {
-                QueryError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
-                QueryError::NotFound(_) => StatusCode::NOT_FOUND,
-                QueryError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-                QueryError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            };
+            let status = e.http_status();
             let notice = Notice {
                 chrome: params.chrome("Cannot show this page".into(), None),
                 what: e.to_string(),
