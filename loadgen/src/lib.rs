@@ -2,7 +2,9 @@
 //!
 //! In: a [`WorkloadShape`] (services, endpoints per service, spans per request, seed). Out:
 //! realistic `ExportTraceServiceRequest`s (whole traces: a SERVER span with about ten attributes
-//! and its database queries, per-endpoint latency with a tail, a few errors). `plumb_otlp::client` sends them pre-encoded.
+//! and its database queries, per-endpoint latency with a tail, a few errors). `plumb_otlp::client` sends them pre-encoded;
+//! [`FreshIds`] gives every copy of an encoded request new trace and span ids, so a pool of
+//! requests still sends only traces the collector has not seen.
 //! [`metrics`] builds metric requests with chosen timestamps, for backfills of history.
 
 pub mod metrics;
@@ -11,6 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message as _;
 
 /// What the generated traffic looks like.
 #[derive(Clone, Copy, Debug)]
@@ -178,6 +181,78 @@ pub fn text(key: &str, value: &str) -> KeyValue {
     }
 }
 
+/// One encoded request whose trace and span ids are replaced with new ones for every copy, so a
+/// pool of pre-encoded requests still sends traces the collector has never seen: the bytes of
+/// each id are found once (ids are random, so a 16- or 8-byte match elsewhere is as unlikely as
+/// a collision), and each copy writes fresh ids at those places, a parent's id wherever it is
+/// referenced too.
+#[derive(Clone, Debug)]
+pub struct FreshIds {
+    template: Vec<u8>,
+    /// Where each id's bytes are, per id: (length, offsets).
+    ids: Vec<(usize, Vec<usize>)>,
+}
+
+impl FreshIds {
+    /// The encoded `request`, with the places of its trace and span ids.
+    pub fn new(request: &ExportTraceServiceRequest) -> Self {
+        let template = request.encode_to_vec();
+        let mut distinct: Vec<Vec<u8>> = Vec::new();
+        for span in request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+        {
+            for id in [&span.trace_id, &span.span_id] {
+                if !id.is_empty() && !distinct.contains(id) {
+                    distinct.push(id.clone());
+                }
+            }
+        }
+        // One pass over the bytes, looking each 16- and 8-byte window up among the ids.
+        let index: std::collections::HashMap<&[u8], usize> = distinct
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_slice(), i))
+            .collect();
+        let mut ids: Vec<(usize, Vec<usize>)> =
+            distinct.iter().map(|id| (id.len(), Vec::new())).collect();
+        let mut at = 0;
+        while at < template.len() {
+            let found = [16, 8].into_iter().find_map(|len| {
+                template
+                    .get(at..at + len)
+                    .and_then(|window| index.get(window))
+                    .map(|&i| (i, len))
+            });
+            match found {
+                Some((i, len)) => {
+                    ids[i].1.push(at);
+                    at += len;
+                }
+                None => at += 1,
+            }
+        }
+        Self { template, ids }
+    }
+
+    /// A copy with new ids, made from `seed` (a different seed for every copy gives ids never
+    /// sent before).
+    pub fn copy(&self, seed: u64) -> Vec<u8> {
+        let mut out = self.template.clone();
+        let mut rng = fastrand::Rng::with_seed(seed);
+        for (len, offsets) in &self.ids {
+            let mut id = [0u8; 16];
+            rng.fill(&mut id);
+            for &at in offsets {
+                out[at..at + len].copy_from_slice(&id[..*len]);
+            }
+        }
+        out
+    }
+}
+
 fn int(key: &str, value: i64) -> KeyValue {
     KeyValue {
         key: key.into(),
@@ -193,4 +268,56 @@ fn now_unix_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_copy_has_new_trace_and_span_ids_and_keeps_its_parents() {
+        let request = Workload::new(WorkloadShape {
+            services: 3,
+            endpoints_per_service: 4,
+            spans_per_request: 200,
+            seed: 7,
+        })
+        .request();
+        let fresh = FreshIds::new(&request);
+        let decode = |bytes: Vec<u8>| {
+            ExportTraceServiceRequest::decode(bytes.as_slice())
+                .expect("a copy decodes")
+                .resource_spans
+                .into_iter()
+                .flat_map(|r| r.scope_spans)
+                .flat_map(|s| s.spans)
+                .collect::<Vec<Span>>()
+        };
+        let (a, b) = (decode(fresh.copy(1)), decode(fresh.copy(2)));
+        let original: Vec<&Span> = request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .collect();
+        assert_eq!(a.len(), original.len());
+        for ((x, y), o) in a.iter().zip(&b).zip(&original) {
+            assert_ne!(x.trace_id, o.trace_id);
+            assert_ne!(x.trace_id, y.trace_id);
+            assert_ne!(x.span_id, y.span_id);
+            assert_eq!(
+                (x.name.as_str(), x.start_time_unix_nano),
+                (o.name.as_str(), o.start_time_unix_nano)
+            );
+        }
+        // Every parent is still a span of the same trace.
+        for s in a.iter().filter(|s| !s.parent_span_id.is_empty()) {
+            assert!(
+                a.iter()
+                    .any(|p| p.span_id == s.parent_span_id && p.trace_id == s.trace_id),
+                "a parent lost"
+            );
+        }
+        assert_eq!(fresh.copy(3), fresh.copy(3), "the same seed, the same copy");
+    }
 }

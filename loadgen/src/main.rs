@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use plumb_loadgen::{Workload, WorkloadShape};
+use plumb_loadgen::{FreshIds, Workload, WorkloadShape};
 use plumb_otlp::client::{CompressionEncoding, RawGrpcClient, TRACE_EXPORT_PATH};
 use prost::Message;
 use std::sync::Arc;
@@ -39,7 +39,7 @@ struct Args {
     /// Distinct endpoints per service.
     #[arg(long, default_value_t = 12)]
     endpoints: u32,
-    /// Distinct pre-encoded requests each sender cycles through (timestamps are set when built).
+    /// Distinct pre-encoded requests each sender cycles through (timestamps are set when built; trace and span ids are new in every request sent).
     #[arg(long, default_value_t = 64)]
     pool: usize,
     /// Compress requests with gzip.
@@ -79,8 +79,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             spans_per_request: args.batch.max(1),
             seed: 0x9e37_79b9 + u64::from(sender),
         });
-        let pool: Vec<bytes::Bytes> = (0..args.pool.max(1))
-            .map(|_| bytes::Bytes::from(workload.request().encode_to_vec()))
+        let pool: Vec<FreshIds> = (0..args.pool.max(1))
+            .map(|_| FreshIds::new(&workload.request()))
             .collect();
         let client = RawGrpcClient::connect(
             args.endpoint.clone(),
@@ -89,13 +89,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         )
         .await
         .with_context(|| format!("cannot reach {}", args.endpoint))?;
-        senders.push((pool, client));
+        senders.push((sender, pool, client));
     }
     // Timing starts once every sender has its requests built and its connection open.
     let started = Instant::now();
     let deadline = started + args.duration;
     let mut tasks = Vec::new();
-    for (pool, mut client) in senders {
+    for (sender, pool, mut client) in senders {
         let counts = Arc::clone(&counts);
         let batch = u64::from(args.batch.max(1));
         tasks.push(tokio::spawn(async move {
@@ -113,7 +113,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 if i > 0 && Instant::now() >= deadline {
                     break;
                 }
-                let message = pool[i % pool.len()].clone();
+                // Fresh trace and span ids in every request: the collector sees only new traces.
+                let seed = (u64::from(sender) << 40) ^ i as u64;
+                let message = bytes::Bytes::from(pool[i % pool.len()].copy(seed));
                 i += 1;
                 counts.requests.fetch_add(1, Ordering::Relaxed);
                 match client.send(message).await {
