@@ -12,7 +12,10 @@ use crate::model::SpanKind;
 use crate::normalise::{NameLimiter, SpanLimits, normalise_traces};
 use crate::query::endpoint::{exemplars_query, heatmap_query};
 use crate::query::endpoint_breakdown::component_totals_query;
-use crate::query::top::{TopQuery, histograms_query, ranking_query, series_query, source_for};
+use crate::query::services::services_query;
+use crate::query::top::{
+    TopQuery, first_data_query, histograms_query, ranking_query, series_query, source_for,
+};
 use crate::query::waterfall::trace_query;
 use crate::report::store as report_store;
 use crate::store::lookup::{SpanKey, stored_query};
@@ -100,6 +103,7 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         .sql_display()
         .to_string();
     let one = TopQuery::one(3600, "shop".into(), "GET /cart".into(), "server".into());
+    let every_service = TopQuery::service_wide(3600, String::new(), "server".into());
     let from = u64::from(now_s) - 3600;
     let trace_id: String = spans.accepted[0]
         .trace_id
@@ -144,6 +148,10 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         "series": sql(series_query(&store, &one, &apdex, 60, now_s)),
         "histograms": sql(histograms_query(&store, &one, from, u64::from(now_s) + 60)),
         "heatmap": sql(heatmap_query(&store, &one, source_for(3600), from, 60)),
+        "services": sql(services_query(&store, &apdex, &every_service, 3600, u64::from(now_s), None)),
+        "service_steps": sql(services_query(&store, &apdex, &every_service, 3600, u64::from(now_s), Some(60))),
+        "first_data": sql(first_data_query(&store, &every_service, now_s)),
+        "uptime_daily": sql(alerting_store::daily_query(&store, u64::from(now_s))),
         "breakdown": sql(component_totals_query(&store, from, "shop", "GET /cart")),
         "trace": sql(trace_query(&store, &trace_id, from)),
         "exemplars": sql(exemplars_query(&store, &first_endpoint, from, 5)),
@@ -292,6 +300,11 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
             .cloned()
             .unwrap_or_default()
     };
+    // The daily bars: the two minutes' checks, by day (one or two days, around midnight).
+    let daily = answer("uptime_daily");
+    let summed = |key: &str| daily.iter().filter_map(|r| count(&r[key])).sum::<u64>();
+    assert_eq!((summed("checks"), summed("failures")), (20, 2), "{daily:?}");
+    assert!(daily.iter().all(|r| r["location"] == "local"), "{daily:?}");
     for name in ["uptime_days", "uptime_hours", "uptime_minutes"] {
         let rows = answer(name);
         assert_eq!(rows.len(), 1, "{name}: {rows:?}");
@@ -384,6 +397,26 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         heatmap
             .iter()
             .all(|r| r["band"].as_i64().is_some_and(|b| (-3..=10).contains(&b)))
+    );
+    // The services overview: shop's two minutes summed, and per step; data from the first one.
+    let services = rows("services");
+    assert_eq!(services.len(), 1, "{services:?}");
+    assert_eq!(
+        (
+            services[0]["service"].as_str(),
+            count(&services[0]["req_total"])
+        ),
+        (Some("shop"), Some(1000))
+    );
+    let steps = rows("service_steps");
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert!(
+        steps.iter().all(|r| count(&r["req_total"]) == Some(500)),
+        "{steps:?}"
+    );
+    assert_eq!(
+        count(&rows("first_data")[0]["first_step"]),
+        Some(u64::from(minute - 60))
     );
     let histograms = rows("histograms");
     assert_eq!(histograms.len(), 1, "{histograms:?}");

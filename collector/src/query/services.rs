@@ -34,6 +34,40 @@ struct ServiceStepRow {
     figures: LatencyFigures,
 }
 
+/// The figures per service over the window of `filter` (ending at `now`), and, with a step,
+/// per service and step of `step_s` (`t` after `service`); every value bound.
+pub(crate) fn services_query(
+    store: &Store,
+    thresholds: &ApdexThresholds,
+    filter: &TopQuery,
+    window_s: u64,
+    now: u64,
+    step_s: Option<u64>,
+) -> clickhouse::query::Query {
+    let source = source_for(window_s);
+    let bucket = format!("intDiv(toUInt32({}), ?) * ?", source.time);
+    let query = match step_s {
+        None => store.client().query(&format!(
+            "{} ORDER BY service",
+            percentile_sql(source, &[("service", "service")])
+        )),
+        Some(step_s) => store
+            .client()
+            .query(&format!(
+                "{} ORDER BY service, t",
+                percentile_sql(source, &[("service", "service"), (&bucket, "t")])
+            ))
+            .bind(step_s)
+            .bind(step_s),
+    };
+    bind_filter(
+        thresholds.bind(query),
+        now.saturating_sub(window_s),
+        now + 60,
+        filter,
+    )
+}
+
 /// Requests, errors and latency per service (of `kind`) over `window_s` and per step.
 pub(crate) async fn services(
     store: &Store,
@@ -44,30 +78,17 @@ pub(crate) async fn services(
     let window_s = window_seconds(request.since_seconds, DEFAULT_WINDOW_S)?;
     let kind = span_kind(&request.kind, false)?;
     let filter = TopQuery::service_wide(window_s, String::new(), kind);
-    let source = source_for(window_s);
-    let step_s = step_for(window_s, source.step_s);
+    let step_s = step_for(window_s, source_for(window_s).step_s);
     let now = u64::from(now_unix_s);
-    let (from_s, to_s) = (now.saturating_sub(window_s), now + 60);
-    let totals_sql = format!(
-        "{} ORDER BY service",
-        percentile_sql(source, &[("service", "service")])
-    );
-    let bucket = format!("intDiv(toUInt32({}), ?) * ?", source.time);
-    let steps_sql = format!(
-        "{} ORDER BY service, t",
-        percentile_sql(source, &[("service", "service"), (&bucket, "t")])
-    );
-    let bound =
-        |q: clickhouse::query::Query| bind_filter(thresholds.bind(q), from_s, to_s, &filter);
     let (totals, steps, covered_s) = tokio::try_join!(
         async {
-            bound(store.client().query(&totals_sql))
+            services_query(store, thresholds, &filter, window_s, now, None)
                 .fetch_all::<ServiceRow>()
                 .await
                 .map_err(|e| QueryError::from(StoreError::clickhouse("read services")(e)))
         },
         async {
-            bound(store.client().query(&steps_sql).bind(step_s).bind(step_s))
+            services_query(store, thresholds, &filter, window_s, now, Some(step_s))
                 .fetch_all::<ServiceStepRow>()
                 .await
                 .map_err(|e| QueryError::from(StoreError::clickhouse("read service steps")(e)))

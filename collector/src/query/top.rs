@@ -422,6 +422,29 @@ pub(crate) async fn top_endpoints(
     })
 }
 
+/// The first minute (or hour) with requests matching `query` in its window, Unix seconds (0
+/// when none).
+pub(crate) fn first_data_query(
+    store: &Store,
+    query: &TopQuery,
+    now_unix_s: u32,
+) -> clickhouse::query::Query {
+    let source = source_for(query.window_s);
+    let sql = format!(
+        "SELECT toUInt64(min(toUInt32({time}))) AS first_step FROM {table} WHERE {filter}",
+        time = source.time,
+        table = source.table,
+        filter = filter_sql(source.time)
+    );
+    let now = u64::from(now_unix_s);
+    bind_filter(
+        store.client().query(&sql),
+        now.saturating_sub(query.window_s),
+        now + 60,
+        query,
+    )
+}
+
 /// The part of `query`'s window that holds data, in seconds: from the first minute (or hour)
 /// with requests matching its filter to the window's end, at least one step and at most the
 /// window (the whole window when nothing matches).
@@ -431,15 +454,9 @@ pub(crate) async fn covered_seconds(
     now_unix_s: u32,
 ) -> Result<u64, QueryError> {
     let source = source_for(query.window_s);
-    let sql = format!(
-        "SELECT toUInt64(min(toUInt32({time}))) FROM {table} WHERE {filter}",
-        time = source.time,
-        table = source.table,
-        filter = filter_sql(source.time)
-    );
     let now = u64::from(now_unix_s);
     let from = now.saturating_sub(query.window_s);
-    let first: u64 = bind_filter(store.client().query(&sql), from, now + 60, query)
+    let first: u64 = first_data_query(store, query, now_unix_s)
         .fetch_one()
         .await
         .map_err(StoreError::clickhouse("read the first minute with data"))?;

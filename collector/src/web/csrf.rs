@@ -4,7 +4,7 @@
 //! can neither read the cookie nor make the browser send it, so it cannot forge the pair. The
 //! tokens are 128 random bits from the operating system.
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue};
 
 /// The cookie that holds the token.
 const COOKIE: &str = "plumb_csrf";
@@ -29,14 +29,7 @@ pub(crate) fn token(headers: &HeaderMap, secure: bool) -> (String, Option<Header
 }
 
 fn cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == COOKIE && value.len() == 32)
-        .map(|(_, value)| value)
+    super::cookie(headers, COOKIE).filter(|value| value.len() == 32)
 }
 
 /// Whether a form's `field` matches the browser's cookie (compared in constant time).
@@ -55,6 +48,7 @@ pub(crate) fn matches(headers: &HeaderMap, field: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
 
     #[test]
     fn a_form_token_must_match_the_cookie() {

@@ -180,6 +180,18 @@ impl Params {
     }
 }
 
+/// The value of the request's cookie `name`, if it sent one.
+pub(crate) fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
 /// `path?k=v&...`, the values encoded.
 pub(crate) fn link<K: AsRef<str>, V: AsRef<str>>(path: &str, pairs: &[(K, V)]) -> String {
     let pairs: Vec<(&str, &str)> = pairs

@@ -40,14 +40,7 @@ struct Login {
 
 /// The token in the request's cookie, if any.
 pub(crate) fn cookie_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value)
+    super::cookie(headers, COOKIE)
 }
 
 fn valid(tokens: &Tokens, headers: &HeaderMap) -> bool {

@@ -160,14 +160,17 @@ labels = {{ service = "shop", severity = "page" }}
     path.display().to_string()
 }
 
-/// Starts a collector on a fresh database (named after `test`) with `text` as its alerting
-/// file, kept in the returned folder for as long as the test holds it.
-pub(crate) async fn start_with_alerting(test: &str, text: &str) -> (Collector, tempfile::TempDir) {
+/// Starts a collector on `database` with `text` as its alerting file, kept in the returned
+/// folder for as long as the test holds it.
+pub(crate) async fn start_with_alerting(
+    database: &str,
+    text: &str,
+) -> (Collector, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("alerts.toml");
     std::fs::write(&path, text).expect("write alerting file");
     let collector = Collector::start(
-        &unique_database(test),
+        database,
         &["--alerting-config", &path.display().to_string()],
     )
     .await;
@@ -454,7 +457,7 @@ async fn a_certificate_expiring_in_3_days_fires_the_tls_probe() {
     let target = Collector::start_tls(&unique_database("tls_target"), &pki, false).await;
     let hooks = Hooks::start().await;
     let (collector, _dir) = start_with_alerting(
-        "tls_probe",
+        &unique_database("tls_probe"),
         &format!(
             r#"evaluation_interval = "1s"
 [[probe]]
@@ -778,7 +781,7 @@ async fn grpc_health_probes_read_the_serving_status() {
     );
     let hooks = Hooks::start().await;
     let (collector, _dir) = start_with_alerting(
-        "grpc_probe",
+        &unique_database("grpc_probe"),
         &format!(
             r#"evaluation_interval = "1s"
 [defaults.probe]

@@ -12,7 +12,7 @@ async fn dns_probes_read_the_response_code_and_the_records() {
     let dns = DnsServer::start("shop.test.", [10, 1, 2, 3].into()).await;
     let hooks = Hooks::start().await;
     let (collector, _dir) = start_with_alerting(
-        "dns_probe",
+        &unique_database("dns_probe"),
         &format!(
             r#"evaluation_interval = "1s"
 [defaults.probe]
@@ -77,7 +77,7 @@ async fn email_goes_over_starttls_once_when_firing_and_once_when_resolved() {
     let target = Target::start().await;
     let password = "mail-secret-7f3a";
     let (collector, _dir) = start_with_alerting(
-        "email",
+        &unique_database("email"),
         &format!(
         r#"evaluation_interval = "1s"
 [defaults.probe]
@@ -172,7 +172,7 @@ async fn a_mail_server_without_starttls_is_refused_recorded_and_retried() {
     });
     let target = Target::start().await;
     let (collector, _dir) = start_with_alerting(
-        "email_no_tls",
+        &unique_database("email_no_tls"),
         &format!(
             r#"evaluation_interval = "1s"
 [defaults.probe]

@@ -8,7 +8,7 @@
 //! ClickHouse (chDB, over the same rows): it succeeds, returns rows, and a time series query's
 //! first column is a DateTime. Multi-value variables are run both as "All" and as one value.
 
-use crate::alerting::{Hooks, route_to};
+use crate::alerting::{Hooks, route_to, start_with_alerting};
 use plumb_test_support::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -405,11 +405,10 @@ async fn every_dashboard_query_runs_on_old_and_current_clickhouse() {
     let tls_target = Collector::start_tls(&unique_database("dash_tls"), &pki, false).await;
     let (shop_port, recs_port) = (free_port(), free_port());
     let hooks = Hooks::start().await;
-    let dir = tempfile::tempdir().expect("dir");
-    let alerting = dir.path().join("alerts.toml");
-    std::fs::write(
-        &alerting,
-        format!(
+    let database = unique_database("dashboards");
+    let (collector, _dir) = start_with_alerting(
+        &database,
+        &format!(
             r#"evaluation_interval = "1s"
 
 [defaults.probe]
@@ -433,12 +432,6 @@ conditions = ["[CERTIFICATE_EXPIRATION] > 60d"]
             ca = pki.arg("ca.pem"),
             route = route_to(&hooks.url),
         ),
-    )
-    .expect("alerting file");
-    let database = unique_database("dashboards");
-    let collector = Collector::start(
-        &database,
-        &["--alerting-config", &alerting.display().to_string()],
     )
     .await;
     let otlp = collector.grpc_url();

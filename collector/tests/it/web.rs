@@ -5,7 +5,7 @@
 //! links say, shows the hostile text as text (no element made from it, no script run), and is
 //! written as a screenshot under the test's output folder.
 
-use crate::alerting::{FAILING, Hooks, Target, route_to};
+use crate::alerting::{FAILING, Hooks, Target, route_to, start_with_alerting};
 use crate::bottlenecks::{db, server};
 use plumb_test_support::browser::{dom_url, screenshot_url};
 use plumb_test_support::*;
@@ -33,11 +33,9 @@ async fn get(http: &reqwest::Client, url: &str) -> (u16, reqwest::header::Header
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_shows_the_api_numbers_escapes_span_text_and_sends_strict_headers() {
     let (target, hooks) = (Target::start().await, Hooks::start().await);
-    let dir = tempfile::tempdir().expect("dir");
-    let alerting = dir.path().join("alerts.toml");
-    std::fs::write(
-        &alerting,
-        format!(
+    let (collector, _dir) = start_with_alerting(
+        &unique_database("web"),
+        &format!(
             r#"evaluation_interval = "1s"
 [[probe]]
 name = "shop-health"
@@ -54,11 +52,6 @@ matchers = ["alertname=backup"]
             url = target.url,
             route = route_to(&hooks.url)
         ),
-    )
-    .expect("alerting file");
-    let collector = Collector::start(
-        &unique_database("web"),
-        &["--alerting-config", &alerting.display().to_string()],
     )
     .await;
 
