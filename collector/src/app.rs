@@ -142,6 +142,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         store: store.clone(),
         spool,
         telemetry: Arc::clone(&telemetry.writers),
+        late: Arc::default(),
     };
     let (journal, leftovers) = match &settings.journal {
         Some(journal) => {
@@ -183,6 +184,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
             generations = summary.generations,
             requests = summary.requests,
             spans = summary.spans,
+            points = summary.points,
             found_stored = summary.found_stored,
             "journal replayed: what the last run had not written is written"
         );

@@ -18,7 +18,7 @@ use crate::query::top::{
 };
 use crate::query::waterfall::trace_query;
 use crate::report::store as report_store;
-use crate::store::lookup::{SpanKey, stored_query};
+use crate::store::lookup::{MetricKey, SpanKey, stored_metrics_query, stored_spans_query};
 use crate::store::retention::expired_partitions_query;
 use crate::store::rows::{EncodedRows, SPAN_COLUMNS};
 use crate::store::schema::migrations;
@@ -155,12 +155,19 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         "breakdown": sql(component_totals_query(&store, from, "shop", "GET /cart")),
         "trace": sql(trace_query(&store, &trace_id, from)),
         "exemplars": sql(exemplars_query(&store, &first_endpoint, from, 5)),
-        "span_probe": sql(stored_query(&store, &SpanKey {
+        "span_probe": sql(stored_spans_query(&store, &vec![SpanKey {
             service: first.service.to_string(),
             operation: first.operation.to_string(),
             start_unix_ns: first.start_unix_ns,
-            span_id: first.span_id,
-        })),
+            span_id: u64::from_le_bytes(first.span_id),
+        }; 2])),
+        "metric_probe": sql(stored_metrics_query(&store, &[MetricKey {
+            service: "shop".into(),
+            name: "process.cpu.time".into(),
+            time_ns: u64::from(minute) * 1_000_000_000,
+            attribute_keys: vec![],
+            attribute_values: vec![],
+        }])),
         "uptime_days": sql(alerting_store::uptime_query(&store, u64::from(now_s) - 30 * 86_400, 30 * 86_400)),
         "uptime_hours": sql(alerting_store::uptime_query(&store, u64::from(now_s) - 86_400, 86_400)),
         "uptime_minutes": sql(alerting_store::uptime_query(&store, u64::from(now_s) - 3600, 3600)),
@@ -444,7 +451,15 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         (Some("db"), Some(200), Some(1500))
     );
     let probe = rows("span_probe");
-    assert_eq!(count(&probe[0]["stored"]), Some(1), "{probe:?}");
+    assert_eq!(probe.len(), 1, "asked for twice, found once: {probe:?}");
+    assert_eq!(
+        probe[0]["operation"],
+        spans.accepted[0].operation.as_ref(),
+        "{probe:?}"
+    );
+    let point = rows("metric_probe");
+    assert_eq!(point.len(), 1, "{point:?}");
+    assert_eq!(point[0]["point_keys"], serde_json::json!([]));
     let trace = rows("trace");
     let in_trace = spans
         .accepted

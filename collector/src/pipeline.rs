@@ -17,7 +17,6 @@ use crate::normalise::{
     NameLimiter, Normalised, OVERFLOW_OPERATION, SpanLimits, TraceRequestError, normalise_metrics,
     normalise_traces,
 };
-use crate::store::lookup::SpanKey;
 use crate::store::rows::EncodedRows;
 use crate::telemetry::{METRIC_POINTS, SPANS, SignalLabel, Telemetry};
 use crate::trace_analysis::window::TraceAssembler;
@@ -156,8 +155,6 @@ pub(crate) struct PipelineOutputs {
 pub(crate) struct Replayed {
     /// Its span rows.
     pub(crate) spans: Option<EncodedRows>,
-    /// Its first span, to look up whether its rows are stored already.
-    pub(crate) probe: Option<SpanKey>,
     /// Its metric rows.
     pub(crate) metrics: Option<Vec<MetricPoint>>,
 }
@@ -282,13 +279,7 @@ impl Pipeline {
             RecordKind::Spans => match self.normalise_traces(payload) {
                 Ok(normalised) => {
                     aggregator.record(&normalised.accepted);
-                    if with_rows && let Some(first) = normalised.accepted.first() {
-                        replayed.probe = Some(SpanKey {
-                            service: first.service.to_string(),
-                            operation: first.operation.to_string(),
-                            start_unix_ns: first.start_unix_ns,
-                            span_id: first.span_id,
-                        });
+                    if with_rows && !normalised.accepted.is_empty() {
                         replayed.spans = Some(EncodedRows::spans(&normalised.accepted));
                     }
                 }

@@ -6,14 +6,15 @@
 //! Each generation's requests are normalised again and aggregated apart from live traffic; the
 //! histograms are written as the flush the generation had (same cut, treated as possibly
 //! written), so minutes that reached ClickHouse before the crash are skipped; the span and metric
-//! rows are written for the records the generation's `.rows` file does not list as written,
-//! unless ClickHouse already holds a record's first span (its `INSERT` was in flight at the
-//! crash). The trace window is not fed: the breakdown of requests in flight at a crash is lost.
+//! and metric rows are written for the records the generation's `.rows` file does not list as
+//! written, leaving out what ClickHouse holds already (`RowBatch::unstored`: an `INSERT` in
+//! flight at the crash may have landed); when ClickHouse cannot say, they go to the spool, whose
+//! replay looks again. The trace window is not fed: the breakdown of requests in flight at a
+//! crash is lost.
 
 use crate::aggregate::Aggregator;
 use crate::journal::{Journal, JournalTelemetry, Leftover, read_records};
 use crate::pipeline::Pipeline;
-use crate::store::lookup::is_stored;
 use crate::store::write::{Destination, FlushBatch, RowBatch, WriterSettings};
 
 /// What a recovery wrote.
@@ -25,8 +26,10 @@ pub(crate) struct RecoverySummary {
     pub(crate) requests: usize,
     /// Spans whose rows were written again.
     pub(crate) spans: usize,
-    /// Requests whose rows were found in ClickHouse already (their write was in flight at the
-    /// crash) and not written again.
+    /// Metric points written again.
+    pub(crate) points: usize,
+    /// Requests whose rows were all found in ClickHouse already (their write was in flight at
+    /// the crash) and not written again.
     pub(crate) found_stored: usize,
 }
 
@@ -48,12 +51,6 @@ pub(crate) async fn recover(
         for (index, (kind, payload)) in (0u32..).zip(records.iter()) {
             let with_rows = !leftover.rows_written.contains(&index);
             let replayed = pipeline.replay(kind, payload, &aggregator, with_rows);
-            if let Some(probe) = &replayed.probe
-                && is_stored(&to.store, probe).await
-            {
-                summary.found_stored += 1;
-                continue;
-            }
             spans.extend(replayed.spans);
             metrics.extend(replayed.metrics);
         }
@@ -61,15 +58,41 @@ pub(crate) async fn recover(
         if let Some(flush) = FlushBatch::of_cut(cut, &aggregator, true) {
             to.write_or_spool(&[flush], None, settings).await;
         }
-        summary.spans += spans.iter().map(|b| b.rows).sum::<usize>();
-        write_in_batches(to, &spans, settings).await;
-        write_in_batches(to, &metrics, settings).await;
+        let (span_rows, found_spans) = write_unstored(to, spans, settings).await;
+        let (points, found_points) = write_unstored(to, metrics, settings).await;
+        summary.spans += span_rows;
+        summary.points += points;
+        summary.found_stored += found_spans + found_points;
         journal.remove(leftover.generation);
         summary.generations += 1;
         summary.requests += records.count();
         telemetry.requests_replayed.inc_by(records.count() as u64);
     }
     Ok(summary)
+}
+
+/// Writes what ClickHouse does not hold of `batches` (one per request); returns the rows written
+/// (or spooled) and how many requests were found stored whole. When ClickHouse cannot say, all
+/// of them are spooled (the spool's replay looks them up).
+async fn write_unstored<B: RowBatch>(
+    to: &Destination,
+    batches: Vec<B>,
+    settings: &WriterSettings,
+) -> (usize, usize) {
+    let unstored = match B::unstored(&to.store, &batches).await {
+        Ok(unstored) => unstored,
+        Err(e) => {
+            let rows = batches.iter().map(RowBatch::row_count).sum();
+            if !to.spool_batches(&batches, &e) {
+                tracing::warn!(table = B::TABLE, error = %e, "could not look up replayed rows and the spool is full; writing them again");
+                write_in_batches(to, &batches, settings).await;
+            }
+            return (rows, 0);
+        }
+    };
+    let found = batches.len().saturating_sub(unstored.len());
+    write_in_batches(to, &unstored, settings).await;
+    (unstored.iter().map(RowBatch::row_count).sum(), found)
 }
 
 /// Writes `batches` in `INSERT`s of about `settings.batch_rows` rows.

@@ -1,12 +1,31 @@
-//! Whether a request's spans are in ClickHouse already: the start-up recovery asks this of each
-//! journal record whose rows were not noted as written (its `INSERT` may have been in flight at
-//! the crash). A request's rows go in one `INSERT`, so its first span stands for all.
+//! Which rows of a batch ClickHouse holds already. A write that was given up after
+//! `--write-timeout` may still be carried out by a slow or frozen server, and an `INSERT` in
+//! flight at a crash may have landed; before such rows are written again (from the spool, a retry
+//! or the journal) this finds out what is stored, so that no span and no metric point is stored
+//! twice.
+//!
+//! ClickHouse writes the rows of one `INSERT` that fall in one partition (a day) as one part,
+//! entirely or not at all. So a batch is split into pieces of rows that cannot straddle a
+//! partition boundary (a quarter of an hour: every time zone's midnight falls on one), and the
+//! first row of each piece stands for the piece: one lookup says whether all of it is stored.
 
-use super::Store;
-use super::schema::SPANS;
+use super::rowbinary::Reader;
+use super::rows::{EncodedRows, SPAN_COLUMNS};
+use super::schema::{METRICS, SPANS};
+use super::{Store, StoreError};
+use crate::model::MetricPoint;
+use bytes::{Bytes, BytesMut};
+use std::collections::HashSet;
+use std::ops::Range;
+
+/// Seconds in a piece: the rows of one piece are in one partition in any time zone.
+const PIECE_SECONDS: u32 = 900;
+
+/// Pieces looked up in one query.
+const KEYS_PER_QUERY: usize = 100;
 
 /// What finds one span in the `spans` table (its sort key and id).
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct SpanKey {
     /// Service.
     pub(crate) service: String,
@@ -14,35 +33,328 @@ pub(crate) struct SpanKey {
     pub(crate) operation: String,
     /// Start, ns since the epoch.
     pub(crate) start_unix_ns: u64,
-    /// Span id.
-    pub(crate) span_id: [u8; 8],
+    /// Span id, as ClickHouse's `reinterpretAsUInt64` reads its eight bytes.
+    pub(crate) span_id: u64,
 }
 
-/// The query that counts the spans stored with `key` (by the table's sort key, so it reads
+/// What finds one metric point in the `metrics` table (its sort key, time and series).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct MetricKey {
+    /// Service.
+    pub(crate) service: String,
+    /// Metric name.
+    pub(crate) name: String,
+    /// Point time, ns since the epoch.
+    pub(crate) time_ns: u64,
+    /// Point attribute keys.
+    pub(crate) attribute_keys: Vec<String>,
+    /// Point attribute values.
+    pub(crate) attribute_values: Vec<String>,
+}
+
+impl MetricKey {
+    fn of(point: &MetricPoint) -> Self {
+        Self {
+            service: point.service.clone(),
+            name: point.name.clone(),
+            time_ns: point.time_ns,
+            attribute_keys: point.attribute_keys.clone(),
+            attribute_values: point.attribute_values.clone(),
+        }
+    }
+}
+
+/// One span row of an encoded batch: where it lies, its piece, and its key's parts.
+struct SpanRow<'a> {
+    range: Range<usize>,
+    piece: u32,
+    service: &'a [u8],
+    operation: &'a [u8],
+    start_unix_ns: u64,
+    span_id: u64,
+}
+
+impl SpanRow<'_> {
+    fn key(&self) -> SpanKey {
+        SpanKey {
+            service: String::from_utf8_lossy(self.service).into_owned(),
+            operation: String::from_utf8_lossy(self.operation).into_owned(),
+            start_unix_ns: self.start_unix_ns,
+            span_id: self.span_id,
+        }
+    }
+}
+
+/// Walks span rows encoded in [`SPAN_COLUMNS`] order; `None` if `bytes` are not such rows.
+fn span_rows(bytes: &[u8]) -> Option<Vec<SpanRow<'_>>> {
+    let mut r = Reader::new(bytes);
+    let mut rows = Vec::new();
+    while r.remaining() > 0 {
+        let start = bytes.len() - r.remaining();
+        let timestamp = r.u32()?;
+        let start_unix_ns = r.u64()?;
+        r.u64()?; // duration
+        r.bytes(16)?; // trace id
+        let span_id = u64::from_le_bytes(r.array()?);
+        r.bytes(8)?; // parent span id
+        let service = r.str()?;
+        let operation = r.str()?;
+        r.str()?; // name
+        r.bytes(2)?; // kind, status code
+        r.str()?; // status message
+        r.bytes(3)?; // http status code, is_error
+        for _ in 0..4 {
+            r.skip_str_array()?; // attribute keys and values, resource keys and values
+        }
+        rows.push(SpanRow {
+            range: start..bytes.len() - r.remaining(),
+            piece: timestamp / PIECE_SECONDS,
+            service,
+            operation,
+            start_unix_ns,
+            span_id,
+        });
+    }
+    Some(rows)
+}
+
+/// The query that finds which of `keys` are stored (by the table's sort key, so it reads
 /// little).
-pub(crate) fn stored_query(store: &Store, key: &SpanKey) -> clickhouse::query::Query {
-    store
-        .client()
-        .query(&format!(
-            "SELECT count() AS stored FROM {SPANS} WHERE service = ? AND operation = ? \
-             AND timestamp = toDateTime(?) AND start_time_ns = ? \
-             AND reinterpretAsUInt64(span_id) = ?"
-        ))
-        .bind(&key.service)
-        .bind(&key.operation)
-        .bind(key.start_unix_ns / 1_000_000_000)
-        .bind(key.start_unix_ns)
-        .bind(u64::from_le_bytes(key.span_id))
+pub(crate) fn stored_spans_query(store: &Store, keys: &[SpanKey]) -> clickhouse::query::Query {
+    let one = "(service = ? AND operation = ? AND timestamp = toDateTime(?) \
+               AND start_time_ns = ? AND reinterpretAsUInt64(span_id) = ?)";
+    let mut query = store.client().query(&format!(
+        "SELECT service, operation, start_time_ns, reinterpretAsUInt64(span_id) AS id \
+         FROM {SPANS} WHERE {}",
+        disjunction(one, keys.len())
+    ));
+    for key in keys {
+        query = query
+            .bind(&key.service)
+            .bind(&key.operation)
+            .bind(key.start_unix_ns / 1_000_000_000)
+            .bind(key.start_unix_ns)
+            .bind(key.span_id);
+    }
+    query
 }
 
-/// Whether the span `key` is stored. When ClickHouse cannot say, the answer is no (the rows are
-/// written again rather than lost).
-pub(crate) async fn is_stored(store: &Store, key: &SpanKey) -> bool {
-    stored_query(store, key)
-        .fetch_one::<u64>()
-        .await
-        .map_err(
-            |e| tracing::warn!(error = %e, "could not look up replayed rows; writing them again"),
-        )
-        .is_ok_and(|n| n > 0)
+/// The query that finds the stored points with the sort key and time of `keys` (their series
+/// are compared by the caller).
+pub(crate) fn stored_metrics_query(store: &Store, keys: &[MetricKey]) -> clickhouse::query::Query {
+    let one = "(service = ? AND name = ? AND timestamp = toDateTime(?) AND time_ns = ?)";
+    let mut query = store.client().query(&format!(
+        "SELECT service, name, time_ns, attributes.key AS point_keys, \
+         attributes.value AS point_values FROM {METRICS} WHERE {}",
+        disjunction(one, keys.len())
+    ));
+    for key in keys {
+        query = query
+            .bind(&key.service)
+            .bind(&key.name)
+            .bind(key.time_ns / 1_000_000_000)
+            .bind(key.time_ns);
+    }
+    query
+}
+
+/// `n` copies of `one` joined by `OR` (`0` for none).
+fn disjunction(one: &str, n: usize) -> String {
+    if n == 0 {
+        return "0".into();
+    }
+    vec![one; n].join(" OR ")
+}
+
+/// The keys among `keys` that ClickHouse holds.
+async fn stored_spans(store: &Store, keys: &[SpanKey]) -> Result<HashSet<SpanKey>, StoreError> {
+    let mut found = HashSet::new();
+    for chunk in keys.chunks(KEYS_PER_QUERY) {
+        let rows = stored_spans_query(store, chunk)
+            .fetch_all::<(String, String, u64, u64)>()
+            .await
+            .map_err(StoreError::clickhouse("look up stored spans"))?;
+        found.extend(
+            rows.into_iter()
+                .map(|(service, operation, start, id)| SpanKey {
+                    service,
+                    operation,
+                    start_unix_ns: start,
+                    span_id: id,
+                }),
+        );
+    }
+    Ok(found)
+}
+
+/// A stored point as [`stored_metrics_query`] reads it.
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct StoredPoint {
+    service: String,
+    name: String,
+    time_ns: u64,
+    point_keys: Vec<String>,
+    point_values: Vec<String>,
+}
+
+/// The keys among `keys` that ClickHouse holds.
+async fn stored_metrics(
+    store: &Store,
+    keys: &[MetricKey],
+) -> Result<HashSet<MetricKey>, StoreError> {
+    let mut found = HashSet::new();
+    for chunk in keys.chunks(KEYS_PER_QUERY) {
+        let rows = stored_metrics_query(store, chunk)
+            .fetch_all::<StoredPoint>()
+            .await
+            .map_err(StoreError::clickhouse("look up stored metric points"))?;
+        found.extend(rows.into_iter().map(|p| MetricKey {
+            service: p.service,
+            name: p.name,
+            time_ns: p.time_ns,
+            attribute_keys: p.point_keys,
+            attribute_values: p.point_values,
+        }));
+    }
+    Ok(found)
+}
+
+/// The span rows of `batches` that ClickHouse does not hold: batches stored whole are left out,
+/// batches stored in part keep only their pieces not stored. A batch whose bytes are not span
+/// rows is kept as it is (ClickHouse will refuse it and it is set aside).
+pub(crate) async fn unstored_spans(
+    store: &Store,
+    batches: &[EncodedRows],
+) -> Result<Vec<EncodedRows>, StoreError> {
+    let walked: Vec<Option<Vec<SpanRow<'_>>>> =
+        batches.iter().map(|b| span_rows(&b.bytes)).collect();
+    let keys: Vec<SpanKey> = walked
+        .iter()
+        .flatten()
+        .flat_map(|rows| first_of_each_piece(rows, |r| r.piece).map(SpanRow::key))
+        .collect();
+    let stored = stored_spans(store, &keys).await?;
+    let mut out = Vec::with_capacity(batches.len());
+    for (batch, rows) in batches.iter().zip(&walked) {
+        let Some(rows) = rows else {
+            out.push(batch.clone());
+            continue;
+        };
+        let stored_pieces: HashSet<u32> = first_of_each_piece(rows, |r| r.piece)
+            .filter(|r| stored.contains(&r.key()))
+            .map(|r| r.piece)
+            .collect();
+        if stored_pieces.is_empty() {
+            out.push(batch.clone());
+            continue;
+        }
+        let mut bytes = BytesMut::new();
+        let mut kept = 0;
+        for row in rows.iter().filter(|r| !stored_pieces.contains(&r.piece)) {
+            bytes.extend_from_slice(&batch.bytes[row.range.clone()]);
+            kept += 1;
+        }
+        if kept > 0 {
+            out.push(EncodedRows {
+                columns: SPAN_COLUMNS,
+                rows: kept,
+                bytes: Bytes::from(bytes),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The metric points of `batches` that ClickHouse does not hold, by the same pieces as spans.
+pub(crate) async fn unstored_metrics(
+    store: &Store,
+    batches: &[Vec<MetricPoint>],
+) -> Result<Vec<Vec<MetricPoint>>, StoreError> {
+    let piece = |p: &MetricPoint| p.timestamp / PIECE_SECONDS;
+    let keys: Vec<MetricKey> = batches
+        .iter()
+        .flat_map(|points| first_of_each_piece(points, piece).map(MetricKey::of))
+        .collect();
+    let stored = stored_metrics(store, &keys).await?;
+    let mut out = Vec::with_capacity(batches.len());
+    for points in batches {
+        let stored_pieces: HashSet<u32> = first_of_each_piece(points, piece)
+            .filter(|p| stored.contains(&MetricKey::of(p)))
+            .map(piece)
+            .collect();
+        let kept: Vec<MetricPoint> = points
+            .iter()
+            .filter(|p| !stored_pieces.contains(&piece(p)))
+            .cloned()
+            .collect();
+        if !kept.is_empty() {
+            out.push(kept);
+        }
+    }
+    Ok(out)
+}
+
+/// The first item of each piece (by `piece_of`), in order of first appearance.
+fn first_of_each_piece<T>(items: &[T], piece_of: impl Fn(&T) -> u32) -> impl Iterator<Item = &T> {
+    let mut seen = HashSet::new();
+    items.iter().filter(move |item| seen.insert(piece_of(item)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Span, SpanKind};
+
+    fn span(start_s: u64, id: u8) -> Span<'static> {
+        Span {
+            service: "shop".into(),
+            operation: "GET /cart".into(),
+            name: "cart",
+            kind: SpanKind::Server,
+            trace_id: [9; 16],
+            span_id: [id; 8],
+            parent_span_id: [0; 8],
+            start_unix_ns: start_s * 1_000_000_000 + 5,
+            duration_ns: 1_000,
+            status_code: 0,
+            status_message: "",
+            http_status_code: 200,
+            is_error: false,
+            attributes: vec![("http.route", "/cart".into())],
+            resource: std::sync::Arc::new(vec![("service.name", "shop".into())]),
+        }
+    }
+
+    #[test]
+    fn span_rows_are_walked_with_their_keys_and_pieces() {
+        let spans = [
+            span(1_800_000_000, 1),
+            span(1_800_000_899, 2),
+            span(1_800_000_900, 3),
+        ];
+        let encoded = EncodedRows::spans(&spans);
+        let rows = span_rows(&encoded.bytes).expect("span rows");
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[2].range.end, encoded.bytes.len());
+        assert_eq!(rows[0].range.end, rows[1].range.start);
+        let key = rows[1].key();
+        assert_eq!(
+            (key.service.as_str(), key.operation.as_str()),
+            ("shop", "GET /cart")
+        );
+        assert_eq!(key.start_unix_ns, 1_800_000_899_000_000_005);
+        assert_eq!(key.span_id, u64::from_le_bytes([2; 8]));
+        let firsts: Vec<u64> = first_of_each_piece(&rows, |r| r.piece)
+            .map(|r| r.start_unix_ns / 1_000_000_000)
+            .collect();
+        assert_eq!(firsts, [1_800_000_000, 1_800_000_900], "two pieces");
+        assert!(span_rows(&encoded.bytes[..encoded.bytes.len() - 1]).is_none());
+        assert!(span_rows(b"not rows").is_none());
+    }
+
+    #[test]
+    fn an_empty_lookup_asks_for_nothing() {
+        assert_eq!(disjunction("(a = ?)", 0), "0");
+        assert_eq!(disjunction("(a = ?)", 2), "(a = ?) OR (a = ?)");
+    }
 }

@@ -1,6 +1,7 @@
 //! A minimal RowBinary encoder for the hot path: span rows are written straight from the
 //! normalised spans into one buffer per request, instead of building a row struct per span and
-//! serialising it later in the writer.
+//! serialising it later in the writer. [`Reader`] walks such rows again where a replay must know
+//! which rows a batch holds.
 //!
 //! RowBinary: integers little-endian at their fixed width, `String` as a LEB128 length then the
 //! bytes, `FixedString(N)` as N raw bytes, `Array(T)` as a LEB128 count then the items, `DateTime`
@@ -36,9 +37,99 @@ pub(crate) fn put_attributes(buf: &mut BytesMut, attributes: &[Attribute<'_>]) {
     }
 }
 
+/// Reads RowBinary values from the front of a byte slice; every read is `None` once the bytes
+/// run out or a length does not fit, never a panic.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reader<'a> {
+    /// What is left to read.
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// Reads from the start of `bytes`.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self { rest: bytes }
+    }
+
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.rest.len()
+    }
+
+    /// The next `n` raw bytes (a `FixedString(n)`).
+    pub(crate) fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = self.rest.split_at_checked(n)?;
+        self.rest = tail;
+        Some(head)
+    }
+
+    /// The next `N` raw bytes as an array.
+    pub(crate) fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.bytes(N)?.try_into().ok()
+    }
+
+    /// A little-endian `UInt64`.
+    pub(crate) fn u64(&mut self) -> Option<u64> {
+        self.array().map(u64::from_le_bytes)
+    }
+
+    /// A little-endian `UInt32` (also a `DateTime`).
+    pub(crate) fn u32(&mut self) -> Option<u32> {
+        self.array().map(u32::from_le_bytes)
+    }
+
+    /// An unsigned LEB128 length.
+    pub(crate) fn length(&mut self) -> Option<usize> {
+        let mut n: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = *self.bytes(1)?.first()?;
+            n |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return usize::try_from(n).ok();
+            }
+        }
+        None
+    }
+
+    /// A `String` (its bytes; Plumb writes only UTF-8, checked by the caller where it matters).
+    pub(crate) fn str(&mut self) -> Option<&'a [u8]> {
+        let n = self.length()?;
+        self.bytes(n)
+    }
+
+    /// Skips an `Array(String)`.
+    pub(crate) fn skip_str_array(&mut self) -> Option<()> {
+        for _ in 0..self.length()? {
+            self.str()?;
+        }
+        Some(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reader_reads_what_the_writer_wrote_and_stops_at_the_end() {
+        let mut buf = BytesMut::new();
+        buf.put_u32_le(7);
+        buf.put_u64_le(u64::MAX);
+        put_length(&mut buf, 300);
+        put_str(&mut buf, "héllo");
+        put_attributes(&mut buf, &[("k", "v".into())]);
+        let mut r = Reader::new(&buf);
+        assert_eq!(r.u32(), Some(7));
+        assert_eq!(r.u64(), Some(u64::MAX));
+        assert_eq!(r.length(), Some(300));
+        assert_eq!(r.str(), Some("héllo".as_bytes()));
+        assert_eq!(r.skip_str_array(), Some(()));
+        assert_eq!(r.skip_str_array(), Some(()));
+        assert_eq!(r.remaining(), 0);
+        assert_eq!(r.u32(), None);
+        assert_eq!(Reader::new(&[3, b'a']).str(), None, "cut short");
+        assert_eq!(Reader::new(&[0xff; 12]).length(), None, "too long");
+    }
 
     #[test]
     fn lengths_are_leb128() {

@@ -3,9 +3,11 @@
 //! (with a RetryInfo hint) or 429 (with Retry-After). Once ClickHouse answers, everything
 //! acknowledged is stored, histograms exact.
 
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use plumb_loadgen::metrics::{PointKind, Series, metrics_request};
 use plumb_loadgen::{Workload, WorkloadShape};
-use plumb_otlp::client::{RawGrpcClient, TRACE_EXPORT_PATH};
+use plumb_otlp::client::{METRICS_EXPORT_PATH, RawGrpcClient, TRACE_EXPORT_PATH};
 use plumb_test_support::*;
 use prost::Message;
 use std::time::{Duration, Instant};
@@ -21,6 +23,52 @@ pub(crate) fn request(seed: u64) -> ExportTraceServiceRequest {
     })
     .request()
 }
+
+/// Points in each [`metrics_request`].
+pub(crate) const POINTS_PER_REQUEST: u64 = 20;
+
+/// One request of [`POINTS_PER_REQUEST`] metric points of two series, the same for the same
+/// seed and different from every other seed's.
+pub(crate) fn metrics_request_of(seed: u64) -> ExportMetricsServiceRequest {
+    let now_ns = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos(),
+    )
+    .expect("fits");
+    // Whole minutes apart per seed, so no two seeds share a point time.
+    let base = now_ns - now_ns % 60_000_000_000 - 3_600_000_000_000;
+    let points: Vec<(u64, f64)> = (0..POINTS_PER_REQUEST / 2)
+        .map(|i| (base + seed * 1_000_000 + i, (seed * 100 + i) as f64))
+        .collect();
+    let resource = [("service.name", "shop"), ("host.name", "box-1")];
+    metrics_request(&[
+        Series {
+            resource: &resource,
+            name: "process.cpu.time",
+            unit: "s",
+            kind: PointKind::Counter,
+            attributes: &[],
+            points: &points,
+        },
+        Series {
+            resource: &resource,
+            name: "system.filesystem.usage",
+            unit: "By",
+            kind: PointKind::Gauge,
+            attributes: &[("system.filesystem.mountpoint", "/data")],
+            points: &points,
+        },
+    ])
+}
+
+/// Metric points stored more than once (0 when none is).
+pub(crate) const POINTS_STORED_TWICE: &str = "SELECT count() - uniqExact(service, name, time_ns,      arrayStringConcat(attributes.key, ','), arrayStringConcat(attributes.value, ',')) FROM metrics";
+
+/// Spans stored more than once (0 when none is).
+pub(crate) const SPANS_STORED_TWICE: &str =
+    "SELECT count() - uniqExact(trace_id, span_id) FROM spans";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_clickhouse_gets_back_pressure_and_loses_nothing_acknowledged() {
@@ -293,20 +341,36 @@ async fn a_frozen_clickhouse_that_runs_late_writes_never_counts_a_histogram_twic
         ],
     )
     .await;
-    // Frozen: writes get no answer and are carried out late, after the span writer has given
-    // up on them (and spooled them) and while the flusher still waits.
+    // Frozen: writes get no answer and are carried out late, after the span and metric writers
+    // have given up on them (and spooled them) and while the flusher still waits.
     proxy.freeze();
     let acknowledged = send_all(&collector, 1..11).await;
+    let mut client = RawGrpcClient::connect(collector.grpc_url(), METRICS_EXPORT_PATH, None)
+        .await
+        .expect("connect");
+    for seed in 1..=5 {
+        client
+            .send(metrics_request_of(seed).encode_to_vec().into())
+            .await
+            .expect("metrics accepted");
+    }
+    let points = 5 * POINTS_PER_REQUEST;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let metrics = collector.metrics_text().await;
-    assert!(
-        metrics.contains("plumb_batches_spooled_total{table=\"spans\"}"),
-        "the span writer gave up on its frozen write and spooled it: {metrics}"
-    );
+    for table in ["spans", "metrics"] {
+        assert!(
+            metrics.contains(&format!("plumb_batches_spooled_total{{table=\"{table}\"}}")),
+            "the {table} writer gave up on its frozen write and spooled it: {metrics}"
+        );
+    }
     proxy.resume();
     let deadline = Instant::now() + Duration::from_secs(60);
     let counted_query = "SELECT sum(requests) FROM latency_minute WHERE service != ''";
     while query_number(&database, counted_query).await < acknowledged {
+        assert!(Instant::now() < deadline, "{}", collector.log());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    while query_number(&database, "SELECT count() FROM metrics").await < points {
         assert!(Instant::now() < deadline, "{}", collector.log());
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -318,8 +382,14 @@ async fn a_frozen_clickhouse_that_runs_late_writes_never_counts_a_histogram_twic
         "{}",
         collector.log()
     );
-    let stored = query_number(&database, "SELECT uniqExact(trace_id, span_id) FROM spans").await;
-    assert_eq!(stored, acknowledged, "every span stored (some maybe twice)");
+    let log = collector.log();
+    assert!(log.contains("carried out late"), "{log}");
+    let stored = query_number(&database, "SELECT count() FROM spans").await;
+    assert_eq!(stored, acknowledged, "every span stored once\n{log}");
+    assert_eq!(query_number(&database, SPANS_STORED_TWICE).await, 0);
+    let stored = query_number(&database, "SELECT count() FROM metrics").await;
+    assert_eq!(stored, points, "every metric point stored once\n{log}");
+    assert_eq!(query_number(&database, POINTS_STORED_TWICE).await, 0);
     assert!(collector.stop().await);
 }
 

@@ -2,8 +2,10 @@
 //! journal everything acknowledged before the last journal sync, and counts it exactly once; a
 //! journal disk that fills up makes the collector refuse, never acknowledge what it cannot keep.
 
-use super::backpressure::request;
-use plumb_otlp::client::{RawGrpcClient, TRACE_EXPORT_PATH};
+use super::backpressure::{
+    POINTS_PER_REQUEST, POINTS_STORED_TWICE, SPANS_STORED_TWICE, metrics_request_of, request,
+};
+use plumb_otlp::client::{METRICS_EXPORT_PATH, RawGrpcClient, TRACE_EXPORT_PATH};
 use plumb_test_support::*;
 use prost::Message;
 use std::sync::Arc;
@@ -49,13 +51,21 @@ async fn kill_and_restart(flush_interval: &str, sync: &str) -> u64 {
 
     let acknowledged = Arc::new(AtomicU64::new(0));
     let attempted = Arc::new(AtomicU64::new(0));
+    let points_acknowledged = Arc::new(AtomicU64::new(0));
+    let points_attempted = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
         let (acknowledged, attempted, stop) =
             (acknowledged.clone(), attempted.clone(), stop.clone());
+        let (points_acknowledged, points_attempted) =
+            (points_acknowledged.clone(), points_attempted.clone());
         let mut client = RawGrpcClient::connect(first.grpc_url(), TRACE_EXPORT_PATH, None)
             .await
             .expect("connect");
+        let mut metrics_client =
+            RawGrpcClient::connect(first.grpc_url(), METRICS_EXPORT_PATH, None)
+                .await
+                .expect("connect");
         tokio::spawn(async move {
             let mut seed = 0;
             while !stop.load(Ordering::Relaxed) {
@@ -69,6 +79,15 @@ async fn kill_and_restart(flush_interval: &str, sync: &str) -> u64 {
                     return;
                 }
                 acknowledged.fetch_add(100, Ordering::SeqCst);
+                // A metric request after every fifth trace request.
+                if seed % 5 == 0 {
+                    points_attempted.fetch_add(POINTS_PER_REQUEST, Ordering::SeqCst);
+                    let body = metrics_request_of(seed).encode_to_vec();
+                    if metrics_client.send(body.into()).await.is_err() {
+                        return;
+                    }
+                    points_acknowledged.fetch_add(POINTS_PER_REQUEST, Ordering::SeqCst);
+                }
             }
         })
     };
@@ -76,6 +95,7 @@ async fn kill_and_restart(flush_interval: &str, sync: &str) -> u64 {
     // Everything acknowledged by now is synced within `sync`; the crash comes later, while
     // requests keep coming.
     let acknowledged_before_sync = acknowledged.load(Ordering::SeqCst);
+    let points_before_sync = points_acknowledged.load(Ordering::SeqCst);
     assert!(acknowledged_before_sync >= 1000, "the sender is running");
     let sync_every = humantime::parse_duration(sync).expect("duration");
     tokio::time::sleep(sync_every * 2 + Duration::from_millis(300)).await;
@@ -83,6 +103,7 @@ async fn kill_and_restart(flush_interval: &str, sync: &str) -> u64 {
     stop.store(true, Ordering::Relaxed);
     let _ = sender.await;
     let attempted = attempted.load(Ordering::SeqCst);
+    let points_attempted = points_attempted.load(Ordering::SeqCst);
 
     let second = Collector::start(&database, &settings).await;
     let log = second.log();
@@ -102,6 +123,17 @@ async fn kill_and_restart(flush_interval: &str, sync: &str) -> u64 {
     // Rows the writers stored before the crash are not written again.
     let stored_spans = query_number(&database, "SELECT count() FROM spans").await;
     assert_eq!(stored_spans, distinct_spans, "no span stored twice\n{log}");
+    assert_eq!(
+        query_number(&database, POINTS_STORED_TWICE).await,
+        0,
+        "no metric point stored twice\n{log}"
+    );
+    let points = query_number(&database, "SELECT count() FROM metrics").await;
+    assert!(
+        points_before_sync <= points && points <= points_attempted,
+        "metric points acknowledged before the last sync {points_before_sync}, stored {points}, \
+         sent {points_attempted}\n{log}"
+    );
     assert!(
         acknowledged_before_sync <= counted
             && counted <= distinct_spans
@@ -326,8 +358,20 @@ async fn rows_stored_before_a_crash_but_not_noted_are_found_and_not_written_agai
             .await
             .expect("accepted");
     }
+    let mut metrics_client = RawGrpcClient::connect(first.grpc_url(), METRICS_EXPORT_PATH, None)
+        .await
+        .expect("connect");
+    for seed in 1..=5 {
+        metrics_client
+            .send(metrics_request_of(seed).encode_to_vec().into())
+            .await
+            .expect("accepted");
+    }
+    let points = 5 * POINTS_PER_REQUEST;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while query_number(&database, "SELECT count() FROM spans").await < 2000 {
+    while query_number(&database, "SELECT count() FROM spans").await < 2000
+        || query_number(&database, "SELECT count() FROM metrics").await < points
+    {
         assert!(std::time::Instant::now() < deadline, "{}", first.log());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -347,11 +391,17 @@ async fn rows_stored_before_a_crash_but_not_noted_are_found_and_not_written_agai
 
     let second = Collector::start(&database, &settings).await;
     let log = second.log();
-    assert!(log.contains("found_stored=20"), "{log}");
+    assert!(log.contains("found_stored=25"), "{log}");
     assert_eq!(
         query_number(&database, "SELECT count() FROM spans").await,
         2000,
         "no span stored twice"
+    );
+    assert_eq!(query_number(&database, SPANS_STORED_TWICE).await, 0);
+    assert_eq!(
+        query_number(&database, "SELECT count() FROM metrics").await,
+        points,
+        "no metric point stored twice"
     );
     assert_eq!(
         query_number(

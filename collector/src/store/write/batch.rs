@@ -2,6 +2,7 @@
 //! saved to the spool and read back from it; each table states its [`WritePolicy`].
 
 use crate::model::MetricPoint;
+use crate::store::lookup::{unstored_metrics, unstored_spans};
 use crate::store::rows::{EncodedRows, SPAN_COLUMNS};
 use crate::store::schema::{METRICS, SPANS};
 use crate::store::{Store, StoreError};
@@ -10,9 +11,9 @@ use std::future::Future;
 /// Whether a write may be given up after `--write-timeout`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum WritePolicy {
-    /// Give up after the timeout and spool the rows. A write given up may still be carried out
-    /// later by a slow or frozen ClickHouse, so the rows can be stored twice once the spool is
-    /// replayed: acceptable for span and metric rows, which are each stored once more at worst.
+    /// Give up waiting after the timeout and spool the rows. The write given up runs on in the
+    /// background (a slow or frozen ClickHouse may still carry it out); the spool is not replayed
+    /// before it ends, and the replay writes only the rows [`RowBatch::unstored`] does not find.
     GiveUpAfterTimeout,
     /// Wait for ClickHouse's answer, however long. For flushes of aggregates: a given-up write
     /// that ClickHouse carries out after a retry checked its markers would count twice.
@@ -20,7 +21,7 @@ pub(crate) enum WritePolicy {
 }
 
 /// A group of rows for one table, as queued for a writer.
-pub(crate) trait RowBatch: Send + Sync + Sized + 'static {
+pub(crate) trait RowBatch: Clone + Send + Sync + Sized + 'static {
     /// The table these rows go to.
     const TABLE: &'static str;
 
@@ -41,6 +42,17 @@ pub(crate) trait RowBatch: Send + Sync + Sized + 'static {
         store: &'a Store,
         batches: &'a [Self],
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a;
+
+    /// What of `batches` ClickHouse does not hold yet, to be written again after a write that
+    /// may have been carried out. By default all of them: for tables whose writes are idempotent
+    /// by themselves (the flushes' markers).
+    fn unstored<'a>(
+        store: &'a Store,
+        batches: &'a [Self],
+    ) -> impl Future<Output = Result<Vec<Self>, StoreError>> + Send + 'a {
+        let _ = store;
+        std::future::ready(Ok(batches.to_vec()))
+    }
 }
 
 /// Metric points, encoded by the `clickhouse` crate (spooled as JSON).
@@ -65,6 +77,13 @@ impl RowBatch for Vec<MetricPoint> {
         batches: &'a [Self],
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
         store.insert(Self::TABLE, batches.iter().flatten())
+    }
+
+    fn unstored<'a>(
+        store: &'a Store,
+        batches: &'a [Self],
+    ) -> impl Future<Output = Result<Vec<Self>, StoreError>> + Send + 'a {
+        unstored_metrics(store, batches)
     }
 }
 
@@ -114,6 +133,13 @@ impl RowBatch for EncodedRows {
             columns,
             batches.iter().map(|b| b.bytes.clone()),
         )
+    }
+
+    fn unstored<'a>(
+        store: &'a Store,
+        batches: &'a [Self],
+    ) -> impl Future<Output = Result<Vec<Self>, StoreError>> + Send + 'a {
+        unstored_spans(store, batches)
     }
 }
 

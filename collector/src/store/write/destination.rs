@@ -8,6 +8,11 @@
 //! short) sets the batch aside, logged and counted in `plumb_batches_set_aside_total`, so the
 //! batches behind it are still written. When the spool is full the write is retried with backoff
 //! until it succeeds or the shutdown deadline passes.
+//!
+//! Nothing is stored twice: a write given up keeps running in the background ([`LateWrites`]),
+//! its table's spool waits until it ends, and whatever is written again (a spooled batch, a
+//! retry) is first looked up ([`RowBatch::unstored`]) so that rows ClickHouse took late are left
+//! out.
 
 use super::WriterSettings;
 use super::batch::{RowBatch, WritePolicy};
@@ -19,13 +24,64 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// How a writer waits between retries of a write ClickHouse refused while the spool is full.
 const RETRY_BACKOFF: Backoff =
     Backoff::new_unchecked(Duration::from_millis(200), Duration::from_secs(10), 0.5);
+
+/// How long a write given up may run on in the background before it is dropped (its connection
+/// closed): a server that has not answered by then is taken to have never read it.
+const LATE_WRITE_LIMIT: Duration = Duration::from_secs(600);
+
+/// Writes given up after `--write-timeout` that still run, at most one per table: ClickHouse may
+/// yet carry them out, so that table's spool is not replayed (and no new write is sent) until
+/// they end.
+#[derive(Debug, Default)]
+pub(crate) struct LateWrites(Mutex<HashMap<&'static str, JoinHandle<()>>>);
+
+impl LateWrites {
+    /// Whether a write into `table` that was given up still runs.
+    fn running(&self, table: &'static str) -> bool {
+        let mut late = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match late.get(table) {
+            Some(write) if !write.is_finished() => true,
+            Some(_) => {
+                late.remove(table);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps the write `write` into `table`, given up, running to its end.
+    fn hold(&self, table: &'static str, write: JoinHandle<Result<(), StoreError>>) {
+        let waiting = tokio::spawn(async move {
+            match tokio::time::timeout(LATE_WRITE_LIMIT, write).await {
+                Ok(Ok(Ok(()))) => {
+                    tracing::info!(table, "a write given up earlier was carried out late");
+                }
+                Ok(Ok(Err(e))) => {
+                    tracing::info!(table, error = %e, "a write given up earlier failed")
+                }
+                Ok(Err(_)) | Err(_) => {
+                    tracing::warn!(table, "a write given up earlier was dropped unanswered");
+                }
+            }
+        });
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(table, waiting);
+    }
+}
 
 /// The writers' own metrics, by table.
 #[derive(Debug)]
@@ -125,6 +181,8 @@ pub(crate) struct Destination {
     pub(crate) spool: Arc<Spool>,
     /// The writers' metrics.
     pub(crate) telemetry: Arc<WriterTelemetry>,
+    /// Writes given up that still run.
+    pub(crate) late: Arc<LateWrites>,
 }
 
 impl Destination {
@@ -135,21 +193,15 @@ impl Destination {
         batches: &[B],
         settings: &WriterSettings,
     ) -> Result<(), StoreError> {
-        let rows: usize = batches.iter().map(RowBatch::row_count).sum();
+        let rows = rows_in(batches);
         if rows == 0 {
             return Ok(());
         }
         let label = TableLabel { table: B::TABLE };
         let started = std::time::Instant::now();
-        let insert = B::insert(&self.store, batches);
         let result = match B::POLICY {
-            WritePolicy::GiveUpAfterTimeout => tokio::time::timeout(settings.write_timeout, insert)
-                .await
-                .unwrap_or(Err(StoreError::Timeout {
-                    table: B::TABLE,
-                    limit: settings.write_timeout,
-                })),
-            WritePolicy::WaitForAnswer => insert.await,
+            WritePolicy::GiveUpAfterTimeout => self.attempt_in_time(batches, settings).await,
+            WritePolicy::WaitForAnswer => B::insert(&self.store, batches).await,
         };
         match result {
             Ok(()) => {
@@ -167,12 +219,42 @@ impl Destination {
         }
     }
 
+    /// One write as a task of its own, waited for `settings.write_timeout`; a write given up
+    /// runs on in [`LateWrites`]. While an earlier one runs, no new write is sent.
+    async fn attempt_in_time<B: RowBatch>(
+        &self,
+        batches: &[B],
+        settings: &WriterSettings,
+    ) -> Result<(), StoreError> {
+        let table = B::TABLE;
+        let given_up = StoreError::Timeout {
+            table,
+            limit: settings.write_timeout,
+        };
+        if self.late.running(table) {
+            return Err(given_up);
+        }
+        let (store, owned) = (self.store.clone(), batches.to_vec());
+        let mut write = tokio::spawn(async move { B::insert(&store, &owned).await });
+        match tokio::time::timeout(settings.write_timeout, &mut write).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(given_up),
+            Err(_) => {
+                self.late.hold(table, write);
+                Err(given_up)
+            }
+        }
+    }
+
     /// Writes the spooled files of `B`'s table, oldest first, until one fails for a reason that
     /// may pass; a file ClickHouse refuses for good is set aside and the next one is written.
     pub(crate) async fn replay_spooled<B: RowBatch>(&self, settings: &WriterSettings) {
         let table = B::TABLE;
         while let Some(file) = self.spool.oldest(table) {
-            let batches = match self.spool.read(&file).map(|p| B::from_spool(&p)) {
+            if self.late.running(table) {
+                return;
+            }
+            let spooled = match self.spool.read(&file).map(|p| B::from_spool(&p)) {
                 Ok(Some(batches)) => batches,
                 Ok(None) => {
                     self.spool.set_aside(&file);
@@ -186,12 +268,21 @@ impl Destination {
                     continue;
                 }
             };
+            // It may have been carried out before it was spooled.
+            let batches = match B::unstored(&self.store, &spooled).await {
+                Ok(batches) => batches,
+                Err(e) => {
+                    tracing::warn!(table, error = %e, "could not look up what a spooled batch holds; replayed later");
+                    return;
+                }
+            };
             match self.attempt(&batches, settings).await {
                 Ok(()) => {
                     self.spool.remove(&file);
                     let label = TableLabel { table };
                     self.telemetry.batches_replayed.get_or_create(&label).inc();
-                    tracing::info!(table, "replayed a spooled batch");
+                    let (spooled, written) = (rows_in(&spooled), rows_in(&batches));
+                    tracing::info!(table, spooled, written, "replayed a spooled batch");
                 }
                 Err(e) if e.class() == ErrorClass::Permanent => {
                     self.spool.set_aside(&file);
@@ -230,7 +321,7 @@ impl Destination {
     /// even that fails.
     pub(crate) fn set_aside<B: RowBatch>(&self, batches: &[B], why: &StoreError) -> bool {
         let table = B::TABLE;
-        let rows: usize = batches.iter().map(RowBatch::row_count).sum();
+        let rows = rows_in(batches);
         match self.spool.save_aside(table, &B::to_spool(batches)) {
             Ok(path) => {
                 self.counted_aside(table);
@@ -259,7 +350,7 @@ impl Destination {
         why: &dyn std::fmt::Display,
     ) -> bool {
         let table = B::TABLE;
-        let rows: usize = batches.iter().map(RowBatch::row_count).sum();
+        let rows = rows_in(batches);
         match self.spool.save(table, &B::to_spool(batches)) {
             Ok(()) => {
                 let label = TableLabel { table };
@@ -287,22 +378,36 @@ impl Destination {
     ) -> bool {
         let table = B::TABLE;
         let mut delays = RETRY_BACKOFF.delays();
+        let mut batches = batches.to_vec();
         loop {
-            let e = match self.attempt(batches, settings).await {
+            let e = match self.attempt(&batches, settings).await {
                 Ok(()) => return true,
-                Err(e) if e.class() == ErrorClass::Permanent => return self.set_aside(batches, &e),
+                Err(e) if e.class() == ErrorClass::Permanent => {
+                    return self.set_aside(&batches, &e);
+                }
                 Err(e) => e,
             };
             let backoff = delays.next_delay();
-            let rows: usize = batches.iter().map(RowBatch::row_count).sum();
+            let rows = rows_in(&batches);
             if deadline.is_some_and(|d| Instant::now() + backoff > d) {
                 tracing::error!(table, rows, error = %e, "ClickHouse write failed at shutdown and the spool is full; rows lost unless the journal holds them");
                 return false;
             }
             tracing::warn!(table, rows, error = %e, retry_in = ?backoff, "ClickHouse write failed; retrying");
             tokio::time::sleep(backoff).await;
+            // The failed write may have been carried out (late or in part).
+            if !self.late.running(table)
+                && let Ok(unstored) = B::unstored(&self.store, &batches).await
+            {
+                batches = unstored;
+            }
         }
     }
+}
+
+/// Rows in `batches`.
+fn rows_in<B: RowBatch>(batches: &[B]) -> usize {
+    batches.iter().map(RowBatch::row_count).sum()
 }
 
 #[cfg(test)]

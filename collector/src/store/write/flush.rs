@@ -31,6 +31,7 @@ pub(crate) trait Flushable: Send + Sync + 'static {
     /// The row type of the table they are written to.
     type Row: RowOwned
         + RowWrite
+        + Clone
         + serde::Serialize
         + serde::de::DeserializeOwned
         + Send
@@ -55,6 +56,16 @@ pub(crate) struct FlushBatch<A: Flushable> {
     rows: Vec<A::Row>,
     /// Whether a write was attempted (only then can some minutes already be written).
     tried: AtomicBool,
+}
+
+impl<A: Flushable> Clone for FlushBatch<A> {
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            rows: self.rows.clone(),
+            tried: AtomicBool::new(self.tried.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl<A: Flushable> FlushBatch<A> {
