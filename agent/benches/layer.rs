@@ -1,7 +1,10 @@
 //! What `PlumbLayer` adds to a request: the same axum handler with and without the layer, with
 //! the tracer provider `init` builds (Plumb's queue processor) and an exporter that discards.
+//! Then what handing a finished span to the export thread costs: a span started and ended on a
+//! provider with no processor, with Plumb's queue processor, and with the SDK's batch processor.
 //!
-//! Run: `cargo bench -p plumb-agent --bench layer`; the difference of the two is the overhead.
+//! Run: `cargo bench -p plumb-agent --bench layer`; the difference to the first of each group is
+//! the overhead.
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented public function.
 
@@ -10,8 +13,9 @@ use axum::body::Body;
 use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
+use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
 use plumb_agent::{PlumbLayer, QueueProcessor};
 use tower_service::Service;
 
@@ -41,6 +45,10 @@ fn layer(c: &mut Criterion) {
     for (name, mut router) in [
         ("without_layer", app()),
         ("with_plumb_layer", app().route_layer(PlumbLayer::new())),
+        (
+            "with_plumb_layer_on_agent_tracer",
+            app().route_layer(PlumbLayer::with_tracer(provider.tracer("plumb-agent"))),
+        ),
     ] {
         group.bench_function(name, |b| {
             b.iter(|| {
@@ -55,5 +63,38 @@ fn layer(c: &mut Criterion) {
     let _ = provider.shutdown();
 }
 
-criterion_group!(benches, layer);
+fn handoff(c: &mut Criterion) {
+    let mut group = c.benchmark_group("span_end");
+    let (queue, _stats) = QueueProcessor::new(Discard, 8192);
+    let providers = [
+        ("no_processor", SdkTracerProvider::builder().build()),
+        (
+            "plumb_queue_processor",
+            SdkTracerProvider::builder()
+                .with_span_processor(queue)
+                .build(),
+        ),
+        (
+            "sdk_batch_processor",
+            SdkTracerProvider::builder()
+                .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+                .build(),
+        ),
+    ];
+    for (name, provider) in &providers {
+        let tracer = provider.tracer("bench");
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                let mut span = tracer.start("GET /users/{id}");
+                span.end();
+            })
+        });
+    }
+    group.finish();
+    for (_, provider) in providers {
+        let _ = provider.shutdown();
+    }
+}
+
+criterion_group!(benches, layer, handoff);
 criterion_main!(benches);

@@ -6,28 +6,59 @@
 //! responses, errors and panics. An incoming W3C `traceparent` becomes the span's parent, and the
 //! handler runs with the span as the current context, so its own spans nest under it. Without a
 //! matched path the collector turns `url.path` into a route template.
+//!
+//! A layer made after [`crate::init`] starts its spans on the agent's own SDK tracer directly
+//! (no global lookup, no boxed span per request); one made before, or without `init`, uses the
+//! global tracer provider.
 
 use axum::extract::MatchedPath;
 use futures_util::FutureExt as _;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response};
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::{FutureExt as _, SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue, global};
+use opentelemetry::{Context, KeyValue, StringValue, global};
+use opentelemetry_sdk::trace::SdkTracer;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::RwLock;
 use std::task::Poll;
+
+/// The tracer of the last [`crate::init`], for layers made after it.
+static AGENT_TRACER: RwLock<Option<SdkTracer>> = RwLock::new(None);
+
+/// Makes `tracer` the one new layers start their spans on.
+pub(crate) fn use_tracer(tracer: SdkTracer) {
+    *AGENT_TRACER
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tracer);
+}
 use tower_layer::Layer;
 use tower_service::Service;
 
 /// The layer; add it with `Router::route_layer` to get route templates from axum.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PlumbLayer;
+#[derive(Clone, Debug, Default)]
+pub struct PlumbLayer {
+    /// The agent's tracer when [`crate::init`] ran before the layer was made.
+    tracer: Option<SdkTracer>,
+}
 
 impl PlumbLayer {
-    /// A new layer.
+    /// A new layer, on the agent's tracer if [`crate::init`] has run, else on the global one.
     pub fn new() -> Self {
-        Self
+        let tracer = AGENT_TRACER
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        Self { tracer }
+    }
+
+    /// A layer starting its spans on `tracer` (for an application that builds its own SDK
+    /// tracer provider instead of calling [`crate::init`]).
+    pub fn with_tracer(tracer: SdkTracer) -> Self {
+        Self {
+            tracer: Some(tracer),
+        }
     }
 }
 
@@ -35,7 +66,10 @@ impl<S> Layer<S> for PlumbLayer {
     type Service = PlumbService<S>;
 
     fn layer(&self, inner: S) -> PlumbService<S> {
-        PlumbService { inner }
+        PlumbService {
+            inner,
+            tracer: self.tracer.clone(),
+        }
     }
 }
 
@@ -43,6 +77,43 @@ impl<S> Layer<S> for PlumbLayer {
 #[derive(Clone, Debug)]
 pub struct PlumbService<S> {
     inner: S,
+    tracer: Option<SdkTracer>,
+}
+
+/// The method as a static string for the standard ones (no allocation per request).
+fn method_value(method: &Method) -> StringValue {
+    let known = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    const NAMES: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    match known.iter().position(|m| m == method) {
+        Some(i) => StringValue::from(NAMES[i]),
+        None => StringValue::from(method.as_str().to_owned()),
+    }
+}
+
+/// Starts the request's SERVER span on `tracer` under `parent`; the context holding it.
+fn start_span<T>(tracer: &T, parent: &Context, name: String, attributes: Vec<KeyValue>) -> Context
+where
+    T: Tracer,
+    T::Span: Send + Sync + 'static,
+{
+    let span = tracer
+        .span_builder(name)
+        .with_kind(SpanKind::Server)
+        .with_attributes(attributes)
+        .start_with_context(tracer, parent);
+    parent.with_span(span)
 }
 
 impl<S, B, RB> Service<Request<B>> for PlumbService<S>
@@ -61,30 +132,25 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let parent =
             global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(request.headers())));
-        let method = request.method().as_str().to_owned();
+        let method = method_value(request.method());
         let route = request
             .extensions()
             .get::<MatchedPath>()
             .map(|p| p.as_str().to_owned());
-        let mut attributes = vec![
-            KeyValue::new("http.request.method", method.clone()),
-            KeyValue::new("url.path", request.uri().path().to_owned()),
-        ];
-        let name = match route {
-            Some(route) => {
-                let name = format!("{method} {route}");
-                attributes.push(KeyValue::new("http.route", route));
-                name
-            }
-            None => method,
+        let mut attributes = Vec::with_capacity(4);
+        let name = match &route {
+            Some(route) => format!("{} {route}", method.as_str()),
+            None => method.as_str().to_owned(),
         };
-        let tracer = global::tracer("plumb-agent");
-        let span = tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Server)
-            .with_attributes(attributes)
-            .start_with_context(&tracer, &parent);
-        let cx = parent.with_span(span);
+        attributes.push(KeyValue::new("http.request.method", method));
+        attributes.push(KeyValue::new("url.path", request.uri().path().to_owned()));
+        if let Some(route) = route {
+            attributes.push(KeyValue::new("http.route", route));
+        }
+        let cx = match &self.tracer {
+            Some(tracer) => start_span(tracer, &parent, name, attributes),
+            None => start_span(&global::tracer("plumb-agent"), &parent, name, attributes),
+        };
         let future = {
             let _active = cx.clone().attach();
             self.inner.call(request)

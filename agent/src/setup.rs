@@ -114,6 +114,7 @@ pub fn init(config: AgentConfig) -> Result<AgentGuard, AgentError> {
 
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(tracer_provider.clone());
+    crate::http_layer::use_tracer(tracer_provider.tracer("plumb-agent"));
     opentelemetry::global::set_meter_provider(meter_provider.clone());
     let meter = opentelemetry::global::meter("plumb-agent");
     register_own_metrics(&meter, queue_stats);

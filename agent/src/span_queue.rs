@@ -6,6 +6,10 @@
 //! counted (and a warning is logged at most once every ten seconds). When an export fails (the
 //! collector is down or slow) the batch is kept and retried with backoff while the queue holds
 //! what arrives meanwhile, so after an outage everything that fitted arrives.
+//!
+//! The hand-off costs the request thread no system call: the export thread does not wait on the
+//! queue (which would make every span wake it) but sleeps until its export delay passes, and a
+//! span wakes it only when it makes a whole batch queued; flushes and shutdowns wake it too.
 
 use opentelemetry::Context;
 use opentelemetry_sdk::Resource;
@@ -13,8 +17,9 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use plumb_net::Backoff;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 /// Spans per export.
@@ -38,8 +43,8 @@ pub struct QueueStats {
     pub export_failures: AtomicU64,
 }
 
-enum Message {
-    Span(Box<SpanData>),
+/// What the export thread is asked besides spans.
+enum Control {
     Resource(Resource),
     Flush(SyncSender<OTelSdkResult>),
     Shutdown(SyncSender<OTelSdkResult>),
@@ -48,7 +53,13 @@ enum Message {
 /// A bounded, non-blocking span processor with retry.
 #[derive(Debug)]
 pub struct QueueProcessor {
-    queue: SyncSender<Message>,
+    /// Finished spans, each moved into the queue's preallocated slot (no allocation per span).
+    queue: SyncSender<SpanData>,
+    control: SyncSender<Control>,
+    /// Spans sent and not yet taken by the export thread.
+    queued: Arc<AtomicUsize>,
+    /// The export thread, woken for a whole batch, a flush or a shutdown.
+    worker: Option<Thread>,
     stats: Arc<QueueStats>,
     started: Instant,
     last_warning_s: AtomicU64,
@@ -58,26 +69,41 @@ impl QueueProcessor {
     /// A processor holding at most `capacity` spans, exporting with `exporter` on its own thread.
     pub fn new<E: SpanExporter + 'static>(exporter: E, capacity: usize) -> (Self, Arc<QueueStats>) {
         let (queue, receiver) = sync_channel(capacity.max(1));
+        let (control, control_receiver) = sync_channel(16);
         let stats = Arc::new(QueueStats::default());
+        let queued = Arc::new(AtomicUsize::new(0));
         let worker = Worker {
             exporter,
             receiver,
+            control: control_receiver,
+            queued: Arc::clone(&queued),
             stats: Arc::clone(&stats),
             pending: Vec::new(),
             capacity,
             shutdown: None,
         };
         // If the thread cannot start, every send fails and spans are counted as dropped.
-        let _ = std::thread::Builder::new()
+        let worker = std::thread::Builder::new()
             .name("plumb-agent-export".into())
-            .spawn(move || worker.run());
+            .spawn(move || worker.run())
+            .ok()
+            .map(|handle| handle.thread().clone());
         let processor = Self {
             queue,
+            control,
+            queued,
+            worker,
             stats: Arc::clone(&stats),
             started: Instant::now(),
             last_warning_s: AtomicU64::new(0),
         };
         (processor, stats)
+    }
+
+    fn wake(&self) {
+        if let Some(worker) = &self.worker {
+            worker.unpark();
+        }
     }
 
     fn dropped(&self) {
@@ -99,13 +125,14 @@ impl QueueProcessor {
 
     fn control(
         &self,
-        make: impl FnOnce(SyncSender<OTelSdkResult>) -> Message,
+        make: impl FnOnce(SyncSender<OTelSdkResult>) -> Control,
         timeout: Duration,
     ) -> OTelSdkResult {
         let (ack, done) = sync_channel(1);
-        self.queue
+        self.control
             .send(make(ack))
             .map_err(|_| OTelSdkError::AlreadyShutdown)?;
+        self.wake();
         done.recv_timeout(timeout)
             .map_err(|_| OTelSdkError::Timeout(timeout))?
     }
@@ -118,28 +145,37 @@ impl SpanProcessor for QueueProcessor {
         if !span.span_context.is_sampled() {
             return;
         }
-        match self.queue.try_send(Message::Span(Box::new(span))) {
+        // Counted before it is sent, so the export thread never takes it first.
+        let queued = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
+        match self.queue.try_send(span) {
+            Ok(()) if queued == MAX_BATCH => self.wake(),
             Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.dropped(),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                self.dropped();
+            }
         }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.control(Message::Flush, Duration::from_secs(30))
+        self.control(Control::Flush, Duration::from_secs(30))
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.control(Message::Shutdown, timeout)
+        self.control(Control::Shutdown, timeout)
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        let _ = self.queue.send(Message::Resource(resource.clone()));
+        let _ = self.control.send(Control::Resource(resource.clone()));
+        self.wake();
     }
 }
 
 struct Worker<E> {
     exporter: E,
-    receiver: Receiver<Message>,
+    receiver: Receiver<SpanData>,
+    control: Receiver<Control>,
+    queued: Arc<AtomicUsize>,
     stats: Arc<QueueStats>,
     pending: Vec<SpanData>,
     /// Queue size: a flush exports at most this many spans beyond what it holds, so spans that
@@ -154,30 +190,45 @@ impl<E: SpanExporter> Worker<E> {
         // Whatever the export itself traces (gRPC, HTTP/2) must not be exported again.
         let _suppressed = Context::enter_telemetry_suppressed_scope();
         let mut deadline = Instant::now() + EXPORT_DELAY;
+        // Spans taken since the shared count was last lowered (lowered once per run of spans,
+        // not per span, so that the request threads' count stays in their caches).
+        let mut taken = 0;
         loop {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            match self.receiver.recv_timeout(wait) {
-                Ok(Message::Span(span)) => {
-                    self.pending.push(*span);
-                    if self.pending.len() >= MAX_BATCH {
-                        self.export_until_sent();
-                        deadline = Instant::now() + EXPORT_DELAY;
-                    }
-                }
-                Ok(Message::Resource(resource)) => self.exporter.set_resource(&resource),
-                Ok(Message::Flush(ack)) => {
+            match self.control.try_recv() {
+                Ok(Control::Resource(resource)) => self.exporter.set_resource(&resource),
+                Ok(Control::Flush(ack)) => {
                     let result = self.drain();
                     let _ = ack.send(result);
                 }
-                Ok(Message::Shutdown(ack)) => {
+                Ok(Control::Shutdown(ack)) => {
                     self.finish(ack);
                     return;
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    self.export_until_sent();
-                    deadline = Instant::now() + EXPORT_DELAY;
+                Err(_) => {}
+            }
+            match self.receiver.try_recv() {
+                Ok(span) => {
+                    taken += 1;
+                    self.pending.push(span);
+                    if self.pending.len() >= MAX_BATCH {
+                        self.taken(std::mem::take(&mut taken));
+                        self.export_until_sent();
+                        deadline = Instant::now() + EXPORT_DELAY;
+                    }
+                    continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => {
+                Err(TryRecvError::Empty) => {
+                    self.taken(std::mem::take(&mut taken));
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    if wait.is_zero() {
+                        self.export_until_sent();
+                        deadline = Instant::now() + EXPORT_DELAY;
+                    } else {
+                        // Woken early by a whole batch, a flush or a shutdown.
+                        std::thread::park_timeout(wait);
+                    }
+                }
+                Err(TryRecvError::Disconnected) => {
                     let _ = self.drain();
                     return;
                 }
@@ -189,25 +240,34 @@ impl<E: SpanExporter> Worker<E> {
         }
     }
 
+    /// Counts `n` spans taken off the queue.
+    fn taken(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::Relaxed);
+    }
+
     /// Exports everything queued now, one attempt per batch; the result of the last attempt.
     fn drain(&mut self) -> OTelSdkResult {
         let mut budget = self.capacity;
         loop {
             while self.pending.len() < MAX_BATCH && budget > 0 {
                 match self.receiver.try_recv() {
-                    Ok(Message::Span(span)) => {
+                    Ok(span) => {
                         budget -= 1;
-                        self.pending.push(*span);
+                        self.taken(1);
+                        self.pending.push(span);
                     }
-                    Ok(Message::Resource(resource)) => self.exporter.set_resource(&resource),
-                    // A flush asked for meanwhile is answered by this one.
-                    Ok(Message::Flush(ack)) => {
-                        let _ = ack.send(Ok(()));
-                    }
-                    // A shutdown asked for meanwhile runs once this drain is done.
-                    Ok(Message::Shutdown(ack)) => self.shutdown = Some(ack),
                     Err(_) => break,
                 }
+            }
+            match self.control.try_recv() {
+                Ok(Control::Resource(resource)) => self.exporter.set_resource(&resource),
+                // A flush asked for meanwhile is answered by this one.
+                Ok(Control::Flush(ack)) => {
+                    let _ = ack.send(Ok(()));
+                }
+                // A shutdown asked for meanwhile runs once this drain is done.
+                Ok(Control::Shutdown(ack)) => self.shutdown = Some(ack),
+                Err(_) => {}
             }
             if self.pending.is_empty() {
                 return Ok(());

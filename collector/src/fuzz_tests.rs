@@ -1,32 +1,15 @@
-//! Mutation fuzzing of everything that parses input from the network or the user, run for a
-//! bounded time in CI: `PLUMB_FUZZ_SECONDS` per target (default 5).
-//!
-//! Each target starts from valid inputs (OTLP requests from the load generator, real paths,
-//! statements, configuration text) and mutates them: flipped bits, replaced, inserted, deleted
-//! and duplicated bytes, truncation, splices of two inputs. The code under test must never panic
-//! (a panic fails the test and prints the seed and the input) and must stay consistent where that
-//! is checkable (templating and statement normalising are idempotent; what decodes as JSON
-//! normalises like the same request as protobuf).
+//! The fuzz targets of [`crate::fuzz`] in the test suite, for a bounded time: first every input
+//! kept in `fuzz/corpus/<target>/` (what the coverage-guided campaigns found worth keeping),
+//! then mutations of the seeds for `PLUMB_FUZZ_SECONDS` per target (default 5): flipped bits,
+//! replaced, inserted, deleted and duplicated bytes, truncation, splices of two inputs. A panic
+//! fails the test and prints the seed and the input.
 
-use crate::normalise::route::template_path;
-use crate::normalise::{NameLimiter, SpanLimits, normalise_metrics, normalise_traces};
-use crate::query::api::request_from_query;
-use crate::query::waterfall::parse_trace_id;
-use crate::trace_analysis::component::normalise_statement;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use plumb_loadgen::{Workload, WorkloadShape};
-use plumb_otlp::Payload;
-use plumb_otlp::auth::Tokens;
-use plumb_proto::v1::{EndpointDetailRequest, RegressionsRequest};
-use prost::Message;
+use crate::fuzz::{TARGETS, seeds};
+use plumb_loadgen::metrics::every_metric_type;
+use plumb_loadgen::sample_trace_requests;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// The collector's default limits (as `--help` shows them).
-fn limits() -> SpanLimits {
-    crate::testing::defaults().pipeline.limits
-}
 
 /// A small xorshift generator; the seed is printed with any failure.
 struct Rng(u64);
@@ -69,8 +52,44 @@ fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Runs `target` on mutations of `seeds` for the time budget; a panic fails with the input.
-fn fuzz(name: &str, seeds: &[Vec<u8>], mut target: impl FnMut(&[u8])) {
+/// Every file in `fuzz/corpus/<name>/` (none when the folder is absent).
+fn corpus(name: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(name);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(String, Vec<u8>)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let bytes = std::fs::read(e.path()).ok()?;
+            Some((e.file_name().to_string_lossy().into_owned(), bytes))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs the target `name` on its corpus, then on mutations of its seeds for the time budget.
+fn fuzz(name: &str) {
+    let target = TARGETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
+        .unwrap_or_else(|| panic!("no target {name}"));
+    let seeds = seeds(
+        name,
+        &sample_trace_requests(),
+        &[every_metric_type(1_796_083_200_000_000_000)],
+    );
+    assert!(!seeds.is_empty(), "{name} has seeds");
+    let kept = corpus(name);
+    for (file, input) in &kept {
+        if catch_unwind(AssertUnwindSafe(|| target(input))).is_err() {
+            panic!("{name}: panicked on fuzz/corpus/{name}/{file}");
+        }
+    }
     let budget = std::env::var("PLUMB_FUZZ_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -100,212 +119,51 @@ fn fuzz(name: &str, seeds: &[Vec<u8>], mut target: impl FnMut(&[u8])) {
             runs += 1;
         }
     }
-    eprintln!("{name}: {runs} inputs in {budget} s, no panic");
-}
-
-fn trace_requests() -> Vec<ExportTraceServiceRequest> {
-    (0..6)
-        .map(|seed| {
-            Workload::new(WorkloadShape {
-                services: 2,
-                endpoints_per_service: 3,
-                spans_per_request: 1 + seed as u32 * 3,
-                seed,
-            })
-            .request()
-        })
-        .collect()
+    eprintln!(
+        "{name}: {} corpus inputs, then {runs} mutations in {budget} s, no panic",
+        kept.len()
+    );
 }
 
 #[test]
 fn otlp_protobuf_spans() {
-    let seeds: Vec<Vec<u8>> = trace_requests()
-        .iter()
-        .map(Message::encode_to_vec)
-        .collect();
-    let names = NameLimiter::new(100);
-    let now = crate::clock::now_unix_ns();
-    fuzz("otlp protobuf spans", &seeds, |bytes| {
-        let _ = normalise_traces(bytes, limits(), &names, now);
-    });
+    fuzz("otlp_protobuf_spans");
 }
 
 #[test]
 fn otlp_json_spans_decode_like_protobuf() {
-    let seeds: Vec<Vec<u8>> = trace_requests()
-        .iter()
-        .map(|r| serde_json::to_vec(r).expect("json"))
-        .collect();
-    let names = NameLimiter::new(100);
-    let now = crate::clock::now_unix_ns();
-    fuzz("otlp json spans", &seeds, |bytes| {
-        let payload = Payload::Json(bytes.to_vec().into());
-        if let Ok(request) = payload.decode::<ExportTraceServiceRequest>("spans") {
-            // What JSON decoding accepts, the protobuf path must accept too.
-            let encoded = request.encode_to_vec();
-            let out = normalise_traces(&encoded, limits(), &names, now);
-            assert!(
-                out.is_ok(),
-                "valid JSON request refused as protobuf: {out:?}"
-            );
-        }
-    });
-}
-
-/// A request with a point of every type.
-fn every_metric_type() -> ExportMetricsServiceRequest {
-    use opentelemetry_proto::tonic::metrics::v1::{
-        ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint,
-        Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
-        exponential_histogram_data_point::Buckets, metric::Data, number_data_point::Value,
-    };
-    let now = crate::clock::now_unix_ns();
-    let number = NumberDataPoint {
-        time_unix_nano: now,
-        value: Some(Value::AsDouble(1.5)),
-        attributes: vec![plumb_loadgen::text("k", "v")],
-        ..Default::default()
-    };
-    let metric = |name: &str, data| Metric {
-        name: name.into(),
-        unit: "ms".into(),
-        data: Some(data),
-        ..Default::default()
-    };
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            scope_metrics: vec![ScopeMetrics {
-                metrics: vec![
-                    metric(
-                        "g",
-                        Data::Gauge(Gauge {
-                            data_points: vec![number.clone()],
-                        }),
-                    ),
-                    metric(
-                        "s",
-                        Data::Sum(Sum {
-                            data_points: vec![number],
-                            aggregation_temporality: 2,
-                            is_monotonic: true,
-                        }),
-                    ),
-                    metric(
-                        "h",
-                        Data::Histogram(Histogram {
-                            data_points: vec![HistogramDataPoint {
-                                time_unix_nano: now,
-                                count: 3,
-                                bucket_counts: vec![1, 1, 1],
-                                explicit_bounds: vec![1.0, 2.0],
-                                ..Default::default()
-                            }],
-                            aggregation_temporality: 1,
-                        }),
-                    ),
-                    metric(
-                        "e",
-                        Data::ExponentialHistogram(ExponentialHistogram {
-                            data_points: vec![ExponentialHistogramDataPoint {
-                                time_unix_nano: now,
-                                count: 2,
-                                scale: 3,
-                                positive: Some(Buckets {
-                                    offset: -2,
-                                    bucket_counts: vec![1, 1],
-                                }),
-                                ..Default::default()
-                            }],
-                            aggregation_temporality: 2,
-                        }),
-                    ),
-                    metric(
-                        "q",
-                        Data::Summary(Summary {
-                            data_points: vec![SummaryDataPoint {
-                                time_unix_nano: now,
-                                count: 4,
-                                sum: 8.0,
-                                ..Default::default()
-                            }],
-                        }),
-                    ),
-                ],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    fuzz("otlp_json_spans");
 }
 
 #[test]
 fn otlp_protobuf_metrics() {
-    let seeds: Vec<Vec<u8>> = vec![
-        ExportMetricsServiceRequest::default().encode_to_vec(),
-        every_metric_type().encode_to_vec(),
-    ];
-    let now = crate::clock::now_unix_ns();
-    fuzz("otlp protobuf metrics", &seeds, |bytes| {
-        let payload = Payload::Protobuf(bytes.to_vec().into());
-        if let Ok(request) = payload.decode::<ExportMetricsServiceRequest>("metrics") {
-            let _ = normalise_metrics(request, limits(), now);
-        }
-    });
+    fuzz("otlp_protobuf_metrics");
+}
+
+#[test]
+fn otlp_json_metrics() {
+    fuzz("otlp_json_metrics");
 }
 
 #[test]
 fn path_templating_and_statement_normalising() {
-    let paths: Vec<Vec<u8>> = [
-        "/users/123/orders/0b9e6f4e-3c1a-4d2b-9f1e-2a3b4c5d6e7f?x=1#f",
-        "/api/v1/blobs/9f86d081884c7d659a2feaa0c55ad015",
-        "//a///b/",
-        "SELECT * FROM t WHERE a = 'it''s' AND b IN (1, 2, 3) AND c = 4.5e3",
-        "INSERT INTO \"x\" VALUES ($1, 'é', 0x1f)",
-    ]
-    .iter()
-    .map(|s| s.as_bytes().to_vec())
-    .collect();
-    fuzz("path templating and statements", &paths, |bytes| {
-        let text = String::from_utf8_lossy(bytes);
-        let once = template_path(&text);
-        assert_eq!(template_path(&once), once, "templating is idempotent");
-        let mut statement = String::new();
-        normalise_statement(&text, &mut statement);
-        let mut again = String::new();
-        normalise_statement(&statement, &mut again);
-        assert_eq!(again, statement, "normalising is idempotent");
-    });
+    fuzz("paths_and_statements");
 }
 
 #[test]
 fn user_text_parsers() {
-    let texts: Vec<Vec<u8>> = [
-        "since=1h&baseline=7d&service=shop&min_requests=5&min_change_percent=20",
-        "service=shop&operation=GET%20%2Fa%2F%7Bid%7D&since=15m&exemplars=3",
-        "shop=token-aaaaaaaa,shop=token-bbbbbbbb,ops=token-cccccccc",
-        "0af7651916cd43dd8448eb211c80319c",
-    ]
-    .iter()
-    .map(|s| s.as_bytes().to_vec())
-    .collect();
-    fuzz("user text parsers", &texts, |bytes| {
-        let text = String::from_utf8_lossy(bytes);
-        let _ = request_from_query::<RegressionsRequest>(Some(&text));
-        let _ = request_from_query::<EndpointDetailRequest>(Some(&text));
-        if let Ok(tokens) = Tokens::parse(&text) {
-            // Debug output shows the names and nothing else.
-            let names: Vec<&str> = text
-                .split(',')
-                .filter_map(|item| item.trim().split_once('='))
-                .map(|(name, _)| name.trim())
-                .collect();
-            assert_eq!(
-                format!("{tokens:?}"),
-                format!("Tokens {{ names: {names:?}, .. }}")
-            );
-        }
-        if let Ok(id) = parse_trace_id(&text) {
-            assert_eq!(id.len(), 32);
-        }
-    });
+    fuzz("query_parameters");
+}
+
+#[test]
+fn the_alerting_file() {
+    fuzz("alerting_config");
+}
+
+#[test]
+fn every_target_is_run_here() {
+    let here = include_str!("fuzz_tests.rs");
+    for (name, _) in TARGETS {
+        assert!(here.contains(&format!("fuzz(\"{name}\")")), "{name}");
+    }
 }

@@ -8,7 +8,8 @@
 //! safe from a crash until the writers acknowledge them (`ack`); `recovery` writes what a crashed
 //! run left. `model` holds the domain types every stage shares; [`config`] checks the options
 //! once; [`app`] wires the stages and `shutdown` stops them in order. `docs/ARCHITECTURE.md` has
-//! the whole picture, and [`testing`] is what other crates' tests may use.
+//! the whole picture, [`testing`] is what other crates' tests may use, and [`fuzz`] holds the
+//! fuzz targets.
 
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ mod alerting;
 pub mod app;
 mod clock;
 pub mod config;
+pub mod fuzz;
 mod journal;
 mod model;
 mod normalise;

@@ -170,6 +170,22 @@ impl Workload {
     }
 }
 
+/// Six trace requests of varied shapes (2 services of 3 endpoints, 1 to 16 spans each): small
+/// valid inputs for fuzzing the decoders.
+pub fn sample_trace_requests() -> Vec<ExportTraceServiceRequest> {
+    (0..6)
+        .map(|seed| {
+            Workload::new(WorkloadShape {
+                services: 2,
+                endpoints_per_service: 3,
+                spans_per_request: 1 + seed as u32 * 3,
+                seed,
+            })
+            .request()
+        })
+        .collect()
+}
+
 /// A string attribute.
 pub fn text(key: &str, value: &str) -> KeyValue {
     KeyValue {

@@ -4,8 +4,9 @@
 use crate::text;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{
-    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric::Data,
-    number_data_point,
+    ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint,
+    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
+    exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
@@ -78,4 +79,90 @@ pub fn metrics_request(series: &[Series<'_>]) -> ExportMetricsServiceRequest {
         })
         .collect();
     ExportMetricsServiceRequest { resource_metrics }
+}
+
+/// A request with one point of every metric type (gauge, sum, histogram, exponential
+/// histogram, summary) at `now_ns`: a small valid input for fuzzing the decoders.
+pub fn every_metric_type(now_ns: u64) -> ExportMetricsServiceRequest {
+    let number = NumberDataPoint {
+        time_unix_nano: now_ns,
+        value: Some(number_data_point::Value::AsDouble(1.5)),
+        attributes: vec![text("k", "v")],
+        ..Default::default()
+    };
+    let metric = |name: &str, data| Metric {
+        name: name.into(),
+        unit: "ms".into(),
+        data: Some(data),
+        ..Default::default()
+    };
+    let metrics = vec![
+        metric(
+            "g",
+            Data::Gauge(Gauge {
+                data_points: vec![number.clone()],
+            }),
+        ),
+        metric(
+            "s",
+            Data::Sum(Sum {
+                data_points: vec![number],
+                aggregation_temporality: 2,
+                is_monotonic: true,
+            }),
+        ),
+        metric(
+            "h",
+            Data::Histogram(Histogram {
+                data_points: vec![HistogramDataPoint {
+                    time_unix_nano: now_ns,
+                    count: 3,
+                    bucket_counts: vec![1, 1, 1],
+                    explicit_bounds: vec![1.0, 2.0],
+                    ..Default::default()
+                }],
+                aggregation_temporality: 1,
+            }),
+        ),
+        metric(
+            "e",
+            Data::ExponentialHistogram(ExponentialHistogram {
+                data_points: vec![ExponentialHistogramDataPoint {
+                    time_unix_nano: now_ns,
+                    count: 2,
+                    scale: 3,
+                    positive: Some(Buckets {
+                        offset: -2,
+                        bucket_counts: vec![1, 1],
+                    }),
+                    ..Default::default()
+                }],
+                aggregation_temporality: 2,
+            }),
+        ),
+        metric(
+            "q",
+            Data::Summary(Summary {
+                data_points: vec![SummaryDataPoint {
+                    time_unix_nano: now_ns,
+                    count: 4,
+                    sum: 8.0,
+                    ..Default::default()
+                }],
+            }),
+        ),
+    ];
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![text("service.name", "shop")],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
 }

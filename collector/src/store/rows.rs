@@ -8,6 +8,7 @@ use crate::model::Span;
 use bytes::{BufMut, Bytes, BytesMut};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 
 /// Columns of the `spans` table in the order [`encode_span`] writes them.
 pub(crate) const SPAN_COLUMNS: &str = "timestamp, start_time_ns, duration_ns, trace_id, span_id, parent_span_id, \
@@ -45,18 +46,27 @@ pub(crate) struct EncodedRows {
     pub(crate) bytes: Bytes,
 }
 
+thread_local! {
+    /// Each thread's encoding buffer, kept between requests: it stays in memory at the size of
+    /// the largest request, so encoding neither grows a buffer nor touches fresh pages.
+    static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
 impl EncodedRows {
-    /// Encodes `spans` as `spans` table rows.
+    /// Encodes `spans` as `spans` table rows, held in a buffer of exactly their size (it waits
+    /// in the writer's batch until written).
     pub(crate) fn spans(spans: &[Span<'_>]) -> Self {
-        // Roughly what a span with ten attributes takes; the buffer grows if needed.
-        let mut buf = BytesMut::with_capacity(spans.len() * 640);
-        for span in spans {
-            encode_span(&mut buf, span);
-        }
+        let bytes = SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            for span in spans {
+                encode_span(scratch, span);
+            }
+            Bytes::copy_from_slice(scratch)
+        });
         Self {
             columns: SPAN_COLUMNS,
             rows: spans.len(),
-            bytes: buf.freeze(),
+            bytes,
         }
     }
 }
