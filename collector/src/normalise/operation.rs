@@ -10,7 +10,7 @@ use super::route::template_path;
 use crate::model::{Attribute, SpanKind, find_text};
 use hashbrown::{HashMap, HashSet};
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// The operation that spans past a service's operation cap are counted under.
 pub(crate) const OVERFLOW_OPERATION: &str = "[overflow]";
@@ -45,12 +45,13 @@ pub(crate) fn operation_name<'a>(
 /// Caps and interns the names remembered per service (operations, or trace components).
 ///
 /// Names are shared `Arc<str>`s, so every span of one operation points at one allocation and
-/// a lookup allocates nothing once a name is known.
+/// a lookup allocates nothing once a name is known. Known names are looked up under a read lock
+/// that several receivers hold at once; only a name seen for the first time takes the write lock.
 #[derive(Debug)]
 pub(crate) struct NameLimiter {
     max_per_service: usize,
     overflow: Arc<str>,
-    seen: Mutex<HashMap<Arc<str>, ServiceNames>>,
+    seen: RwLock<HashMap<Arc<str>, ServiceNames>>,
 }
 
 #[derive(Debug)]
@@ -62,17 +63,37 @@ struct ServiceNames {
 /// A service and one of its names, both interned.
 pub(crate) type Interned = (Arc<str>, Arc<str>);
 
+/// What the names known so far say about `name` of `service`: its interned form, the overflow
+/// name when the service is full, or `None` when it must be added.
+fn known(
+    seen: &HashMap<Arc<str>, ServiceNames>,
+    service: &str,
+    name: &str,
+    max: usize,
+    overflow: &Arc<str>,
+) -> Option<Interned> {
+    let entry = seen.get(service)?;
+    let name = match entry.names.get(name) {
+        Some(known) => Arc::clone(known),
+        None if entry.names.len() < max => return None,
+        None => Arc::clone(overflow),
+    };
+    Some((Arc::clone(&entry.service), name))
+}
+
 impl NameLimiter {
     /// A limiter that keeps at most `max_per_service` names for each service.
     pub(crate) fn new(max_per_service: usize) -> Self {
         Self {
             max_per_service,
             overflow: Arc::from(OVERFLOW_OPERATION),
-            seen: Mutex::new(HashMap::new()),
+            seen: RwLock::new(HashMap::new()),
         }
     }
 
-    /// Runs `f` with an admission function; the lock is taken once for a whole batch.
+    /// Runs `f` with an admission function; the read lock is taken once for a whole batch (and
+    /// let go only to add a name seen for the first time), so `f` must not wait for anything
+    /// that holds this limiter while it calls the function.
     ///
     /// The admission function returns the interned service and name to use: the given name while
     /// the service is under its cap (or already knows it), [`OVERFLOW_OPERATION`] past it.
@@ -80,28 +101,38 @@ impl NameLimiter {
         &self,
         f: impl FnOnce(&mut dyn FnMut(&str, &str) -> Interned) -> R,
     ) -> R {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        let max = self.max_per_service;
-        let overflow = &self.overflow;
+        let (max, overflow) = (self.max_per_service, &self.overflow);
+        let mut read = Some(self.seen.read().unwrap_or_else(PoisonError::into_inner));
         let mut admit = |service: &str, name: &str| -> Interned {
-            if !seen.contains_key(service) {
-                let service: Arc<str> = Arc::from(service);
-                let names = HashSet::new();
-                seen.insert(Arc::clone(&service), ServiceNames { service, names });
+            if let Some(interned) = read
+                .as_ref()
+                .and_then(|seen| known(seen, service, name, max, overflow))
+            {
+                return interned;
             }
-            let Some(entry) = seen.get_mut(service) else {
-                unreachable!("inserted above")
-            };
-            let interned = match entry.names.get(name) {
-                Some(known) => Arc::clone(known),
-                None if entry.names.len() < max => {
-                    let new: Arc<str> = Arc::from(name);
-                    entry.names.insert(Arc::clone(&new));
-                    new
+            // First sighting: let go of the read lock, add it under the write lock, read on.
+            drop(read.take());
+            let interned = {
+                let mut seen = self.seen.write().unwrap_or_else(PoisonError::into_inner);
+                match known(&seen, service, name, max, overflow) {
+                    Some(interned) => interned,
+                    None => {
+                        if !seen.contains_key(service) {
+                            let service: Arc<str> = Arc::from(service);
+                            let names = HashSet::new();
+                            seen.insert(Arc::clone(&service), ServiceNames { service, names });
+                        }
+                        let Some(entry) = seen.get_mut(service) else {
+                            unreachable!("inserted above")
+                        };
+                        let new: Arc<str> = Arc::from(name);
+                        entry.names.insert(Arc::clone(&new));
+                        (Arc::clone(&entry.service), new)
+                    }
                 }
-                None => Arc::clone(overflow),
             };
-            (Arc::clone(&entry.service), interned)
+            read = Some(self.seen.read().unwrap_or_else(PoisonError::into_inner));
+            interned
         };
         f(&mut admit)
     }

@@ -9,8 +9,8 @@
 //! then missing and it only counts if it is an endpoint itself.
 //!
 //! The window is split into shards by trace id so that receivers on several threads rarely wait
-//! for each other; a shard's lock is taken once per run of spans that belong to it, inside the
-//! component-name lock (always in that order).
+//! for each other; a request's component names are interned first, then a shard's lock is taken
+//! once per run of spans that belong to it (never both at once).
 
 use super::component::component;
 use super::time_split::{HeldSpan, Scratch, analyse};
@@ -141,21 +141,33 @@ impl TraceAssembler {
         let due = self.ticks(Instant::now() + self.settings.window);
         let max_per_shard = (self.settings.max_spans / SHARDS).max(1);
         let mut cut_short = Vec::new();
-        self.components.with_batch(|admit| {
-            // Spans of one trace usually come together, so each run of spans that belong to one
-            // shard takes its lock once.
-            let mut spans = spans.iter().peekable();
-            while let Some(first) = spans.peek() {
-                let index = shard_of(&first.trace_id);
-                let mut shard = self.shards[index]
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                while let Some(span) = spans.next_if(|s| shard_of(&s.trace_id) == index) {
+        // Component names first, with no shard locked (the name limiter may wait for the other
+        // receivers to let go of it).
+        let named: Vec<(ComponentType, Arc<str>)> = self.components.with_batch(|admit| {
+            spans
+                .iter()
+                .map(|span| {
                     let (component, label) = component(span);
                     let name = match component {
                         ComponentType::Server => Arc::clone(&span.operation),
                         _ => admit(&span.service, &label).1,
                     };
+                    (component, name)
+                })
+                .collect()
+        });
+        {
+            // Spans of one trace usually come together, so each run of spans that belong to one
+            // shard takes its lock once.
+            let mut spans = spans.iter().zip(named).peekable();
+            while let Some((first, _)) = spans.peek() {
+                let index = shard_of(&first.trace_id);
+                let mut shard = self.shards[index]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                while let Some((span, (component, name))) =
+                    spans.next_if(|(s, _)| shard_of(&s.trace_id) == index)
+                {
                     let group = shard.traces.entry(span.trace_id).or_default();
                     group.push(HeldSpan {
                         span_id: span.span_id,
@@ -178,7 +190,7 @@ impl TraceAssembler {
                     }
                 }
             }
-        });
+        }
         self.telemetry
             .traces_cut_short
             .inc_by(cut_short.len() as u64);
