@@ -51,7 +51,7 @@ shop_pid=$!
 trap 'kill "$recs_pid" "$shop_pid" 2>/dev/null || true; bench_cleanup' EXIT
 until curl -fsS "http://$shop/health" >/dev/null 2>&1; do sleep 0.2; done
 "$bin/plumb-demo" traffic --target "http://$shop" --rate "$demo_rate" --duration "${seconds}s" >/dev/null
-kill -TERM "$shop_pid" "$recs_pid"
+kill -TERM "$shop_pid" "$recs_pid" 2>/dev/null || { echo "the demo backend stopped early:"; cat "$dir/shop.log" "$dir/recs.log"; exit 1; }
 wait "$shop_pid" "$recs_pid" || true
 stop_collector
 # Its managed ClickHouse stopped with it (after the last rows were written): start them again to read.

@@ -14,7 +14,7 @@ use crate::query::endpoint::{exemplars_query, heatmap_query};
 use crate::query::endpoint_breakdown::component_totals_query;
 use crate::query::services::services_query;
 use crate::query::top::{
-    Rows, TopQuery, first_data_query, histograms_query, ranking_query, rows_for, series_query,
+    TopQuery, first_data_query, histograms_query, ranking_query, series_query, source_for,
 };
 use crate::query::waterfall::trace_query;
 use crate::report::store as report_store;
@@ -104,9 +104,8 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         .to_string();
     let one = TopQuery::one(3600, "shop".into(), "GET /cart".into(), "server".into());
     let every_service = TopQuery::service_wide(3600, String::new(), "server".into());
-    // A day: whole hours from the hourly rollup, the minutes at the edges from the minute table.
+    // A day: read from the hourly rollup.
     let day = TopQuery::service_wide(86_400, String::new(), "server".into());
-    let day_one = TopQuery::one(86_400, "shop".into(), "GET /cart".into(), "server".into());
     let from = u64::from(now_s) - 3600;
     let trace_id: String = spans.accepted[0]
         .trace_id
@@ -150,10 +149,8 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     let queries = serde_json::json!({
         "series": sql(series_query(&store, &one, &apdex, 60, now_s)),
         "histograms": sql(histograms_query(&store, &one, from, u64::from(now_s) + 60)),
-        "heatmap": sql(heatmap_query(&store, &one, Rows::Minutes, (from, u64::from(now_s) + 60), 60)),
-        "heatmap_day": sql(heatmap_query(&store, &one, rows_for(86_400), (u64::from(now_s) - 86_400, u64::from(now_s) + 60), 3600)),
+        "heatmap": sql(heatmap_query(&store, &one, source_for(3600), from, 60)),
         "ranking_day": sql(ranking_query(&store, &day, &apdex, now_s)),
-        "series_day": sql(series_query(&store, &day_one, &apdex, 3600, now_s)),
         "services": sql(services_query(&store, &apdex, &every_service, 3600, u64::from(now_s), None)),
         "service_steps": sql(services_query(&store, &apdex, &every_service, 3600, u64::from(now_s), Some(60))),
         "first_data": sql(first_data_query(&store, &every_service, now_s)),
@@ -456,25 +453,18 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         ),
         (Some("db"), Some(200), Some(1500))
     );
-    // Over a day the two minutes count once each, whichever table serves them.
+    // Over a day, from the hourly rollup: the current hour in full, the partial first hour left
+    // out (so the earlier of the two minutes counts only when it is in the current hour).
     let day = rows("ranking_day");
     let cart = day
         .iter()
         .find(|r| r["operation"] == "GET /cart")
         .unwrap_or_else(|| panic!("{day:?}"));
-    assert_eq!(count(&cart["req_total"]), Some(1000), "{cart:?}");
-    let day_series = rows("series_day");
-    let summed: u64 = day_series
-        .iter()
-        .filter_map(|r| count(&r["req_total"]))
-        .sum();
-    assert_eq!(summed, 1000, "{day_series:?}");
-    let day_heatmap = rows("heatmap_day");
-    let summed: u64 = day_heatmap
-        .iter()
-        .filter_map(|r| count(&r["requests"]))
-        .sum();
-    assert_eq!(summed, 1000, "{day_heatmap:?}");
+    let cart_requests = count(&cart["req_total"]);
+    assert!(
+        cart_requests == Some(1000) || cart_requests == Some(500),
+        "{cart:?}"
+    );
     let probe = rows("span_probe");
     assert_eq!(probe.len(), 1, "asked for twice, found once: {probe:?}");
     assert_eq!(

@@ -5,7 +5,7 @@
 use super::QueryError;
 use super::endpoint_breakdown::{DEFAULT_MIN_CALLS, breakdown_items, component_totals};
 use super::top::{
-    Rows, STEP_START, SeriesRow, TopQuery, ms, rows_for, series_query, span_kind, top_endpoints,
+    SeriesRow, Source, TopQuery, ms, series_query, source_for, span_kind, top_endpoints,
     window_seconds,
 };
 use crate::model::ApdexThresholds;
@@ -67,31 +67,37 @@ struct HeatmapRow {
 }
 
 /// Requests per step of `step_s` and latency band (the bucket's upper bound rounded up to a
-/// power of two of milliseconds) of the endpoint in `filter` from `from_s` to `to_s`, read off
-/// the histograms of `rows`.
+/// power of two of milliseconds) of the endpoint in `filter` since `from_s`, read off the
+/// histograms of `source`.
 pub(crate) fn heatmap_query(
     store: &Store,
     filter: &TopQuery,
-    rows: Rows,
-    (from_s, to_s): (u64, u64),
+    source: &Source,
+    from_s: u64,
     step_s: u64,
 ) -> clickhouse::query::Query {
-    let query = store
+    let (service, operation, kind) = filter.endpoint();
+    let (table, time, map) = (source.table, source.time, source.map);
+    store
         .client()
         .query(&format!(
-            "SELECT t, band, sum(cc) AS requests
-             FROM (SELECT {STEP_START} AS t,
-                          toInt32(greatest(ceil(log2(bb / 1000)), ?)) AS band, cc
-                   FROM ({rows})
-                   ARRAY JOIN b AS bb, c AS cc)
+            "SELECT t, band, sum(c) AS requests
+             FROM (SELECT intDiv(toUInt32({time}), ?) * ? AS t,
+                          toInt32(greatest(ceil(log2(b / 1000)), ?)) AS band, c
+                   FROM {table}
+                   ARRAY JOIN {map}.bucket AS b, {map}.count AS c
+                   WHERE service = ? AND operation = ? AND toString(kind) = ?
+                     AND {time} >= toDateTime(?))
              GROUP BY t, band
-             ORDER BY t, band",
-            rows = rows.sql()
+             ORDER BY t, band"
         ))
         .bind(step_s)
         .bind(step_s)
-        .bind(LOWEST_BAND);
-    rows.bind(query, from_s, to_s, filter)
+        .bind(LOWEST_BAND)
+        .bind(service)
+        .bind(operation)
+        .bind(kind)
+        .bind(from_s)
 }
 
 /// The step for a window: about thirty steps, each a whole number of the table's steps.
@@ -133,8 +139,7 @@ pub(crate) async fn endpoint_detail(
         request.operation.clone(),
         kind.clone(),
     );
-    let rows = rows_for(window_s);
-    let step_s = step_for(window_s, rows.step_s());
+    let step_s = step_for(window_s, source_for(window_s).step_s);
     let from_s = u64::from(now_unix_s).saturating_sub(window_s);
     let (ranking, series, rows, slowest, heatmap) = tokio::try_join!(
         top_endpoints(store, &service_wide, apdex, now_unix_s),
@@ -152,16 +157,10 @@ pub(crate) async fn endpoint_detail(
                 .map_err(|e| StoreError::clickhouse("read the slowest traces")(e).into())
         },
         async {
-            heatmap_query(
-                store,
-                &one,
-                rows,
-                (from_s, u64::from(now_unix_s) + 60),
-                step_s,
-            )
-            .fetch_all::<HeatmapRow>()
-            .await
-            .map_err(|e| StoreError::clickhouse("read the latency heatmap")(e).into())
+            heatmap_query(store, &one, source_for(window_s), from_s, step_s)
+                .fetch_all::<HeatmapRow>()
+                .await
+                .map_err(|e| StoreError::clickhouse("read the latency heatmap")(e).into())
         },
     )?;
     let summary = ranking

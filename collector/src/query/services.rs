@@ -9,7 +9,7 @@
 use super::QueryError;
 use super::endpoint::step_for;
 use super::top::{
-    LatencyFigures, STEP_START, TopQuery, apdex, covered_seconds, ms, percentile_sql, rows_for,
+    LatencyFigures, TopQuery, apdex, bind_filter, covered_seconds, ms, percentile_sql, source_for,
     span_kind, window_seconds,
 };
 use crate::model::ApdexThresholds;
@@ -44,22 +44,23 @@ pub(crate) fn services_query(
     now: u64,
     step_s: Option<u64>,
 ) -> clickhouse::query::Query {
-    let rows = rows_for(window_s);
+    let source = source_for(window_s);
+    let bucket = format!("intDiv(toUInt32({}), ?) * ?", source.time);
     let query = match step_s {
         None => store.client().query(&format!(
             "{} ORDER BY service",
-            percentile_sql(rows, &[("service", "service")])
+            percentile_sql(source, &[("service", "service")])
         )),
         Some(step_s) => store
             .client()
             .query(&format!(
                 "{} ORDER BY service, t",
-                percentile_sql(rows, &[("service", "service"), (STEP_START, "t")])
+                percentile_sql(source, &[("service", "service"), (&bucket, "t")])
             ))
             .bind(step_s)
             .bind(step_s),
     };
-    rows.bind(
+    bind_filter(
         thresholds.bind(query),
         now.saturating_sub(window_s),
         now + 60,
@@ -77,7 +78,7 @@ pub(crate) async fn services(
     let window_s = window_seconds(request.since_seconds, DEFAULT_WINDOW_S)?;
     let kind = span_kind(&request.kind, false)?;
     let filter = TopQuery::service_wide(window_s, String::new(), kind);
-    let step_s = step_for(window_s, rows_for(window_s).step_s());
+    let step_s = step_for(window_s, source_for(window_s).step_s);
     let now = u64::from(now_unix_s);
     let (totals, steps, covered_s) = tokio::try_join!(
         async {

@@ -2,8 +2,8 @@
 //! share over a recent window.
 //!
 //! Percentiles come from the merged histograms: ClickHouse sums the bucket counts of every
-//! minute (for windows over six hours: every whole hour, and the minutes at the edges; see
-//! [`Rows`]) with `sumMap`, and picks the first bucket whose cumulative count reaches the rank. The SQL is the portable form that runs on 18.16 and
+//! minute (or hour, for windows over six hours) with `sumMap`, and picks the first bucket whose
+//! cumulative count reaches the rank. The SQL is the portable form that runs on 18.16 and
 //! current releases; user values are bound, never formatted in.
 
 use super::QueryError;
@@ -200,120 +200,64 @@ struct EndpointRow {
     figures: LatencyFigures,
 }
 
-/// Where a window's latency rows come from: windows up to six hours read the minute table;
-/// longer ones read whole hours from the hourly rollup and, from the minute table, only the
-/// minutes before the first whole hour and after the last, so the window is exact to the minute
-/// either way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Rows {
-    /// Minutes only.
-    Minutes,
-    /// Whole hours, and minutes at the edges.
-    HoursAndEdgeMinutes,
+/// Column names of the minute table and of its hourly rollup.
+#[derive(Debug)]
+pub(crate) struct Source {
+    /// The table.
+    pub(crate) table: &'static str,
+    /// The time column.
+    pub(crate) time: &'static str,
+    requests: &'static str,
+    errors: &'static str,
+    sum: &'static str,
+    /// The nested histogram column.
+    pub(crate) map: &'static str,
+    /// Smallest time step the table holds, seconds.
+    pub(crate) step_s: u64,
 }
 
-/// The rows that serve a window of `window_s`.
-pub(crate) fn rows_for(window_s: u64) -> Rows {
+const MINUTES: Source = Source {
+    table: "latency_minute",
+    time: "minute",
+    requests: "requests",
+    errors: "errors",
+    sum: "duration_sum_us",
+    map: "latencyMap",
+    step_s: 60,
+};
+
+const HOURS: Source = Source {
+    table: "latency_hour",
+    time: "hour",
+    requests: "hour_requests",
+    errors: "hour_errors",
+    sum: "hour_duration_sum_us",
+    map: "hourlyMap",
+    step_s: 3600,
+};
+
+/// The table that serves a window of `window_s`: minutes up to six hours, hours beyond.
+pub(crate) fn source_for(window_s: u64) -> &'static Source {
     if window_s > HOURLY_FROM_S {
-        Rows::HoursAndEdgeMinutes
+        &HOURS
     } else {
-        Rows::Minutes
-    }
-}
-
-/// One table's latency rows under the common names `at`, `n_requests`, `n_errors`, `n_sum_us`,
-/// `b` (bucket keys) and `c` (counts); the conditions after its own time range are bound by
-/// [`Rows::bind`].
-fn branch(table: &str, time: &str, columns: [&str; 4], times: &str) -> String {
-    let [requests, errors, sum, map] = columns;
-    format!(
-        "SELECT service, operation, kind, {time} AS at, {requests} AS n_requests, \
-                {errors} AS n_errors, {sum} AS n_sum_us, {map}.bucket AS b, {map}.count AS c
-         FROM {table}
-         WHERE {times} AND service != ''
-           AND (? = '' OR service = ?) AND (? = '' OR operation = ?) AND (? = 'all' OR toString(kind) = ?)"
-    )
-}
-
-const MINUTE_COLUMNS: [&str; 4] = ["requests", "errors", "duration_sum_us", "latencyMap"];
-const HOUR_COLUMNS: [&str; 4] = [
-    "hour_requests",
-    "hour_errors",
-    "hour_duration_sum_us",
-    "hourlyMap",
-];
-
-impl Rows {
-    /// The rows as a subquery to select from.
-    pub(crate) fn sql(self) -> String {
-        let minutes = |times: &str| branch("latency_minute", "minute", MINUTE_COLUMNS, times);
-        match self {
-            Self::Minutes => minutes("minute >= toDateTime(?) AND minute < toDateTime(?)"),
-            Self::HoursAndEdgeMinutes => format!(
-                "{} UNION ALL {}",
-                branch(
-                    "latency_hour",
-                    "hour",
-                    HOUR_COLUMNS,
-                    "hour >= toDateTime(?) AND hour < toDateTime(?)"
-                ),
-                minutes(
-                    "((minute >= toDateTime(?) AND minute < toDateTime(?)) \
-                     OR (minute >= toDateTime(?) AND minute < toDateTime(?)))"
-                )
-            ),
-        }
-    }
-
-    /// Binds the rows' conditions: the time range `[from_s, to_s)` and the service, operation
-    /// and kind of `filter` (empty service or operation, or kind `all`, match everything).
-    pub(crate) fn bind(
-        self,
-        query: clickhouse::query::Query,
-        from_s: u64,
-        to_s: u64,
-        filter: &TopQuery,
-    ) -> clickhouse::query::Query {
-        let bind_filter = |q: clickhouse::query::Query| {
-            q.bind(&filter.service)
-                .bind(&filter.service)
-                .bind(&filter.operation)
-                .bind(&filter.operation)
-                .bind(&filter.kind)
-                .bind(&filter.kind)
-        };
-        match self {
-            Self::Minutes => bind_filter(query.bind(from_s).bind(to_s)),
-            Self::HoursAndEdgeMinutes => {
-                // Whole hours inside the window; the minutes outside them, at both ends.
-                let first_hour = from_s.div_ceil(3600) * 3600;
-                let end_hour = (to_s / 3600 * 3600).max(first_hour);
-                let hours = bind_filter(query.bind(first_hour).bind(end_hour));
-                bind_filter(
-                    hours
-                        .bind(from_s)
-                        .bind(first_hour.min(to_s))
-                        .bind(end_hour)
-                        .bind(to_s),
-                )
-            }
-        }
-    }
-
-    /// Smallest time step of the rows, seconds: what a series step is a whole number of.
-    pub(crate) fn step_s(self) -> u64 {
-        match self {
-            Self::Minutes => 60,
-            Self::HoursAndEdgeMinutes => 3600,
-        }
+        &MINUTES
     }
 }
 
 /// Percentiles, counts and apdex per group of latency rows. `keys` are `(expression, alias)`
-/// pairs grouped by, over the rows' columns (the time is `at`); the expressions may hold `?`
-/// (bound first). Then bind the apdex thresholds ([`ApdexThresholds::bind`]) and the rows
-/// ([`Rows::bind`]).
-pub(crate) fn percentile_sql(rows: Rows, keys: &[(&str, &str)]) -> String {
+/// pairs grouped by; the expressions may hold `?` (bound first). Then bind the apdex thresholds
+/// ([`ApdexThresholds::bind`]) and the filter ([`bind_filter`]).
+pub(crate) fn percentile_sql(s: &Source, keys: &[(&str, &str)]) -> String {
+    let Source {
+        table,
+        time,
+        requests,
+        errors,
+        sum,
+        map,
+        ..
+    } = s;
     let inner: Vec<String> = keys
         .iter()
         .map(|(expr, alias)| format!("{expr} AS {alias}"))
@@ -330,17 +274,45 @@ pub(crate) fn percentile_sql(rows: Rows, keys: &[(&str, &str)]) -> String {
                 arraySum(arrayMap((k, c) -> if(k > apdex_t AND k <= 4 * apdex_t, c, 0), keys, counts)) AS tolerating
          FROM (
             SELECT {inner},
-                   sum(n_requests) AS req_total, sum(n_errors) AS err_total, sum(n_sum_us) AS sum_us,
-                   tupleElement(sumMap(b, c), 1) AS keys,
-                   tupleElement(sumMap(b, c), 2) AS counts,
-                   arrayCumSum(tupleElement(sumMap(b, c), 2)) AS cum,
+                   sum({requests}) AS req_total, sum({errors}) AS err_total, sum({sum}) AS sum_us,
+                   tupleElement(sumMap({map}.bucket, {map}.count), 1) AS keys,
+                   tupleElement(sumMap({map}.bucket, {map}.count), 2) AS counts,
+                   arrayCumSum(tupleElement(sumMap({map}.bucket, {map}.count), 2)) AS cum,
                    cum[length(cum)] AS total,
                    toUInt64(any(transform(service, ?, ?, ?))) AS apdex_t
-            FROM ({rows})
+            FROM {table}
+            WHERE {filter}
             GROUP BY {aliases}
          )",
-        rows = rows.sql()
+        filter = filter_sql(time)
     )
+}
+
+/// The `WHERE` condition of the latency queries; bound by [`bind_filter`].
+fn filter_sql(time: &str) -> String {
+    format!(
+        "{time} >= toDateTime(?) AND {time} < toDateTime(?) AND service != ''
+         AND (? = '' OR service = ?) AND (? = '' OR operation = ?) AND (? = 'all' OR toString(kind) = ?)"
+    )
+}
+
+/// Binds the filter of [`percentile_sql`]: the time range and the service, operation and kind
+/// (empty service or operation, or kind `all`, match everything).
+pub(crate) fn bind_filter(
+    query: clickhouse::query::Query,
+    from_s: u64,
+    to_s: u64,
+    filter: &TopQuery,
+) -> clickhouse::query::Query {
+    query
+        .bind(from_s)
+        .bind(to_s)
+        .bind(&filter.service)
+        .bind(&filter.service)
+        .bind(&filter.operation)
+        .bind(&filter.operation)
+        .bind(&filter.kind)
+        .bind(&filter.kind)
 }
 
 /// The ClickHouse query behind [`top_endpoints`], with the request's values bound: one row per
@@ -352,9 +324,8 @@ pub(crate) fn ranking_query(
     apdex: &ApdexThresholds,
     now_unix_s: u32,
 ) -> clickhouse::query::Query {
-    let rows = rows_for(query.window_s);
     let sql = percentile_sql(
-        rows,
+        source_for(query.window_s),
         &[
             ("service", "service"),
             ("operation", "operation"),
@@ -363,7 +334,7 @@ pub(crate) fn ranking_query(
     );
     let now = u64::from(now_unix_s);
     let q = apdex.bind(store.client().query(&sql));
-    rows.bind(q, now.saturating_sub(query.window_s), now + 60, query)
+    bind_filter(q, now.saturating_sub(query.window_s), now + 60, query)
 }
 
 /// The query behind the endpoint view's series: one row per step of `step_s` seconds (a
@@ -375,20 +346,18 @@ pub(crate) fn series_query(
     step_s: u64,
     now_unix_s: u32,
 ) -> clickhouse::query::Query {
-    let rows = rows_for(query.window_s);
-    let sql = format!("{} ORDER BY t", percentile_sql(rows, &[(STEP_START, "t")]));
+    let source = source_for(query.window_s);
+    let bucket = format!("intDiv(toUInt32({}), ?) * ?", source.time);
+    let sql = format!("{} ORDER BY t", percentile_sql(source, &[(&bucket, "t")]));
     let now = u64::from(now_unix_s);
     let q = store.client().query(&sql).bind(step_s).bind(step_s);
-    rows.bind(
+    bind_filter(
         apdex.bind(q),
         now.saturating_sub(query.window_s),
         now + 60,
         query,
     )
 }
-
-/// The start of a row's step (bind the step, in seconds, twice).
-pub(crate) const STEP_START: &str = "intDiv(toUInt32(at), ?) * ?";
 
 /// Summed histograms per endpoint between `from_s` and `to_s` (for comparisons made in Rust):
 /// `service`, `operation`, `req_total`, `err_total`, `sum_us`, `keys`, `counts`. The window
@@ -399,17 +368,26 @@ pub(crate) fn histograms_query(
     from_s: u64,
     to_s: u64,
 ) -> clickhouse::query::Query {
-    let rows = rows_for(filter.window_s);
+    let Source {
+        table,
+        time,
+        requests,
+        errors,
+        sum,
+        map,
+        ..
+    } = source_for(filter.window_s);
     let sql = format!(
         "SELECT service, operation,
-                sum(n_requests) AS req_total, sum(n_errors) AS err_total, sum(n_sum_us) AS sum_us,
-                tupleElement(sumMap(b, c), 1) AS keys,
-                tupleElement(sumMap(b, c), 2) AS counts
-         FROM ({})
+                sum({requests}) AS req_total, sum({errors}) AS err_total, sum({sum}) AS sum_us,
+                tupleElement(sumMap({map}.bucket, {map}.count), 1) AS keys,
+                tupleElement(sumMap({map}.bucket, {map}.count), 2) AS counts
+         FROM {table}
+         WHERE {filter}
          GROUP BY service, operation",
-        rows.sql()
+        filter = filter_sql(time)
     );
-    rows.bind(store.client().query(&sql), from_s, to_s, filter)
+    bind_filter(store.client().query(&sql), from_s, to_s, filter)
 }
 
 /// One step of the series.
@@ -444,20 +422,22 @@ pub(crate) async fn top_endpoints(
     })
 }
 
-/// The first minute (or whole hour) with requests matching `query` in its window, Unix seconds
-/// (0 when none).
+/// The first minute (or hour) with requests matching `query` in its window, Unix seconds (0
+/// when none).
 pub(crate) fn first_data_query(
     store: &Store,
     query: &TopQuery,
     now_unix_s: u32,
 ) -> clickhouse::query::Query {
-    let rows = rows_for(query.window_s);
+    let source = source_for(query.window_s);
     let sql = format!(
-        "SELECT toUInt64(min(toUInt32(at))) AS first_step FROM ({})",
-        rows.sql()
+        "SELECT toUInt64(min(toUInt32({time}))) AS first_step FROM {table} WHERE {filter}",
+        time = source.time,
+        table = source.table,
+        filter = filter_sql(source.time)
     );
     let now = u64::from(now_unix_s);
-    rows.bind(
+    bind_filter(
         store.client().query(&sql),
         now.saturating_sub(query.window_s),
         now + 60,
@@ -473,7 +453,7 @@ pub(crate) async fn covered_seconds(
     query: &TopQuery,
     now_unix_s: u32,
 ) -> Result<u64, QueryError> {
-    let step_s = rows_for(query.window_s).step_s();
+    let source = source_for(query.window_s);
     let now = u64::from(now_unix_s);
     let from = now.saturating_sub(query.window_s);
     let first: u64 = first_data_query(store, query, now_unix_s)
@@ -483,7 +463,7 @@ pub(crate) async fn covered_seconds(
     Ok(if first < from {
         query.window_s
     } else {
-        (now - first.min(now)).clamp(step_s.min(query.window_s), query.window_s)
+        (now - first.min(now)).clamp(source.step_s.min(query.window_s), query.window_s)
     })
 }
 
