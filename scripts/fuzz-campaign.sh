@@ -49,7 +49,9 @@ for target in "${targets[@]}"; do
     if [ -d "$work/min" ]; then
         rm -rf "fuzz/corpus/$target"
         mkdir -p "fuzz/corpus/$target"
-        ls -S -r "$work/min" | head -40 | while read -r f; do
+        # The 40 smallest (a process substitution, so that head closing early fails nothing).
+        mapfile -t kept < <(ls -S -r "$work/min" | head -40)
+        for f in "${kept[@]}"; do
             cp "$work/min/$f" "fuzz/corpus/$target/$(sha1sum "$work/min/$f" | cut -c1-16)"
         done
     fi

@@ -49,13 +49,13 @@ pub(crate) fn services_query(
     let query = match step_s {
         None => store.client().query(&format!(
             "{} ORDER BY service",
-            percentile_sql(source, &[("service", "service")])
+            percentile_sql(source, &[("service", "service")], filter)
         )),
         Some(step_s) => store
             .client()
             .query(&format!(
                 "{} ORDER BY service, t",
-                percentile_sql(source, &[("service", "service"), (&bucket, "t")])
+                percentile_sql(source, &[("service", "service"), (&bucket, "t")], filter)
             ))
             .bind(step_s)
             .bind(step_s),

@@ -248,7 +248,7 @@ pub(crate) fn source_for(window_s: u64) -> &'static Source {
 /// Percentiles, counts and apdex per group of latency rows. `keys` are `(expression, alias)`
 /// pairs grouped by; the expressions may hold `?` (bound first). Then bind the apdex thresholds
 /// ([`ApdexThresholds::bind`]) and the filter ([`bind_filter`]).
-pub(crate) fn percentile_sql(s: &Source, keys: &[(&str, &str)]) -> String {
+pub(crate) fn percentile_sql(s: &Source, keys: &[(&str, &str)], filter: &TopQuery) -> String {
     let Source {
         table,
         time,
@@ -284,35 +284,46 @@ pub(crate) fn percentile_sql(s: &Source, keys: &[(&str, &str)]) -> String {
             WHERE {filter}
             GROUP BY {aliases}
          )",
-        filter = filter_sql(time)
+        filter = filter_sql(time, filter)
     )
 }
 
-/// The `WHERE` condition of the latency queries; bound by [`bind_filter`].
-fn filter_sql(time: &str) -> String {
-    format!(
-        "{time} >= toDateTime(?) AND {time} < toDateTime(?) AND service != ''
-         AND (? = '' OR service = ?) AND (? = '' OR operation = ?) AND (? = 'all' OR toString(kind) = ?)"
-    )
+/// The `WHERE` condition of the latency queries for `filter`; bound by [`bind_filter`]. Only the
+/// filters that are set are written (their values bound), so ClickHouse narrows the read by the
+/// table's sort key (service, operation, kind) instead of testing every row.
+fn filter_sql(time: &str, filter: &TopQuery) -> String {
+    let mut sql = format!("{time} >= toDateTime(?) AND {time} < toDateTime(?) AND service != ''");
+    if !filter.service.is_empty() {
+        sql.push_str(" AND service = ?");
+    }
+    if !filter.operation.is_empty() {
+        sql.push_str(" AND operation = ?");
+    }
+    if filter.kind != "all" {
+        sql.push_str(" AND kind = ?");
+    }
+    sql
 }
 
-/// Binds the filter of [`percentile_sql`]: the time range and the service, operation and kind
-/// (empty service or operation, or kind `all`, match everything).
+/// Binds the filter of [`filter_sql`]: the time range and the service, operation and kind that
+/// are set (empty service or operation, or kind `all`, match everything).
 pub(crate) fn bind_filter(
     query: clickhouse::query::Query,
     from_s: u64,
     to_s: u64,
     filter: &TopQuery,
 ) -> clickhouse::query::Query {
+    let mut query = query.bind(from_s).bind(to_s);
+    if !filter.service.is_empty() {
+        query = query.bind(&filter.service);
+    }
+    if !filter.operation.is_empty() {
+        query = query.bind(&filter.operation);
+    }
+    if filter.kind != "all" {
+        query = query.bind(&filter.kind);
+    }
     query
-        .bind(from_s)
-        .bind(to_s)
-        .bind(&filter.service)
-        .bind(&filter.service)
-        .bind(&filter.operation)
-        .bind(&filter.operation)
-        .bind(&filter.kind)
-        .bind(&filter.kind)
 }
 
 /// The ClickHouse query behind [`top_endpoints`], with the request's values bound: one row per
@@ -331,6 +342,7 @@ pub(crate) fn ranking_query(
             ("operation", "operation"),
             ("toString(kind)", "kind_name"),
         ],
+        query,
     );
     let now = u64::from(now_unix_s);
     let q = apdex.bind(store.client().query(&sql));
@@ -348,7 +360,10 @@ pub(crate) fn series_query(
 ) -> clickhouse::query::Query {
     let source = source_for(query.window_s);
     let bucket = format!("intDiv(toUInt32({}), ?) * ?", source.time);
-    let sql = format!("{} ORDER BY t", percentile_sql(source, &[(&bucket, "t")]));
+    let sql = format!(
+        "{} ORDER BY t",
+        percentile_sql(source, &[(&bucket, "t")], query)
+    );
     let now = u64::from(now_unix_s);
     let q = store.client().query(&sql).bind(step_s).bind(step_s);
     bind_filter(
@@ -385,7 +400,7 @@ pub(crate) fn histograms_query(
          FROM {table}
          WHERE {filter}
          GROUP BY service, operation",
-        filter = filter_sql(time)
+        filter = filter_sql(time, filter)
     );
     bind_filter(store.client().query(&sql), from_s, to_s, filter)
 }
@@ -434,7 +449,7 @@ pub(crate) fn first_data_query(
         "SELECT toUInt64(min(toUInt32({time}))) AS first_step FROM {table} WHERE {filter}",
         time = source.time,
         table = source.table,
-        filter = filter_sql(source.time)
+        filter = filter_sql(source.time, query)
     );
     let now = u64::from(now_unix_s);
     bind_filter(
