@@ -9,7 +9,8 @@
 //!
 //! The hand-off costs the request thread no system call: the export thread does not wait on the
 //! queue (which would make every span wake it) but sleeps until its export delay passes, and a
-//! span wakes it only when it makes a whole batch queued; flushes and shutdowns wake it too.
+//! span wakes it only when it makes a whole batch queued (half the queue, when that is smaller);
+//! flushes and shutdowns wake it too.
 
 use opentelemetry::Context;
 use opentelemetry_sdk::Resource;
@@ -58,6 +59,9 @@ pub struct QueueProcessor {
     control: SyncSender<Control>,
     /// Spans sent and not yet taken by the export thread.
     queued: Arc<AtomicUsize>,
+    /// How many queued spans wake the export thread: a whole batch, or half the queue when the
+    /// queue is smaller, so that it never fills while the thread sleeps.
+    wake_at: usize,
     /// The export thread, woken for a whole batch, a flush or a shutdown.
     worker: Option<Thread>,
     stats: Arc<QueueStats>,
@@ -92,6 +96,7 @@ impl QueueProcessor {
             queue,
             control,
             queued,
+            wake_at: MAX_BATCH.min(capacity / 2).max(1),
             worker,
             stats: Arc::clone(&stats),
             started: Instant::now(),
@@ -148,7 +153,7 @@ impl SpanProcessor for QueueProcessor {
         // Counted before it is sent, so the export thread never takes it first.
         let queued = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
         match self.queue.try_send(span) {
-            Ok(()) if queued == MAX_BATCH => self.wake(),
+            Ok(()) if queued == self.wake_at => self.wake(),
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.queued.fetch_sub(1, Ordering::Relaxed);

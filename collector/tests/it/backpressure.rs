@@ -63,6 +63,26 @@ pub(crate) fn metrics_request_of(seed: u64) -> ExportMetricsServiceRequest {
     ])
 }
 
+/// Sends [`metrics_request_of`] for each of `seeds` over OTLP/gRPC, each accepted; returns the
+/// points sent.
+pub(crate) async fn send_metric_requests(
+    collector: &Collector,
+    seeds: std::ops::RangeInclusive<u64>,
+) -> u64 {
+    let mut client = RawGrpcClient::connect(collector.grpc_url(), METRICS_EXPORT_PATH, None)
+        .await
+        .expect("connect");
+    let mut points = 0;
+    for seed in seeds {
+        client
+            .send(metrics_request_of(seed).encode_to_vec().into())
+            .await
+            .expect("metrics accepted");
+        points += POINTS_PER_REQUEST;
+    }
+    points
+}
+
 /// Metric points stored more than once (0 when none is).
 pub(crate) const POINTS_STORED_TWICE: &str = "SELECT count() - uniqExact(service, name, time_ns,      arrayStringConcat(attributes.key, ','), arrayStringConcat(attributes.value, ',')) FROM metrics";
 
@@ -345,16 +365,7 @@ async fn a_frozen_clickhouse_that_runs_late_writes_never_counts_a_histogram_twic
     // have given up on them (and spooled them) and while the flusher still waits.
     proxy.freeze();
     let acknowledged = send_all(&collector, 1..11).await;
-    let mut client = RawGrpcClient::connect(collector.grpc_url(), METRICS_EXPORT_PATH, None)
-        .await
-        .expect("connect");
-    for seed in 1..=5 {
-        client
-            .send(metrics_request_of(seed).encode_to_vec().into())
-            .await
-            .expect("metrics accepted");
-    }
-    let points = 5 * POINTS_PER_REQUEST;
+    let points = send_metric_requests(&collector, 1..=5).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let metrics = collector.metrics_text().await;
     for table in ["spans", "metrics"] {

@@ -4,6 +4,7 @@
 
 use super::backpressure::{
     POINTS_PER_REQUEST, POINTS_STORED_TWICE, SPANS_STORED_TWICE, metrics_request_of, request,
+    send_metric_requests,
 };
 use plumb_otlp::client::{METRICS_EXPORT_PATH, RawGrpcClient, TRACE_EXPORT_PATH};
 use plumb_test_support::*;
@@ -358,16 +359,7 @@ async fn rows_stored_before_a_crash_but_not_noted_are_found_and_not_written_agai
             .await
             .expect("accepted");
     }
-    let mut metrics_client = RawGrpcClient::connect(first.grpc_url(), METRICS_EXPORT_PATH, None)
-        .await
-        .expect("connect");
-    for seed in 1..=5 {
-        metrics_client
-            .send(metrics_request_of(seed).encode_to_vec().into())
-            .await
-            .expect("accepted");
-    }
-    let points = 5 * POINTS_PER_REQUEST;
+    let points = send_metric_requests(&first, 1..=5).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while query_number(&database, "SELECT count() FROM spans").await < 2000
         || query_number(&database, "SELECT count() FROM metrics").await < points
