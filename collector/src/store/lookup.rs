@@ -121,41 +121,59 @@ fn span_rows(bytes: &[u8]) -> Option<Vec<SpanRow<'_>>> {
 /// The query that finds which of `keys` are stored (by the table's sort key, so it reads
 /// little).
 pub(crate) fn stored_spans_query(store: &Store, keys: &[SpanKey]) -> clickhouse::query::Query {
-    let one = "(service = ? AND operation = ? AND timestamp = toDateTime(?) \
-               AND start_time_ns = ? AND reinterpretAsUInt64(span_id) = ?)";
-    let mut query = store.client().query(&format!(
-        "SELECT service, operation, start_time_ns, reinterpretAsUInt64(span_id) AS id \
-         FROM {SPANS} WHERE {}",
-        disjunction(one, keys.len())
-    ));
-    for key in keys {
-        query = query
-            .bind(&key.service)
-            .bind(&key.operation)
-            .bind(key.start_unix_ns / 1_000_000_000)
-            .bind(key.start_unix_ns)
-            .bind(key.span_id);
-    }
-    query
+    lookup_query(
+        store,
+        &format!(
+            "SELECT service, operation, start_time_ns, reinterpretAsUInt64(span_id) AS id \
+             FROM {SPANS}"
+        ),
+        "(service = ? AND operation = ? AND timestamp = toDateTime(?) \
+         AND start_time_ns = ? AND reinterpretAsUInt64(span_id) = ?)",
+        keys,
+        |query, key| {
+            query
+                .bind(&key.service)
+                .bind(&key.operation)
+                .bind(key.start_unix_ns / 1_000_000_000)
+                .bind(key.start_unix_ns)
+                .bind(key.span_id)
+        },
+    )
 }
 
 /// The query that finds the stored points with the sort key and time of `keys` (their series
 /// are compared by the caller).
 pub(crate) fn stored_metrics_query(store: &Store, keys: &[MetricKey]) -> clickhouse::query::Query {
-    let one = "(service = ? AND name = ? AND timestamp = toDateTime(?) AND time_ns = ?)";
-    let mut query = store.client().query(&format!(
-        "SELECT service, name, time_ns, attributes.key AS point_keys, \
-         attributes.value AS point_values FROM {METRICS} WHERE {}",
-        disjunction(one, keys.len())
-    ));
-    for key in keys {
-        query = query
-            .bind(&key.service)
-            .bind(&key.name)
-            .bind(key.time_ns / 1_000_000_000)
-            .bind(key.time_ns);
-    }
-    query
+    lookup_query(
+        store,
+        &format!(
+            "SELECT service, name, time_ns, attributes.key AS point_keys, \
+             attributes.value AS point_values FROM {METRICS}"
+        ),
+        "(service = ? AND name = ? AND timestamp = toDateTime(?) AND time_ns = ?)",
+        keys,
+        |query, key| {
+            query
+                .bind(&key.service)
+                .bind(&key.name)
+                .bind(key.time_ns / 1_000_000_000)
+                .bind(key.time_ns)
+        },
+    )
+}
+
+/// `select` with a `WHERE` of one condition `one` per key, joined by `OR`, each bound by `bind`.
+fn lookup_query<K>(
+    store: &Store,
+    select: &str,
+    one: &str,
+    keys: &[K],
+    bind: impl Fn(clickhouse::query::Query, &K) -> clickhouse::query::Query,
+) -> clickhouse::query::Query {
+    let query = store
+        .client()
+        .query(&format!("{select} WHERE {}", disjunction(one, keys.len())));
+    keys.iter().fold(query, bind)
 }
 
 /// `n` copies of `one` joined by `OR` (`0` for none).

@@ -344,7 +344,8 @@ async fn while_clickhouse_is_away_batches_are_spooled_and_written_when_it_is_bac
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_frozen_clickhouse_that_runs_late_writes_never_counts_a_histogram_twice() {
+async fn a_frozen_clickhouse_that_runs_late_writes_stores_each_span_and_point_once_and_counts_once()
+{
     let database = unique_database("frozen");
     let proxy = PausableProxy::in_front_of_clickhouse().await;
     let collector = Collector::start_with(
