@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 cargo fmt --all --check
+# The fuzz crate is a workspace of its own (built only by scripts/fuzz-campaign.sh).
+rustfmt --check --edition 2024 fuzz/src/main.rs
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log="$(mktemp)"
