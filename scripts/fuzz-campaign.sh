@@ -20,6 +20,7 @@ if [ ${#targets[@]} -eq 0 ]; then
         paths_and_statements query_parameters alerting_config)
 fi
 
+scripts/install-deps.sh
 command -v cargo-afl >/dev/null || cargo install cargo-afl --locked
 # Builds AFL++ itself once (a minute or two); later runs find it built.
 cargo afl config --build >/dev/null 2>&1 || true

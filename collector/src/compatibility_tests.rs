@@ -120,15 +120,15 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     };
     let first_endpoint = TopQuery::one(
         3600,
-        first.service.to_string(),
-        first.operation.to_string(),
+        first.service().to_string(),
+        first.operation().to_string(),
         first_kind.into(),
     );
     let first_count = spans
         .accepted
         .iter()
         .filter(|s| {
-            s.service == first.service && s.operation == first.operation && s.kind == first.kind
+            s.endpoint == first.endpoint && s.kind == first.kind
         })
         .count()
         .min(5);
@@ -159,8 +159,8 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         "trace": sql(trace_query(&store, &trace_id, from)),
         "exemplars": sql(exemplars_query(&store, &first_endpoint, from, 5)),
         "span_probe": sql(stored_spans_query(&store, &vec![SpanKey {
-            service: first.service.to_string(),
-            operation: first.operation.to_string(),
+            service: first.service().to_string(),
+            operation: first.operation().to_string(),
             start_unix_ns: first.start_unix_ns,
             span_id: u64::from_le_bytes(first.span_id),
         }; 2])),
@@ -469,7 +469,7 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     assert_eq!(probe.len(), 1, "asked for twice, found once: {probe:?}");
     assert_eq!(
         probe[0]["operation"],
-        spans.accepted[0].operation.as_ref(),
+        spans.accepted[0].operation().as_ref(),
         "{probe:?}"
     );
     let point = rows("metric_probe");

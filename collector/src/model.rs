@@ -85,13 +85,32 @@ impl SpanKind {
     }
 }
 
+/// A service and one of its names (an operation, or a component of the breakdown), interned
+/// together so that one thin pointer names both.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Named {
+    /// The service.
+    pub(crate) service: Arc<str>,
+    /// The name.
+    pub(crate) name: Arc<str>,
+}
+
+impl Named {
+    /// A shared pair, for spans built outside the limiters (tests, replays).
+    pub(crate) fn new(service: &str, name: &str) -> Arc<Self> {
+        Arc::new(Self {
+            service: Arc::from(service),
+            name: Arc::from(name),
+        })
+    }
+}
+
 /// One validated span, ready to aggregate and store; it borrows from the request bytes.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Span<'a> {
-    /// `service.name` of the span's resource (interned).
-    pub(crate) service: Arc<str>,
-    /// The operation it is aggregated under (see `normalise::operation_name`; interned).
-    pub(crate) operation: Arc<str>,
+    /// `service.name` of the span's resource and the operation it is aggregated under (see
+    /// `normalise::operation_name`), interned together.
+    pub(crate) endpoint: Arc<Named>,
     /// The span's own name.
     pub(crate) name: &'a str,
     /// Span kind.
@@ -121,6 +140,16 @@ pub(crate) struct Span<'a> {
 }
 
 impl Span<'_> {
+    /// `service.name` of the span's resource.
+    pub(crate) fn service(&self) -> &Arc<str> {
+        &self.endpoint.service
+    }
+
+    /// The operation the span is aggregated under.
+    pub(crate) fn operation(&self) -> &Arc<str> {
+        &self.endpoint.name
+    }
+
     /// Duration in whole microseconds, the histogram's unit.
     pub(crate) fn duration_us(&self) -> u64 {
         self.duration_ns / 1_000

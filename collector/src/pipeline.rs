@@ -196,7 +196,7 @@ impl Pipeline {
         let overflowed = normalised
             .accepted
             .iter()
-            .filter(|s| &*s.operation == OVERFLOW_OPERATION)
+            .filter(|s| &**s.operation() == OVERFLOW_OPERATION)
             .count();
         let accepted = self.count(SPANS, &normalised);
         let permit = self.reserve(&self.spans, SPANS, accepted).await?;

@@ -7,7 +7,7 @@
 
 use crate::aggregate::Aggregator;
 use crate::aggregate::component_time::BreakdownAggregator;
-use crate::model::{Span, SpanKind};
+use crate::model::{Named, Span, SpanKind};
 use crate::normalise::{NameLimiter, SpanLimits, normalise_traces};
 use crate::store::rows::EncodedRows;
 use crate::store::write::{FlushBatch, Flushable, RowBatch};
@@ -185,8 +185,7 @@ pub async fn write_latency_flush(
     let spans: Vec<Span<'_>> = spans
         .iter()
         .map(|s| Span {
-            service: Arc::from(s.service.as_str()),
-            operation: Arc::from(s.operation.as_str()),
+            endpoint: Named::new(&s.service, &s.operation),
             name: &s.operation,
             kind: SpanKind::Server,
             trace_id: [1; 16],

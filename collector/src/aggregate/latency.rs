@@ -65,13 +65,13 @@ impl Aggregator {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         for span in spans {
             let minute = span.minute_unix_s();
-            let lookup = KeyRef(&span.service, &span.operation, span.kind, minute);
+            let lookup = KeyRef(span.service(), span.operation(), span.kind, minute);
             let agg = match state.get_mut(&lookup) {
                 Some(agg) => agg,
                 None => state
                     .entry(AggregateKey {
-                        service: Arc::clone(&span.service),
-                        operation: Arc::clone(&span.operation),
+                        service: Arc::clone(span.service()),
+                        operation: Arc::clone(span.operation()),
                         kind: span.kind,
                         minute_unix_s: minute,
                     })
@@ -141,11 +141,11 @@ impl Flushable for Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Named;
 
     fn span(op: &str, start_s: u64, dur_us: u64, error: bool) -> Span<'_> {
         Span {
-            service: "svc".into(),
-            operation: op.into(),
+            endpoint: Named::new("svc", op),
             name: op,
             kind: SpanKind::Server,
             trace_id: [1; 16],

@@ -128,7 +128,7 @@ pub(crate) struct CollectorConfig {
     #[arg(long, env = "PLUMB_TRACE_WINDOW", default_value = "10s", value_parser = humantime::parse_duration)]
     pub(crate) trace_window: Duration,
 
-    /// Spans held in the trace window at most; past it the oldest traces are analysed early (about 100 bytes a span).
+    /// Spans held in the trace window at most; past it the oldest traces are analysed early (75 to 90 bytes a span).
     #[arg(long, env = "PLUMB_TRACE_MAX_SPANS", default_value_t = 1_000_000)]
     pub(crate) trace_max_spans: usize,
 

@@ -7,8 +7,8 @@
 //! [`NameLimiter`] folds operations past a per-service cap into [`OVERFLOW_OPERATION`].
 
 use super::route::template_path;
-use crate::model::{Attribute, SpanKind, find_text};
-use hashbrown::{HashMap, HashSet};
+use crate::model::{Attribute, Named, SpanKind, find_text};
+use hashbrown::HashMap;
 use std::borrow::Cow;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -44,8 +44,8 @@ pub(crate) fn operation_name<'a>(
 
 /// Caps and interns the names remembered per service (operations, or trace components).
 ///
-/// Names are shared `Arc<str>`s, so every span of one operation points at one allocation and
-/// a lookup allocates nothing once a name is known. Known names are looked up under a read lock
+/// Each (service, name) pair is one shared [`Named`], so every span of one operation points at
+/// one allocation and a lookup allocates nothing once a name is known. Known names are looked up under a read lock
 /// that several receivers hold at once; only a name seen for the first time takes the write lock.
 #[derive(Debug)]
 pub(crate) struct NameLimiter {
@@ -56,29 +56,25 @@ pub(crate) struct NameLimiter {
 
 #[derive(Debug)]
 struct ServiceNames {
-    service: Arc<str>,
-    names: HashSet<Arc<str>>,
+    names: HashMap<Arc<str>, Arc<Named>>,
+    /// The service with [`OVERFLOW_OPERATION`].
+    overflow: Arc<Named>,
 }
 
-/// A service and one of its names, both interned.
-pub(crate) type Interned = (Arc<str>, Arc<str>);
-
-/// What the names known so far say about `name` of `service`: its interned form, the overflow
-/// name when the service is full, or `None` when it must be added.
+/// What the names known so far say about `name` of `service`: its interned pair, the overflow
+/// pair when the service is full, or `None` when it must be added.
 fn known(
     seen: &HashMap<Arc<str>, ServiceNames>,
     service: &str,
     name: &str,
     max: usize,
-    overflow: &Arc<str>,
-) -> Option<Interned> {
+) -> Option<Arc<Named>> {
     let entry = seen.get(service)?;
-    let name = match entry.names.get(name) {
-        Some(known) => Arc::clone(known),
-        None if entry.names.len() < max => return None,
-        None => Arc::clone(overflow),
-    };
-    Some((Arc::clone(&entry.service), name))
+    match entry.names.get(name) {
+        Some(known) => Some(Arc::clone(known)),
+        None if entry.names.len() < max => None,
+        None => Some(Arc::clone(&entry.overflow)),
+    }
 }
 
 impl NameLimiter {
@@ -99,14 +95,14 @@ impl NameLimiter {
     /// the service is under its cap (or already knows it), [`OVERFLOW_OPERATION`] past it.
     pub(crate) fn with_batch<R>(
         &self,
-        f: impl FnOnce(&mut dyn FnMut(&str, &str) -> Interned) -> R,
+        f: impl FnOnce(&mut dyn FnMut(&str, &str) -> Arc<Named>) -> R,
     ) -> R {
-        let (max, overflow) = (self.max_per_service, &self.overflow);
+        let max = self.max_per_service;
         let mut read = Some(self.seen.read().unwrap_or_else(PoisonError::into_inner));
-        let mut admit = |service: &str, name: &str| -> Interned {
+        let mut admit = |service: &str, name: &str| -> Arc<Named> {
             if let Some(interned) = read
                 .as_ref()
-                .and_then(|seen| known(seen, service, name, max, overflow))
+                .and_then(|seen| known(seen, service, name, max))
             {
                 return interned;
             }
@@ -114,20 +110,27 @@ impl NameLimiter {
             drop(read.take());
             let interned = {
                 let mut seen = self.seen.write().unwrap_or_else(PoisonError::into_inner);
-                match known(&seen, service, name, max, overflow) {
+                match known(&seen, service, name, max) {
                     Some(interned) => interned,
                     None => {
                         if !seen.contains_key(service) {
                             let service: Arc<str> = Arc::from(service);
-                            let names = HashSet::new();
-                            seen.insert(Arc::clone(&service), ServiceNames { service, names });
+                            let overflow = Arc::new(Named {
+                                service: Arc::clone(&service),
+                                name: Arc::clone(&self.overflow),
+                            });
+                            let names = HashMap::new();
+                            seen.insert(service, ServiceNames { names, overflow });
                         }
                         let Some(entry) = seen.get_mut(service) else {
                             unreachable!("inserted above")
                         };
-                        let new: Arc<str> = Arc::from(name);
-                        entry.names.insert(Arc::clone(&new));
-                        (Arc::clone(&entry.service), new)
+                        let new = Arc::new(Named {
+                            service: Arc::clone(&entry.overflow.service),
+                            name: Arc::from(name),
+                        });
+                        entry.names.insert(Arc::clone(&new.name), Arc::clone(&new));
+                        new
                     }
                 }
             };
@@ -171,20 +174,23 @@ mod tests {
     #[test]
     fn cap_folds_new_operations_into_overflow() {
         let limiter = NameLimiter::new(2);
-        let got: Vec<Interned> = limiter.with_batch(|admit| {
+        let got: Vec<Arc<Named>> = limiter.with_batch(|admit| {
             ["a", "b", "c", "a", "d"]
                 .iter()
                 .map(|op| admit("svc", op))
                 .collect()
         });
-        let names: Vec<&str> = got.iter().map(|(_, n)| &**n).collect();
+        let names: Vec<&str> = got.iter().map(|n| &*n.name).collect();
         assert_eq!(
             names,
             ["a", "b", OVERFLOW_OPERATION, "a", OVERFLOW_OPERATION]
         );
-        assert!(Arc::ptr_eq(&got[0].1, &got[3].1), "names are interned");
-        assert!(Arc::ptr_eq(&got[0].0, &got[4].0), "services are interned");
+        assert!(Arc::ptr_eq(&got[0], &got[3]), "pairs are interned");
+        assert!(
+            Arc::ptr_eq(&got[0].service, &got[4].service),
+            "services are interned"
+        );
         let other = limiter.with_batch(|admit| admit("other", "c"));
-        assert_eq!(&*other.1, "c");
+        assert_eq!(&*other.name, "c");
     }
 }

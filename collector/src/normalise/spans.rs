@@ -9,9 +9,9 @@
 //! Only what Plumb stores is read: span events, links, trace state and scope details are skipped.
 
 use super::attributes::attribute_text;
-use super::operation::{Interned, NameLimiter, operation_name};
+use super::operation::{NameLimiter, operation_name};
 use super::{Normalised, UNKNOWN_SERVICE};
-use crate::model::{Attribute, Span, SpanKind, find};
+use crate::model::{Attribute, Named, Span, SpanKind, find};
 use plumb_otlp::wire::{Fields, WireError};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -219,7 +219,7 @@ struct Window {
 fn validate<'a>(
     span: WireSpan<'a>,
     window: &Window,
-    names: impl FnOnce(SpanKind, &str, &[Attribute<'a>]) -> Interned,
+    names: impl FnOnce(SpanKind, &str, &[Attribute<'a>]) -> Arc<Named>,
 ) -> Result<Span<'a>, String> {
     let name = span.name;
     let (Ok(trace_id), Ok(span_id)) = (
@@ -258,10 +258,9 @@ fn validate<'a>(
     let kind = SpanKind::from_otlp(span.kind);
     let is_error =
         span.status_code == ERROR || (kind == SpanKind::Server && http_status_code >= 500);
-    let (service, operation) = names(kind, name, &span.attributes);
+    let endpoint = names(kind, name, &span.attributes);
     Ok(Span {
-        service,
-        operation,
+        endpoint,
         name,
         kind,
         trace_id,
@@ -380,7 +379,7 @@ mod tests {
         let out = normalise_traces(&bytes, LIMITS, &NameLimiter::new(10), now).expect("valid");
         let span = &out.accepted[0];
         assert_eq!(
-            (span.service.as_ref(), span.operation.as_ref()),
+            (span.service().as_ref(), span.operation().as_ref()),
             (UNKNOWN_SERVICE, "GET /a/{id}")
         );
         assert_eq!((span.http_status_code, span.is_error), (503, true));

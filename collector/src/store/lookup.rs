@@ -321,12 +321,11 @@ fn first_of_each_piece<T>(items: &[T], piece_of: impl Fn(&T) -> u32) -> impl Ite
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Span, SpanKind};
+    use crate::model::{Named, Span, SpanKind};
 
     fn span(start_s: u64, id: u8) -> Span<'static> {
         Span {
-            service: "shop".into(),
-            operation: "GET /cart".into(),
+            endpoint: Named::new("shop", "GET /cart"),
             name: "cart",
             kind: SpanKind::Server,
             trace_id: [9; 16],

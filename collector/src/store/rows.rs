@@ -23,8 +23,8 @@ pub(crate) fn encode_span(buf: &mut BytesMut, span: &Span<'_>) {
     buf.put_slice(&span.trace_id);
     buf.put_slice(&span.span_id);
     buf.put_slice(&span.parent_span_id);
-    put_str(buf, &span.service);
-    put_str(buf, &span.operation);
+    put_str(buf, span.service());
+    put_str(buf, span.operation());
     put_str(buf, span.name);
     buf.put_i8(span.kind as i8);
     buf.put_i8(span.status_code);

@@ -19,7 +19,7 @@ pub(crate) fn component<'s>(span: &'s Span<'_>) -> (ComponentType, Cow<'s, str>)
     let attrs = &span.attributes;
     let text = |key: &str| crate::model::find_text(attrs, key);
     if matches!(span.kind, SpanKind::Server | SpanKind::Consumer) {
-        return (ComponentType::Server, Cow::Borrowed(&*span.operation));
+        return (ComponentType::Server, Cow::Borrowed(&**span.operation()));
     }
     if let Some(system) = text("db.system.name").or_else(|| text("db.system")) {
         return (
@@ -208,12 +208,12 @@ fn truncate(label: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Named;
     use std::sync::Arc;
 
     fn span<'a>(kind: i8, name: &'a str, attributes: &[(&'a str, &'a str)]) -> Span<'a> {
         Span {
-            service: Arc::from("svc"),
-            operation: Arc::from(name),
+            endpoint: Named::new("svc", name),
             name,
             kind: SpanKind::from_otlp(i32::from(kind)),
             trace_id: [1; 16],

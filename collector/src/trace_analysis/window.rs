@@ -15,7 +15,7 @@
 use super::component::component;
 use super::time_split::{HeldSpan, Scratch, analyse};
 use crate::aggregate::component_time::BreakdownAggregator;
-use crate::model::{ComponentType, Contribution, Span};
+use crate::model::{ComponentType, Contribution, Named, Span};
 use crate::normalise::NameLimiter;
 use crate::telemetry::Telemetry;
 use hashbrown::HashMap;
@@ -143,40 +143,48 @@ impl TraceAssembler {
         let mut cut_short = Vec::new();
         // Component names first, with no shard locked (the name limiter may wait for the other
         // receivers to let go of it).
-        let named: Vec<(ComponentType, Arc<str>)> = self.components.with_batch(|admit| {
+        let named: Vec<(ComponentType, Arc<Named>)> = self.components.with_batch(|admit| {
             spans
                 .iter()
                 .map(|span| {
                     let (component, label) = component(span);
-                    let name = match component {
-                        ComponentType::Server => Arc::clone(&span.operation),
-                        _ => admit(&span.service, &label).1,
+                    let named = match component {
+                        ComponentType::Server => Arc::clone(&span.endpoint),
+                        _ => admit(span.service(), &label),
                     };
-                    (component, name)
+                    (component, named)
                 })
                 .collect()
         });
         {
             // Spans of one trace usually come together, so each run of spans that belong to one
             // shard takes its lock once.
-            let mut spans = spans.iter().zip(named).peekable();
-            while let Some((first, _)) = spans.peek() {
+            let mut runs = spans.iter().enumerate().zip(named).peekable();
+            while let Some(((_, first), _)) = runs.peek() {
                 let index = shard_of(&first.trace_id);
                 let mut shard = self.shards[index]
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
-                while let Some((span, (component, name))) =
-                    spans.next_if(|(s, _)| shard_of(&s.trace_id) == index)
+                while let Some(((at, span), (component, named))) =
+                    runs.next_if(|((_, s), _)| shard_of(&s.trace_id) == index)
                 {
                     let group = shard.traces.entry(span.trace_id).or_default();
+                    if group.is_empty() {
+                        // A new trace gets room for the spans of it that come next in this
+                        // request, no more (a trace is usually whole in one request).
+                        let together = spans[at..]
+                            .iter()
+                            .take_while(|s| s.trace_id == span.trace_id)
+                            .count();
+                        group.reserve_exact(together);
+                    }
                     group.push(HeldSpan {
                         span_id: span.span_id,
                         parent_span_id: span.parent_span_id,
                         start_ns: span.start_unix_ns,
                         duration_us: u32::try_from(span.duration_ns / 1_000).unwrap_or(u32::MAX),
                         component,
-                        service: Arc::clone(&span.service),
-                        name,
+                        named,
                     });
                     if group.len() == 1 {
                         shard.due.push_back((due, span.trace_id));
@@ -275,8 +283,7 @@ mod tests {
 
     fn span(trace: u8, id: u8, parent: u8, kind: i8, name: &'static str, ms: u64) -> Span<'static> {
         Span {
-            service: Arc::from("shop"),
-            operation: Arc::from(name),
+            endpoint: Named::new("shop", name),
             name,
             kind: SpanKind::from_otlp(i32::from(kind)),
             trace_id: [trace; 16],
