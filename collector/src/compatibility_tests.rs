@@ -127,9 +127,7 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     let first_count = spans
         .accepted
         .iter()
-        .filter(|s| {
-            s.endpoint == first.endpoint && s.kind == first.kind
-        })
+        .filter(|s| s.endpoint == first.endpoint && s.kind == first.kind)
         .count()
         .min(5);
     let shop_rule = plumb_alert_config::parse(
