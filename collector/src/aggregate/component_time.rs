@@ -40,10 +40,11 @@ impl BreakdownAggregator {
         Self::default()
     }
 
-    /// Adds contributions (each is one request's share of one component).
-    pub(crate) fn record(&self, contributions: Vec<Contribution>) {
+    /// Adds contributions (each is one request's share of one component), leaving `contributions`
+    /// empty for reuse.
+    pub(crate) fn record(&self, contributions: &mut Vec<Contribution>) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        for c in contributions {
+        for c in contributions.drain(..) {
             let totals = state
                 .entry(Key {
                     service: c.service,
@@ -126,7 +127,10 @@ mod tests {
     #[test]
     fn requests_count_once_per_contribution() {
         let agg = BreakdownAggregator::new();
-        agg.record(vec![contribution("q", 20, 100), contribution("q", 18, 90)]);
+        agg.record(&mut vec![
+            contribution("q", 20, 100),
+            contribution("q", 18, 90),
+        ]);
         let rows = agg.take();
         assert_eq!(rows.len(), 1);
         assert_eq!(

@@ -289,6 +289,7 @@ impl TryFrom<CollectorConfig> for Settings {
         };
         let traces = (!c.trace_window.is_zero()).then_some(TraceSettings {
             window: c.trace_window,
+            endpoint_wait: c.trace_endpoint_wait.min(c.trace_window),
             max_spans: c.trace_max_spans,
             max_components_per_service: c.max_components_per_service,
         });
@@ -361,6 +362,24 @@ mod tests {
         assert_eq!(s.listeners.http_addr.port(), 4318);
         assert_eq!(s.row_writers.flush_interval, ROW_FLUSH_MAX);
         assert!(s.traces.is_some() && s.journal.is_some());
+    }
+
+    #[test]
+    fn the_endpoint_wait_is_at_most_the_trace_window() {
+        let traces = |args: &[&str]| {
+            let s = load(["plumb-collector"].iter().chain(args)).expect("loads");
+            s.traces.map(|t| (t.window, t.endpoint_wait))
+        };
+        let secs = Duration::from_secs;
+        assert_eq!(traces(&[]), Some((secs(10), secs(1))));
+        assert_eq!(
+            traces(&["--trace-window", "500ms"]),
+            Some((Duration::from_millis(500), Duration::from_millis(500)))
+        );
+        assert_eq!(
+            traces(&["--trace-endpoint-wait", "3s"]),
+            Some((secs(10), secs(3)))
+        );
     }
 
     #[test]

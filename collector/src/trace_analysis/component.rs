@@ -14,11 +14,16 @@ use std::fmt::Write as _;
 /// Longest label kept; longer statements are cut at a character boundary.
 pub(crate) const MAX_LABEL_CHARS: usize = 160;
 
+/// Whether `span` is an endpoint of the breakdown (SERVER or CONSUMER).
+pub(crate) fn is_endpoint(span: &Span<'_>) -> bool {
+    matches!(span.kind, SpanKind::Server | SpanKind::Consumer)
+}
+
 /// The component type and label of `span` (for SERVER and CONSUMER spans: their operation).
 pub(crate) fn component<'s>(span: &'s Span<'_>) -> (ComponentType, Cow<'s, str>) {
     let attrs = &span.attributes;
     let text = |key: &str| crate::model::find_text(attrs, key);
-    if matches!(span.kind, SpanKind::Server | SpanKind::Consumer) {
+    if is_endpoint(span) {
         return (ComponentType::Server, Cow::Borrowed(&**span.operation()));
     }
     if let Some(system) = text("db.system.name").or_else(|| text("db.system")) {

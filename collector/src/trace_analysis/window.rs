@@ -3,7 +3,10 @@
 //!
 //! In: validated spans from the pipeline. A trace is analysed once `window` has passed since its
 //! first span arrived (spans of one trace come from several services and SDK batches, seconds
-//! apart). Memory is bounded: past `max_spans`, the oldest traces are analysed early (counted
+//! apart), or `endpoint_wait` after it when that first request held an endpoint span: an
+//! endpoint's analysis needs only its own service's spans, which end before it and so are
+//! exported with it or before it, and the other services' endpoints are analysed in their own
+//! groups. Memory is bounded: past `max_spans`, the oldest traces are analysed early (counted
 //! in `plumb_traces_cut_short_total`). Out: [`Contribution`]s recorded in the breakdown
 //! aggregator. A span that arrives after its trace was analysed starts a new group; its parent is
 //! then missing and it only counts if it is an endpoint itself.
@@ -12,7 +15,7 @@
 //! for each other; a request's component names are interned first, then a shard's lock is taken
 //! once per run of spans that belong to it (never both at once).
 
-use super::component::component;
+use super::component::{component, is_endpoint};
 use super::time_split::{HeldSpan, Scratch, analyse};
 use crate::aggregate::component_time::BreakdownAggregator;
 use crate::model::{ComponentType, Contribution, Named, Span};
@@ -33,6 +36,8 @@ pub(crate) struct TraceSettings {
     /// Time from a trace's first span to its analysis (never zero: a zero window in the
     /// configuration turns the breakdown off instead).
     pub(crate) window: Duration,
+    /// The same when the trace's first request held an endpoint span (at most `window`).
+    pub(crate) endpoint_wait: Duration,
     /// Spans held at most, over all traces.
     pub(crate) max_spans: usize,
     /// Distinct component labels remembered per service; the rest count as `[overflow]`.
@@ -84,20 +89,62 @@ impl WindowTelemetry {
 #[derive(Debug, Default)]
 struct Shard {
     traces: HashMap<[u8; 16], Vec<HeldSpan>>,
-    /// Trace ids in order of their first span, with the time they are due (tenths of a second
-    /// since the assembler started; 20 bytes a trace instead of 32 with an `Instant`).
-    due: VecDeque<(u32, [u8; 16])>,
+    /// Trace ids in order of their first span, with the time that span arrived (tenths of a
+    /// second since the assembler started; 20 bytes a trace instead of 32 with an `Instant`):
+    /// traces whose first request held an endpoint span, due `endpoint_wait` after it.
+    with_endpoint: VecDeque<(u32, [u8; 16])>,
+    /// The same for the others, due `window` after it.
+    without_endpoint: VecDeque<(u32, [u8; 16])>,
     spans: usize,
 }
 
 impl Shard {
-    /// Removes the oldest trace, if any.
+    /// Removes the trace whose first span arrived first, if any.
     fn pop_oldest(&mut self) -> Option<Vec<HeldSpan>> {
-        let (_, trace_id) = self.due.pop_front()?;
-        let spans = self.traces.remove(&trace_id).unwrap_or_default();
-        self.spans -= spans.len();
-        Some(spans)
+        let Self {
+            traces,
+            with_endpoint,
+            without_endpoint,
+            spans,
+        } = self;
+        let first = |queue: &VecDeque<(u32, [u8; 16])>| queue.front().map(|(at, _)| *at);
+        let queue = match (first(with_endpoint), first(without_endpoint)) {
+            (Some(a), Some(b)) if b < a => without_endpoint,
+            (Some(_), _) => with_endpoint,
+            (None, _) => without_endpoint,
+        };
+        let (_, trace_id) = queue.pop_front()?;
+        Some(take(traces, spans, &trace_id))
     }
+
+    /// Moves every trace due by `now` into `ready`; `waits` are the two queues' waits in ticks.
+    fn pop_due(&mut self, now: u32, waits: [u32; 2], ready: &mut Vec<Vec<HeldSpan>>) {
+        let Self {
+            traces,
+            with_endpoint,
+            without_endpoint,
+            spans,
+        } = self;
+        for (queue, wait) in [with_endpoint, without_endpoint].into_iter().zip(waits) {
+            while let Some(&(at, trace_id)) = queue.front()
+                && at.saturating_add(wait) <= now
+            {
+                queue.pop_front();
+                ready.push(take(traces, spans, &trace_id));
+            }
+        }
+    }
+}
+
+/// Removes one trace's spans from the map and the count.
+fn take(
+    traces: &mut HashMap<[u8; 16], Vec<HeldSpan>>,
+    spans: &mut usize,
+    trace_id: &[u8; 16],
+) -> Vec<HeldSpan> {
+    let trace = traces.remove(trace_id).unwrap_or_default();
+    *spans -= trace.len();
+    trace
 }
 
 /// Holds spans by trace and hands whole traces to the breakdown analysis.
@@ -138,7 +185,7 @@ impl TraceAssembler {
 
     /// Adds the spans of one request; analyses the oldest traces early if the window is full.
     pub(crate) fn add(&self, spans: &[Span<'_>]) {
-        let due = self.ticks(Instant::now() + self.settings.window);
+        let arrived = self.ticks(Instant::now());
         let max_per_shard = (self.settings.max_spans / SHARDS).max(1);
         let mut cut_short = Vec::new();
         // Component names first, with no shard locked (the name limiter may wait for the other
@@ -169,15 +216,17 @@ impl TraceAssembler {
                     runs.next_if(|((_, s), _)| shard_of(&s.trace_id) == index)
                 {
                     let group = shard.traces.entry(span.trace_id).or_default();
-                    if group.is_empty() {
-                        // A new trace gets room for the spans of it that come next in this
-                        // request, no more (a trace is usually whole in one request).
+                    // A new trace gets room for the spans of it that come next in this request,
+                    // no more (a trace is usually whole in one request), and waits by whether
+                    // they hold an endpoint.
+                    let new_with_endpoint = group.is_empty().then(|| {
                         let together = spans[at..]
                             .iter()
                             .take_while(|s| s.trace_id == span.trace_id)
                             .count();
                         group.reserve_exact(together);
-                    }
+                        spans[at..at + together].iter().any(is_endpoint)
+                    });
                     group.push(HeldSpan {
                         span_id: span.span_id,
                         parent_span_id: span.parent_span_id,
@@ -186,8 +235,10 @@ impl TraceAssembler {
                         component,
                         named,
                     });
-                    if group.len() == 1 {
-                        shard.due.push_back((due, span.trace_id));
+                    match new_with_endpoint {
+                        Some(true) => shard.with_endpoint.push_back((arrived, span.trace_id)),
+                        Some(false) => shard.without_endpoint.push_back((arrived, span.trace_id)),
+                        None => {}
                     }
                     shard.spans += 1;
                 }
@@ -205,16 +256,16 @@ impl TraceAssembler {
         self.analyse(cut_short);
     }
 
-    /// Analyses every trace whose window has ended by `now`.
+    /// Analyses every trace whose wait has ended by `now`.
     pub(crate) fn sweep(&self, now: Instant) {
         let now = self.ticks(now);
+        let waits = [self.settings.endpoint_wait, self.settings.window]
+            .map(|wait| u32::try_from(wait.as_millis() / 100).unwrap_or(u32::MAX));
         let mut ready = Vec::new();
         let (mut traces, mut spans) = (0, 0);
         for shard in &*self.shards {
             let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            while shard.due.front().is_some_and(|(due, _)| *due <= now) {
-                ready.extend(shard.pop_oldest());
-            }
+            shard.pop_due(now, waits, &mut ready);
             traces += shard.traces.len();
             spans += shard.spans;
         }
@@ -247,23 +298,28 @@ impl TraceAssembler {
         if traces.is_empty() {
             return;
         }
-        let mut contributions: Vec<Contribution> = Vec::new();
+        // Recorded a few thousand at a time, so that a sweep of many traces holds few at once.
+        const CHUNK: usize = 4096;
+        let mut contributions: Vec<Contribution> = Vec::with_capacity(CHUNK);
         let mut scratch = Scratch::default();
         for trace in &traces {
             analyse(trace, &self.empty, &mut scratch, &mut contributions);
+            if contributions.len() >= CHUNK {
+                self.breakdown.record(&mut contributions);
+            }
         }
         self.telemetry.traces_analysed.inc_by(traces.len() as u64);
-        self.breakdown.record(contributions);
+        self.breakdown.record(&mut contributions);
     }
 }
 
-/// Runs [`TraceAssembler::sweep`] every second until `stop` is cancelled, then analyses every
+/// Runs [`TraceAssembler::sweep`] twice a second until `stop` is cancelled, then analyses every
 /// trace still held ([`TraceAssembler::drain`]), so that their requests count.
 pub(crate) async fn run_sweeper(
     assembler: Arc<TraceAssembler>,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -311,6 +367,7 @@ mod tests {
         let telemetry = Arc::new(WindowTelemetry::default());
         let settings = TraceSettings {
             window: Duration::from_secs(5),
+            endpoint_wait: Duration::from_secs(1),
             max_spans,
             max_components_per_service: 100,
         };
@@ -328,6 +385,9 @@ mod tests {
         assembler.add(&[span(1, 1, 0, 2, "GET /a", 100)]);
         assembler.sweep(Instant::now());
         assert_eq!(breakdown.held(), 0, "not due yet");
+        // Its first request held no endpoint, so the endpoint wait does not apply.
+        assembler.sweep(Instant::now() + Duration::from_millis(1500));
+        assert_eq!(breakdown.held(), 0, "waits the whole window");
         assembler.sweep(Instant::now() + Duration::from_secs(6));
         let mut rows = breakdown.take();
         rows.sort_by_key(|r| r.component_type);
@@ -351,6 +411,24 @@ mod tests {
             ]
         );
         assert_eq!(telemetry.traces_analysed.get(), 1);
+    }
+
+    #[test]
+    fn a_trace_that_comes_with_its_endpoint_is_analysed_after_the_endpoint_wait() {
+        let (assembler, breakdown, telemetry) = assembler(1000);
+        assembler.add(&[span(7, 1, 0, 2, "GET /a", 100), span(7, 2, 1, 3, "q", 30)]);
+        assembler.sweep(Instant::now());
+        assert_eq!(breakdown.held(), 0, "not due yet");
+        assembler.sweep(Instant::now() + Duration::from_millis(1500));
+        assert_eq!(telemetry.traces_analysed.get(), 1);
+        let mut rows = breakdown.take();
+        rows.sort_by_key(|r| r.component_type);
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| (r.component_type, r.calls, r.duration_sum_us))
+            .collect();
+        assert_eq!(got, [(1, 1, 100_000), (2, 1, 70_000), (3, 1, 30_000)]);
+        assert_eq!(telemetry.spans_held.get(), 0);
     }
 
     #[test]
