@@ -86,51 +86,43 @@ impl WindowTelemetry {
     }
 }
 
+/// The shard queue of traces whose first request held an endpoint span.
+const WITH_ENDPOINT: usize = 0;
+/// The shard queue of the other traces.
+const WITHOUT_ENDPOINT: usize = 1;
+
 #[derive(Debug, Default)]
 struct Shard {
     traces: HashMap<[u8; 16], Vec<HeldSpan>>,
     /// Trace ids in order of their first span, with the time that span arrived (tenths of a
     /// second since the assembler started; 20 bytes a trace instead of 32 with an `Instant`):
-    /// traces whose first request held an endpoint span, due `endpoint_wait` after it.
-    with_endpoint: VecDeque<(u32, [u8; 16])>,
-    /// The same for the others, due `window` after it.
-    without_endpoint: VecDeque<(u32, [u8; 16])>,
+    /// at [`WITH_ENDPOINT`] traces whose first request held an endpoint span, due
+    /// `endpoint_wait` after it; at [`WITHOUT_ENDPOINT`] the others, due `window` after it.
+    queues: [VecDeque<(u32, [u8; 16])>; 2],
     spans: usize,
 }
 
 impl Shard {
     /// Removes the trace whose first span arrived first, if any.
     fn pop_oldest(&mut self) -> Option<Vec<HeldSpan>> {
-        let Self {
-            traces,
-            with_endpoint,
-            without_endpoint,
-            spans,
-        } = self;
         let first = |queue: &VecDeque<(u32, [u8; 16])>| queue.front().map(|(at, _)| *at);
-        let queue = match (first(with_endpoint), first(without_endpoint)) {
-            (Some(a), Some(b)) if b < a => without_endpoint,
-            (Some(_), _) => with_endpoint,
-            (None, _) => without_endpoint,
+        let oldest = match self.queues.each_ref().map(first) {
+            [Some(a), Some(b)] if b < a => WITHOUT_ENDPOINT,
+            [Some(_), _] => WITH_ENDPOINT,
+            [None, _] => WITHOUT_ENDPOINT,
         };
-        let (_, trace_id) = queue.pop_front()?;
-        Some(take(traces, spans, &trace_id))
+        let (_, trace_id) = self.queues[oldest].pop_front()?;
+        Some(take(&mut self.traces, &mut self.spans, &trace_id))
     }
 
     /// Moves every trace due by `now` into `ready`; `waits` are the two queues' waits in ticks.
     fn pop_due(&mut self, now: u32, waits: [u32; 2], ready: &mut Vec<Vec<HeldSpan>>) {
-        let Self {
-            traces,
-            with_endpoint,
-            without_endpoint,
-            spans,
-        } = self;
-        for (queue, wait) in [with_endpoint, without_endpoint].into_iter().zip(waits) {
+        for (queue, wait) in self.queues.iter_mut().zip(waits) {
             while let Some(&(at, trace_id)) = queue.front()
                 && at.saturating_add(wait) <= now
             {
                 queue.pop_front();
-                ready.push(take(traces, spans, &trace_id));
+                ready.push(take(&mut self.traces, &mut self.spans, &trace_id));
             }
         }
     }
@@ -235,10 +227,13 @@ impl TraceAssembler {
                         component,
                         named,
                     });
-                    match new_with_endpoint {
-                        Some(true) => shard.with_endpoint.push_back((arrived, span.trace_id)),
-                        Some(false) => shard.without_endpoint.push_back((arrived, span.trace_id)),
-                        None => {}
+                    if let Some(with_endpoint) = new_with_endpoint {
+                        let queue = if with_endpoint {
+                            WITH_ENDPOINT
+                        } else {
+                            WITHOUT_ENDPOINT
+                        };
+                        shard.queues[queue].push_back((arrived, span.trace_id));
                     }
                     shard.spans += 1;
                 }
