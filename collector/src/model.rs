@@ -96,7 +96,7 @@ pub(crate) struct Named {
 }
 
 impl Named {
-    /// A shared pair, for spans built outside the limiters (tests, replays).
+    /// A shared pair, for spans built outside the limiters (tests and test helpers).
     pub(crate) fn new(service: &str, name: &str) -> Arc<Self> {
         Arc::new(Self {
             service: Arc::from(service),

@@ -132,7 +132,7 @@ pub(crate) struct CollectorConfig {
     #[arg(long, env = "PLUMB_TRACE_ENDPOINT_WAIT", default_value = "1s", value_parser = humantime::parse_duration)]
     pub(crate) trace_endpoint_wait: Duration,
 
-    /// Spans held in the trace window at most; past it the oldest traces are analysed early (75 to 90 bytes a span).
+    /// Spans held in the trace window at most; past it the oldest traces are analysed early (75 to 100 bytes a span).
     #[arg(long, env = "PLUMB_TRACE_MAX_SPANS", default_value_t = 1_000_000)]
     pub(crate) trace_max_spans: usize,
 

@@ -45,8 +45,9 @@ pub(crate) fn operation_name<'a>(
 /// Caps and interns the names remembered per service (operations, or trace components).
 ///
 /// Each (service, name) pair is one shared [`Named`], so every span of one operation points at
-/// one allocation and a lookup allocates nothing once a name is known. Known names are looked up under a read lock
-/// that several receivers hold at once; only a name seen for the first time takes the write lock.
+/// one allocation and a lookup allocates nothing once a name is known. Known names are looked up
+/// under a read lock that several receivers hold at once; only a name seen for the first time
+/// takes the write lock.
 #[derive(Debug)]
 pub(crate) struct NameLimiter {
     max_per_service: usize,

@@ -293,37 +293,35 @@ pub(crate) fn percentile_sql(s: &Source, keys: &[(&str, &str)], filter: &TopQuer
 /// table's sort key (service, operation, kind) instead of testing every row.
 fn filter_sql(time: &str, filter: &TopQuery) -> String {
     let mut sql = format!("{time} >= toDateTime(?) AND {time} < toDateTime(?) AND service != ''");
-    if !filter.service.is_empty() {
-        sql.push_str(" AND service = ?");
-    }
-    if !filter.operation.is_empty() {
-        sql.push_str(" AND operation = ?");
-    }
-    if filter.kind != "all" {
-        sql.push_str(" AND kind = ?");
+    for (column, _) in set_filters(filter) {
+        sql.push_str(&format!(" AND {column} = ?"));
     }
     sql
 }
 
-/// Binds the filter of [`filter_sql`]: the time range and the service, operation and kind that
-/// are set (empty service or operation, or kind `all`, match everything).
+/// Binds the filter of [`filter_sql`]: the time range and the values of [`set_filters`].
 pub(crate) fn bind_filter(
     query: clickhouse::query::Query,
     from_s: u64,
     to_s: u64,
     filter: &TopQuery,
 ) -> clickhouse::query::Query {
-    let mut query = query.bind(from_s).bind(to_s);
-    if !filter.service.is_empty() {
-        query = query.bind(&filter.service);
-    }
-    if !filter.operation.is_empty() {
-        query = query.bind(&filter.operation);
-    }
-    if filter.kind != "all" {
-        query = query.bind(&filter.kind);
-    }
-    query
+    set_filters(filter).fold(query.bind(from_s).bind(to_s), |query, (_, value)| {
+        query.bind(value)
+    })
+}
+
+/// The service, operation and kind of `filter` that are set, as (column, value): an empty
+/// service or operation, or kind `all`, matches everything and is left out.
+fn set_filters(filter: &TopQuery) -> impl Iterator<Item = (&'static str, &str)> {
+    [
+        ("service", filter.service.as_str(), ""),
+        ("operation", filter.operation.as_str(), ""),
+        ("kind", filter.kind.as_str(), "all"),
+    ]
+    .into_iter()
+    .filter(|(_, value, everything)| value != everything)
+    .map(|(column, value, _)| (column, value))
 }
 
 /// The ClickHouse query behind [`top_endpoints`], with the request's values bound: one row per
