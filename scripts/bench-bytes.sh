@@ -4,7 +4,8 @@
 # workload (the demo backend, instrumented with plumb-agent and the OpenTelemetry SDK, driven by
 # its own traffic command). Each goes to a database of its own; after OPTIMIZE FINAL the active
 # parts of `spans` are read from system.parts (bytes on disk, rows) and the five largest columns
-# from system.columns.
+# from system.columns. The same rows are then loaded into current ClickHouse (chDB, from
+# scripts/bytes-on-current.py) with its default compression and with the collector's column codecs.
 #
 #   scripts/bench-bytes.sh [LOADGEN_SPANS_PER_SECOND] [SECONDS] [DEMO_REQUESTS_PER_SECOND]
 set -euo pipefail
@@ -33,6 +34,10 @@ report() {
          FROM system.columns WHERE database = '$database' AND table = 'spans'
          ORDER BY data_compressed_bytes DESC LIMIT 5 FORMAT TSV" |
         awk -F'\t' '{ printf "    %-18s %s bytes per span\n", $1, $2 }'
+    # The same rows on current ClickHouse (chDB), without and with the column codecs.
+    sql "SHOW CREATE TABLE $database.spans FORMAT TSVRaw" | sed "s/$database\.spans/spans/" >"$dir/create.sql"
+    sql "SELECT * FROM $database.spans FORMAT Native" >"$dir/spans.native"
+    python3 scripts/bytes-on-current.py "$dir/create.sql" "$dir/spans.native" collector/src/store/codecs.sql
 }
 stop_collector() {
     kill -TERM "$pid"

@@ -183,6 +183,8 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         "capacity_endpoints": sql(report_store::endpoints_query(&store, &capacity_window)),
         "capacity_process": sql(report_store::process_query(&store, &capacity_window)),
         "capacity_hosts": sql(report_store::host_query(&store, &capacity_window)),
+        "codecs": "SELECT table, name, compression_codec AS codec FROM system.columns
+                   WHERE database = currentDatabase() AND table IN ('spans', 'metrics')",
     });
     let probe_minute = minute - 60;
     let inserts = [
@@ -328,6 +330,28 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     );
     assert_eq!(answer("probe_changes")[0]["to_state"], "firing");
     assert_eq!(answer("alert_history")[0]["detail"], "status 500");
+
+    // The version-gated migration gave the raw tables' columns their codecs (zstd), all but the
+    // Nested ones other than the span attributes' values.
+    let codecs = answer("codecs");
+    assert_eq!(codecs.len(), 35, "{codecs:?}");
+    for column in &codecs {
+        let name = column["name"].as_str().unwrap_or_default();
+        let zstd = column["codec"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ZSTD(");
+        let nested = name.contains('.') && name != "attributes.value";
+        let metric_nested = column["table"] == "metrics" && name.contains('.');
+        assert_eq!(zstd, !(nested || metric_nested), "{column}");
+    }
+    let time = codecs
+        .iter()
+        .find(|c| c["table"] == "spans" && c["name"] == "start_time_ns");
+    assert_eq!(
+        time.map(|c| c["codec"].clone()),
+        Some("CODEC(Delta(8), ZSTD(3))".into())
+    );
     assert_eq!(answer("deliveries")[0]["outcome"], "answered 200");
     let silences = answer("silences");
     assert_eq!(silences.len(), 1, "{silences:?}");

@@ -20,7 +20,9 @@ pub use crate::clock::{now_unix_ns, now_unix_s};
 pub use crate::query::api::QueryApi;
 pub use crate::store::local_server::{LocalClickHouse, LocalServerError, ServerBinary};
 pub use crate::store::rows::{BreakdownRow, LatencyRow};
-pub use crate::store::schema::{BREAKDOWN_MINUTE, LATENCY_MINUTE, migrate, migrations};
+pub use crate::store::schema::{
+    BREAKDOWN_MINUTE, LATENCY_MINUTE, migrate, migrations, server_major,
+};
 pub use crate::store::{Store, StoreConfig, StoreError};
 
 /// The settings of a collector started with no options: the defaults `--help` shows.

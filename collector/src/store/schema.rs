@@ -113,8 +113,32 @@ pub struct Migration {
     pub version: u32,
     /// What it does.
     pub description: &'static str,
+    /// The oldest ClickHouse major release the statements run on. An older server skips the
+    /// migration without recording it, so it is applied once the server is upgraded.
+    pub since_major: u32,
     /// Idempotent statements, run in order.
     pub statements: Vec<String>,
+}
+
+/// Every release has what the subset in DESIGN.md allows.
+const ANY_RELEASE: u32 = 0;
+/// The first major release the column codecs of [`CODECS_SQL`] are used on.
+const CODECS_SINCE_MAJOR: u32 = 22;
+/// The column codecs of the raw tables (read by `scripts/bench-bytes.sh` too).
+const CODECS_SQL: &str = include_str!("codecs.sql");
+
+/// The statements of a SQL file: split at semicolons, lines starting with `--` left out.
+fn sql_statements(file: &str) -> Vec<String> {
+    let text: Vec<&str> = file
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect();
+    text.join("\n")
+        .split(';')
+        .map(str::trim)
+        .filter(|statement| !statement.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// An `Enum8` column type with these names and numbers.
@@ -145,6 +169,7 @@ pub fn migrations() -> Vec<Migration> {
         Migration {
             version: 1,
             description: "spans, per-minute latency histograms with an hourly rollup, metrics",
+            since_major: ANY_RELEASE,
             statements: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {SPANS} (
@@ -233,6 +258,7 @@ pub fn migrations() -> Vec<Migration> {
         Migration {
             version: 2,
             description: "per-minute endpoint time breakdown from whole traces",
+            since_major: ANY_RELEASE,
             statements: vec![format!(
                 "CREATE TABLE IF NOT EXISTS {BREAKDOWN_MINUTE} (
             minute DateTime,
@@ -251,6 +277,7 @@ pub fn migrations() -> Vec<Migration> {
         Migration {
             version: 3,
             description: "probe results with minute and day rollups, alert history, notification log, silences",
+            since_major: ANY_RELEASE,
             statements: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {PROBE_RESULTS} (
@@ -332,11 +359,13 @@ pub fn migrations() -> Vec<Migration> {
         Migration {
             version: 4,
             description: "hourly probe rollup",
+            since_major: ANY_RELEASE,
             statements: probe_rollup(PROBE_HOUR, PROBE_HOUR_MV, "hour", "toStartOfHour").into(),
         },
         Migration {
             version: 5,
             description: "hourly rollup of host and process metrics",
+            since_major: ANY_RELEASE,
             statements: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {METRIC_HOUR} (
@@ -377,6 +406,12 @@ pub fn migrations() -> Vec<Migration> {
                 ),
             ],
         },
+        Migration {
+            version: 6,
+            description: "column codecs for spans and metrics (current servers)",
+            since_major: CODECS_SINCE_MAJOR,
+            statements: sql_statements(CODECS_SQL),
+        },
     ]
 }
 
@@ -413,10 +448,11 @@ pub async fn migrate(store: &Store) -> Result<Vec<u32>, StoreError> {
         .fetch_all()
         .await
         .map_err(StoreError::clickhouse("read schema_migrations"))?;
+    let major = server_major(store).await?;
     let mut newly = Vec::new();
     for migration in migrations()
         .into_iter()
-        .filter(|m| !applied.contains(&m.version))
+        .filter(|m| !applied.contains(&m.version) && m.since_major <= major)
     {
         for statement in &migration.statements {
             store
@@ -438,6 +474,27 @@ pub async fn migrate(store: &Store) -> Result<Vec<u32>, StoreError> {
         newly.push(migration.version);
     }
     Ok(newly)
+}
+
+/// The server's major release (`18` for 18.16.1); 0 when its version string does not start
+/// with a number, so that no gated migration runs on a server it may not suit.
+pub async fn server_major(store: &Store) -> Result<u32, StoreError> {
+    let version: String = store
+        .server
+        .query("SELECT version()")
+        .fetch_one()
+        .await
+        .map_err(StoreError::clickhouse("read the server version"))?;
+    Ok(major_of(&version))
+}
+
+/// The number before the first dot of a version string, or 0.
+fn major_of(version: &str) -> u32 {
+    version
+        .split('.')
+        .next()
+        .and_then(|major| major.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -494,5 +551,36 @@ mod tests {
             assert_eq!(SpanKind::from_otlp(kind as i32), kind);
         }
         assert_eq!(SpanKind::from_otlp(77), SpanKind::Unspecified);
+    }
+
+    #[test]
+    fn the_major_release_is_read_from_the_version_string() {
+        assert_eq!(major_of("18.16.1"), 18);
+        assert_eq!(major_of("26.9.2.1"), 26);
+        assert_eq!(major_of("unknown"), 0);
+        assert_eq!(major_of(""), 0);
+    }
+
+    #[test]
+    fn span_columns_get_codecs_on_current_servers() {
+        let statements = sql_statements(CODECS_SQL);
+        assert_eq!(statements.len(), 2, "{statements:?}");
+        let spans = &statements[0];
+        assert!(
+            spans.starts_with(&format!("ALTER TABLE {SPANS}\n")),
+            "{spans}"
+        );
+        assert!(statements[1].starts_with(&format!("ALTER TABLE {METRICS}\n")));
+        // Every column but the Nested keys and resource values, which keep the default.
+        let keeping_default = ["`attributes.key`", "`resource.key`", "`resource.value`"];
+        for column in crate::store::rows::SPAN_COLUMNS.split(", ") {
+            let column = column.trim();
+            assert_eq!(
+                spans.contains(&format!("MODIFY COLUMN {column} CODEC(")),
+                !keeping_default.contains(&column),
+                "{column}"
+            );
+        }
+        assert!(statements.iter().all(|s| !s.contains("--")));
     }
 }

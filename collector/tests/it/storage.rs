@@ -186,11 +186,19 @@ async fn a_backfill_lands_in_its_hours_and_rollups_outlive_raw_data() {
 async fn migrations_are_recorded_once_and_safe_to_repeat() {
     let database = unique_database("migrate");
     let store = store(&database).await;
+    let major = testing::server_major(&store).await.expect("version");
     let first = testing::migrate(&store).await.expect("first run");
-    assert_eq!(
-        first,
-        (1..=testing::migrations().len() as u32).collect::<Vec<_>>()
-    );
+    // Every migration the server's release has what it needs for; on 18.16 that leaves out the
+    // column codecs (migration 6), which is not recorded, so an upgraded server gets it.
+    let suited: Vec<u32> = testing::migrations()
+        .iter()
+        .filter(|m| m.since_major <= major)
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(first, suited);
+    if major < 22 {
+        assert_eq!(first, (1..=5).collect::<Vec<_>>(), "on {major}");
+    }
     assert!(
         testing::migrate(&store)
             .await
@@ -203,7 +211,7 @@ async fn migrations_are_recorded_once_and_safe_to_repeat() {
         .fetch_one()
         .await
         .expect("count");
-    assert_eq!(recorded, testing::migrations().len() as u64);
+    assert_eq!(recorded, suited.len() as u64);
     // The hourly rollup follows the minute table.
     let hour_rows: u64 = store
         .client()
