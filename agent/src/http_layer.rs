@@ -18,10 +18,13 @@ use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::{FutureExt as _, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue, StringValue, global};
 use opentelemetry_sdk::trace::SdkTracer;
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 
 /// The tracer of the last [`crate::init`], for layers made after it.
@@ -80,30 +83,111 @@ pub struct PlumbService<S> {
     tracer: Option<SdkTracer>,
 }
 
+/// The standard methods, in the order of [`METHOD_NAMES`].
+const METHODS: [Method; 9] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::PATCH,
+    Method::HEAD,
+    Method::OPTIONS,
+    Method::CONNECT,
+    Method::TRACE,
+];
+const METHOD_NAMES: [&str; 9] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+];
+
+/// At most this many span names (`METHOD route`) are interned; later routes are formatted per
+/// request.
+const MAX_INTERNED_NAMES: usize = 4096;
+
+/// The span names of the standard methods' routes seen so far, one map per method, each name
+/// kept for the life of the process. A request on a known route then allocates neither its span
+/// name nor its `http.route` (the name's tail): in a profile of `cargo bench -p plumb-agent
+/// --bench layer` these allocations, freed later on the export thread, took about a quarter of
+/// the time. Routes come from the application's router, so the set is small and bounded anyway;
+/// [`MAX_INTERNED_NAMES`] caps it all the same.
+static SPAN_NAMES: [RwLock<Option<RouteNames>>; 9] = [const { RwLock::new(None) }; 9];
+
+/// One method's span names by route.
+type RouteNames = HashMap<Box<str>, &'static str>;
+
+/// How many names [`SPAN_NAMES`] holds.
+static INTERNED_NAMES: AtomicUsize = AtomicUsize::new(0);
+
+/// The interned `METHOD route` of the method numbered `method` in [`METHODS`]; `None` once the
+/// cap is reached.
+fn interned_name(method: usize, route: &str) -> Option<&'static str> {
+    let read = |names: &Option<RouteNames>| names.as_ref().and_then(|n| n.get(route).copied());
+    let lock = &SPAN_NAMES[method];
+    if let Some(name) = read(
+        &lock
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    ) {
+        return Some(name);
+    }
+    let mut names = lock
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(name) = read(&names) {
+        return Some(name);
+    }
+    if INTERNED_NAMES.fetch_add(1, Ordering::Relaxed) >= MAX_INTERNED_NAMES {
+        INTERNED_NAMES.fetch_sub(1, Ordering::Relaxed);
+        return None;
+    }
+    let name: &'static str = format!("{} {route}", METHOD_NAMES[method]).leak();
+    names
+        .get_or_insert_with(HashMap::new)
+        .insert(route.into(), name);
+    Some(name)
+}
+
+/// The span's name and the `http.route` attribute's value for `method` on `route`: static
+/// strings for a standard method (the route's name interned), else allocated.
+fn name_and_route(
+    method: &Method,
+    route: Option<&str>,
+) -> (Cow<'static, str>, Option<StringValue>) {
+    let known = METHODS.iter().position(|m| m == method);
+    match (known, route) {
+        (Some(i), None) => (Cow::Borrowed(METHOD_NAMES[i]), None),
+        (Some(i), Some(route)) => match interned_name(i, route) {
+            Some(name) => (
+                Cow::Borrowed(name),
+                Some(StringValue::from(&name[METHOD_NAMES[i].len() + 1..])),
+            ),
+            None => (
+                Cow::Owned(format!("{} {route}", METHOD_NAMES[i])),
+                Some(StringValue::from(route.to_owned())),
+            ),
+        },
+        (None, None) => (Cow::Owned(method.as_str().to_owned()), None),
+        (None, Some(route)) => (
+            Cow::Owned(format!("{} {route}", method.as_str())),
+            Some(StringValue::from(route.to_owned())),
+        ),
+    }
+}
+
 /// The method as a static string for the standard ones (no allocation per request).
 fn method_value(method: &Method) -> StringValue {
-    let known = [
-        Method::GET,
-        Method::POST,
-        Method::PUT,
-        Method::DELETE,
-        Method::PATCH,
-        Method::HEAD,
-        Method::OPTIONS,
-        Method::CONNECT,
-        Method::TRACE,
-    ];
-    const NAMES: [&str; 9] = [
-        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
-    ];
-    match known.iter().position(|m| m == method) {
-        Some(i) => StringValue::from(NAMES[i]),
+    match METHODS.iter().position(|m| m == method) {
+        Some(i) => StringValue::from(METHOD_NAMES[i]),
         None => StringValue::from(method.as_str().to_owned()),
     }
 }
 
 /// Starts the request's SERVER span on `tracer` under `parent`; the context holding it.
-fn start_span<T>(tracer: &T, parent: &Context, name: String, attributes: Vec<KeyValue>) -> Context
+fn start_span<T>(
+    tracer: &T,
+    parent: &Context,
+    name: Cow<'static, str>,
+    attributes: Vec<KeyValue>,
+) -> Context
 where
     T: Tracer,
     T::Span: Send + Sync + 'static,
@@ -132,17 +216,19 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let parent =
             global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(request.headers())));
-        let method = method_value(request.method());
-        let route = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map(|p| p.as_str().to_owned());
+        let (name, route) = name_and_route(
+            request.method(),
+            request
+                .extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str),
+        );
+        // Room for the status code set at the end too.
         let mut attributes = Vec::with_capacity(4);
-        let name = match &route {
-            Some(route) => format!("{} {route}", method.as_str()),
-            None => method.as_str().to_owned(),
-        };
-        attributes.push(KeyValue::new("http.request.method", method));
+        attributes.push(KeyValue::new(
+            "http.request.method",
+            method_value(request.method()),
+        ));
         attributes.push(KeyValue::new("url.path", request.uri().path().to_owned()));
         if let Some(route) = route {
             attributes.push(KeyValue::new("http.route", route));
@@ -215,4 +301,53 @@ impl Injector for HeaderInjector<'_> {
 /// so the service called continues the same trace.
 pub fn inject_trace_context(cx: &Context, headers: &mut HeaderMap) {
     global::get_text_map_propagator(|p| p.inject_context(cx, &mut HeaderInjector(headers)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_names_are_interned_up_to_the_cap() {
+        let (name, route) = name_and_route(&Method::GET, Some("/users/{id}"));
+        assert_eq!(name, "GET /users/{id}");
+        assert_eq!(route.as_ref().map(StringValue::as_str), Some("/users/{id}"));
+        let (again, _) = name_and_route(&Method::GET, Some("/users/{id}"));
+        let (Cow::Borrowed(first), Cow::Borrowed(second)) = (name, again) else {
+            panic!("a standard method's route is interned");
+        };
+        assert!(std::ptr::eq(first, second), "the same interned name");
+        // The same route under another method is a name of its own.
+        assert_eq!(
+            name_and_route(&Method::POST, Some("/users/{id}")).0,
+            "POST /users/{id}"
+        );
+        assert_eq!(
+            name_and_route(&Method::GET, None),
+            (Cow::Borrowed("GET"), None)
+        );
+        let custom = Method::from_bytes(b"PURGE").expect("method");
+        let (name, route) = name_and_route(&custom, Some("/cache/{key}"));
+        assert!(matches!(name, Cow::Owned(_)));
+        assert_eq!(name, "PURGE /cache/{key}");
+        assert_eq!(
+            route.as_ref().map(StringValue::as_str),
+            Some("/cache/{key}")
+        );
+
+        // Past the cap new routes are formatted per request, with the same text.
+        for i in 0..MAX_INTERNED_NAMES {
+            name_and_route(&Method::PUT, Some(&format!("/fill/{i}")));
+        }
+        assert!(INTERNED_NAMES.load(Ordering::Relaxed) <= MAX_INTERNED_NAMES);
+        let (name, route) = name_and_route(&Method::DELETE, Some("/late/{id}"));
+        assert!(matches!(name, Cow::Owned(_)));
+        assert_eq!(name, "DELETE /late/{id}");
+        assert_eq!(route.as_ref().map(StringValue::as_str), Some("/late/{id}"));
+        // What was interned before stays interned.
+        assert!(matches!(
+            name_and_route(&Method::GET, Some("/users/{id}")).0,
+            Cow::Borrowed(_)
+        ));
+    }
 }
