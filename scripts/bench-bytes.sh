@@ -7,12 +7,14 @@
 # from system.columns. The same rows are then loaded into current ClickHouse (chDB, from
 # scripts/bytes-on-current.py) with its default compression and with the collector's column codecs.
 #
-#   scripts/bench-bytes.sh [LOADGEN_SPANS_PER_SECOND] [SECONDS] [DEMO_REQUESTS_PER_SECOND]
+#   scripts/bench-bytes.sh [LOADGEN_SPANS_PER_SECOND] [SECONDS] [DEMO_REQUESTS_PER_SECOND] [COMPRESSION]
+#     COMPRESSION  the managed server's --clickhouse-compression: lz4 (default) or zstd
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate="${1:-20000}"
 seconds="${2:-30}"
 demo_rate="${3:-400}"
+compression="${4:-lz4}"
 . scripts/bench-collector.sh
 cargo build --release --locked -p plumb-demo >/dev/null
 shop=127.0.0.1:18081 recs=127.0.0.1:18082
@@ -44,10 +46,10 @@ stop_collector() {
     wait "$pid" || true
 }
 
-start_collector --database bytes_loadgen
+start_collector --database bytes_loadgen --clickhouse-compression "$compression"
 "$bin/plumb-loadgen" --endpoint "http://$grpc" --rate "$rate" --duration "${seconds}s" >/dev/null
 stop_collector
-start_collector --database bytes_sdk
+start_collector --database bytes_sdk --clickhouse-compression "$compression"
 "$bin/plumb-demo" serve --service recs --addr "$recs" --otlp-endpoint "http://$grpc" >"$dir/recs.log" 2>&1 &
 recs_pid=$!
 "$bin/plumb-demo" serve --service shop --addr "$shop" --recs-url "http://$recs" \
@@ -60,6 +62,6 @@ kill -TERM "$shop_pid" "$recs_pid" 2>/dev/null || { echo "the demo backend stopp
 wait "$shop_pid" "$recs_pid" || true
 stop_collector
 # Its managed ClickHouse stopped with it (after the last rows were written): start them again to read.
-start_collector --database bytes_sdk
+start_collector --database bytes_sdk --clickhouse-compression "$compression"
 report bytes_loadgen "load generator"
 report bytes_sdk "SDK workload (demo backend)"

@@ -2,6 +2,9 @@
 //! endpoints (20 services x 50) are written into a fresh database of a real ClickHouse (the test
 //! harness's local server, or `PLUMB_CLICKHOUSE_URL`), then `plumb top` over 1 h and 24 h and
 //! `plumb endpoint` over 1 h and 24 h are timed through the same functions the query API calls.
+//! A million spans of the load generator's workload (written in the last minutes, as the span
+//! writer encodes them) give `plumb trace` a table to search and the endpoint view's slowest
+//! requests rows to read.
 //!
 //! Run: `cargo bench -p plumb-collector --bench query` (loading the day takes a minute or two).
 
@@ -9,11 +12,13 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use plumb_collector::testing::{
-    BREAKDOWN_MINUTE, BreakdownRow, LATENCY_MINUTE, LatencyHistogram, LatencyRow, Store, migrate,
-    now_unix_s, query_api, seed_probe_history,
+    BREAKDOWN_MINUTE, BreakdownRow, LATENCY_MINUTE, LatencyHistogram, LatencyRow, Store,
+    insert_spans, migrate, now_unix_s, query_api, seed_probe_history,
 };
+use plumb_loadgen::{Workload, WorkloadShape};
 use plumb_proto::v1::query_service_server::QueryService;
-use plumb_proto::v1::{EndpointDetailRequest, TopEndpointsRequest, UptimeRequest};
+use plumb_proto::v1::{EndpointDetailRequest, GetTraceRequest, TopEndpointsRequest, UptimeRequest};
+use prost::Message;
 use std::time::Duration;
 
 const SERVICES: u32 = 20;
@@ -21,6 +26,8 @@ const ENDPOINTS_PER_SERVICE: u32 = 50;
 const MINUTES: u32 = 24 * 60;
 /// Probes in the uptime history.
 const PROBES: usize = 1000;
+/// Spans in the spans table, in requests of 500.
+const SPANS: u32 = 1_000_000;
 
 /// Writes a day of minutes for every endpoint: a histogram of about 40 requests and three
 /// breakdown rows (request, self, one query).
@@ -92,6 +99,29 @@ async fn load_day(store: &Store, now: u32) {
     }
 }
 
+/// Writes [`SPANS`] spans of the load generator's workload, 100 requests per insert; the trace
+/// id of one of them (32 hex digits).
+async fn load_spans(store: &Store) -> String {
+    let mut workload = Workload::new(WorkloadShape {
+        services: 20,
+        endpoints_per_service: 50,
+        spans_per_request: 500,
+        seed: 7,
+    });
+    for _ in 0..SPANS / 500 / 100 {
+        let requests: Vec<Vec<u8>> = (0..100)
+            .map(|_| workload.request().encode_to_vec())
+            .collect();
+        insert_spans(store, &requests).await.expect("insert spans");
+    }
+    store
+        .client()
+        .query("SELECT lower(hex(any(trace_id))) FROM spans")
+        .fetch_one()
+        .await
+        .expect("a trace id")
+}
+
 fn queries(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -113,8 +143,15 @@ fn queries(c: &mut Criterion) {
         seed_probe_history(&store, PROBES, 90, now)
             .await
             .expect("probe history");
-        store
+        let started = std::time::Instant::now();
+        let trace_id = load_spans(&store).await;
+        eprintln!(
+            "loaded {SPANS} spans in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        (store, trace_id)
     });
+    let (store, trace_id) = store;
     let api = query_api(store);
     let mut group = c.benchmark_group("query_1000_endpoints");
     group
@@ -152,6 +189,19 @@ fn queries(c: &mut Criterion) {
             })
         });
     }
+    group.bench_function("trace_in_1m_spans", |b| {
+        b.iter(|| {
+            let request = tonic::Request::new(GetTraceRequest {
+                trace_id: trace_id.clone(),
+                since_seconds: 86_400,
+            });
+            let trace = runtime
+                .block_on(api.get_trace(request))
+                .expect("trace")
+                .into_inner();
+            assert!(!trace.spans.is_empty());
+        })
+    });
     group.bench_function("uptime_90d_1000_probes", |b| {
         b.iter(|| {
             let request = tonic::Request::new(UptimeRequest {

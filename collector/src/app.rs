@@ -337,7 +337,13 @@ async fn connect(settings: &StoreSettings) -> Result<(Store, Option<LocalClickHo
         return Ok((store, None));
     }
     let binary = ServerBinary::find(settings.binary.as_deref())?;
-    let local = LocalClickHouse::start_ready(&binary, &settings.local_dir, STARTUP_TIMEOUT).await?;
+    let local = LocalClickHouse::start_ready(
+        &binary,
+        &settings.local_dir,
+        settings.compression,
+        STARTUP_TIMEOUT,
+    )
+    .await?;
     tracing::info!(url = local.url(), "started local ClickHouse");
     let store = Store::new(&store_config(local.url()))?;
     Ok((store, Some(local)))

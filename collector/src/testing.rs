@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 pub use crate::aggregate::histogram::LatencyHistogram;
 pub use crate::clock::{now_unix_ns, now_unix_s};
 pub use crate::query::api::QueryApi;
-pub use crate::store::local_server::{LocalClickHouse, LocalServerError, ServerBinary};
+pub use crate::store::local_server::{
+    LocalClickHouse, LocalServerError, PartCompression, ServerBinary,
+};
 pub use crate::store::rows::{BreakdownRow, LatencyRow};
 pub use crate::store::schema::{
     BREAKDOWN_MINUTE, LATENCY_MINUTE, migrate, migrations, server_major,
@@ -104,9 +106,9 @@ pub fn spool_segment(dir: &std::path::Path, table: &str, payload: &[u8]) -> Resu
     spool.save(table, payload).map_err(|e| e.to_string())
 }
 
-/// The spool payload of the `spans` rows of one encoded `ExportTraceServiceRequest`, normalised
-/// with the default limits, as the span writer spools them.
-pub fn spooled_spans(request: &[u8]) -> Result<Vec<u8>, String> {
+/// The `spans` rows of one encoded `ExportTraceServiceRequest`, normalised with the default
+/// limits and encoded as the span writer encodes them.
+fn span_rows(request: &[u8]) -> Result<EncodedRows, String> {
     let settings = defaults();
     let operations = NameLimiter::new(settings.pipeline.max_operations_per_service);
     let normalised = normalise_traces(
@@ -116,9 +118,26 @@ pub fn spooled_spans(request: &[u8]) -> Result<Vec<u8>, String> {
         now_unix_ns(),
     )
     .map_err(|e| e.to_string())?;
-    Ok(EncodedRows::to_spool(&[EncodedRows::spans(
-        &normalised.accepted,
-    )]))
+    Ok(EncodedRows::spans(&normalised.accepted))
+}
+
+/// The spool payload of the `spans` rows of one encoded `ExportTraceServiceRequest`, as the span
+/// writer spools them.
+pub fn spooled_spans(request: &[u8]) -> Result<Vec<u8>, String> {
+    Ok(EncodedRows::to_spool(&[span_rows(request)?]))
+}
+
+/// Writes the `spans` rows of encoded `ExportTraceServiceRequest`s in one insert, as the span
+/// writer does; the number of rows written.
+pub async fn insert_spans(store: &Store, requests: &[Vec<u8>]) -> Result<usize, String> {
+    let batches = requests
+        .iter()
+        .map(|request| span_rows(request))
+        .collect::<Result<Vec<_>, _>>()?;
+    <EncodedRows as crate::store::write::RowBatch>::insert(store, &batches)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(batches.iter().map(|b| b.rows).sum())
 }
 
 /// A spool payload for the `spans` table that claims one row but holds three bytes: its

@@ -2,7 +2,9 @@
 //! `LocalClickHouse`, or `PLUMB_CLICKHOUSE_URL` when set), a fresh database per test, and direct
 //! reads of what is stored.
 
-use plumb_collector::testing::{LocalClickHouse, ServerBinary, Store, StoreConfig};
+use plumb_collector::testing::{
+    LocalClickHouse, PartCompression, ServerBinary, Store, StoreConfig,
+};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -29,7 +31,8 @@ pub async fn clickhouse_url() -> &'static str {
             let dir = tempfile::tempdir().expect("temp dir for ClickHouse");
             let binary = ServerBinary::find(None)
                 .expect("ClickHouse installed (the test command installs it)");
-            let server = LocalClickHouse::start(&binary, dir.path()).expect("ClickHouse starts");
+            let server = LocalClickHouse::start(&binary, dir.path(), PartCompression::default())
+                .expect("ClickHouse starts");
             let url = server.url().to_owned();
             let store = store_for(&url, "default");
             store

@@ -7,6 +7,7 @@ use super::flags::{CollectorConfig, LogFormat};
 use crate::model::ApdexThresholds;
 use crate::normalise::SpanLimits;
 use crate::pipeline::PipelineSettings;
+use crate::store::local_server::PartCompression;
 use crate::store::write::WriterSettings;
 use crate::trace_analysis::window::TraceSettings;
 use plumb_config::Secret;
@@ -36,6 +37,8 @@ pub(crate) struct StoreSettings {
     pub(crate) binary: Option<PathBuf>,
     /// The local server's data folder.
     pub(crate) local_dir: PathBuf,
+    /// How the local server compresses its parts.
+    pub(crate) compression: PartCompression,
 }
 
 /// The three listeners.
@@ -302,6 +305,7 @@ impl TryFrom<CollectorConfig> for Settings {
                 database: c.database,
                 binary: c.clickhouse_binary,
                 local_dir: c.data_dir.join("clickhouse"),
+                compression: c.clickhouse_compression,
             },
             listeners,
             pipeline: PipelineSettings {

@@ -571,8 +571,14 @@ mod tests {
             "{spans}"
         );
         assert!(statements[1].starts_with(&format!("ALTER TABLE {METRICS}\n")));
-        // Every column but the Nested keys and resource values, which keep the default.
-        let keeping_default = ["`attributes.key`", "`resource.key`", "`resource.value`"];
+        // Every column but the trace id, the Nested keys and resource values: they keep the
+        // default.
+        let keeping_default = [
+            "trace_id",
+            "`attributes.key`",
+            "`resource.key`",
+            "`resource.value`",
+        ];
         for column in crate::store::rows::SPAN_COLUMNS.split(", ") {
             let column = column.trim();
             assert_eq!(

@@ -445,3 +445,47 @@ async fn a_flush_written_again_never_counts_twice() {
     assert_eq!(top.endpoints.len(), 1, "{:?}", top.endpoints);
     assert_eq!(top.endpoints[0].requests, 300);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_server_compresses_parts_with_zstd_when_asked() {
+    // The same rows in a server started with each setting: zstd's part is the smaller one.
+    let binary = testing::ServerBinary::find(None).expect("ClickHouse installed");
+    let mut sizes = Vec::new();
+    for compression in [
+        testing::PartCompression::Lz4,
+        testing::PartCompression::Zstd,
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server =
+            testing::LocalClickHouse::start(&binary, dir.path(), compression).expect("starts");
+        let store = testing::Store::new(&testing::StoreConfig {
+            url: server.url().to_owned(),
+            user: "default".into(),
+            password: String::new(),
+            database: "default".into(),
+        })
+        .expect("store");
+        store
+            .wait_ready(Duration::from_secs(60))
+            .await
+            .expect("answers");
+        for sql in [
+            "CREATE TABLE t (n UInt64, s String) ENGINE = MergeTree ORDER BY tuple()",
+            "INSERT INTO t SELECT number % 1000, toString(number % 777) FROM system.numbers LIMIT 1000000",
+            "OPTIMIZE TABLE t FINAL",
+        ] {
+            store.client().query(sql).execute().await.expect(sql);
+        }
+        let bytes: u64 = store
+            .client()
+            .query(
+                "SELECT sum(data_compressed_bytes) FROM system.parts WHERE table = 't' AND active",
+            )
+            .fetch_one()
+            .await
+            .expect("part size");
+        sizes.push(bytes);
+        server.stop(Duration::from_secs(10));
+    }
+    assert!(sizes[1] * 10 < sizes[0] * 9, "lz4, zstd: {sizes:?}");
+}
