@@ -2,7 +2,7 @@
 
 Called by bench-bytes.sh with the CREATE TABLE statement of `spans` as 18.16 shows it, a file of
 its rows in Native format, and the collector's codec migration (collector/src/store/codecs.sql).
-Prints one line per variant.
+Prints bytes per span for each variant and its six largest columns.
 """
 
 import sys
@@ -13,7 +13,7 @@ from chdb import session
 
 def statements(path: str) -> list:
     with open(path, encoding="utf-8") as f:
-        text = "\n".join(line for line in f if not line.lstrip().startswith("--"))
+        text = "".join(line for line in f if not line.lstrip().startswith("--"))
     return [s.strip() for s in text.split(";") if s.strip()]
 
 
@@ -47,7 +47,7 @@ def bytes_per_span(create: str, rows: str, alters: list) -> tuple:
 def main() -> None:
     create_file, rows, codecs = sys.argv[1:4]
     with open(create_file, encoding="utf-8") as f:
-        create = f.read().replace("\\n", "\n").replace("\\'", "'")
+        create = f.read()
     # Keep only the spans table's own statement of the codec file.
     alters = [s for s in statements(codecs) if s.startswith("ALTER TABLE spans")]
     for name, these in [("LZ4 (the default)", []), ("codecs of migration 6", alters)]:

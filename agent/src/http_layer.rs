@@ -129,6 +129,10 @@ fn interned_name(method: usize, route: &str) -> Option<&'static str> {
     ) {
         return Some(name);
     }
+    // Once full, an unknown route takes no write lock (it would on every request).
+    if INTERNED_NAMES.load(Ordering::Relaxed) >= MAX_INTERNED_NAMES {
+        return None;
+    }
     let mut names = lock
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -153,24 +157,21 @@ fn name_and_route(
     route: Option<&str>,
 ) -> (Cow<'static, str>, Option<StringValue>) {
     let known = METHODS.iter().position(|m| m == method);
-    match (known, route) {
-        (Some(i), None) => (Cow::Borrowed(METHOD_NAMES[i]), None),
-        (Some(i), Some(route)) => match interned_name(i, route) {
-            Some(name) => (
-                Cow::Borrowed(name),
-                Some(StringValue::from(&name[METHOD_NAMES[i].len() + 1..])),
-            ),
-            None => (
-                Cow::Owned(format!("{} {route}", METHOD_NAMES[i])),
-                Some(StringValue::from(route.to_owned())),
-            ),
-        },
-        (None, None) => (Cow::Owned(method.as_str().to_owned()), None),
-        (None, Some(route)) => (
-            Cow::Owned(format!("{} {route}", method.as_str())),
-            Some(StringValue::from(route.to_owned())),
-        ),
+    let Some(route) = route else {
+        let name = known.map_or_else(
+            || Cow::Owned(method.as_str().to_owned()),
+            |i| Cow::Borrowed(METHOD_NAMES[i]),
+        );
+        return (name, None);
+    };
+    if let Some(name) = known.and_then(|i| interned_name(i, route)) {
+        let tail = &name[name.len() - route.len()..];
+        return (Cow::Borrowed(name), Some(StringValue::from(tail)));
     }
+    (
+        Cow::Owned(format!("{} {route}", method.as_str())),
+        Some(StringValue::from(route.to_owned())),
+    )
 }
 
 /// The method as a static string for the standard ones (no allocation per request).

@@ -130,7 +130,7 @@ fn queries(c: &mut Criterion) {
         .expect("runtime");
     let database = plumb_test_support::unique_database("bench_query");
     let now = now_unix_s();
-    let store = runtime.block_on(async {
+    let (store, trace_id) = runtime.block_on(async {
         let store = plumb_test_support::store(&database).await;
         migrate(&store).await.expect("schema");
         let started = std::time::Instant::now();
@@ -151,7 +151,6 @@ fn queries(c: &mut Criterion) {
         );
         (store, trace_id)
     });
-    let (store, trace_id) = store;
     let api = query_api(store);
     let mut group = c.benchmark_group("query_1000_endpoints");
     group

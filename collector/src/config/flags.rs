@@ -106,7 +106,7 @@ pub(crate) struct CollectorConfig {
     pub(crate) clickhouse_binary: Option<PathBuf>,
 
     /// How the local ClickHouse compresses its parts: lz4 (its default, the faster queries) or
-    /// zstd (spans about a sixth smaller on disk; `plumb top` and trace lookups up to about 1.5x
+    /// zstd (spans about a sixth smaller on disk; the `query` bench's queries 1.13x to 1.93x
     /// slower). Not used with --clickhouse-url.
     #[arg(long, env = "PLUMB_CLICKHOUSE_COMPRESSION", value_enum, default_value_t = PartCompression::Lz4)]
     pub(crate) clickhouse_compression: PartCompression,

@@ -1,6 +1,7 @@
 -- Column codecs for the raw tables, applied by migration 6 on servers that have them (ClickHouse
 -- 22 and later; checked on 26.9 through chDB). ClickHouse 18.16 has no codecs: there the
--- collector's managed server compresses every part with zstd through its config instead.
+-- compression is one setting for the whole server (the managed server's
+-- `--clickhouse-compression`, LZ4 unless zstd is asked for).
 --
 -- Only parts written (or merged) after the ALTER use the codecs; nothing is rewritten. Times are
 -- sorted within an endpoint (the tables' sort key ends with the time), so they are stored as

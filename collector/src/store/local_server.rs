@@ -23,7 +23,7 @@ pub enum PartCompression {
     #[default]
     Lz4,
     /// zstd: fewer bytes on disk (spans about a sixth smaller), reads slower (the `query` bench's
-    /// minute-table and trace queries 1.15x to 1.9x).
+    /// queries 1.13x to 1.93x).
     Zstd,
 }
 
