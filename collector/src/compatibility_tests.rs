@@ -14,7 +14,8 @@ use crate::query::endpoint::{exemplars_query, heatmap_query};
 use crate::query::endpoint_breakdown::component_totals_query;
 use crate::query::services::services_query;
 use crate::query::top::{
-    TopQuery, first_data_query, histograms_query, ranking_query, series_query, source_for,
+    TopQuery, apdex_query, first_data_query, histograms_query, ranking_query, series_query,
+    source_for,
 };
 use crate::query::waterfall::trace_query;
 use crate::report::store as report_store;
@@ -149,6 +150,10 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         "histograms": sql(histograms_query(&store, &one, from, u64::from(now_s) + 60)),
         "heatmap": sql(heatmap_query(&store, &one, source_for(3600), from, 60)),
         "ranking_day": sql(ranking_query(&store, &day, &apdex, now_s)),
+        "ranking_apdex": sql(apdex_query(&store, &top, &apdex, vec![
+            ("shop".into(), "GET /cart".into()),
+            ("other".into(), "GET /cart".into()),
+        ], now_s)),
         "services": sql(services_query(&store, &apdex, &every_service, 3600, u64::from(now_s), None)),
         "service_steps": sql(services_query(&store, &apdex, &every_service, 3600, u64::from(now_s), Some(60))),
         "first_data": sql(first_data_query(&store, &every_service, now_s)),
@@ -403,9 +408,27 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         .filter(|(k, _)| **k > 10_000 && **k <= 40_000)
         .map(|(_, c)| c)
         .sum();
+    // The ranking leaves them to the query for the rows it shows.
     assert_eq!(
         (number("apdex_t"), number("satisfied"), number("tolerating")),
-        (10_000, satisfied, tolerating)
+        (10_000, 0, 0)
+    );
+    let shown = answer("ranking_apdex");
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(
+        (
+            count(&shown[0]["apdex_t"]),
+            count(&shown[0]["satisfied"]),
+            count(&shown[0]["tolerating"]),
+            count(&shown[0]["p99"]),
+        ),
+        (
+            Some(10_000),
+            Some(satisfied),
+            Some(tolerating),
+            Some(quantile_from_buckets(&keys, &counts, 0.99))
+        ),
+        "{shown:?}"
     );
 
     let answers = &result["answers"];

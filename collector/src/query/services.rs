@@ -9,8 +9,8 @@
 use super::QueryError;
 use super::endpoint::step_for;
 use super::top::{
-    LatencyFigures, TopQuery, apdex, bind_filter, covered_seconds, ms, percentile_sql, source_for,
-    span_kind, window_seconds,
+    ApdexCounts, LatencyFigures, TopQuery, apdex_of, bind_filter, covered_seconds, ms,
+    percentile_sql, source_for, span_kind, window_seconds,
 };
 use crate::model::ApdexThresholds;
 use crate::store::{Store, StoreError};
@@ -49,13 +49,23 @@ pub(crate) fn services_query(
     let query = match step_s {
         None => store.client().query(&format!(
             "{} ORDER BY service",
-            percentile_sql(source, &[("service", "service")], filter)
+            percentile_sql(
+                source,
+                &[("service", "service")],
+                filter,
+                ApdexCounts::Counted
+            )
         )),
         Some(step_s) => store
             .client()
             .query(&format!(
                 "{} ORDER BY service, t",
-                percentile_sql(source, &[("service", "service"), (&bucket, "t")], filter)
+                percentile_sql(
+                    source,
+                    &[("service", "service"), (&bucket, "t")],
+                    filter,
+                    ApdexCounts::Counted,
+                )
             ))
             .bind(step_s)
             .bind(step_s),
@@ -112,7 +122,7 @@ pub(crate) async fn services(
                 p50_ms: ms(r.figures.p50),
                 p95_ms: ms(r.figures.p95),
                 p99_ms: ms(r.figures.p99),
-                apdex: apdex(r.figures.satisfied, r.figures.tolerating, r.figures.total),
+                apdex: apdex_of(&r.figures),
                 service: r.service,
                 series,
             }
@@ -136,6 +146,6 @@ fn point(t: u64, f: &LatencyFigures, step_s: u64) -> ServicePoint {
         rps: f.req_total as f64 / step_s as f64,
         error_percent: percent(f.err_total, f.req_total),
         p99_ms: ms(f.p99),
-        apdex: apdex(f.satisfied, f.tolerating, f.total),
+        apdex: apdex_of(f),
     }
 }

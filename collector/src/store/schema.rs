@@ -106,6 +106,113 @@ fn probe_rollup(table: &str, view: &str, unit: &str, start_of: &str) -> [String;
     ]
 }
 
+/// The `CREATE TABLE` of the per-minute latency histograms under the name `table`, with
+/// `settings` (empty, or a `SETTINGS` clause) after the sort key.
+fn latency_minute_table(table: &str, kind: &str, settings: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+            minute DateTime,
+            service String,
+            operation String,
+            kind {kind},
+            requests UInt64,
+            errors UInt64,
+            duration_sum_us UInt64,
+            latencyMap Nested(bucket UInt64, count UInt64)
+        ) ENGINE = SummingMergeTree
+        PARTITION BY toYYYYMMDD(minute)
+        ORDER BY (service, operation, kind, minute){settings}"
+    )
+}
+
+/// The `CREATE TABLE` of the hourly rollup under the name `table`, as for
+/// [`latency_minute_table`] (every column name differs from the minute table's, as 18.16 needs
+/// of a view's output).
+fn latency_hour_table(table: &str, kind: &str, settings: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+            hour DateTime,
+            service String,
+            operation String,
+            kind {kind},
+            hour_requests UInt64,
+            hour_errors UInt64,
+            hour_duration_sum_us UInt64,
+            hourlyMap Nested(bucket UInt64, count UInt64)
+        ) ENGINE = SummingMergeTree
+        PARTITION BY toYYYYMMDD(hour)
+        ORDER BY (service, operation, kind, hour){settings}"
+    )
+}
+
+/// The view that sums each minute written into [`LATENCY_MINUTE`] into [`LATENCY_HOUR`].
+fn latency_hour_view() -> String {
+    format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {LATENCY_HOUR_MV} TO {LATENCY_HOUR} AS
+         SELECT toStartOfHour(minute) AS hour, service, operation, kind,
+                sum(requests) AS hour_requests,
+                sum(errors) AS hour_errors,
+                sum(duration_sum_us) AS hour_duration_sum_us,
+                tupleElement(sumMap(latencyMap.bucket, latencyMap.count), 1) AS `hourlyMap.bucket`,
+                tupleElement(sumMap(latencyMap.bucket, latencyMap.count), 2) AS `hourlyMap.count`
+         FROM {LATENCY_MINUTE}
+         GROUP BY hour, service, operation, kind"
+    )
+}
+
+/// Rows per index mark of the latency tables since migration 7. With ClickHouse's default of
+/// 8,192 a mark spans several endpoints' whole day, so a one-hour window or a handful of
+/// endpoints read most of the day; at 256 they read a few marks per endpoint.
+const LATENCY_GRANULARITY: u32 = 256;
+
+/// The statements that copy `table` into a new table made by `create(name, settings)` with
+/// [`LATENCY_GRANULARITY`] and put the copy in its place; the old table is renamed to
+/// `{table}_replaced_{stamp}` and dropped last. Safe to run again after a crash at any step: a
+/// copy left half-made is dropped and made again, and the old table, under a name no other run
+/// uses, is only dropped once the copy holds its name (a crash before that leaves it behind, a
+/// crash inside the rename leaves the data in it and the next run fails instead of copying
+/// nothing). Not safe from two collectors at once, so a cluster upgrades with one collector
+/// first.
+fn rebuilt_with_granularity(
+    table: &str,
+    stamp: u32,
+    create: impl Fn(&str, &str) -> String,
+) -> Vec<String> {
+    let (copy, old) = (
+        format!("{table}_rebuilt"),
+        format!("{table}_replaced_{stamp}"),
+    );
+    vec![
+        format!("DROP TABLE IF EXISTS {copy}"),
+        create(
+            &copy,
+            &format!("\n        SETTINGS index_granularity = {LATENCY_GRANULARITY}"),
+        ),
+        format!("INSERT INTO {copy} SELECT * FROM {table}"),
+        format!("RENAME TABLE {table} TO {old}, {copy} TO {table}"),
+        format!("DROP TABLE {old}"),
+    ]
+}
+
+/// Migration 7's statements: the view is dropped while the tables are copied (so that no
+/// minute reaches the old hour table) and made again on the new ones.
+fn latency_granularity_statements(kind: &str) -> Vec<String> {
+    let stamp = crate::clock::now_unix_s();
+    let mut statements = vec![format!("DROP TABLE IF EXISTS {LATENCY_HOUR_MV}")];
+    statements.extend(rebuilt_with_granularity(
+        LATENCY_MINUTE,
+        stamp,
+        |name, settings| latency_minute_table(name, kind, settings),
+    ));
+    statements.extend(rebuilt_with_granularity(
+        LATENCY_HOUR,
+        stamp,
+        |name, settings| latency_hour_table(name, kind, settings),
+    ));
+    statements.push(latency_hour_view());
+    statements
+}
+
 /// One schema change.
 #[derive(Debug)]
 pub struct Migration {
@@ -193,45 +300,9 @@ pub fn migrations() -> Vec<Migration> {
         PARTITION BY toYYYYMMDD(timestamp)
         ORDER BY (service, operation, timestamp)"
                 ),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {LATENCY_MINUTE} (
-            minute DateTime,
-            service String,
-            operation String,
-            kind {kind},
-            requests UInt64,
-            errors UInt64,
-            duration_sum_us UInt64,
-            latencyMap Nested(bucket UInt64, count UInt64)
-        ) ENGINE = SummingMergeTree
-        PARTITION BY toYYYYMMDD(minute)
-        ORDER BY (service, operation, kind, minute)"
-                ),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {LATENCY_HOUR} (
-            hour DateTime,
-            service String,
-            operation String,
-            kind {kind},
-            hour_requests UInt64,
-            hour_errors UInt64,
-            hour_duration_sum_us UInt64,
-            hourlyMap Nested(bucket UInt64, count UInt64)
-        ) ENGINE = SummingMergeTree
-        PARTITION BY toYYYYMMDD(hour)
-        ORDER BY (service, operation, kind, hour)"
-                ),
-                format!(
-                    "CREATE MATERIALIZED VIEW IF NOT EXISTS {LATENCY_HOUR_MV} TO {LATENCY_HOUR} AS
-         SELECT toStartOfHour(minute) AS hour, service, operation, kind,
-                sum(requests) AS hour_requests,
-                sum(errors) AS hour_errors,
-                sum(duration_sum_us) AS hour_duration_sum_us,
-                tupleElement(sumMap(latencyMap.bucket, latencyMap.count), 1) AS `hourlyMap.bucket`,
-                tupleElement(sumMap(latencyMap.bucket, latencyMap.count), 2) AS `hourlyMap.count`
-         FROM {LATENCY_MINUTE}
-         GROUP BY hour, service, operation, kind"
-                ),
+                latency_minute_table(LATENCY_MINUTE, &kind, ""),
+                latency_hour_table(LATENCY_HOUR, &kind, ""),
+                latency_hour_view(),
                 format!(
                     "CREATE TABLE IF NOT EXISTS {METRICS} (
             timestamp DateTime,
@@ -411,6 +482,12 @@ pub fn migrations() -> Vec<Migration> {
             description: "column codecs for spans and metrics (current servers)",
             since_major: CODECS_SINCE_MAJOR,
             statements: sql_statements(CODECS_SQL),
+        },
+        Migration {
+            version: 7,
+            description: "latency tables copied into 256-row index marks",
+            since_major: ANY_RELEASE,
+            statements: latency_granularity_statements(&kind),
         },
     ]
 }
