@@ -375,14 +375,20 @@ fn set_filters(filter: &TopQuery) -> impl Iterator<Item = (&'static str, &str)> 
 
 /// The ClickHouse query behind [`top_endpoints`], with the request's values bound: one row per
 /// endpoint with `req_total`, `err_total`, `sum_us`, `p50`, `p95`, `p99` (µs), `total` and the
-/// apdex threshold; its apdex counts are 0 (see [`apdex_query`]).
+/// apdex threshold and counts. Over every service the counts are 0, left to [`apdex_query`]
+/// for the rows shown; within one service they are counted here, in one read.
 pub(crate) fn ranking_query(
     store: &Store,
     query: &TopQuery,
     apdex: &ApdexThresholds,
     now_unix_s: u32,
 ) -> clickhouse::query::Query {
-    endpoint_figures_query(store, query, apdex, now_unix_s, ApdexCounts::Skipped)
+    let counts = if query.service.is_empty() {
+        ApdexCounts::Skipped
+    } else {
+        ApdexCounts::Counted
+    };
+    endpoint_figures_query(store, query, apdex, now_unix_s, counts)
 }
 
 /// The ranking's figures for the endpoints `shown` (from the ranking's rows), with their apdex
@@ -489,8 +495,8 @@ pub(crate) struct SeriesRow {
     pub(crate) figures: LatencyFigures,
 }
 
-/// Ranks endpoints for `query`, reading the store as of `now_unix_s`: every endpoint's figures
-/// but apdex, then the apdex of the rows shown.
+/// Ranks endpoints for `query`, reading the store as of `now_unix_s`: over every service, every
+/// endpoint's figures but apdex, then the apdex of the rows shown (see [`ranking_query`]).
 pub(crate) async fn top_endpoints(
     store: &Store,
     query: &TopQuery,
@@ -507,7 +513,7 @@ pub(crate) async fn top_endpoints(
         covered_seconds(store, query, now_unix_s),
     )?;
     let mut endpoints = rank(rows, query, covered_s);
-    if !endpoints.is_empty() {
+    if query.service.is_empty() && !endpoints.is_empty() {
         let shown = endpoints
             .iter()
             .map(|e| (e.service.clone(), e.operation.clone()))
