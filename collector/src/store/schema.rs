@@ -106,44 +106,37 @@ fn probe_rollup(table: &str, view: &str, unit: &str, start_of: &str) -> [String;
     ]
 }
 
-/// The `CREATE TABLE` of the per-minute latency histograms under the name `table`, with
-/// `settings` (empty, or a `SETTINGS` clause) after the sort key.
-fn latency_minute_table(table: &str, kind: &str, settings: &str) -> String {
+/// The `CREATE TABLE` of a latency histogram table under the name `table`, per `time` column
+/// (`minute`, `hour`), with `settings` (empty, or a `SETTINGS` clause) after the sort key. The
+/// counters are named `{prefix}requests`, `{prefix}errors` and `{prefix}duration_sum_us` and the
+/// histogram `map`: the hourly rollup's names differ from the minute table's, as 18.16 needs of
+/// a view's output.
+fn latency_table(
+    table: &str,
+    (time, prefix, map): (&str, &str, &str),
+    kind: &str,
+    settings: &str,
+) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {table} (
-            minute DateTime,
+            {time} DateTime,
             service String,
             operation String,
             kind {kind},
-            requests UInt64,
-            errors UInt64,
-            duration_sum_us UInt64,
-            latencyMap Nested(bucket UInt64, count UInt64)
+            {prefix}requests UInt64,
+            {prefix}errors UInt64,
+            {prefix}duration_sum_us UInt64,
+            {map} Nested(bucket UInt64, count UInt64)
         ) ENGINE = SummingMergeTree
-        PARTITION BY toYYYYMMDD(minute)
-        ORDER BY (service, operation, kind, minute){settings}"
+        PARTITION BY toYYYYMMDD({time})
+        ORDER BY (service, operation, kind, {time}){settings}"
     )
 }
 
-/// The `CREATE TABLE` of the hourly rollup under the name `table`, as for
-/// [`latency_minute_table`] (every column name differs from the minute table's, as 18.16 needs
-/// of a view's output).
-fn latency_hour_table(table: &str, kind: &str, settings: &str) -> String {
-    format!(
-        "CREATE TABLE IF NOT EXISTS {table} (
-            hour DateTime,
-            service String,
-            operation String,
-            kind {kind},
-            hour_requests UInt64,
-            hour_errors UInt64,
-            hour_duration_sum_us UInt64,
-            hourlyMap Nested(bucket UInt64, count UInt64)
-        ) ENGINE = SummingMergeTree
-        PARTITION BY toYYYYMMDD(hour)
-        ORDER BY (service, operation, kind, hour){settings}"
-    )
-}
+/// The columns of [`LATENCY_MINUTE`] for [`latency_table`].
+const MINUTE_COLUMNS: (&str, &str, &str) = ("minute", "", "latencyMap");
+/// The columns of [`LATENCY_HOUR`] for [`latency_table`].
+const HOUR_COLUMNS: (&str, &str, &str) = ("hour", "hour_", "hourlyMap");
 
 /// The view that sums each minute written into [`LATENCY_MINUTE`] into [`LATENCY_HOUR`].
 fn latency_hour_view() -> String {
@@ -165,8 +158,8 @@ fn latency_hour_view() -> String {
 /// endpoints read most of the day; at 256 they read a few marks per endpoint.
 const LATENCY_GRANULARITY: u32 = 256;
 
-/// The statements that copy `table` into a new table made by `create(name, settings)` with
-/// [`LATENCY_GRANULARITY`] and put the copy in its place; the old table is renamed to
+/// The statements that copy `table` (with `columns`, see [`latency_table`]) into a new table
+/// with [`LATENCY_GRANULARITY`] and put the copy in its place; the old table is renamed to
 /// `{table}_replaced_{stamp}` and dropped last. Safe to run again after a crash at any step: a
 /// copy left half-made is dropped and made again, and the old table, under a name no other run
 /// uses, is only dropped once the copy holds its name (a crash before that leaves it behind, a
@@ -175,19 +168,18 @@ const LATENCY_GRANULARITY: u32 = 256;
 /// first.
 fn rebuilt_with_granularity(
     table: &str,
+    columns: (&str, &str, &str),
+    kind: &str,
     stamp: u32,
-    create: impl Fn(&str, &str) -> String,
 ) -> Vec<String> {
     let (copy, old) = (
         format!("{table}_rebuilt"),
         format!("{table}_replaced_{stamp}"),
     );
+    let settings = format!("\n        SETTINGS index_granularity = {LATENCY_GRANULARITY}");
     vec![
         format!("DROP TABLE IF EXISTS {copy}"),
-        create(
-            &copy,
-            &format!("\n        SETTINGS index_granularity = {LATENCY_GRANULARITY}"),
-        ),
+        latency_table(&copy, columns, kind, &settings),
         format!("INSERT INTO {copy} SELECT * FROM {table}"),
         format!("RENAME TABLE {table} TO {old}, {copy} TO {table}"),
         format!("DROP TABLE {old}"),
@@ -199,16 +191,12 @@ fn rebuilt_with_granularity(
 fn latency_granularity_statements(kind: &str) -> Vec<String> {
     let stamp = crate::clock::now_unix_s();
     let mut statements = vec![format!("DROP TABLE IF EXISTS {LATENCY_HOUR_MV}")];
-    statements.extend(rebuilt_with_granularity(
-        LATENCY_MINUTE,
-        stamp,
-        |name, settings| latency_minute_table(name, kind, settings),
-    ));
-    statements.extend(rebuilt_with_granularity(
-        LATENCY_HOUR,
-        stamp,
-        |name, settings| latency_hour_table(name, kind, settings),
-    ));
+    for (table, columns) in [
+        (LATENCY_MINUTE, MINUTE_COLUMNS),
+        (LATENCY_HOUR, HOUR_COLUMNS),
+    ] {
+        statements.extend(rebuilt_with_granularity(table, columns, kind, stamp));
+    }
     statements.push(latency_hour_view());
     statements
 }
@@ -300,8 +288,8 @@ pub fn migrations() -> Vec<Migration> {
         PARTITION BY toYYYYMMDD(timestamp)
         ORDER BY (service, operation, timestamp)"
                 ),
-                latency_minute_table(LATENCY_MINUTE, &kind, ""),
-                latency_hour_table(LATENCY_HOUR, &kind, ""),
+                latency_table(LATENCY_MINUTE, MINUTE_COLUMNS, &kind, ""),
+                latency_table(LATENCY_HOUR, HOUR_COLUMNS, &kind, ""),
                 latency_hour_view(),
                 format!(
                     "CREATE TABLE IF NOT EXISTS {METRICS} (
