@@ -1,8 +1,9 @@
 //! Versioned schema migrations, applied at start-up.
 //!
 //! Each migration is a list of statements that are safe to run again (`IF NOT EXISTS`), and the
-//! versions applied are recorded in `schema_migrations`. Running the migrations twice, or from
-//! two collectors at once, leaves the same schema. Everything here runs on ClickHouse 18.16 and
+//! versions applied are recorded in `schema_migrations`. Running the migrations twice leaves the
+//! same schema, and so does running them from two collectors at once, except migration 7, which
+//! copies the latency tables and swaps them in (see [`rebuilt_with_granularity`]). Everything here runs on ClickHouse 18.16 and
 //! on current releases (see DESIGN.md for the subset): no LowCardinality, TTL, codecs or Map.
 //!
 //! Table names are defined here once, as constants every query uses, and the `Enum8` column
@@ -211,7 +212,7 @@ pub struct Migration {
     /// The oldest ClickHouse major release the statements run on. An older server skips the
     /// migration without recording it, so it is applied once the server is upgraded.
     pub since_major: u32,
-    /// Idempotent statements, run in order.
+    /// Statements run in order; the list is safe to run again from the start.
     pub statements: Vec<String>,
 }
 
