@@ -150,6 +150,11 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         "histograms": sql(histograms_query(&store, &one, from, u64::from(now_s) + 60)),
         "heatmap": sql(heatmap_query(&store, &one, source_for(3600), from, 60)),
         "ranking_day": sql(ranking_query(&store, &day, &apdex, now_s)),
+        // Every service on one threshold (10 ms, shop's above): the ranking counts apdex itself.
+        "ranking_uniform": sql(ranking_query(&store, &top, &ApdexThresholds {
+            default_us: 10_000,
+            per_service: Vec::new(),
+        }, now_s)),
         "ranking_apdex": sql(apdex_query(&store, &top, &apdex, vec![
             ("shop".into(), "GET /cart".into()),
             ("other".into(), "GET /cart".into()),
@@ -413,23 +418,27 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         (number("apdex_t"), number("satisfied"), number("tolerating")),
         (10_000, 0, 0)
     );
-    let shown = answer("ranking_apdex");
-    assert_eq!(shown.len(), 1, "{shown:?}");
-    assert_eq!(
-        (
-            count(&shown[0]["apdex_t"]),
-            count(&shown[0]["satisfied"]),
-            count(&shown[0]["tolerating"]),
-            count(&shown[0]["p99"]),
-        ),
-        (
-            Some(10_000),
-            Some(satisfied),
-            Some(tolerating),
-            Some(quantile_from_buckets(&keys, &counts, 0.99))
-        ),
-        "{shown:?}"
-    );
+    // The query for the rows shown, and a ranking with one threshold for every service, count
+    // them exactly.
+    for name in ["ranking_apdex", "ranking_uniform"] {
+        let shown = answer(name);
+        assert_eq!(shown.len(), 1, "{name}: {shown:?}");
+        assert_eq!(
+            (
+                count(&shown[0]["apdex_t"]),
+                count(&shown[0]["satisfied"]),
+                count(&shown[0]["tolerating"]),
+                count(&shown[0]["p99"]),
+            ),
+            (
+                Some(10_000),
+                Some(satisfied),
+                Some(tolerating),
+                Some(quantile_from_buckets(&keys, &counts, 0.99))
+            ),
+            "{name}: {shown:?}"
+        );
+    }
 
     let answers = &result["answers"];
     let rows = |name: &str| answers[name].as_array().cloned().unwrap_or_default();

@@ -53,7 +53,8 @@ pub(crate) fn services_query(
                 source,
                 &[("service", "service")],
                 filter,
-                ApdexCounts::Counted
+                ApdexCounts::Counted,
+                thresholds,
             )
         )),
         Some(step_s) => store
@@ -65,6 +66,7 @@ pub(crate) fn services_query(
                     &[("service", "service"), (&bucket, "t")],
                     filter,
                     ApdexCounts::Counted,
+                    thresholds,
                 )
             ))
             .bind(step_s)

@@ -1,9 +1,9 @@
 //! Endpoint ranking (`plumb top`): per endpoint requests, rps, errors, p50/p95/p99 and time
 //! share over a recent window.
 //!
-//! Percentiles come from the merged histograms: ClickHouse sums the bucket counts of every
-//! minute (or hour, for windows over six hours) with `sumMap`, and picks the first bucket whose
-//! cumulative count reaches the rank. The SQL is the portable form that runs on 18.16 and
+//! Percentiles come from the histograms of every minute (or hour, for windows over six hours):
+//! ClickHouse weighs every row's buckets together and picks the first bucket whose cumulative
+//! count reaches the rank (see [`percentile_sql`]). The SQL is the portable form that runs on 18.16 and
 //! current releases; user values are bound, never formatted in.
 
 use super::QueryError;
@@ -128,10 +128,13 @@ impl TopQuery {
         }
     }
 
-    /// Whether the ranking counts apdex itself: within one service it does, in the same read;
-    /// over every service it leaves the counts to [`apdex_query`] for the rows shown.
-    fn ranking_apdex(&self) -> ApdexCounts {
-        if self.service.is_empty() {
+    /// Whether the ranking counts apdex itself: within one service it does, in the same read,
+    /// and so it does over every service when every service has the same threshold `apdex`
+    /// (a constant costs the ranking of a day about 15-20 ms by hand, the second query 30-45).
+    /// With thresholds per service the threshold is looked up per row, which costs as much as
+    /// the percentiles, so the counts are left to [`apdex_query`] for the rows shown.
+    fn ranking_apdex(&self, apdex: &ApdexThresholds) -> ApdexCounts {
+        if self.service.is_empty() && !apdex.per_service.is_empty() {
             ApdexCounts::Skipped
         } else {
             ApdexCounts::Counted
@@ -158,9 +161,21 @@ impl TopQuery {
 }
 
 impl ApdexThresholds {
-    /// Binds the `transform(service, names, thresholds, default)` arguments. A placeholder
-    /// first entry keeps the arrays typed when no service has its own threshold.
+    /// The threshold of a latency row as SQL: the one bound value when no service has its own,
+    /// else `transform(service, names, thresholds, default)`. Bound by [`Self::bind`].
+    fn row_sql(&self) -> &'static str {
+        if self.per_service.is_empty() {
+            "toUInt64(?)"
+        } else {
+            "toUInt64(transform(service, ?, ?, ?))"
+        }
+    }
+
+    /// Binds the values of [`Self::row_sql`]. A placeholder first entry keeps the arrays typed.
     pub(crate) fn bind(&self, query: clickhouse::query::Query) -> clickhouse::query::Query {
+        if self.per_service.is_empty() {
+            return query.bind(self.default_us);
+        }
         let names: Vec<&str> = std::iter::once("")
             .chain(self.per_service.iter().map(|(s, _)| s.as_str()))
             .collect();
@@ -281,7 +296,7 @@ fn apdex_sums(map: &str) -> String {
 
 /// Percentiles, counts and apdex per group of latency rows. `keys` are `(expression, alias)`
 /// pairs grouped by; the expressions may hold `?` (bound first). Then bind the apdex thresholds
-/// ([`ApdexThresholds::bind`]) and the filter ([`bind_filter`]).
+/// ([`ApdexThresholds::bind`], with `apdex`) and the filter ([`bind_filter`]).
 ///
 /// The percentiles are ClickHouse's `quantilesExactWeighted` over every row's buckets (its
 /// `-Array` form, so no row is expanded): it returns the first key whose cumulative count
@@ -293,6 +308,7 @@ pub(crate) fn percentile_sql(
     keys: &[(&str, &str)],
     filter: &TopQuery,
     counts: ApdexCounts,
+    apdex: &ApdexThresholds,
 ) -> String {
     let Source {
         table,
@@ -309,7 +325,7 @@ pub(crate) fn percentile_sql(
         .collect();
     let aliases: Vec<&str> = keys.iter().map(|(_, alias)| *alias).collect();
     let (inner, aliases) = (inner.join(", "), aliases.join(", "));
-    let apdex = match counts {
+    let counted = match counts {
         ApdexCounts::Counted => apdex_sums(map),
         ApdexCounts::Skipped => "toUInt64(0) AS satisfied, toUInt64(0) AS tolerating".into(),
     };
@@ -323,15 +339,16 @@ pub(crate) fn percentile_sql(
                    quantilesExactWeightedArray(0.5, 0.95, 0.99)({map}.bucket, {map}.count) AS p,
                    sumArray({map}.count) AS total,
                    any(row_t) AS apdex_t,
-                   {apdex}
+                   {counted}
             FROM (
-               SELECT *, toUInt64(transform(service, ?, ?, ?)) AS row_t
+               SELECT *, {row_t} AS row_t
                FROM {table}
                WHERE {filter}
             )
             GROUP BY {aliases}
          )",
-        filter = filter_sql(time, filter)
+        filter = filter_sql(time, filter),
+        row_t = apdex.row_sql(),
     )
 }
 
@@ -393,7 +410,7 @@ pub(crate) fn ranking_query(
     apdex: &ApdexThresholds,
     now_unix_s: u32,
 ) -> clickhouse::query::Query {
-    endpoint_figures_query(store, query, apdex, now_unix_s, query.ranking_apdex())
+    endpoint_figures_query(store, query, apdex, now_unix_s, query.ranking_apdex(apdex))
 }
 
 /// The ranking's figures for the endpoints `shown` (from the ranking's rows), with their apdex
@@ -429,6 +446,7 @@ fn endpoint_figures_query(
         ],
         query,
         counts,
+        apdex,
     );
     let now = u64::from(now_unix_s);
     let q = apdex.bind(store.client().query(&sql));
@@ -448,7 +466,13 @@ pub(crate) fn series_query(
     let bucket = format!("intDiv(toUInt32({}), ?) * ?", source.time);
     let sql = format!(
         "{} ORDER BY t",
-        percentile_sql(source, &[(&bucket, "t")], query, ApdexCounts::Counted)
+        percentile_sql(
+            source,
+            &[(&bucket, "t")],
+            query,
+            ApdexCounts::Counted,
+            apdex
+        )
     );
     let now = u64::from(now_unix_s);
     let q = store.client().query(&sql).bind(step_s).bind(step_s);
@@ -500,8 +524,9 @@ pub(crate) struct SeriesRow {
     pub(crate) figures: LatencyFigures,
 }
 
-/// Ranks endpoints for `query`, reading the store as of `now_unix_s`: over every service, every
-/// endpoint's figures but apdex, then the apdex of the rows shown (see [`ranking_query`]).
+/// Ranks endpoints for `query`, reading the store as of `now_unix_s`: every endpoint's figures,
+/// and, when services have thresholds of their own and the ranking is over every service, the
+/// apdex of the rows shown afterwards (see [`TopQuery::ranking_apdex`]).
 pub(crate) async fn top_endpoints(
     store: &Store,
     query: &TopQuery,
@@ -518,7 +543,7 @@ pub(crate) async fn top_endpoints(
         covered_seconds(store, query, now_unix_s),
     )?;
     let mut endpoints = rank(rows, query, covered_s);
-    if query.ranking_apdex() == ApdexCounts::Skipped && !endpoints.is_empty() {
+    if query.ranking_apdex(apdex) == ApdexCounts::Skipped && !endpoints.is_empty() {
         let shown = endpoints
             .iter()
             .map(|e| (e.service.clone(), e.operation.clone()))
