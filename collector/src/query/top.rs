@@ -3,8 +3,8 @@
 //!
 //! Percentiles come from the histograms of every minute (or hour, for windows over six hours):
 //! ClickHouse weighs every row's buckets together and picks the first bucket whose cumulative
-//! count reaches the rank (see [`percentile_sql`]). The SQL is the portable form that runs on 18.16 and
-//! current releases; user values are bound, never formatted in.
+//! count reaches the rank (see [`percentile_sql`]). The SQL is the portable form that runs on
+//! 18.16 and current releases; user values are bound, never formatted in.
 
 use super::QueryError;
 use crate::model::{ApdexThresholds, SpanKind};
