@@ -280,8 +280,8 @@ pub(crate) fn source_for(window_s: u64) -> &'static Source {
 pub(crate) enum ApdexCounts {
     /// `satisfied` and `tolerating` counted from every row's buckets.
     Counted,
-    /// Both 0: the ranking counts them afterwards for the rows it shows ([`apdex_query`]),
-    /// since counting them over every endpoint costs as much as the percentiles.
+    /// Both 0: the ranking counts them afterwards for the rows it shows ([`apdex_query`]);
+    /// chosen by [`TopQuery::ranking_apdex`] when the threshold is looked up per row.
     Skipped,
 }
 
@@ -361,7 +361,7 @@ fn filter_sql(time: &str, filter: &TopQuery) -> String {
         sql.push_str(&format!(" AND {column} = ?"));
     }
     if !filter.endpoints.is_empty() {
-        // A set from a subquery, so that ClickHouse narrows the read by the sort key.
+        // A set from a subquery, so that ClickHouse narrows the read by the sort key's marks.
         sql.push_str(
             " AND (service, operation) IN
                  (SELECT tupleElement(e, 1), tupleElement(e, 2) FROM (SELECT arrayJoin(?) AS e))",
@@ -414,7 +414,8 @@ pub(crate) fn ranking_query(
 }
 
 /// The ranking's figures for the endpoints `shown` (from the ranking's rows), with their apdex
-/// counts: ranking only these reads a few index marks each.
+/// counts. The sort key narrows the read to the index marks holding them, which in a day's hour
+/// table is still more than half of it (17,328 of 32,000 rows in the query bench).
 pub(crate) fn apdex_query(
     store: &Store,
     query: &TopQuery,
