@@ -1,7 +1,8 @@
 //! Query times over a day of data: 24 hours of per-minute histograms and breakdowns for 1,000
 //! endpoints (20 services x 50) are written into a fresh database of a real ClickHouse (the test
 //! harness's local server, or `PLUMB_CLICKHOUSE_URL`), then `plumb top` over 1 h and 24 h and
-//! `plumb endpoint` over 1 h and 24 h are timed through the same functions the query API calls.
+//! `plumb endpoint` over 1 h and 24 h are timed through the same functions the query API calls
+//! (`plumb top` over 24 h also with apdex thresholds for some services).
 //! A million spans of the load generator's workload (written in the last minutes, as the span
 //! writer encodes them) give `plumb trace` a table to search and the endpoint view's slowest
 //! requests rows to read.
@@ -13,7 +14,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use plumb_collector::testing::{
     BREAKDOWN_MINUTE, BreakdownRow, LATENCY_MINUTE, LatencyHistogram, LatencyRow, Store,
-    insert_spans, migrate, now_unix_s, query_api, seed_probe_history,
+    insert_spans, migrate, now_unix_s, query_api, query_api_with_flags, seed_probe_history,
 };
 use plumb_loadgen::{Workload, WorkloadShape};
 use plumb_proto::v1::query_service_server::QueryService;
@@ -151,6 +152,16 @@ fn queries(c: &mut Criterion) {
         );
         (store, trace_id)
     });
+    // Four services with thresholds of their own, two of them the same: the ranking over every
+    // service reads three branches.
+    let api_per_service = query_api_with_flags(
+        store.clone(),
+        &[
+            "--apdex-thresholds",
+            "svc-3=50ms,svc-4=50ms,svc-5=2ms,svc-6=1s",
+        ],
+    )
+    .expect("thresholds");
     let api = query_api(store);
     let mut group = c.benchmark_group("query_1000_endpoints");
     group
@@ -171,6 +182,19 @@ fn queries(c: &mut Criterion) {
             })
         });
     }
+    group.bench_function("top_24h_thresholds_per_service", |b| {
+        b.iter(|| {
+            let request = tonic::Request::new(TopEndpointsRequest {
+                since_seconds: 86_400,
+                ..Default::default()
+            });
+            let top = runtime
+                .block_on(api_per_service.top_endpoints(request))
+                .expect("top")
+                .into_inner();
+            assert_eq!(top.endpoints.len(), 20);
+        })
+    });
     for (name, window) in [("endpoint_1h", 3600), ("endpoint_24h", 86_400)] {
         group.bench_function(name, |b| {
             b.iter(|| {

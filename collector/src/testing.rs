@@ -40,6 +40,17 @@ pub fn query_api(store: Store) -> QueryApi {
     QueryApi::new(store, defaults().apdex, None)
 }
 
+/// The query service over `store`, with the apdex thresholds that these collector flags give
+/// (`--apdex-threshold`, `--apdex-thresholds`).
+pub fn query_api_with_flags(
+    store: Store,
+    flags: &[&str],
+) -> Result<QueryApi, crate::config::ConfigError> {
+    let settings =
+        crate::config::load(std::iter::once("plumb-collector").chain(flags.iter().copied()))?;
+    Ok(QueryApi::new(store, settings.apdex, None))
+}
+
 /// The ingest hot path without sockets, queues or ClickHouse: read a request in place and
 /// normalise it, aggregate its spans, encode their rows and, with the breakdown on, hold them in
 /// the trace window and analyse them at once (as if their window had ended).

@@ -9,8 +9,8 @@
 use super::QueryError;
 use super::endpoint::step_for;
 use super::top::{
-    ApdexCounts, LatencyFigures, TopQuery, apdex_of, bind_filter, covered_seconds, ms,
-    percentile_sql, source_for, span_kind, window_seconds,
+    LatencyFigures, TopQuery, apdex_of, bind_percentiles, covered_seconds, ms, percentile_sql,
+    source_for, span_kind, window_seconds,
 };
 use crate::model::ApdexThresholds;
 use crate::store::{Store, StoreError};
@@ -46,34 +46,31 @@ pub(crate) fn services_query(
 ) -> clickhouse::query::Query {
     let source = source_for(window_s);
     let bucket = format!("intDiv(toUInt32({}), ?) * ?", source.time);
-    let query = match step_s {
-        None => store.client().query(&format!(
-            "{} ORDER BY service",
-            percentile_sql(
-                source,
-                &[("service", "service")],
-                filter,
-                ApdexCounts::Counted,
-                thresholds,
-            )
-        )),
-        Some(step_s) => store
-            .client()
-            .query(&format!(
+    let (sql, key_values) = match step_s {
+        None => (
+            format!(
+                "{} ORDER BY service",
+                percentile_sql(source, &[("service", "service")], filter, thresholds)
+            ),
+            Vec::new(),
+        ),
+        Some(step_s) => (
+            format!(
                 "{} ORDER BY service, t",
                 percentile_sql(
                     source,
                     &[("service", "service"), (&bucket, "t")],
                     filter,
-                    ApdexCounts::Counted,
                     thresholds,
                 )
-            ))
-            .bind(step_s)
-            .bind(step_s),
+            ),
+            vec![step_s, step_s],
+        ),
     };
-    bind_filter(
-        thresholds.bind(query),
+    bind_percentiles(
+        store.client().query(&sql),
+        &key_values,
+        thresholds,
         now.saturating_sub(window_s),
         now + 60,
         filter,

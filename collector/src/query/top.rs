@@ -68,8 +68,6 @@ pub(crate) struct TopQuery {
     by: SortKey,
     limit: usize,
     kind: String,
-    /// Only these (service, operation) pairs (empty: all); set for the rows a ranking shows.
-    endpoints: Vec<(String, String)>,
 }
 
 /// The window a request asks for: `since_seconds`, or `default` when 0, at most 400 days.
@@ -114,7 +112,6 @@ impl TryFrom<TopEndpointsRequest> for TopQuery {
             operation: String::new(),
             by: r.by.parse()?,
             limit: if r.limit == 0 { DEFAULT_LIMIT } else { r.limit } as usize,
-            endpoints: Vec::new(),
         })
     }
 }
@@ -125,19 +122,6 @@ impl TopQuery {
         Self {
             limit: usize::MAX,
             ..Self::one(window_s, service, String::new(), kind)
-        }
-    }
-
-    /// Whether the ranking counts apdex itself: within one service it does, in the same read,
-    /// and so it does over every service when every service has the same threshold `apdex`
-    /// (a constant costs the ranking of a day about 15-20 ms by hand, the second query 30-45).
-    /// With thresholds per service the threshold is looked up per row, which costs as much as
-    /// the percentiles, so the counts are left to [`apdex_query`] for the rows shown.
-    fn ranking_apdex(&self, apdex: &ApdexThresholds) -> ApdexCounts {
-        if self.service.is_empty() && !apdex.per_service.is_empty() {
-            ApdexCounts::Skipped
-        } else {
-            ApdexCounts::Counted
         }
     }
 
@@ -155,34 +139,73 @@ impl TopQuery {
             by: SortKey::P99,
             limit: 1,
             kind,
-            endpoints: Vec::new(),
         }
     }
 }
 
-impl ApdexThresholds {
-    /// The threshold of a latency row as SQL: the one bound value when no service has its own,
-    /// else `transform(service, names, thresholds, default)`. Bound by [`Self::bind`].
-    fn row_sql(&self) -> &'static str {
-        if self.per_service.is_empty() {
-            "toUInt64(?)"
-        } else {
-            "toUInt64(transform(service, ?, ?, ?))"
-        }
-    }
+/// The services one branch of a percentile query reads, all on the branch's apdex threshold.
+#[derive(Debug, PartialEq, Eq)]
+enum BranchServices {
+    /// Every service the filter lets through.
+    Every,
+    /// Only these.
+    Only(Vec<String>),
+    /// All but these.
+    Except(Vec<String>),
+}
 
-    /// Binds the values of [`Self::row_sql`]. A placeholder first entry keeps the arrays typed.
-    pub(crate) fn bind(&self, query: clickhouse::query::Query) -> clickhouse::query::Query {
-        if self.per_service.is_empty() {
-            return query.bind(self.default_us);
+/// A branch of a percentile query: the services whose rows it reads and their threshold, µs.
+#[derive(Debug, PartialEq, Eq)]
+struct ThresholdBranch {
+    threshold_us: u64,
+    services: BranchServices,
+}
+
+impl ApdexThresholds {
+    /// The branches a percentile query over `filter` is made of, so that every branch weighs
+    /// its rows against one bound threshold (a threshold looked up per row, by `transform`,
+    /// costs the day's ranking as much again as the percentiles): one branch when the filter
+    /// names a service or no service has a threshold of its own, else one for the services on
+    /// the default and one per other threshold. The first entry of a service counts, as in
+    /// [`Self::for_service`].
+    fn branches(&self, filter: &TopQuery) -> Vec<ThresholdBranch> {
+        if !filter.service.is_empty() {
+            return vec![ThresholdBranch {
+                threshold_us: self.for_service(&filter.service),
+                services: BranchServices::Every,
+            }];
         }
-        let names: Vec<&str> = std::iter::once("")
-            .chain(self.per_service.iter().map(|(s, _)| s.as_str()))
-            .collect();
-        let thresholds: Vec<u64> = std::iter::once(self.default_us)
-            .chain(self.per_service.iter().map(|(_, t)| *t))
-            .collect();
-        query.bind(names).bind(thresholds).bind(self.default_us)
+        let mut own: Vec<(&str, u64)> = Vec::new();
+        for (service, t) in &self.per_service {
+            if !own.iter().any(|(s, _)| s == service) {
+                own.push((service, *t));
+            }
+        }
+        own.retain(|(_, t)| *t != self.default_us);
+        let names = |keep: &dyn Fn(u64) -> bool| -> Vec<String> {
+            own.iter()
+                .filter(|(_, t)| keep(*t))
+                .map(|(s, _)| (*s).to_owned())
+                .collect()
+        };
+        if own.is_empty() {
+            return vec![ThresholdBranch {
+                threshold_us: self.default_us,
+                services: BranchServices::Every,
+            }];
+        }
+        let mut thresholds: Vec<u64> = own.iter().map(|(_, t)| *t).collect();
+        thresholds.sort_unstable();
+        thresholds.dedup();
+        std::iter::once(ThresholdBranch {
+            threshold_us: self.default_us,
+            services: BranchServices::Except(names(&|_| true)),
+        })
+        .chain(thresholds.into_iter().map(|threshold_us| ThresholdBranch {
+            threshold_us,
+            services: BranchServices::Only(names(&|t| t == threshold_us)),
+        }))
+        .collect()
     }
 }
 
@@ -275,39 +298,21 @@ pub(crate) fn source_for(window_s: u64) -> &'static Source {
     }
 }
 
-/// Whether the percentile query counts each group's requests within its apdex threshold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ApdexCounts {
-    /// `satisfied` and `tolerating` counted from every row's buckets.
-    Counted,
-    /// Both 0: the ranking counts them afterwards for the rows it shows ([`apdex_query`]);
-    /// chosen by [`TopQuery::ranking_apdex`] when the threshold is looked up per row.
-    Skipped,
-}
-
-/// The per-row expressions of the apdex counts: the buckets of `map` within the row's
-/// threshold `row_t`, and those over it but within four times it.
-fn apdex_sums(map: &str) -> String {
-    format!(
-        "sum(arraySum(arrayMap((k, c) -> if(k <= row_t, c, 0), {map}.bucket, {map}.count))) AS satisfied,
-         sum(arraySum(arrayMap((k, c) -> if(k > row_t AND k <= 4 * row_t, c, 0), {map}.bucket, {map}.count))) AS tolerating"
-    )
-}
-
 /// Percentiles, counts and apdex per group of latency rows. `keys` are `(expression, alias)`
-/// pairs grouped by; the expressions may hold `?` (bound first). Then bind the apdex thresholds
-/// ([`ApdexThresholds::bind`], with `apdex`) and the filter ([`bind_filter`]).
+/// pairs grouped by; the expressions may hold `?`. Bind with [`bind_percentiles`], with the
+/// same `filter` and `apdex`. The groups must not straddle services (every key set holds one
+/// service, or the filter does).
 ///
-/// The percentiles are ClickHouse's `quantilesExactWeighted` over every row's buckets (its
-/// `-Array` form, so no row is expanded): it returns the first key whose cumulative count
-/// reaches `ceil(q * total)`, the rule of [`quantile_from_buckets`](crate::aggregate::histogram).
-/// On 18.16 it took 185 ms where merging the rows with `sumMap` first took 262 ms (a day of
-/// 1,000 endpoints' hours, by hand).
+/// The query is a `UNION ALL` of one branch per apdex threshold ([`ApdexThresholds::branches`]),
+/// each counting its rows' requests within a bound threshold. The percentiles are ClickHouse's
+/// `quantilesExactWeighted` over every row's buckets (its `-Array` form, so no row is expanded):
+/// it returns the first key whose cumulative count reaches `ceil(q * total)`, the rule of
+/// [`quantile_from_buckets`](crate::aggregate::histogram). On 18.16 it took 185 ms where merging
+/// the rows with `sumMap` first took 262 ms (a day of 1,000 endpoints' hours, by hand).
 pub(crate) fn percentile_sql(
     s: &Source,
     keys: &[(&str, &str)],
     filter: &TopQuery,
-    counts: ApdexCounts,
     apdex: &ApdexThresholds,
 ) -> String {
     let Source {
@@ -325,31 +330,69 @@ pub(crate) fn percentile_sql(
         .collect();
     let aliases: Vec<&str> = keys.iter().map(|(_, alias)| *alias).collect();
     let (inner, aliases) = (inner.join(", "), aliases.join(", "));
-    let counted = match counts {
-        ApdexCounts::Counted => apdex_sums(map),
-        ApdexCounts::Skipped => "toUInt64(0) AS satisfied, toUInt64(0) AS tolerating".into(),
-    };
-    format!(
-        "SELECT {aliases}, req_total, err_total, sum_us,
-                p[1] AS p50, p[2] AS p95, p[3] AS p99,
-                total, apdex_t, satisfied, tolerating
-         FROM (
-            SELECT {inner},
-                   sum({requests}) AS req_total, sum({errors}) AS err_total, sum({sum}) AS sum_us,
-                   quantilesExactWeightedArray(0.5, 0.95, 0.99)({map}.bucket, {map}.count) AS p,
-                   sumArray({map}.count) AS total,
-                   any(row_t) AS apdex_t,
-                   {counted}
-            FROM (
-               SELECT *, {row_t} AS row_t
-               FROM {table}
-               WHERE {filter}
+    let condition = filter_sql(time, filter);
+    let branches: Vec<String> = apdex
+        .branches(filter)
+        .iter()
+        .map(|branch| {
+            let services = match branch.services {
+                BranchServices::Every => "",
+                BranchServices::Only(_) => " AND service IN (SELECT arrayJoin(?))",
+                BranchServices::Except(_) => " AND service NOT IN (SELECT arrayJoin(?))",
+            };
+            format!(
+                "SELECT {aliases}, req_total, err_total, sum_us,
+                        p[1] AS p50, p[2] AS p95, p[3] AS p99,
+                        total, apdex_t, satisfied, tolerating
+                 FROM (
+                    SELECT {inner},
+                           sum({requests}) AS req_total, sum({errors}) AS err_total,
+                           sum({sum}) AS sum_us,
+                           quantilesExactWeightedArray(0.5, 0.95, 0.99)({map}.bucket, {map}.count) AS p,
+                           sumArray({map}.count) AS total,
+                           any(row_t) AS apdex_t,
+                           sum(arraySum(arrayMap((k, c) -> if(k <= row_t, c, 0),
+                               {map}.bucket, {map}.count))) AS satisfied,
+                           sum(arraySum(arrayMap((k, c) -> if(k > row_t AND k <= 4 * row_t, c, 0),
+                               {map}.bucket, {map}.count))) AS tolerating
+                    FROM (
+                       SELECT *, toUInt64(?) AS row_t
+                       FROM {table}
+                       WHERE {condition}{services}
+                    )
+                    GROUP BY {aliases}
+                 )"
             )
-            GROUP BY {aliases}
-         )",
-        filter = filter_sql(time, filter),
-        row_t = apdex.row_sql(),
-    )
+        })
+        .collect();
+    format!("SELECT * FROM ({})", branches.join(" UNION ALL "))
+}
+
+/// Binds the values of [`percentile_sql`] with the same `filter` and `apdex`: per branch the
+/// values of the keys' `?` (`key_values`), the branch's threshold, the filter ([`bind_filter`])
+/// and the branch's services.
+pub(crate) fn bind_percentiles(
+    mut query: clickhouse::query::Query,
+    key_values: &[u64],
+    apdex: &ApdexThresholds,
+    from_s: u64,
+    to_s: u64,
+    filter: &TopQuery,
+) -> clickhouse::query::Query {
+    for branch in apdex.branches(filter) {
+        query = key_values
+            .iter()
+            .fold(query, |query, value| query.bind(value))
+            .bind(branch.threshold_us);
+        query = bind_filter(query, from_s, to_s, filter);
+        query = match &branch.services {
+            BranchServices::Every => query,
+            BranchServices::Only(services) | BranchServices::Except(services) => {
+                query.bind(services)
+            }
+        };
+    }
+    query
 }
 
 /// The `WHERE` condition of the latency queries for `filter`; bound by [`bind_filter`]. Only the
@@ -360,32 +403,19 @@ fn filter_sql(time: &str, filter: &TopQuery) -> String {
     for (column, _) in set_filters(filter) {
         sql.push_str(&format!(" AND {column} = ?"));
     }
-    if !filter.endpoints.is_empty() {
-        // A set from a subquery, so that ClickHouse narrows the read by the sort key's marks.
-        sql.push_str(
-            " AND (service, operation) IN
-                 (SELECT tupleElement(e, 1), tupleElement(e, 2) FROM (SELECT arrayJoin(?) AS e))",
-        );
-    }
     sql
 }
 
-/// Binds the filter of [`filter_sql`]: the time range, the values of [`set_filters`] and the
-/// endpoints, if any.
+/// Binds the filter of [`filter_sql`]: the time range and the values of [`set_filters`].
 pub(crate) fn bind_filter(
     query: clickhouse::query::Query,
     from_s: u64,
     to_s: u64,
     filter: &TopQuery,
 ) -> clickhouse::query::Query {
-    let query = set_filters(filter).fold(query.bind(from_s).bind(to_s), |query, (_, value)| {
+    set_filters(filter).fold(query.bind(from_s).bind(to_s), |query, (_, value)| {
         query.bind(value)
-    });
-    if filter.endpoints.is_empty() {
-        query
-    } else {
-        query.bind(&filter.endpoints)
-    }
+    })
 }
 
 /// The service, operation and kind of `filter` that are set, as (column, value): an empty
@@ -403,40 +433,12 @@ fn set_filters(filter: &TopQuery) -> impl Iterator<Item = (&'static str, &str)> 
 
 /// The ClickHouse query behind [`top_endpoints`], with the request's values bound: one row per
 /// endpoint with `req_total`, `err_total`, `sum_us`, `p50`, `p95`, `p99` (µs), `total` and the
-/// apdex threshold and counts (0 when [`TopQuery::ranking_apdex`] leaves them for later).
+/// apdex threshold and counts, over its window as of `now_unix_s`.
 pub(crate) fn ranking_query(
     store: &Store,
     query: &TopQuery,
     apdex: &ApdexThresholds,
     now_unix_s: u32,
-) -> clickhouse::query::Query {
-    endpoint_figures_query(store, query, apdex, now_unix_s, query.ranking_apdex(apdex))
-}
-
-/// The ranking's figures for the endpoints `shown` (from the ranking's rows), with their apdex
-/// counts. The sort key narrows the read to the index marks holding them, which in a day's hour
-/// table is still more than half of it (17,328 of 32,000 rows in the query bench).
-pub(crate) fn apdex_query(
-    store: &Store,
-    query: &TopQuery,
-    apdex: &ApdexThresholds,
-    shown: Vec<(String, String)>,
-    now_unix_s: u32,
-) -> clickhouse::query::Query {
-    let only = TopQuery {
-        endpoints: shown,
-        ..query.clone()
-    };
-    endpoint_figures_query(store, &only, apdex, now_unix_s, ApdexCounts::Counted)
-}
-
-/// One row of figures per endpoint matching `query`, over its window as of `now_unix_s`.
-fn endpoint_figures_query(
-    store: &Store,
-    query: &TopQuery,
-    apdex: &ApdexThresholds,
-    now_unix_s: u32,
-    counts: ApdexCounts,
 ) -> clickhouse::query::Query {
     let sql = percentile_sql(
         source_for(query.window_s),
@@ -446,12 +448,17 @@ fn endpoint_figures_query(
             ("toString(kind)", "kind_name"),
         ],
         query,
-        counts,
         apdex,
     );
     let now = u64::from(now_unix_s);
-    let q = apdex.bind(store.client().query(&sql));
-    bind_filter(q, now.saturating_sub(query.window_s), now + 60, query)
+    bind_percentiles(
+        store.client().query(&sql),
+        &[],
+        apdex,
+        now.saturating_sub(query.window_s),
+        now + 60,
+        query,
+    )
 }
 
 /// The query behind the endpoint view's series: one row per step of `step_s` seconds (a
@@ -467,18 +474,13 @@ pub(crate) fn series_query(
     let bucket = format!("intDiv(toUInt32({}), ?) * ?", source.time);
     let sql = format!(
         "{} ORDER BY t",
-        percentile_sql(
-            source,
-            &[(&bucket, "t")],
-            query,
-            ApdexCounts::Counted,
-            apdex
-        )
+        percentile_sql(source, &[(&bucket, "t")], query, apdex)
     );
     let now = u64::from(now_unix_s);
-    let q = store.client().query(&sql).bind(step_s).bind(step_s);
-    bind_filter(
-        apdex.bind(q),
+    bind_percentiles(
+        store.client().query(&sql),
+        &[step_s, step_s],
+        apdex,
         now.saturating_sub(query.window_s),
         now + 60,
         query,
@@ -525,9 +527,7 @@ pub(crate) struct SeriesRow {
     pub(crate) figures: LatencyFigures,
 }
 
-/// Ranks endpoints for `query`, reading the store as of `now_unix_s`: every endpoint's figures,
-/// and, when services have thresholds of their own and the ranking is over every service, the
-/// apdex of the rows shown afterwards (see [`TopQuery::ranking_apdex`]).
+/// Ranks endpoints for `query`, reading the store as of `now_unix_s`.
 pub(crate) async fn top_endpoints(
     store: &Store,
     query: &TopQuery,
@@ -543,29 +543,8 @@ pub(crate) async fn top_endpoints(
         },
         covered_seconds(store, query, now_unix_s),
     )?;
-    let mut endpoints = rank(rows, query, covered_s);
-    if query.ranking_apdex(apdex) == ApdexCounts::Skipped && !endpoints.is_empty() {
-        let shown = endpoints
-            .iter()
-            .map(|e| (e.service.clone(), e.operation.clone()))
-            .collect();
-        let counted: HashMap<(String, String, String), LatencyFigures> =
-            apdex_query(store, query, apdex, shown, now_unix_s)
-                .fetch_all::<EndpointRow>()
-                .await
-                .map_err(StoreError::clickhouse("count the endpoints' apdex"))?
-                .into_iter()
-                .map(|r| ((r.service, r.operation, r.kind_name), r.figures))
-                .collect();
-        for e in &mut endpoints {
-            let key = (e.service.clone(), e.operation.clone(), e.kind.clone());
-            if let Some(f) = counted.get(&key) {
-                e.apdex = apdex_of(f);
-            }
-        }
-    }
     Ok(TopEndpointsResponse {
-        endpoints,
+        endpoints: rank(rows, query, covered_s),
         window_seconds: query.window_s,
         covered_seconds: covered_s,
     })
@@ -676,4 +655,73 @@ fn rank(rows: Vec<EndpointRow>, query: &TopQuery, covered_s: u64) -> Vec<Endpoin
     });
     stats.truncate(query.limit);
     stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thresholds(per_service: &[(&str, u64)]) -> ApdexThresholds {
+        ApdexThresholds {
+            default_us: 500_000,
+            per_service: per_service
+                .iter()
+                .map(|(s, t)| ((*s).to_owned(), *t))
+                .collect(),
+        }
+    }
+
+    fn branch(threshold_us: u64, services: BranchServices) -> ThresholdBranch {
+        ThresholdBranch {
+            threshold_us,
+            services,
+        }
+    }
+
+    fn names(services: &[&str]) -> Vec<String> {
+        services.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn one_branch_per_threshold_over_every_service() {
+        let every = TopQuery::service_wide(3600, String::new(), "server".into());
+        let apdex = thresholds(&[
+            ("shop", 90_000),
+            ("cart", 90_000),
+            ("search", 2_000),
+            ("shop", 7),
+            ("feed", 500_000),
+        ]);
+        // The first entry of a service counts; one on the default threshold is a default.
+        assert_eq!(
+            apdex.branches(&every),
+            vec![
+                branch(
+                    500_000,
+                    BranchServices::Except(names(&["shop", "cart", "search"]))
+                ),
+                branch(2_000, BranchServices::Only(names(&["search"]))),
+                branch(90_000, BranchServices::Only(names(&["shop", "cart"]))),
+            ]
+        );
+        assert_eq!(
+            thresholds(&[("feed", 500_000)]).branches(&every),
+            vec![branch(500_000, BranchServices::Every)]
+        );
+    }
+
+    #[test]
+    fn one_branch_for_one_service() {
+        let shop = TopQuery::service_wide(3600, "shop".into(), "server".into());
+        let apdex = thresholds(&[("shop", 90_000), ("search", 2_000)]);
+        assert_eq!(
+            apdex.branches(&shop),
+            vec![branch(90_000, BranchServices::Every)]
+        );
+        let other = TopQuery::one(3600, "feed".into(), "GET /".into(), "server".into());
+        assert_eq!(
+            apdex.branches(&other),
+            vec![branch(500_000, BranchServices::Every)]
+        );
+    }
 }

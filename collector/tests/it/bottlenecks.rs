@@ -532,6 +532,23 @@ async fn breakdown_self_time_n_plus_one_apdex_exemplars_and_waterfall() {
         .map(|e| f(&e["time_share_percent"]))
         .sum();
     close(shares, 100.0, "time shares add up");
+    // Over every service each row is weighed against its own service's threshold.
+    let all = collector.top(&[]).await;
+    let rows = all["endpoints"].as_array().expect("rows");
+    let checkout_row = endpoint(rows, "POST /checkout");
+    close(f(&checkout_row["apdex"]), 0.75, "shop's apdex in top");
+    close(
+        f(&checkout_row["apdex_threshold_ms"]),
+        90.0,
+        "shop's T in top",
+    );
+    let prices_row = endpoint(rows, "GET /prices/{id}");
+    close(f(&prices_row["apdex"]), 1.0, "pricing's apdex in top");
+    close(
+        f(&prices_row["apdex_threshold_ms"]),
+        500.0,
+        "the default T in top",
+    );
     let text = String::from_utf8(
         collector
             .plumb(&["endpoint", "shop", "GET /orders"], true)
