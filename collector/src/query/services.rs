@@ -9,7 +9,7 @@
 use super::QueryError;
 use super::endpoint::step_for;
 use super::top::{
-    LatencyFigures, TopQuery, apdex_of, bind_percentiles, covered_seconds, ms, percentile_sql,
+    LatencyFigures, TopQuery, apdex_of, bind_filter, covered_seconds, ms, percentile_sql,
     source_for, span_kind, window_seconds,
 };
 use crate::model::ApdexThresholds;
@@ -46,16 +46,14 @@ pub(crate) fn services_query(
 ) -> clickhouse::query::Query {
     let source = source_for(window_s);
     let bucket = format!("intDiv(toUInt32({}), ?) * ?", source.time);
-    let (sql, key_values) = match step_s {
-        None => (
-            format!(
-                "{} ORDER BY service",
-                percentile_sql(source, &[("service", "service")], filter, thresholds)
-            ),
-            Vec::new(),
-        ),
-        Some(step_s) => (
-            format!(
+    let query = match step_s {
+        None => store.client().query(&format!(
+            "{} ORDER BY service",
+            percentile_sql(source, &[("service", "service")], filter, thresholds,)
+        )),
+        Some(step_s) => store
+            .client()
+            .query(&format!(
                 "{} ORDER BY service, t",
                 percentile_sql(
                     source,
@@ -63,14 +61,12 @@ pub(crate) fn services_query(
                     filter,
                     thresholds,
                 )
-            ),
-            vec![step_s, step_s],
-        ),
+            ))
+            .bind(step_s)
+            .bind(step_s),
     };
-    bind_percentiles(
-        store.client().query(&sql),
-        &key_values,
-        thresholds,
+    bind_filter(
+        thresholds.bind(query, filter),
         now.saturating_sub(window_s),
         now + 60,
         filter,

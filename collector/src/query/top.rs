@@ -143,79 +143,58 @@ impl TopQuery {
     }
 }
 
-/// The services one branch of a percentile query reads, all on the branch's apdex threshold.
-#[derive(Debug, PartialEq, Eq)]
-enum BranchServices {
-    /// Every service the filter lets through.
-    Every,
-    /// Only these.
-    Only(Vec<String>),
-    /// All but these.
-    Except(Vec<String>),
-}
-
-/// A branch of a percentile query: the services whose rows it reads and their threshold, µs.
-#[derive(Debug, PartialEq, Eq)]
-struct ThresholdBranch {
-    threshold_us: u64,
-    services: BranchServices,
-}
-
 impl ApdexThresholds {
-    /// The branches a percentile query over `filter` is made of, so that every branch weighs
-    /// its rows against one bound threshold (a threshold looked up per row, by `transform`,
-    /// costs the day's ranking as much again as the percentiles): one branch when the filter
-    /// names a service or no service has a threshold of its own, else one for the services on
-    /// the default and one per other threshold. The first entry of a service counts, as in
-    /// [`Self::for_service`].
-    fn branches(&self, filter: &TopQuery) -> Vec<ThresholdBranch> {
+    /// The one threshold of every latency row matching `filter`: that of the service it names,
+    /// or the default when no service has its own; `None` when it depends on the row's service.
+    fn single(&self, filter: &TopQuery) -> Option<u64> {
         if !filter.service.is_empty() {
-            return vec![ThresholdBranch {
-                threshold_us: self.for_service(&filter.service),
-                services: BranchServices::Every,
-            }];
+            Some(self.for_service(&filter.service))
+        } else if self.per_service.is_empty() {
+            Some(self.default_us)
+        } else {
+            None
+        }
+    }
+
+    /// The threshold of a latency row matching `filter` as SQL, bound by [`Self::bind`]: one
+    /// bound value ([`Self::single`]), else `transform(service, names, thresholds, default)`.
+    /// The lookup per row costs the day's ranking about 15 ms by hand, less than a second query
+    /// for the rows shown (about 45 ms) or a `UNION ALL` of one branch per threshold (30 ms).
+    fn row_sql(&self, filter: &TopQuery) -> &'static str {
+        match self.single(filter) {
+            Some(_) => "toUInt64(?)",
+            None => "toUInt64(transform(service, ?, ?, ?))",
+        }
+    }
+
+    /// Binds the values of [`Self::row_sql`] for `filter`. A service listed twice has its first
+    /// threshold, as in [`Self::for_service`].
+    pub(crate) fn bind(
+        &self,
+        query: clickhouse::query::Query,
+        filter: &TopQuery,
+    ) -> clickhouse::query::Query {
+        if let Some(threshold) = self.single(filter) {
+            return query.bind(threshold);
         }
         let mut own: Vec<(&str, u64)> = Vec::new();
-        for (service, t) in &self.per_service {
+        for (service, threshold) in &self.per_service {
             if !own.iter().any(|(s, _)| s == service) {
-                own.push((service, *t));
+                own.push((service, *threshold));
             }
         }
-        own.retain(|(_, t)| *t != self.default_us);
-        let names = |keep: &dyn Fn(u64) -> bool| -> Vec<String> {
-            own.iter()
-                .filter(|(_, t)| keep(*t))
-                .map(|(s, _)| (*s).to_owned())
-                .collect()
-        };
-        if own.is_empty() {
-            return vec![ThresholdBranch {
-                threshold_us: self.default_us,
-                services: BranchServices::Every,
-            }];
-        }
-        let mut thresholds: Vec<u64> = own.iter().map(|(_, t)| *t).collect();
-        thresholds.sort_unstable();
-        thresholds.dedup();
-        std::iter::once(ThresholdBranch {
-            threshold_us: self.default_us,
-            services: BranchServices::Except(names(&|_| true)),
-        })
-        .chain(thresholds.into_iter().map(|threshold_us| ThresholdBranch {
-            threshold_us,
-            services: BranchServices::Only(names(&|t| t == threshold_us)),
-        }))
-        .collect()
+        let (names, thresholds): (Vec<&str>, Vec<u64>) = own.into_iter().unzip();
+        query.bind(names).bind(thresholds).bind(self.default_us)
     }
 }
 
-/// The apdex of a group's figures, from its satisfied and tolerating counts; 0 without
+/// The apdex of a group's figures, (satisfied + tolerating / 2) / requests; 0 without
 /// requests.
 pub(crate) fn apdex_of(f: &LatencyFigures) -> f64 {
     if f.total == 0 {
         0.0
     } else {
-        (f.satisfied as f64 + f.tolerating as f64 / 2.0) / f.total as f64
+        f.apdex_halves as f64 / 2.0 / f.total as f64
     }
 }
 
@@ -238,10 +217,9 @@ pub(crate) struct LatencyFigures {
     pub(crate) total: u64,
     /// The apdex threshold, µs.
     pub(crate) apdex_t: u64,
-    /// Requests within the threshold.
-    pub(crate) satisfied: u64,
-    /// Requests within four times the threshold but over it.
-    pub(crate) tolerating: u64,
+    /// Requests within the threshold counted twice, and those over it but within four times
+    /// it once: twice apdex's numerator, so one pass over the buckets counts both.
+    pub(crate) apdex_halves: u64,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -299,16 +277,14 @@ pub(crate) fn source_for(window_s: u64) -> &'static Source {
 }
 
 /// Percentiles, counts and apdex per group of latency rows. `keys` are `(expression, alias)`
-/// pairs grouped by; the expressions may hold `?`. Bind with [`bind_percentiles`], with the
-/// same `filter` and `apdex`. The groups must not straddle services (every key set holds one
-/// service, or the filter does).
+/// pairs grouped by; the expressions may hold `?` (bound first). Then bind the apdex thresholds
+/// ([`ApdexThresholds::bind`], with `apdex` and `filter`) and the filter ([`bind_filter`]).
 ///
-/// The query is a `UNION ALL` of one branch per apdex threshold ([`ApdexThresholds::branches`]),
-/// each counting its rows' requests within a bound threshold. The percentiles are ClickHouse's
-/// `quantilesExactWeighted` over every row's buckets (its `-Array` form, so no row is expanded):
-/// it returns the first key whose cumulative count reaches `ceil(q * total)`, the rule of
-/// [`quantile_from_buckets`](crate::aggregate::histogram). On 18.16 it took 185 ms where merging
-/// the rows with `sumMap` first took 262 ms (a day of 1,000 endpoints' hours, by hand).
+/// The percentiles are ClickHouse's `quantilesExactWeighted` over every row's buckets (its
+/// `-Array` form, so no row is expanded): it returns the first key whose cumulative count
+/// reaches `ceil(q * total)`, the rule of [`quantile_from_buckets`](crate::aggregate::histogram).
+/// On 18.16 it took 185 ms where merging the rows with `sumMap` first took 262 ms (a day of
+/// 1,000 endpoints' hours, by hand).
 pub(crate) fn percentile_sql(
     s: &Source,
     keys: &[(&str, &str)],
@@ -330,69 +306,28 @@ pub(crate) fn percentile_sql(
         .collect();
     let aliases: Vec<&str> = keys.iter().map(|(_, alias)| *alias).collect();
     let (inner, aliases) = (inner.join(", "), aliases.join(", "));
-    let condition = filter_sql(time, filter);
-    let branches: Vec<String> = apdex
-        .branches(filter)
-        .iter()
-        .map(|branch| {
-            let services = match branch.services {
-                BranchServices::Every => "",
-                BranchServices::Only(_) => " AND service IN (SELECT arrayJoin(?))",
-                BranchServices::Except(_) => " AND service NOT IN (SELECT arrayJoin(?))",
-            };
-            format!(
-                "SELECT {aliases}, req_total, err_total, sum_us,
-                        p[1] AS p50, p[2] AS p95, p[3] AS p99,
-                        total, apdex_t, satisfied, tolerating
-                 FROM (
-                    SELECT {inner},
-                           sum({requests}) AS req_total, sum({errors}) AS err_total,
-                           sum({sum}) AS sum_us,
-                           quantilesExactWeightedArray(0.5, 0.95, 0.99)({map}.bucket, {map}.count) AS p,
-                           sumArray({map}.count) AS total,
-                           any(row_t) AS apdex_t,
-                           sum(arraySum(arrayMap((k, c) -> if(k <= row_t, c, 0),
-                               {map}.bucket, {map}.count))) AS satisfied,
-                           sum(arraySum(arrayMap((k, c) -> if(k > row_t AND k <= 4 * row_t, c, 0),
-                               {map}.bucket, {map}.count))) AS tolerating
-                    FROM (
-                       SELECT *, toUInt64(?) AS row_t
-                       FROM {table}
-                       WHERE {condition}{services}
-                    )
-                    GROUP BY {aliases}
-                 )"
+    format!(
+        "SELECT {aliases}, req_total, err_total, sum_us,
+                p[1] AS p50, p[2] AS p95, p[3] AS p99,
+                total, apdex_t, apdex_halves
+         FROM (
+            SELECT {inner},
+                   sum({requests}) AS req_total, sum({errors}) AS err_total, sum({sum}) AS sum_us,
+                   quantilesExactWeightedArray(0.5, 0.95, 0.99)({map}.bucket, {map}.count) AS p,
+                   sumArray({map}.count) AS total,
+                   any(row_t) AS apdex_t,
+                   sum(arraySum(arrayMap((k, c) -> c * ((k <= row_t) + (k <= 4 * row_t)),
+                       {map}.bucket, {map}.count))) AS apdex_halves
+            FROM (
+               SELECT *, {row_t} AS row_t
+               FROM {table}
+               WHERE {filter}
             )
-        })
-        .collect();
-    format!("SELECT * FROM ({})", branches.join(" UNION ALL "))
-}
-
-/// Binds the values of [`percentile_sql`] with the same `filter` and `apdex`: per branch the
-/// values of the keys' `?` (`key_values`), the branch's threshold, the filter ([`bind_filter`])
-/// and the branch's services.
-pub(crate) fn bind_percentiles(
-    mut query: clickhouse::query::Query,
-    key_values: &[u64],
-    apdex: &ApdexThresholds,
-    from_s: u64,
-    to_s: u64,
-    filter: &TopQuery,
-) -> clickhouse::query::Query {
-    for branch in apdex.branches(filter) {
-        query = key_values
-            .iter()
-            .fold(query, |query, value| query.bind(value))
-            .bind(branch.threshold_us);
-        query = bind_filter(query, from_s, to_s, filter);
-        query = match &branch.services {
-            BranchServices::Every => query,
-            BranchServices::Only(services) | BranchServices::Except(services) => {
-                query.bind(services)
-            }
-        };
-    }
-    query
+            GROUP BY {aliases}
+         )",
+        filter = filter_sql(time, filter),
+        row_t = apdex.row_sql(filter),
+    )
 }
 
 /// The `WHERE` condition of the latency queries for `filter`; bound by [`bind_filter`]. Only the
@@ -432,8 +367,8 @@ fn set_filters(filter: &TopQuery) -> impl Iterator<Item = (&'static str, &str)> 
 }
 
 /// The ClickHouse query behind [`top_endpoints`], with the request's values bound: one row per
-/// endpoint with `req_total`, `err_total`, `sum_us`, `p50`, `p95`, `p99` (µs), `total` and the
-/// apdex threshold and counts, over its window as of `now_unix_s`.
+/// endpoint with `req_total`, `err_total`, `sum_us`, `p50`, `p95`, `p99` (µs), `total`, the
+/// apdex threshold and `apdex_halves`, over its window as of `now_unix_s`.
 pub(crate) fn ranking_query(
     store: &Store,
     query: &TopQuery,
@@ -451,14 +386,8 @@ pub(crate) fn ranking_query(
         apdex,
     );
     let now = u64::from(now_unix_s);
-    bind_percentiles(
-        store.client().query(&sql),
-        &[],
-        apdex,
-        now.saturating_sub(query.window_s),
-        now + 60,
-        query,
-    )
+    let q = apdex.bind(store.client().query(&sql), query);
+    bind_filter(q, now.saturating_sub(query.window_s), now + 60, query)
 }
 
 /// The query behind the endpoint view's series: one row per step of `step_s` seconds (a
@@ -477,10 +406,9 @@ pub(crate) fn series_query(
         percentile_sql(source, &[(&bucket, "t")], query, apdex)
     );
     let now = u64::from(now_unix_s);
-    bind_percentiles(
-        store.client().query(&sql),
-        &[step_s, step_s],
-        apdex,
+    let q = store.client().query(&sql).bind(step_s).bind(step_s);
+    bind_filter(
+        apdex.bind(q, query),
         now.saturating_sub(query.window_s),
         now + 60,
         query,
@@ -660,6 +588,7 @@ fn rank(rows: Vec<EndpointRow>, query: &TopQuery, covered_s: u64) -> Vec<Endpoin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoreConfig;
 
     fn thresholds(per_service: &[(&str, u64)]) -> ApdexThresholds {
         ApdexThresholds {
@@ -671,57 +600,34 @@ mod tests {
         }
     }
 
-    fn branch(threshold_us: u64, services: BranchServices) -> ThresholdBranch {
-        ThresholdBranch {
-            threshold_us,
-            services,
-        }
-    }
-
-    fn names(services: &[&str]) -> Vec<String> {
-        services.iter().map(|s| (*s).to_owned()).collect()
+    /// The row threshold's SQL for `filter` with its values bound.
+    fn row_threshold(apdex: &ApdexThresholds, filter: &TopQuery) -> String {
+        let store = Store::new(&StoreConfig {
+            url: "http://127.0.0.1:1".into(),
+            user: "default".into(),
+            password: String::new(),
+            database: "default".into(),
+        })
+        .expect("store");
+        apdex
+            .bind(store.client().query(apdex.row_sql(filter)), filter)
+            .sql_display()
+            .to_string()
     }
 
     #[test]
-    fn one_branch_per_threshold_over_every_service() {
+    fn a_row_threshold_is_one_value_unless_it_depends_on_the_service() {
         let every = TopQuery::service_wide(3600, String::new(), "server".into());
-        let apdex = thresholds(&[
-            ("shop", 90_000),
-            ("cart", 90_000),
-            ("search", 2_000),
-            ("shop", 7),
-            ("feed", 500_000),
-        ]);
-        // The first entry of a service counts; one on the default threshold is a default.
-        assert_eq!(
-            apdex.branches(&every),
-            vec![
-                branch(
-                    500_000,
-                    BranchServices::Except(names(&["shop", "cart", "search"]))
-                ),
-                branch(2_000, BranchServices::Only(names(&["search"]))),
-                branch(90_000, BranchServices::Only(names(&["shop", "cart"]))),
-            ]
-        );
-        assert_eq!(
-            thresholds(&[("feed", 500_000)]).branches(&every),
-            vec![branch(500_000, BranchServices::Every)]
-        );
-    }
-
-    #[test]
-    fn one_branch_for_one_service() {
         let shop = TopQuery::service_wide(3600, "shop".into(), "server".into());
-        let apdex = thresholds(&[("shop", 90_000), ("search", 2_000)]);
+        let feed = TopQuery::one(3600, "feed".into(), "GET /".into(), "server".into());
+        let apdex = thresholds(&[("shop", 90_000), ("search", 2_000), ("shop", 7)]);
+        assert_eq!(row_threshold(&apdex, &shop), "toUInt64(90000)");
+        assert_eq!(row_threshold(&apdex, &feed), "toUInt64(500000)");
+        assert_eq!(row_threshold(&thresholds(&[]), &every), "toUInt64(500000)");
+        // The first entry of a service counts.
         assert_eq!(
-            apdex.branches(&shop),
-            vec![branch(90_000, BranchServices::Every)]
-        );
-        let other = TopQuery::one(3600, "feed".into(), "GET /".into(), "server".into());
-        assert_eq!(
-            apdex.branches(&other),
-            vec![branch(500_000, BranchServices::Every)]
+            row_threshold(&apdex, &every),
+            "toUInt64(transform(service, ['shop','search'], [90000,2000], 500000))"
         );
     }
 }
