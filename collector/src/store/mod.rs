@@ -187,6 +187,22 @@ impl Store {
         })
     }
 
+    /// A store on a port nothing listens on, for tests that only build queries to read their
+    /// SQL.
+    #[cfg(test)]
+    pub(crate) fn unreachable() -> Self {
+        let config = StoreConfig {
+            url: "http://127.0.0.1:1".into(),
+            user: "default".into(),
+            password: String::new(),
+            database: "default".into(),
+        };
+        match Self::new(&config) {
+            Ok(store) => store,
+            Err(e) => unreachable!("`default` is a valid database name: {e}"),
+        }
+    }
+
     /// The client bound to Plumb's database, for queries.
     pub fn client(&self) -> &Client {
         &self.client
