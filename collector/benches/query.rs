@@ -153,7 +153,7 @@ fn queries(c: &mut Criterion) {
         (store, trace_id)
     });
     // Four services with thresholds of their own, two of them the same: the ranking over every
-    // service reads three branches.
+    // service looks each row's threshold up.
     let api_per_service = query_api_with_flags(
         store.clone(),
         &[

@@ -49,7 +49,7 @@ pub(crate) fn services_query(
     let query = match step_s {
         None => store.client().query(&format!(
             "{} ORDER BY service",
-            percentile_sql(source, &[("service", "service")], filter, thresholds,)
+            percentile_sql(source, &[("service", "service")], filter, thresholds)
         )),
         Some(step_s) => store
             .client()

@@ -158,9 +158,9 @@ impl ApdexThresholds {
 
     /// The threshold of a latency row matching `filter` as SQL, bound by [`Self::bind`]: one
     /// bound value ([`Self::single`]), else `transform(service, names, thresholds, default)`.
-    /// By hand the lookup per row cost the day's ranking 0 to 24 ms more than one value, where a
-    /// second query for the rows shown took 35-42 ms and a `UNION ALL` of one branch per
-    /// threshold 44 ms more.
+    /// By hand the lookup per row cost the day's ranking at most 24 ms more than one value (once
+    /// 4 ms less, in the machine's noise), where a second query for the rows shown took 35-42 ms
+    /// and a `UNION ALL` of one branch per threshold 44 ms more.
     fn row_sql(&self, filter: &TopQuery) -> &'static str {
         match self.single(filter) {
             Some(_) => "toUInt64(?)",

@@ -544,8 +544,7 @@ async fn a_flush_written_again_never_counts_twice() {
         .into_inner();
     assert_eq!(top.endpoints.len(), 1, "{:?}", top.endpoints);
     assert_eq!(top.endpoints[0].requests, 300);
-    // Every request is within the default apdex threshold (one threshold for every service, so
-    // the ranking counts apdex in its own read).
+    // Every request is within the default apdex threshold, counted in the ranking's own read.
     assert_eq!(top.endpoints[0].apdex, 1.0, "{:?}", top.endpoints);
 }
 
