@@ -27,8 +27,9 @@ mod host_metrics;
 mod http_layer;
 mod setup;
 mod span_queue;
+mod span_record;
 
 pub use config::AgentConfig;
-pub use http_layer::{PlumbLayer, PlumbService, inject_trace_context};
+pub use http_layer::{PlumbFuture, PlumbLayer, PlumbService, inject_trace_context};
 pub use setup::{AgentError, AgentGuard, init};
 pub use span_queue::{QueueProcessor, QueueStats};

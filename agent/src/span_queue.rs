@@ -7,11 +7,16 @@
 //! collector is down or slow) the batch is kept and retried with backoff while the queue holds
 //! what arrives meanwhile, so after an outage everything that fitted arrives.
 //!
+//! A span crosses to the export thread packed ([`SpanRecord`]: its text copied into the queue's
+//! slot, the `SpanData` freed on the thread that made it), so the request thread neither frees
+//! nor reuses memory the export thread touched; a span too large to pack crosses whole.
+//!
 //! The hand-off costs the request thread no system call: the export thread does not wait on the
 //! queue (which would make every span wake it) but sleeps until its export delay passes, and a
 //! span wakes it only when it makes a whole batch queued (half the queue, when that is smaller);
 //! flushes and shutdowns wake it too.
 
+use crate::span_record::{Finished, KeyCache, Scopes};
 use opentelemetry::Context;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
@@ -55,7 +60,9 @@ enum Control {
 #[derive(Debug)]
 pub struct QueueProcessor {
     /// Finished spans, each moved into the queue's preallocated slot (no allocation per span).
-    queue: SyncSender<SpanData>,
+    queue: SyncSender<Finished>,
+    /// The instrumentation scopes of packed spans.
+    scopes: Arc<Scopes>,
     control: SyncSender<Control>,
     /// Spans sent and not yet taken by the export thread.
     queued: Arc<AtomicUsize>,
@@ -76,9 +83,12 @@ impl QueueProcessor {
         let (control, control_receiver) = sync_channel(16);
         let stats = Arc::new(QueueStats::default());
         let queued = Arc::new(AtomicUsize::new(0));
+        let scopes = Scopes::new();
         let worker = Worker {
             exporter,
             receiver,
+            scopes: Arc::clone(&scopes),
+            keys: KeyCache::default(),
             control: control_receiver,
             queued: Arc::clone(&queued),
             stats: Arc::clone(&stats),
@@ -94,6 +104,7 @@ impl QueueProcessor {
             .map(|handle| handle.thread().clone());
         let processor = Self {
             queue,
+            scopes,
             control,
             queued,
             wake_at: MAX_BATCH.min(capacity / 2).max(1),
@@ -152,7 +163,7 @@ impl SpanProcessor for QueueProcessor {
         }
         // Counted before it is sent, so the export thread never takes it first.
         let queued = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
-        match self.queue.try_send(span) {
+        match self.queue.try_send(Finished::new(span, &self.scopes)) {
             Ok(()) if queued == self.wake_at => self.wake(),
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
@@ -178,7 +189,9 @@ impl SpanProcessor for QueueProcessor {
 
 struct Worker<E> {
     exporter: E,
-    receiver: Receiver<SpanData>,
+    receiver: Receiver<Finished>,
+    scopes: Arc<Scopes>,
+    keys: KeyCache,
     control: Receiver<Control>,
     queued: Arc<AtomicUsize>,
     stats: Arc<QueueStats>,
@@ -214,7 +227,7 @@ impl<E: SpanExporter> Worker<E> {
             match self.receiver.try_recv() {
                 Ok(span) => {
                     taken += 1;
-                    self.pending.push(span);
+                    self.push(span);
                     if self.pending.len() >= MAX_BATCH {
                         self.taken(std::mem::take(&mut taken));
                         self.export_until_sent();
@@ -245,6 +258,12 @@ impl<E: SpanExporter> Worker<E> {
         }
     }
 
+    /// Adds a span taken off the queue to the pending batch, unpacked here.
+    fn push(&mut self, span: Finished) {
+        self.pending
+            .push(span.into_span(&self.scopes, &mut self.keys));
+    }
+
     /// Counts `n` spans taken off the queue.
     fn taken(&self, n: usize) {
         self.queued.fetch_sub(n, Ordering::Relaxed);
@@ -259,7 +278,7 @@ impl<E: SpanExporter> Worker<E> {
                     Ok(span) => {
                         budget -= 1;
                         self.taken(1);
-                        self.pending.push(span);
+                        self.push(span);
                     }
                     Err(_) => break,
                 }
@@ -327,5 +346,65 @@ mod tests {
     #[test]
     fn the_retry_backoff_is_valid() {
         assert!(RETRY_BACKOFF.checked().is_ok());
+    }
+
+    /// Keeps what is exported.
+    #[derive(Clone, Debug, Default)]
+    struct Keep(Arc<std::sync::Mutex<Vec<SpanData>>>);
+
+    impl SpanExporter for Keep {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.lock().expect("lock").extend(batch);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn packed_and_whole_spans_are_exported_as_they_ended() {
+        use opentelemetry::KeyValue;
+        use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+        let keep = Keep::default();
+        let (processor, stats) = QueueProcessor::new(keep.clone(), 64);
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build();
+        let tracer = provider.tracer("packed-test");
+        let mut packed = tracer.start("GET /orders/{id}");
+        packed.set_attribute(KeyValue::new("url.path", "/orders/7".to_owned()));
+        packed.set_attribute(KeyValue::new("http.response.status_code", 200_i64));
+        packed.end();
+        let other_scope = provider.tracer("another-library");
+        let mut whole = other_scope.start(String::from("retrying"));
+        whole.add_event("retry", vec![KeyValue::new("attempt", 2_i64)]);
+        whole.end();
+        provider.force_flush().expect("flush");
+
+        let exported = keep.0.lock().expect("lock").clone();
+        assert_eq!(exported.len(), 2, "{exported:?}");
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 2);
+        let (first, second) = (&exported[0], &exported[1]);
+        assert_eq!(first.name, "GET /orders/{id}");
+        assert_eq!(first.instrumentation_scope.name(), "packed-test");
+        assert_eq!(
+            first.attributes,
+            [
+                KeyValue::new("url.path", "/orders/7"),
+                KeyValue::new("http.response.status_code", 200_i64)
+            ]
+        );
+        assert_eq!(second.name, "retrying");
+        assert_eq!(second.instrumentation_scope.name(), "another-library");
+        assert_eq!(second.events.len(), 1);
+        assert_eq!(second.events.events[0].name, "retry");
+        assert_eq!(
+            first.span_context.trace_id(),
+            packed.span_context().trace_id()
+        );
+        assert_eq!(
+            first.span_context.span_id(),
+            packed.span_context().span_id()
+        );
+        assert!(first.end_time >= first.start_time);
+        let _ = provider.shutdown();
     }
 }
