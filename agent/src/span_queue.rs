@@ -7,7 +7,7 @@
 //! collector is down or slow) the batch is kept and retried with backoff while the queue holds
 //! what arrives meanwhile, so after an outage everything that fitted arrives.
 //!
-//! A span crosses to the export thread packed ([`SpanRecord`]: its text copied into the queue's
+//! A span crosses to the export thread packed (`span_record::SpanRecord`: its text copied into the queue's
 //! slot, the `SpanData` freed on the thread that made it), so the request thread neither frees
 //! nor reuses memory the export thread touched; a span too large to pack crosses whole.
 //!
