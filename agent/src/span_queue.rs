@@ -7,9 +7,10 @@
 //! collector is down or slow) the batch is kept and retried with backoff while the queue holds
 //! what arrives meanwhile, so after an outage everything that fitted arrives.
 //!
-//! A span crosses to the export thread packed (`span_record::SpanRecord`: its text copied into the queue's
-//! slot, the `SpanData` freed on the thread that made it), so the request thread neither frees
-//! nor reuses memory the export thread touched; a span too large to pack crosses whole.
+//! A span crosses to the export thread packed (`span_record::SpanRecord`: its text copied into
+//! the queue's slot, the `SpanData` freed on the thread that made it), so the request thread
+//! neither frees nor reuses memory the export thread touched; a span too large to pack crosses
+//! whole.
 //!
 //! The hand-off costs the request thread no system call: the export thread does not wait on the
 //! queue (which would make every span wake it) but sleeps until its export delay passes, and a
