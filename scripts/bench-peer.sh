@@ -10,6 +10,8 @@
 #     PEER     the peer's binary (default ../shared/peers/rotel); absent: Plumb only
 #     RATES    spans per second, comma-separated (default 10000,300000)
 #     SECONDS  of load per run (default 20); REPEATS (default 3)
+#   PLUMB_OTHER=DIR  adds Plumb's defaults run from DIR/plumb-collector, another build (of other
+#                    code, or with another profile), for an A/B of the two in one run
 #
 # Configurations: Plumb with its defaults (journal and breakdown on, a real ClickHouse 18.16),
 # Plumb with --trace-window 0, and when PEER is rotel, `--exporter blackhole` and its ClickHouse
@@ -68,6 +70,7 @@ run() {
     case "$name" in
         plumb-defaults) start_collector; endpoint="$grpc" ;;
         plumb-trace-window-0) start_collector --trace-window 0; endpoint="$grpc" ;;
+        plumb-other-defaults) bin="$PLUMB_OTHER" start_collector; endpoint="$grpc" ;;
         peer-blackhole) start_peer --exporter blackhole; endpoint="$peer_grpc" ;;
         peer-clickhouse-sink)
             start_peer --exporter clickhouse --clickhouse-exporter-endpoint "http://$sink"
@@ -94,6 +97,7 @@ PY
 }
 
 configs=(plumb-defaults plumb-trace-window-0)
+if [ -n "${PLUMB_OTHER:-}" ]; then configs+=(plumb-other-defaults); fi
 if [ -x "$peer" ]; then
     configs+=(peer-blackhole peer-clickhouse-sink)
     echo "peer: $peer ($("$peer" --version 2>/dev/null || echo "version unknown"))"
