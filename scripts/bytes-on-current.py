@@ -50,7 +50,7 @@ def main() -> None:
         create = f.read()
     # Keep only the spans table's own statement of the codec file.
     alters = [s for s in statements(codecs) if s.startswith("ALTER TABLE spans")]
-    for name, these in [("LZ4 (the default)", []), ("codecs of migration 6", alters)]:
+    for name, these in [("LZ4 (the default)", []), ("codecs of migration 9", alters)]:
         count, size, columns = bytes_per_span(create, rows, these)
         print(f"    current ClickHouse, {name}: {size / count:.1f} bytes per span")
         for column in columns.splitlines():

@@ -41,7 +41,8 @@ def main() -> None:
             "ranking": rows(fixture["ranking_sql"]),
             "hour_requests": rows("SELECT sum(hour_requests) AS n FROM latency_hour")[0]["n"],
             "spans": rows(
-                "SELECT count() AS n, any(hex(trace_id)) AS trace, sum(length(attributes.key)) AS attributes "
+                "SELECT count() AS n, any(hex(trace_id)) AS trace, sum(length(attributes.key)) AS attributes, "
+                "2 * countIf(bitAnd(attributes_folded, 1) != 0) + countIf(bitAnd(attributes_folded, 2) != 0) AS folded "
                 "FROM spans"
             )[0],
             "expired": rows(fixture["retention_sql"]),

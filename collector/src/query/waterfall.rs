@@ -6,6 +6,7 @@
 
 use super::QueryError;
 use super::top::window_seconds;
+use crate::store::rows::unfold_attributes;
 use crate::store::{Store, StoreError};
 use clickhouse::Row;
 use plumb_proto::v1::{GetTraceRequest, GetTraceResponse, SpanAttribute, TraceSpan};
@@ -44,6 +45,8 @@ pub(crate) struct StoredSpan {
     pub(crate) attr_keys: Vec<String>,
     /// Attribute values, by key.
     pub(crate) attr_values: Vec<String>,
+    /// Which attributes the row left out because other columns hold them.
+    pub(crate) attributes_folded: u8,
 }
 
 /// Checks a trace id: 32 hex digits, not all zero. Returns it in lower case.
@@ -70,7 +73,8 @@ pub(crate) fn trace_query(store: &Store, trace_id: &str, from_s: u64) -> clickho
             "SELECT lower(hex(span_id)) AS span, lower(hex(parent_span_id)) AS parent, service, name,
                     operation, toString(kind) AS kind_name, start_time_ns, duration_ns, is_error,
                     status_message, http_status_code,
-                    attributes.key AS attr_keys, attributes.value AS attr_values
+                    attributes.key AS attr_keys, attributes.value AS attr_values,
+                    attributes_folded
              FROM spans
              WHERE trace_id = toFixedString(unhex(?), 16) AND timestamp >= toDateTime(?)",
         )
@@ -87,10 +91,19 @@ pub(crate) async fn get_trace(
     let trace_id = parse_trace_id(&request.trace_id)?;
     let window_s = window_seconds(request.since_seconds, DEFAULT_WINDOW_S)?;
     let from_s = u64::from(now_unix_s).saturating_sub(window_s);
-    let spans: Vec<StoredSpan> = trace_query(store, &trace_id, from_s)
+    let mut spans: Vec<StoredSpan> = trace_query(store, &trace_id, from_s)
         .fetch_all()
         .await
         .map_err(StoreError::clickhouse("read the trace"))?;
+    for s in &mut spans {
+        unfold_attributes(
+            s.attributes_folded,
+            &s.operation,
+            s.http_status_code,
+            &mut s.attr_keys,
+            &mut s.attr_values,
+        );
+    }
     if spans.is_empty() {
         return Err(QueryError::NotFound(format!(
             "no spans of trace {trace_id} in the last {}",
@@ -201,6 +214,7 @@ mod tests {
             http_status_code: 0,
             attr_keys: Vec::new(),
             attr_values: Vec::new(),
+            attributes_folded: 0,
         }
     }
 

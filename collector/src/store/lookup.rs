@@ -10,7 +10,7 @@
 //! first row of each piece stands for the piece: one lookup says whether all of it is stored.
 
 use super::rowbinary::Reader;
-use super::rows::{EncodedRows, SPAN_COLUMNS};
+use super::rows::{EncodedRows, RowMiddle, SPAN_COLUMNS};
 use super::schema::{METRICS, SPANS};
 use super::{Store, StoreError};
 use crate::model::MetricPoint;
@@ -92,27 +92,18 @@ fn span_rows(bytes: &[u8]) -> Option<Vec<SpanRow<'_>>> {
     while r.remaining() > 0 {
         let start = bytes.len() - r.remaining();
         let timestamp = r.u32()?;
-        let start_unix_ns = r.u64()?;
-        r.u64()?; // duration
-        r.bytes(16)?; // trace id
-        let span_id = u64::from_le_bytes(r.array()?);
-        r.bytes(8)?; // parent span id
-        let service = r.str()?;
-        let operation = r.str()?;
-        r.str()?; // name
-        r.bytes(2)?; // kind, status code
-        r.str()?; // status message
-        r.bytes(3)?; // http status code, is_error
-        for _ in 0..4 {
-            r.skip_str_array()?; // attribute keys and values, resource keys and values
-        }
+        let subsec_ns = r.u32()?;
+        r.u64()?; // duration, whole seconds
+        r.u32()?; // and nanoseconds
+        let middle = RowMiddle::read(&mut r)?;
+        r.bytes(1)?; // attributes_folded
         rows.push(SpanRow {
             range: start..bytes.len() - r.remaining(),
             piece: timestamp / PIECE_SECONDS,
-            service,
-            operation,
-            start_unix_ns,
-            span_id,
+            service: middle.service,
+            operation: middle.operation,
+            start_unix_ns: u64::from(timestamp) * 1_000_000_000 + u64::from(subsec_ns),
+            span_id: u64::from_le_bytes(middle.span_id),
         });
     }
     Some(rows)
@@ -128,14 +119,14 @@ pub(crate) fn stored_spans_query(store: &Store, keys: &[SpanKey]) -> clickhouse:
              FROM {SPANS}"
         ),
         "(service = ? AND operation = ? AND timestamp = toDateTime(?) \
-         AND start_time_ns = ? AND reinterpretAsUInt64(span_id) = ?)",
+         AND start_subsec_ns = ? AND reinterpretAsUInt64(span_id) = ?)",
         keys,
         |query, key| {
             query
                 .bind(&key.service)
                 .bind(&key.operation)
                 .bind(key.start_unix_ns / 1_000_000_000)
-                .bind(key.start_unix_ns)
+                .bind(key.start_unix_ns % 1_000_000_000)
                 .bind(key.span_id)
         },
     )

@@ -25,14 +25,16 @@ pub(crate) fn put_str(buf: &mut BytesMut, s: &str) {
     buf.put_slice(s.as_bytes());
 }
 
-/// Writes attributes as the two arrays of a `Nested(key String, value String)` column.
-pub(crate) fn put_attributes(buf: &mut BytesMut, attributes: &[Attribute<'_>]) {
-    put_length(buf, attributes.len());
-    for (key, _) in attributes {
+/// Writes attributes as the two arrays of a `Nested(key String, value String)` column, leaving
+/// out those whose key is in `omit`.
+pub(crate) fn put_attributes(buf: &mut BytesMut, attributes: &[Attribute<'_>], omit: &[&str]) {
+    let kept = || attributes.iter().filter(|(key, _)| !omit.contains(key));
+    put_length(buf, kept().count());
+    for (key, _) in kept() {
         put_str(buf, key);
     }
-    put_length(buf, attributes.len());
-    for (_, value) in attributes {
+    put_length(buf, kept().count());
+    for (_, value) in kept() {
         put_str(buf, value);
     }
 }
@@ -117,7 +119,7 @@ mod tests {
         buf.put_u64_le(u64::MAX);
         put_length(&mut buf, 300);
         put_str(&mut buf, "héllo");
-        put_attributes(&mut buf, &[("k", "v".into())]);
+        put_attributes(&mut buf, &[("k", "v".into())], &[]);
         let mut r = Reader::new(&buf);
         assert_eq!(r.u32(), Some(7));
         assert_eq!(r.u64(), Some(u64::MAX));
@@ -146,7 +148,10 @@ mod tests {
     #[test]
     fn attributes_are_two_string_arrays() {
         let mut buf = BytesMut::new();
-        put_attributes(&mut buf, &[("ab", "c".into()), ("", "".into())]);
+        put_attributes(&mut buf, &[("ab", "c".into()), ("", "".into())], &[]);
         assert_eq!(&buf[..], &[2, 2, b'a', b'b', 0, 2, 1, b'c', 0]);
+        buf.clear();
+        put_attributes(&mut buf, &[("ab", "c".into()), ("d", "e".into())], &["ab"]);
+        assert_eq!(&buf[..], &[1, 1, b'd', 1, 1, b'e']);
     }
 }

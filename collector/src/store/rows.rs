@@ -3,23 +3,98 @@
 //! the `clickhouse` crate encodes. Nested columns are parallel arrays (`attributes.key`,
 //! `attributes.value`, `latencyMap.bucket`, `latencyMap.count`).
 
-use super::rowbinary::{put_attributes, put_str};
-use crate::model::Span;
+use super::rowbinary::{Reader, put_attributes, put_str};
+use crate::model::{Span, SpanKind};
 use bytes::{BufMut, Bytes, BytesMut};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 
-/// Columns of the `spans` table in the order [`encode_span`] writes them.
-pub(crate) const SPAN_COLUMNS: &str = "timestamp, start_time_ns, duration_ns, trace_id, span_id, parent_span_id, \
+/// Columns of the `spans` table in the order [`encode_span`] writes them. The start is the
+/// second (`timestamp`) and the nanoseconds within it, the duration whole seconds and
+/// nanoseconds (the table's `start_time_ns` and `duration_ns` put them back together): four
+/// random-looking bytes each instead of eight, which LZ4 cannot shrink.
+pub(crate) const SPAN_COLUMNS: &str = "timestamp, start_subsec_ns, duration_s, duration_subsec_ns, \
+     trace_id, span_id, parent_span_id, \
      service, operation, name, kind, status_code, status_message, http_status_code, is_error, \
-     `attributes.key`, `attributes.value`, `resource.key`, `resource.value`";
+     `attributes.key`, `attributes.value`, `resource.key`, `resource.value`, attributes_folded";
+
+/// Nanoseconds in a second.
+const NS_PER_S: u64 = 1_000_000_000;
+
+/// `attributes_folded` bit: `http.request.method` and `http.route` are left out of the
+/// attributes because the operation is exactly `METHOD route` of their values.
+pub(crate) const FOLDED_METHOD_AND_ROUTE: u8 = 1;
+/// `attributes_folded` bit: `http.response.status_code` is left out of the attributes because
+/// `http_status_code` holds the same number (its text was exactly the number's).
+pub(crate) const FOLDED_STATUS_CODE: u8 = 2;
+
+const METHOD: &str = "http.request.method";
+const ROUTE: &str = "http.route";
+const STATUS_CODE: &str = "http.response.status_code";
+
+/// The value of the one attribute named `key`; `None` when it is absent or repeated.
+fn only<'s>(span: &'s Span<'_>, key: &str) -> Option<&'s str> {
+    let mut found = span.attributes.iter().filter(|(k, _)| *k == key);
+    let (_, value) = found.next()?;
+    found.next().is_none().then_some(value.as_ref())
+}
+
+/// Which attributes of `span` other columns hold exactly, as `attributes_folded` bits: they are
+/// not stored twice, and [`unfold_attributes`] gives them back.
+fn folded(span: &Span<'_>) -> u8 {
+    let mut bits = 0;
+    if span.kind == SpanKind::Server
+        && let (Some(method), Some(route)) = (only(span, METHOD), only(span, ROUTE))
+        && span
+            .operation()
+            .strip_prefix(method)
+            .and_then(|rest| rest.strip_prefix(' '))
+            == Some(route)
+        && !method.contains(' ')
+    {
+        bits |= FOLDED_METHOD_AND_ROUTE;
+    }
+    if span.http_status_code != 0
+        && only(span, STATUS_CODE).is_some_and(|code| code == span.http_status_code.to_string())
+    {
+        bits |= FOLDED_STATUS_CODE;
+    }
+    bits
+}
+
+/// Puts back the attributes a row left out (`folded`, see [`FOLDED_METHOD_AND_ROUTE`] and
+/// [`FOLDED_STATUS_CODE`]), after the stored ones.
+pub(crate) fn unfold_attributes(
+    folded: u8,
+    operation: &str,
+    http_status_code: u16,
+    keys: &mut Vec<String>,
+    values: &mut Vec<String>,
+) {
+    if folded & FOLDED_METHOD_AND_ROUTE != 0
+        && let Some((method, route)) = operation.split_once(' ')
+    {
+        keys.extend([METHOD.to_owned(), ROUTE.to_owned()]);
+        values.extend([method.to_owned(), route.to_owned()]);
+    }
+    if folded & FOLDED_STATUS_CODE != 0 {
+        keys.push(STATUS_CODE.to_owned());
+        values.push(http_status_code.to_string());
+    }
+}
+
+/// Appends the start and duration columns.
+fn put_times(buf: &mut BytesMut, start_unix_ns: u64, duration_ns: u64) {
+    buf.put_u32_le(u32::try_from(start_unix_ns / NS_PER_S).unwrap_or(u32::MAX));
+    buf.put_u32_le((start_unix_ns % NS_PER_S) as u32);
+    buf.put_u64_le(duration_ns / NS_PER_S);
+    buf.put_u32_le((duration_ns % NS_PER_S) as u32);
+}
 
 /// Appends one `spans` row for `span` in RowBinary, in [`SPAN_COLUMNS`] order.
 pub(crate) fn encode_span(buf: &mut BytesMut, span: &Span<'_>) {
-    buf.put_u32_le(u32::try_from(span.start_unix_ns / 1_000_000_000).unwrap_or(u32::MAX));
-    buf.put_u64_le(span.start_unix_ns);
-    buf.put_u64_le(span.duration_ns);
+    put_times(buf, span.start_unix_ns, span.duration_ns);
     buf.put_slice(&span.trace_id);
     buf.put_slice(&span.span_id);
     buf.put_slice(&span.parent_span_id);
@@ -31,8 +106,70 @@ pub(crate) fn encode_span(buf: &mut BytesMut, span: &Span<'_>) {
     put_str(buf, span.status_message);
     buf.put_u16_le(span.http_status_code);
     buf.put_u8(u8::from(span.is_error));
-    put_attributes(buf, &span.attributes);
-    put_attributes(buf, &span.resource);
+    let folded = folded(span);
+    let omit: &[&str] = match folded {
+        0 => &[],
+        FOLDED_METHOD_AND_ROUTE => &[METHOD, ROUTE],
+        FOLDED_STATUS_CODE => &[STATUS_CODE],
+        _ => &[METHOD, ROUTE, STATUS_CODE],
+    };
+    put_attributes(buf, &span.attributes, omit);
+    put_attributes(buf, &span.resource, &[]);
+    buf.put_u8(folded);
+}
+
+/// A span row's columns between the times and the attributes (ids, names, status), the same
+/// in the row layout before and after the times were split. The reader is left after them;
+/// `None` if the bytes end first.
+pub(crate) struct RowMiddle<'a> {
+    /// The eight bytes of the span id.
+    pub(crate) span_id: [u8; 8],
+    /// Service.
+    pub(crate) service: &'a [u8],
+    /// Operation.
+    pub(crate) operation: &'a [u8],
+}
+
+impl<'a> RowMiddle<'a> {
+    /// Reads the middle of a row and its four attribute arrays.
+    pub(crate) fn read(r: &mut Reader<'a>) -> Option<Self> {
+        r.bytes(16)?; // trace id
+        let span_id = r.array()?;
+        r.bytes(8)?; // parent span id
+        let service = r.str()?;
+        let operation = r.str()?;
+        r.str()?; // name
+        r.bytes(2)?; // kind, status code
+        r.str()?; // status message
+        r.bytes(3)?; // http status code, is_error
+        for _ in 0..4 {
+            r.skip_str_array()?; // attribute keys and values, resource keys and values
+        }
+        Some(Self {
+            span_id,
+            service,
+            operation,
+        })
+    }
+}
+
+/// Span rows written before the times were split (start and duration as `UInt64`
+/// nanoseconds, no `attributes_folded`; a spool file left by an older collector) in today's
+/// [`SPAN_COLUMNS`] order; `None` if the bytes are not such rows.
+pub(crate) fn rows_from_before_the_split(bytes: &[u8]) -> Option<Bytes> {
+    let mut out = BytesMut::with_capacity(bytes.len());
+    let mut r = Reader::new(bytes);
+    while r.remaining() > 0 {
+        r.u32()?; // the second, which the start gives again
+        let start_unix_ns = r.u64()?;
+        let duration_ns = r.u64()?;
+        let middle = bytes.len() - r.remaining();
+        RowMiddle::read(&mut r)?;
+        put_times(&mut out, start_unix_ns, duration_ns);
+        out.put_slice(&bytes[middle..bytes.len() - r.remaining()]);
+        out.put_u8(0);
+    }
+    Some(out.freeze())
 }
 
 /// Rows already encoded as RowBinary, with the column list they follow.
@@ -115,4 +252,152 @@ pub struct BreakdownRow {
     pub calls: u64,
     /// Time in microseconds (for `self`: time when no child ran; for `request`: the whole).
     pub duration_sum_us: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Attribute, Named};
+
+    fn span(operation: &str, attributes: Vec<Attribute<'static>>) -> Span<'static> {
+        Span {
+            endpoint: Named::new("shop", operation),
+            name: "handler",
+            kind: SpanKind::Server,
+            trace_id: [9; 16],
+            span_id: [7; 8],
+            parent_span_id: [0; 8],
+            start_unix_ns: 1_800_000_123_456_789_012,
+            duration_ns: 5_000_000_007,
+            status_code: 0,
+            status_message: "",
+            http_status_code: 200,
+            is_error: false,
+            attributes,
+            resource: std::sync::Arc::new(vec![("service.name", "shop".into())]),
+        }
+    }
+
+    /// The attributes a row stores and its `attributes_folded`, read back from its bytes.
+    fn stored_attributes(row: &[u8]) -> (Vec<String>, Vec<String>, u8) {
+        let mut r = Reader::new(&row[20..]);
+        for n in [16, 8, 8] {
+            r.bytes(n).expect("ids");
+        }
+        for _ in 0..3 {
+            r.str().expect("names");
+        }
+        r.bytes(2).expect("kind, status");
+        r.str().expect("status message");
+        r.bytes(3).expect("http status, is_error");
+        let mut array = || -> Vec<String> {
+            (0..r.length().expect("count"))
+                .map(|_| String::from_utf8(r.str().expect("item").to_vec()).expect("utf-8"))
+                .collect()
+        };
+        let (keys, values) = (array(), array());
+        array();
+        array();
+        let folded = r.bytes(1).expect("attributes_folded")[0];
+        assert_eq!(r.remaining(), 0);
+        (keys, values, folded)
+    }
+
+    #[test]
+    fn times_are_split_into_seconds_and_nanoseconds() {
+        let mut buf = BytesMut::new();
+        encode_span(&mut buf, &span("GET /cart", vec![]));
+        let mut r = Reader::new(&buf);
+        assert_eq!(r.u32(), Some(1_800_000_123));
+        assert_eq!(r.u32(), Some(456_789_012));
+        assert_eq!(r.u64(), Some(5));
+        assert_eq!(r.u32(), Some(7));
+    }
+
+    #[test]
+    fn attributes_other_columns_hold_are_stored_once_and_given_back() {
+        let attributes = vec![
+            ("http.request.method", "GET".into()),
+            ("url.path", "/users/42".into()),
+            ("http.route", "/users/{id}".into()),
+            ("http.response.status_code", "200".into()),
+        ];
+        let mut buf = BytesMut::new();
+        encode_span(&mut buf, &span("GET /users/{id}", attributes.clone()));
+        let (mut keys, mut values, folded) = stored_attributes(&buf);
+        assert_eq!(folded, FOLDED_METHOD_AND_ROUTE | FOLDED_STATUS_CODE);
+        assert_eq!(
+            (keys.as_slice(), values.as_slice()),
+            (&["url.path".to_owned()][..], &["/users/42".to_owned()][..])
+        );
+        unfold_attributes(folded, "GET /users/{id}", 200, &mut keys, &mut values);
+        let mut back: Vec<(String, String)> = keys.into_iter().zip(values).collect();
+        let mut sent: Vec<(String, String)> = attributes
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_string()))
+            .collect();
+        back.sort();
+        sent.sort();
+        assert_eq!(back, sent);
+
+        // Kept whenever the other column would not give back the same text.
+        for (operation, attributes) in [
+            // A lower-case method: the operation has it in upper case.
+            (
+                "GET /a",
+                vec![
+                    ("http.request.method", "get".into()),
+                    ("http.route", "/a".into()),
+                ],
+            ),
+            // The route repeated.
+            (
+                "GET /a",
+                vec![
+                    ("http.request.method", "GET".into()),
+                    ("http.route", "/a".into()),
+                    ("http.route", "/a".into()),
+                ],
+            ),
+            // Past the operation cap.
+            (
+                "[overflow]",
+                vec![
+                    ("http.request.method", "GET".into()),
+                    ("http.route", "/a".into()),
+                ],
+            ),
+            // A status code with a space in its text.
+            ("x", vec![("http.response.status_code", " 200".into())]),
+        ] {
+            buf.clear();
+            encode_span(&mut buf, &span(operation, attributes.clone()));
+            let (keys, _, folded) = stored_attributes(&buf);
+            assert_eq!(folded, 0, "{attributes:?}");
+            assert_eq!(keys.len(), attributes.len());
+        }
+    }
+
+    #[test]
+    fn rows_spooled_before_the_split_are_re_encoded() {
+        let spans = [
+            span("GET /cart", vec![("a", "b".into())]),
+            span("GET /x", vec![]),
+        ];
+        let today = EncodedRows::spans(&spans).bytes;
+        let mut before = BytesMut::new();
+        for span in &spans {
+            let mut row = BytesMut::new();
+            encode_span(&mut row, span);
+            before.put_u32_le(1_800_000_123);
+            before.put_u64_le(span.start_unix_ns);
+            before.put_u64_le(span.duration_ns);
+            before.put_slice(&row[20..row.len() - 1]);
+        }
+        assert_eq!(rows_from_before_the_split(&before), Some(today));
+        assert_eq!(
+            rows_from_before_the_split(&before[..before.len() - 1]),
+            None
+        );
+    }
 }

@@ -160,32 +160,105 @@ fn latency_hour_view() -> String {
 /// endpoints read most of the day; at 256 they read a few marks per endpoint.
 const LATENCY_GRANULARITY: u32 = 256;
 
-/// The statements that copy `table` (with `columns`, see [`latency_table`]) into a new table
-/// with [`LATENCY_GRANULARITY`] and put the copy in its place; the old table is renamed to
-/// `{table}_replaced_{stamp}` and dropped last. Safe to run again after a crash at any step: a
-/// copy left half-made is dropped and made again, and the old table, under a name no other run
-/// uses, is only dropped once the copy holds its name (a crash before that leaves it behind, a
-/// crash inside the rename leaves the data in it and the next run fails instead of copying
-/// nothing). Not safe from two collectors at once, so a cluster upgrades with one collector
-/// first.
-fn rebuilt_with_granularity(
+/// The statements that copy `table` into a new table made by `create` (given the copy's name)
+/// with `insert` (the copy's name to an `INSERT ... SELECT ... FROM {table}`) and put the copy in
+/// its place; the old table is renamed to `{table}_replaced_{stamp}` and dropped last. Safe to
+/// run again after a crash at any step: a copy left half-made is dropped and made again, and the
+/// old table, under a name no other run uses, is only dropped once the copy holds its name (a
+/// crash before that leaves it behind, a crash inside the rename leaves the data in it and the
+/// next run fails instead of copying nothing). Not safe from two collectors at once, so a
+/// cluster upgrades with one collector first.
+fn rebuilt(
     table: &str,
-    columns: (&str, &str, &str),
-    kind: &str,
+    create: impl FnOnce(&str) -> String,
+    insert: impl FnOnce(&str) -> String,
     stamp: u32,
 ) -> Vec<String> {
     let (copy, old) = (
         format!("{table}_rebuilt"),
         format!("{table}_replaced_{stamp}"),
     );
-    let settings = format!("\n        SETTINGS index_granularity = {LATENCY_GRANULARITY}");
     vec![
         format!("DROP TABLE IF EXISTS {copy}"),
-        latency_table(&copy, columns, kind, &settings),
-        format!("INSERT INTO {copy} SELECT * FROM {table}"),
+        create(&copy),
+        insert(&copy),
         format!("RENAME TABLE {table} TO {old}, {copy} TO {table}"),
         format!("DROP TABLE {old}"),
     ]
+}
+
+/// [`rebuilt`] for a latency table (with `columns`, see [`latency_table`]) copied as it is into
+/// a table with [`LATENCY_GRANULARITY`].
+fn rebuilt_with_granularity(
+    table: &str,
+    columns: (&str, &str, &str),
+    kind: &str,
+    stamp: u32,
+) -> Vec<String> {
+    let settings = format!("\n        SETTINGS index_granularity = {LATENCY_GRANULARITY}");
+    rebuilt(
+        table,
+        |copy| latency_table(copy, columns, kind, &settings),
+        |copy| format!("INSERT INTO {copy} SELECT * FROM {table}"),
+        stamp,
+    )
+}
+
+/// The `CREATE TABLE` of the spans table since migration 8, under the name `table`. The start
+/// is `timestamp` (the second) and `start_subsec_ns`, the duration `duration_s` and
+/// `duration_subsec_ns`: with LZ4 (18.16's only compression) a column of eight-byte nanosecond
+/// counts cost 6.4 and 4.9 bytes per span, the halves about 4 and 4. `start_time_ns` and
+/// `duration_ns` give the whole nanoseconds back to every query. `attributes_folded` says
+/// which HTTP attributes are left out of `attributes` because other columns hold them exactly
+/// (see `rows::unfold_attributes`).
+fn spans_table(table: &str, kind: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+            timestamp DateTime,
+            start_subsec_ns UInt32,
+            duration_s UInt64,
+            duration_subsec_ns UInt32,
+            start_time_ns UInt64 ALIAS toUInt64(timestamp) * 1000000000 + start_subsec_ns,
+            duration_ns UInt64 ALIAS duration_s * 1000000000 + duration_subsec_ns,
+            trace_id FixedString(16),
+            span_id FixedString(8),
+            parent_span_id FixedString(8),
+            service String,
+            operation String,
+            name String,
+            kind {kind},
+            status_code Enum8('unset' = 0, 'ok' = 1, 'error' = 2),
+            status_message String,
+            http_status_code UInt16,
+            is_error UInt8,
+            attributes Nested(key String, value String),
+            resource Nested(key String, value String),
+            attributes_folded UInt8
+        ) ENGINE = MergeTree
+        PARTITION BY toYYYYMMDD(timestamp)
+        ORDER BY (service, operation, timestamp)"
+    )
+}
+
+/// Migration 8's statements: the spans table copied into [`spans_table`]'s columns (the times
+/// split from the nanoseconds the table kept before, nothing folded).
+fn spans_split_statements(kind: &str) -> Vec<String> {
+    rebuilt(
+        SPANS,
+        |copy| spans_table(copy, kind),
+        |copy| {
+            format!(
+                "INSERT INTO {copy} ({columns})
+         SELECT timestamp, toUInt32(start_time_ns % 1000000000), intDiv(duration_ns, 1000000000),
+                toUInt32(duration_ns % 1000000000), trace_id, span_id, parent_span_id, service,
+                operation, name, kind, status_code, status_message, http_status_code, is_error,
+                attributes.key, attributes.value, resource.key, resource.value, 0
+         FROM {SPANS}",
+                columns = super::rows::SPAN_COLUMNS
+            )
+        },
+        crate::clock::now_unix_s(),
+    )
 }
 
 /// Migration 7's statements: the view is dropped while the tables are copied (so that no
@@ -223,6 +296,14 @@ const ANY_RELEASE: u32 = 0;
 const CODECS_SINCE_MAJOR: u32 = 22;
 /// The column codecs of the raw tables (read by `scripts/bench-bytes.sh` too).
 const CODECS_SQL: &str = include_str!("codecs.sql");
+
+/// The statements of [`CODECS_SQL`] for the spans table (`for_spans`), or those for the others.
+fn codec_statements(for_spans: bool) -> Vec<String> {
+    sql_statements(CODECS_SQL)
+        .into_iter()
+        .filter(|s| s.starts_with(&format!("ALTER TABLE {SPANS}\n")) == for_spans)
+        .collect()
+}
 
 /// The statements of a SQL file: split at semicolons, lines starting with `--` left out.
 fn sql_statements(file: &str) -> Vec<String> {
@@ -467,17 +548,31 @@ pub fn migrations() -> Vec<Migration> {
                 ),
             ],
         },
+        // Until migration 8 this gave the spans table its codecs too; migration 9 does now, on
+        // the columns the spans table has since 8.
         Migration {
             version: 6,
-            description: "column codecs for spans and metrics (current servers)",
+            description: "column codecs for metrics (current servers)",
             since_major: CODECS_SINCE_MAJOR,
-            statements: sql_statements(CODECS_SQL),
+            statements: codec_statements(false),
         },
         Migration {
             version: 7,
             description: "latency tables copied into 256-row index marks",
             since_major: ANY_RELEASE,
             statements: latency_granularity_statements(&kind),
+        },
+        Migration {
+            version: 8,
+            description: "spans: times as seconds and nanoseconds, HTTP attributes stored once",
+            since_major: ANY_RELEASE,
+            statements: spans_split_statements(&kind),
+        },
+        Migration {
+            version: 9,
+            description: "column codecs for spans (current servers)",
+            since_major: CODECS_SINCE_MAJOR,
+            statements: codec_statements(true),
         },
     ]
 }
@@ -600,7 +695,7 @@ mod tests {
             .iter()
             .map(|k| (k.name().to_owned(), *k as i8))
             .collect();
-        for table in [SPANS, LATENCY_MINUTE, LATENCY_HOUR] {
+        for table in [SPANS, "spans_rebuilt", LATENCY_MINUTE, LATENCY_HOUR] {
             assert_eq!(enum8_of(table, "kind"), kinds, "{table}.kind");
         }
         let components: Vec<(String, i8)> = ComponentType::ALL
@@ -630,14 +725,12 @@ mod tests {
 
     #[test]
     fn span_columns_get_codecs_on_current_servers() {
-        let statements = sql_statements(CODECS_SQL);
-        assert_eq!(statements.len(), 2, "{statements:?}");
-        let spans = &statements[0];
-        assert!(
-            spans.starts_with(&format!("ALTER TABLE {SPANS}\n")),
-            "{spans}"
-        );
-        assert!(statements[1].starts_with(&format!("ALTER TABLE {METRICS}\n")));
+        let spans = codec_statements(true);
+        assert_eq!(spans.len(), 1, "{spans:?}");
+        let spans = &spans[0];
+        let others = codec_statements(false);
+        assert_eq!(others.len(), 1, "{others:?}");
+        assert!(others[0].starts_with(&format!("ALTER TABLE {METRICS}\n")));
         // Every column but the trace id, the Nested keys and resource values: they keep the
         // default.
         let keeping_default = [
@@ -654,6 +747,6 @@ mod tests {
                 "{column}"
             );
         }
-        assert!(statements.iter().all(|s| !s.contains("--")));
+        assert!(!spans.contains("--") && !others[0].contains("--"));
     }
 }

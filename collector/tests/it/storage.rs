@@ -189,7 +189,7 @@ async fn migrations_are_recorded_once_and_safe_to_repeat() {
     let major = testing::server_major(&store).await.expect("version");
     let first = testing::migrate(&store).await.expect("first run");
     // Every migration the server's release has what it needs for; on 18.16 that leaves out the
-    // column codecs (migration 6), which is not recorded, so an upgraded server gets it.
+    // column codecs (migrations 6 and 9), which are not recorded, so an upgraded server gets them.
     let suited: Vec<u32> = testing::migrations()
         .iter()
         .filter(|m| m.since_major <= major)
@@ -197,7 +197,7 @@ async fn migrations_are_recorded_once_and_safe_to_repeat() {
         .collect();
     assert_eq!(first, suited);
     if major < 22 {
-        assert_eq!(first, vec![1, 2, 3, 4, 5, 7], "on {major}");
+        assert_eq!(first, vec![1, 2, 3, 4, 5, 7, 8], "on {major}");
     }
     assert!(
         testing::migrate(&store)
@@ -269,32 +269,22 @@ async fn the_latency_tables_keep_every_row_when_copied_into_finer_index_marks() 
         .find(|m| m.version == 7)
         .expect("migration 7")
         .statements;
-    let run = |statements: Vec<String>| {
-        let store = &store;
-        async move {
-            for statement in statements {
-                store
-                    .client()
-                    .query(&statement)
-                    .execute()
-                    .await
-                    .unwrap_or_else(|e| panic!("{statement}: {e}"));
-            }
-        }
-    };
     // A run stopped after the minutes were copied, then whole runs (as after a crash, and as a
     // second run would be): nothing is counted twice and nothing is lost.
     let copied = rebuild
         .iter()
         .position(|s| s.starts_with("INSERT INTO latency_minute_rebuilt"))
         .expect("the copy");
-    run(rebuild[..=copied].to_vec()).await;
-    run(rebuild.clone()).await;
-    run(testing::migrations()
-        .into_iter()
-        .find(|m| m.version == 7)
-        .expect("migration 7")
-        .statements)
+    run_statements(&store, &rebuild[..=copied]).await;
+    run_statements(&store, &rebuild).await;
+    run_statements(
+        &store,
+        &testing::migrations()
+            .into_iter()
+            .find(|m| m.version == 7)
+            .expect("migration 7")
+            .statements,
+    )
     .await;
     assert_eq!(latency_totals(&store).await, (9, 9, 9, 9));
     // Both tables are in 256-row marks, no copy or replaced table is left, and the hourly
@@ -320,6 +310,108 @@ async fn the_latency_tables_keep_every_row_when_copied_into_finer_index_marks() 
         .await
         .expect("insert after");
     assert_eq!(latency_totals(&store).await, (12, 12, 12, 12));
+}
+
+/// Runs `statements` one by one, panicking with the statement that failed.
+async fn run_statements(store: &testing::Store, statements: &[String]) {
+    for statement in statements {
+        store
+            .client()
+            .query(statement)
+            .execute()
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_stored_before_the_times_were_split_keep_every_value() {
+    let database = unique_database("split");
+    let store = store(&database).await;
+    let statements = |versions: std::ops::Range<u32>| -> Vec<String> {
+        testing::migrations()
+            .into_iter()
+            .filter(|m| versions.contains(&m.version) && m.since_major == 0)
+            .flat_map(|m| m.statements)
+            .collect()
+    };
+    // The spans table as it was before migration 8, with two spans in it: one over four
+    // seconds long (so its duration has whole seconds), one as long as a u64 of nanoseconds
+    // allows.
+    testing::migrate(&store).await.expect("schema");
+    let before = statements(1..2)
+        .into_iter()
+        .find(|s| s.starts_with("CREATE TABLE IF NOT EXISTS spans ("))
+        .expect("the first spans table");
+    run_statements(&store, &["DROP TABLE spans".to_owned(), before]).await;
+    let start_s = u64::from(testing::now_unix_s()) - 60;
+    let spans = [
+        (start_s * 1_000_000_000 + 123_456_789, 4_000_000_001_u64, 1),
+        (start_s * 1_000_000_000 + 999_999_999, u64::MAX, 2),
+    ];
+    for (start, duration, id) in spans {
+        store
+            .client()
+            .query(&format!(
+                "INSERT INTO spans VALUES ({}, {start}, {duration}, 'trace-id-16bytes', 'span-id{id}',
+                 '', 'shop', 'GET /a', 'a', 'server', 'ok', '', 200, 0,
+                 ['http.route', 'x'], ['/a', 'y'], ['service.name'], ['shop'])",
+                start / 1_000_000_000
+            ))
+            .execute()
+            .await
+            .expect("old row");
+    }
+    // Migration 8 stopped after its copy, then whole runs (after a crash, and a second run).
+    let split = statements(8..9);
+    let copied = split
+        .iter()
+        .position(|s| s.starts_with("INSERT INTO spans_rebuilt"))
+        .expect("the copy");
+    run_statements(&store, &split[..=copied]).await;
+    run_statements(&store, &split).await;
+    run_statements(&store, &statements(8..9)).await;
+    #[derive(Debug, clickhouse::Row, serde::Deserialize)]
+    struct Stored {
+        start_time_ns: u64,
+        duration_ns: u64,
+        id: String,
+        keys: Vec<String>,
+        values: Vec<String>,
+        attributes_folded: u8,
+    }
+    let stored: Vec<Stored> = store
+        .client()
+        .query(
+            "SELECT start_time_ns, duration_ns, toString(span_id) AS id, attributes.key AS keys,
+                    attributes.value AS values, attributes_folded
+             FROM spans ORDER BY span_id",
+        )
+        .fetch_all()
+        .await
+        .expect("spans");
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    for ((start, duration, id), row) in spans.into_iter().zip(&stored) {
+        assert_eq!(
+            (row.start_time_ns, row.duration_ns),
+            (start, duration),
+            "{row:?}"
+        );
+        assert_eq!(row.id, format!("span-id{id}"));
+        assert_eq!(row.keys, ["http.route", "x"]);
+        assert_eq!(row.values, ["/a", "y"]);
+        assert_eq!(
+            row.attributes_folded, 0,
+            "rows copied keep their attributes"
+        );
+    }
+    let tables: Vec<String> = store
+        .client()
+        .query("SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'spans%'")
+        .fetch_all()
+        .await
+        .expect("tables");
+    assert_eq!(tables, ["spans"], "no copy or replaced table is left");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

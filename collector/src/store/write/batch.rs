@@ -3,7 +3,7 @@
 
 use crate::model::MetricPoint;
 use crate::store::lookup::{unstored_metrics, unstored_spans};
-use crate::store::rows::{EncodedRows, SPAN_COLUMNS};
+use crate::store::rows::{EncodedRows, SPAN_COLUMNS, rows_from_before_the_split};
 use crate::store::schema::{METRICS, SPANS};
 use crate::store::{Store, StoreError};
 use std::future::Future;
@@ -87,8 +87,13 @@ impl RowBatch for Vec<MetricPoint> {
     }
 }
 
-/// Span rows already encoded as RowBinary; spooled as their bytes, each batch preceded by its
-/// row count and length.
+/// The first bytes of a spooled span payload in today's row layout. A payload without them was
+/// spooled by a collector from before the times were split (migration 8) and is re-encoded when
+/// read; its first eight bytes are a row count, never this many.
+const SPLIT_TIMES_PAYLOAD: &[u8; 8] = b"PLSPANS2";
+
+/// Span rows already encoded as RowBinary; spooled as [`SPLIT_TIMES_PAYLOAD`], then each batch's
+/// bytes preceded by its row count and length.
 impl RowBatch for EncodedRows {
     const TABLE: &'static str = SPANS;
     const POLICY: WritePolicy = WritePolicy::GiveUpAfterTimeout;
@@ -98,7 +103,7 @@ impl RowBatch for EncodedRows {
     }
 
     fn to_spool(batches: &[Self]) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = SPLIT_TIMES_PAYLOAD.to_vec();
         for batch in batches {
             out.extend_from_slice(&(batch.rows as u64).to_le_bytes());
             out.extend_from_slice(&(batch.bytes.len() as u64).to_le_bytes());
@@ -107,16 +112,24 @@ impl RowBatch for EncodedRows {
         out
     }
 
-    fn from_spool(mut payload: &[u8]) -> Option<Vec<Self>> {
+    fn from_spool(payload: &[u8]) -> Option<Vec<Self>> {
+        let (mut payload, split) = match payload.strip_prefix(SPLIT_TIMES_PAYLOAD) {
+            Some(rest) => (rest, true),
+            None => (payload, false),
+        };
         let mut batches = Vec::new();
         while !payload.is_empty() {
             let rows = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
             let len = u64::from_le_bytes(payload.get(8..16)?.try_into().ok()?);
             let end = 16usize.checked_add(usize::try_from(len).ok()?)?;
+            let bytes = payload.get(16..end)?;
             batches.push(EncodedRows {
                 columns: SPAN_COLUMNS,
                 rows: usize::try_from(rows).ok()?,
-                bytes: bytes::Bytes::copy_from_slice(payload.get(16..end)?),
+                bytes: match split {
+                    true => bytes::Bytes::copy_from_slice(bytes),
+                    false => rows_from_before_the_split(bytes)?,
+                },
             });
             payload = &payload[end..];
         }
