@@ -55,8 +55,13 @@ fn folded(span: &Span<'_>) -> u8 {
     {
         bits |= FOLDED_METHOD_AND_ROUTE;
     }
+    // Exactly the number's text: no sign, leading zero or space (checked without formatting
+    // the number, which would allocate per span).
     if span.http_status_code != 0
-        && only(span, STATUS_CODE).is_some_and(|code| code == span.http_status_code.to_string())
+        && only(span, STATUS_CODE).is_some_and(|code| {
+            code.starts_with(|c: char| matches!(c, '1'..='9'))
+                && code.parse::<u16>() == Ok(span.http_status_code)
+        })
     {
         bits |= FOLDED_STATUS_CODE;
     }
@@ -367,8 +372,10 @@ mod tests {
                     ("http.route", "/a".into()),
                 ],
             ),
-            // A status code with a space in its text.
+            // A status code whose text is not exactly the number's.
             ("x", vec![("http.response.status_code", " 200".into())]),
+            ("x", vec![("http.response.status_code", "0200".into())]),
+            ("x", vec![("http.response.status_code", "+200".into())]),
         ] {
             buf.clear();
             encode_span(&mut buf, &span(operation, attributes.clone()));
