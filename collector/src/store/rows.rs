@@ -33,19 +33,46 @@ const METHOD: &str = "http.request.method";
 const ROUTE: &str = "http.route";
 const STATUS_CODE: &str = "http.response.status_code";
 
-/// The value of the one attribute named `key`; `None` when it is absent or repeated.
-fn only<'s>(span: &'s Span<'_>, key: &str) -> Option<&'s str> {
-    let mut found = span.attributes.iter().filter(|(k, _)| *k == key);
-    let (_, value) = found.next()?;
-    found.next().is_none().then_some(value.as_ref())
+/// What one pass over a span's attributes saw of one key.
+#[derive(Clone, Copy)]
+enum Seen<'s> {
+    Absent,
+    Once(&'s str),
+    Repeated,
+}
+
+impl<'s> Seen<'s> {
+    fn see(&mut self, value: &'s str) {
+        *self = match self {
+            Self::Absent => Self::Once(value),
+            _ => Self::Repeated,
+        };
+    }
+
+    fn once(self) -> Option<&'s str> {
+        match self {
+            Self::Once(value) => Some(value),
+            _ => None,
+        }
+    }
 }
 
 /// Which attributes of `span` other columns hold exactly, as `attributes_folded` bits: they are
-/// not stored twice, and [`unfold_attributes`] gives them back.
+/// not stored twice, and [`unfold_attributes`] gives them back. One pass over the attributes (it
+/// runs for every span stored).
 fn folded(span: &Span<'_>) -> u8 {
+    let (mut method, mut route, mut status) = (Seen::Absent, Seen::Absent, Seen::Absent);
+    for (key, value) in &span.attributes {
+        match *key {
+            METHOD => method.see(value),
+            ROUTE => route.see(value),
+            STATUS_CODE => status.see(value),
+            _ => {}
+        }
+    }
     let mut bits = 0;
     if span.kind == SpanKind::Server
-        && let (Some(method), Some(route)) = (only(span, METHOD), only(span, ROUTE))
+        && let (Some(method), Some(route)) = (method.once(), route.once())
         && span
             .operation()
             .strip_prefix(method)
@@ -58,7 +85,7 @@ fn folded(span: &Span<'_>) -> u8 {
     // Exactly the number's text: no sign, leading zero or space (checked without formatting
     // the number, which would allocate per span).
     if span.http_status_code != 0
-        && only(span, STATUS_CODE).is_some_and(|code| {
+        && status.once().is_some_and(|code| {
             code.starts_with(|c: char| matches!(c, '1'..='9'))
                 && code.parse::<u16>() == Ok(span.http_status_code)
         })
