@@ -26,14 +26,21 @@ pub(crate) fn put_str(buf: &mut BytesMut, s: &str) {
 }
 
 /// Writes attributes as the two arrays of a `Nested(key String, value String)` column, leaving
-/// out those whose key is in `omit`.
-pub(crate) fn put_attributes(buf: &mut BytesMut, attributes: &[Attribute<'_>], omit: &[&str]) {
-    let kept = || attributes.iter().filter(|(key, _)| !omit.contains(key));
-    put_length(buf, kept().count());
+/// out those at the places `omit` lists (each place at most once).
+pub(crate) fn put_attributes(buf: &mut BytesMut, attributes: &[Attribute<'_>], omit: &[usize]) {
+    let count = attributes.len().saturating_sub(omit.len());
+    let kept = || {
+        attributes
+            .iter()
+            .enumerate()
+            .filter(|(at, _)| !omit.contains(at))
+            .map(|(_, attribute)| attribute)
+    };
+    put_length(buf, count);
     for (key, _) in kept() {
         put_str(buf, key);
     }
-    put_length(buf, kept().count());
+    put_length(buf, count);
     for (_, value) in kept() {
         put_str(buf, value);
     }
@@ -151,7 +158,7 @@ mod tests {
         put_attributes(&mut buf, &[("ab", "c".into()), ("", "".into())], &[]);
         assert_eq!(&buf[..], &[2, 2, b'a', b'b', 0, 2, 1, b'c', 0]);
         buf.clear();
-        put_attributes(&mut buf, &[("ab", "c".into()), ("d", "e".into())], &["ab"]);
+        put_attributes(&mut buf, &[("ab", "c".into()), ("d", "e".into())], &[0]);
         assert_eq!(&buf[..], &[1, 1, b'd', 1, 1, b'e']);
     }
 }

@@ -33,46 +33,70 @@ const METHOD: &str = "http.request.method";
 const ROUTE: &str = "http.route";
 const STATUS_CODE: &str = "http.response.status_code";
 
-/// What one pass over a span's attributes saw of one key.
+/// What one pass over a span's attributes saw of one key: its value and place when it came
+/// once.
 #[derive(Clone, Copy)]
 enum Seen<'s> {
     Absent,
-    Once(&'s str),
+    Once(&'s str, usize),
     Repeated,
 }
 
 impl<'s> Seen<'s> {
-    fn see(&mut self, value: &'s str) {
+    fn see(&mut self, value: &'s str, at: usize) {
         *self = match self {
-            Self::Absent => Self::Once(value),
+            Self::Absent => Self::Once(value, at),
             _ => Self::Repeated,
         };
     }
 
-    fn once(self) -> Option<&'s str> {
+    fn once(self) -> Option<(&'s str, usize)> {
         match self {
-            Self::Once(value) => Some(value),
+            Self::Once(value, at) => Some((value, at)),
             _ => None,
         }
     }
 }
 
-/// Which attributes of `span` other columns hold exactly, as `attributes_folded` bits: they are
-/// not stored twice, and [`unfold_attributes`] gives them back. One pass over the attributes (it
-/// runs for every span stored).
-fn folded(span: &Span<'_>) -> u8 {
+/// The attributes of a span that other columns hold exactly: not stored twice, and
+/// [`unfold_attributes`] gives them back.
+struct Folded {
+    /// The `attributes_folded` bits.
+    bits: u8,
+    /// Where the folded attributes are in the span's list (the first `count`).
+    places: [usize; 3],
+    count: usize,
+}
+
+impl Folded {
+    fn add(&mut self, bit: u8, places: &[usize]) {
+        self.bits |= bit;
+        for &at in places {
+            self.places[self.count] = at;
+            self.count += 1;
+        }
+    }
+}
+
+/// What of `span`'s attributes to fold. One pass over the attributes (it runs for every span
+/// stored).
+fn folded(span: &Span<'_>) -> Folded {
     let (mut method, mut route, mut status) = (Seen::Absent, Seen::Absent, Seen::Absent);
-    for (key, value) in &span.attributes {
+    for (at, (key, value)) in span.attributes.iter().enumerate() {
         match *key {
-            METHOD => method.see(value),
-            ROUTE => route.see(value),
-            STATUS_CODE => status.see(value),
+            METHOD => method.see(value, at),
+            ROUTE => route.see(value, at),
+            STATUS_CODE => status.see(value, at),
             _ => {}
         }
     }
-    let mut bits = 0;
+    let mut folded = Folded {
+        bits: 0,
+        places: [0; 3],
+        count: 0,
+    };
     if span.kind == SpanKind::Server
-        && let (Some(method), Some(route)) = (method.once(), route.once())
+        && let (Some((method, method_at)), Some((route, route_at))) = (method.once(), route.once())
         && span
             .operation()
             .strip_prefix(method)
@@ -80,19 +104,18 @@ fn folded(span: &Span<'_>) -> u8 {
             == Some(route)
         && !method.contains(' ')
     {
-        bits |= FOLDED_METHOD_AND_ROUTE;
+        folded.add(FOLDED_METHOD_AND_ROUTE, &[method_at, route_at]);
     }
     // Exactly the number's text: no sign, leading zero or space (checked without formatting
     // the number, which would allocate per span).
     if span.http_status_code != 0
-        && status.once().is_some_and(|code| {
-            code.starts_with(|c: char| matches!(c, '1'..='9'))
-                && code.parse::<u16>() == Ok(span.http_status_code)
-        })
+        && let Some((code, at)) = status.once()
+        && code.starts_with(|c: char| matches!(c, '1'..='9'))
+        && code.parse::<u16>() == Ok(span.http_status_code)
     {
-        bits |= FOLDED_STATUS_CODE;
+        folded.add(FOLDED_STATUS_CODE, &[at]);
     }
-    bits
+    folded
 }
 
 /// Puts back the attributes a row left out (`folded`, see [`FOLDED_METHOD_AND_ROUTE`] and
@@ -139,15 +162,9 @@ pub(crate) fn encode_span(buf: &mut BytesMut, span: &Span<'_>) {
     buf.put_u16_le(span.http_status_code);
     buf.put_u8(u8::from(span.is_error));
     let folded = folded(span);
-    let omit: &[&str] = match folded {
-        0 => &[],
-        FOLDED_METHOD_AND_ROUTE => &[METHOD, ROUTE],
-        FOLDED_STATUS_CODE => &[STATUS_CODE],
-        _ => &[METHOD, ROUTE, STATUS_CODE],
-    };
-    put_attributes(buf, &span.attributes, omit);
+    put_attributes(buf, &span.attributes, &folded.places[..folded.count]);
     put_attributes(buf, &span.resource, &[]);
-    buf.put_u8(folded);
+    buf.put_u8(folded.bits);
 }
 
 /// A span row's columns between the times and the attributes (ids, names, status), the same
