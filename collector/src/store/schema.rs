@@ -204,23 +204,11 @@ fn rebuilt_with_granularity(
     )
 }
 
-/// The `CREATE TABLE` of the spans table since migration 8, under the name `table`. The start
-/// is `timestamp` (the second) and `start_subsec_ns`, the duration `duration_s` and
-/// `duration_subsec_ns`: with LZ4 (18.16's only compression) a column of eight-byte nanosecond
-/// counts cost 6.4 and 4.9 bytes per span, the halves about 4 and 4. `start_time_ns` and
-/// `duration_ns` give the whole nanoseconds back to every query. `attributes_folded` says
-/// which HTTP attributes are left out of `attributes` because other columns hold them exactly
-/// (see `rows::unfold_attributes`).
-fn spans_table(table: &str, kind: &str) -> String {
+/// The spans table's columns from the trace id to the resource attributes, the same in its
+/// first layout and since migration 8.
+fn span_ids_to_resource(kind: &str) -> String {
     format!(
-        "CREATE TABLE IF NOT EXISTS {table} (
-            timestamp DateTime,
-            start_subsec_ns UInt32,
-            duration_s UInt64,
-            duration_subsec_ns UInt32,
-            start_time_ns UInt64 ALIAS toUInt64(timestamp) * 1000000000 + start_subsec_ns,
-            duration_ns UInt64 ALIAS duration_s * 1000000000 + duration_subsec_ns,
-            trace_id FixedString(16),
+        "            trace_id FixedString(16),
             span_id FixedString(8),
             parent_span_id FixedString(8),
             service String,
@@ -232,7 +220,28 @@ fn spans_table(table: &str, kind: &str) -> String {
             http_status_code UInt16,
             is_error UInt8,
             attributes Nested(key String, value String),
-            resource Nested(key String, value String),
+            resource Nested(key String, value String)"
+    )
+}
+
+/// The `CREATE TABLE` of the spans table since migration 8, under the name `table`. The start
+/// is `timestamp` (the second) and `start_subsec_ns`, the duration `duration_s` and
+/// `duration_subsec_ns`: with LZ4 (18.16's only compression) a column of eight-byte nanosecond
+/// counts cost 6.4 and 4.9 bytes per span, the halves about 4 and 4. `start_time_ns` and
+/// `duration_ns` give the whole nanoseconds back to every query. `attributes_folded` says
+/// which HTTP attributes are left out of `attributes` because other columns hold them exactly
+/// (see `rows::unfold_attributes`).
+fn spans_table(table: &str, kind: &str) -> String {
+    let ids_to_resource = span_ids_to_resource(kind);
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+            timestamp DateTime,
+            start_subsec_ns UInt32,
+            duration_s UInt64,
+            duration_subsec_ns UInt32,
+            start_time_ns UInt64 ALIAS toUInt64(timestamp) * 1000000000 + start_subsec_ns,
+            duration_ns UInt64 ALIAS duration_s * 1000000000 + duration_subsec_ns,
+{ids_to_resource},
             attributes_folded UInt8
         ) ENGINE = MergeTree
         PARTITION BY toYYYYMMDD(timestamp)
@@ -341,6 +350,7 @@ fn component_type_type() -> String {
 /// Every migration, oldest first.
 pub fn migrations() -> Vec<Migration> {
     let kind = span_kind_type();
+    let ids_to_resource = span_ids_to_resource(&kind);
     let component_type = component_type_type();
     let [day_table, day_view] = probe_rollup(PROBE_DAY, PROBE_DAY_MV, "day", "toStartOfDay");
     vec![
@@ -354,19 +364,7 @@ pub fn migrations() -> Vec<Migration> {
             timestamp DateTime,
             start_time_ns UInt64,
             duration_ns UInt64,
-            trace_id FixedString(16),
-            span_id FixedString(8),
-            parent_span_id FixedString(8),
-            service String,
-            operation String,
-            name String,
-            kind {kind},
-            status_code Enum8('unset' = 0, 'ok' = 1, 'error' = 2),
-            status_message String,
-            http_status_code UInt16,
-            is_error UInt8,
-            attributes Nested(key String, value String),
-            resource Nested(key String, value String)
+{ids_to_resource}
         ) ENGINE = MergeTree
         PARTITION BY toYYYYMMDD(timestamp)
         ORDER BY (service, operation, timestamp)"
