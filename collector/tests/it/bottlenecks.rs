@@ -430,6 +430,36 @@ async fn breakdown_self_time_n_plus_one_apdex_exemplars_and_waterfall() {
             ("shop render".into(), 1, 62.0, 16.0),
         ]
     );
+    // The SERVER span's HTTP attributes come back as the SDK sent them, though the row keeps
+    // the method, route and status code only in its operation and status columns.
+    let root = &trace["spans"][0];
+    let attribute = |key: &str| {
+        root["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["key"] == key)
+            .map(|a| a["value"].clone())
+    };
+    assert_eq!(
+        attribute("http.request.method"),
+        Some("GET".into()),
+        "{root}"
+    );
+    assert_eq!(attribute("http.route"), Some("/quote".into()), "{root}");
+    assert_eq!(
+        attribute("http.response.status_code"),
+        Some("200".into()),
+        "{root}"
+    );
+    let folded: u8 = store(&database)
+        .await
+        .client()
+        .query("SELECT attributes_folded FROM spans WHERE name = 'GET /quote' LIMIT 1")
+        .fetch_one()
+        .await
+        .expect("the stored row");
+    assert_eq!(folded, 3, "method, route and status code are stored once");
     close(f(&trace["duration_ms"]), 80.0, "trace duration");
     let text = String::from_utf8(
         collector
