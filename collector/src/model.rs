@@ -139,6 +139,30 @@ pub(crate) struct Span<'a> {
     pub(crate) resource: Arc<Vec<Attribute<'a>>>,
 }
 
+#[cfg(test)]
+impl Span<'static> {
+    /// A SERVER span of `operation` in service `shop` for tests: fixed ids, start 2027-01-15,
+    /// 1 µs long, status 200, no attributes; tests change what they look at.
+    pub(crate) fn example(operation: &str) -> Self {
+        Span {
+            endpoint: Named::new("shop", operation),
+            name: "handler",
+            kind: SpanKind::Server,
+            trace_id: [9; 16],
+            span_id: [7; 8],
+            parent_span_id: [0; 8],
+            start_unix_ns: 1_800_000_000_000_000_000,
+            duration_ns: 1_000,
+            status_code: 0,
+            status_message: "",
+            http_status_code: 200,
+            is_error: false,
+            attributes: Vec::new(),
+            resource: Arc::new(vec![("service.name", "shop".into())]),
+        }
+    }
+}
+
 impl Span<'_> {
     /// `service.name` of the span's resource.
     pub(crate) fn service(&self) -> &Arc<str> {

@@ -312,24 +312,15 @@ fn first_of_each_piece<T>(items: &[T], piece_of: impl Fn(&T) -> u32) -> impl Ite
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Named, Span, SpanKind};
+    use crate::model::Span;
 
     fn span(start_s: u64, id: u8) -> Span<'static> {
         Span {
-            endpoint: Named::new("shop", "GET /cart"),
             name: "cart",
-            kind: SpanKind::Server,
-            trace_id: [9; 16],
             span_id: [id; 8],
-            parent_span_id: [0; 8],
             start_unix_ns: start_s * 1_000_000_000 + 5,
-            duration_ns: 1_000,
-            status_code: 0,
-            status_message: "",
-            http_status_code: 200,
-            is_error: false,
             attributes: vec![("http.route", "/cart".into())],
-            resource: std::sync::Arc::new(vec![("service.name", "shop".into())]),
+            ..Span::example("GET /cart")
         }
     }
 

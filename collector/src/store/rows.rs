@@ -306,24 +306,14 @@ pub struct BreakdownRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Attribute, Named};
+    use crate::model::Attribute;
 
     fn span(operation: &str, attributes: Vec<Attribute<'static>>) -> Span<'static> {
         Span {
-            endpoint: Named::new("shop", operation),
-            name: "handler",
-            kind: SpanKind::Server,
-            trace_id: [9; 16],
-            span_id: [7; 8],
-            parent_span_id: [0; 8],
             start_unix_ns: 1_800_000_123_456_789_012,
             duration_ns: 5_000_000_007,
-            status_code: 0,
-            status_message: "",
-            http_status_code: 200,
-            is_error: false,
             attributes,
-            resource: std::sync::Arc::new(vec![("service.name", "shop".into())]),
+            ..Span::example(operation)
         }
     }
 

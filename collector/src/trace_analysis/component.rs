@@ -214,27 +214,17 @@ fn truncate(label: &mut String) {
 mod tests {
     use super::*;
     use crate::model::Named;
-    use std::sync::Arc;
 
     fn span<'a>(kind: i8, name: &'a str, attributes: &[(&'a str, &'a str)]) -> Span<'a> {
         Span {
             endpoint: Named::new("svc", name),
             name,
             kind: SpanKind::from_otlp(i32::from(kind)),
-            trace_id: [1; 16],
-            span_id: [1; 8],
-            parent_span_id: [0; 8],
-            start_unix_ns: 0,
-            duration_ns: 0,
-            status_code: 0,
-            status_message: "",
-            http_status_code: 0,
-            is_error: false,
             attributes: attributes
                 .iter()
                 .map(|(k, v)| (*k, Cow::Borrowed(*v)))
                 .collect(),
-            resource: Arc::default(),
+            ..Span::example(name)
         }
     }
 
