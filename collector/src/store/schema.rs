@@ -2,10 +2,10 @@
 //!
 //! Each migration is a list of statements that are safe to run again (`IF NOT EXISTS`), and the
 //! versions applied are recorded in `schema_migrations`. Running the migrations twice leaves the
-//! same schema, and so does running them from two collectors at once, except migration 7, which
-//! copies the latency tables and swaps them in (see [`rebuilt_with_granularity`]). Everything
-//! here runs on ClickHouse 18.16 and on current releases (see DESIGN.md for the subset): no
-//! LowCardinality, TTL, codecs or Map.
+//! same schema, and so does running them from two collectors at once, except migrations 7 and 8,
+//! which copy the latency tables and the spans table and swap the copies in (see [`rebuilt`]).
+//! Everything here runs on ClickHouse 18.16 and on current releases (see DESIGN.md for the
+//! subset): no LowCardinality, TTL or Map, and codecs only in migrations gated on release 22.
 //!
 //! Table names are defined here once, as constants every query uses, and the `Enum8` column
 //! types of span kinds and component types are written from the Rust enums in `model`, so the
