@@ -167,9 +167,9 @@ pub(crate) fn encode_span(buf: &mut BytesMut, span: &Span<'_>) {
     buf.put_u8(folded.bits);
 }
 
-/// A span row's columns between the times and the attributes (ids, names, status), the same
-/// in the row layout before and after the times were split. The reader is left after them;
-/// `None` if the bytes end first.
+/// What a replay needs of a span row's columns after the times, through the resource
+/// attributes (ids, names, status, the four attribute arrays): the same bytes in the row layout
+/// before and after the times were split.
 pub(crate) struct RowMiddle<'a> {
     /// The eight bytes of the span id.
     pub(crate) span_id: [u8; 8],
@@ -180,7 +180,8 @@ pub(crate) struct RowMiddle<'a> {
 }
 
 impl<'a> RowMiddle<'a> {
-    /// Reads the middle of a row and its four attribute arrays.
+    /// Reads those columns, leaving `r` after the resource attributes; `None` if the bytes end
+    /// first.
     pub(crate) fn read(r: &mut Reader<'a>) -> Option<Self> {
         r.bytes(16)?; // trace id
         let span_id = r.array()?;
