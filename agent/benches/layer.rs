@@ -1,5 +1,6 @@
 //! What `PlumbLayer` adds to a request: the same axum handler with and without the layer, with
-//! the tracer provider `init` builds (Plumb's queue processor) and an exporter that discards.
+//! the tracer provider `init` builds (Plumb's queue processor) and an exporter that discards; the
+//! layer on the global tracer, on the SDK tracer, and on the agent's queue as `init` makes it.
 //! Then what handing a finished span to the export thread costs: a span started and ended on a
 //! provider with no processor, with Plumb's queue processor, and with the SDK's batch processor,
 //! bare and with the four attributes the layer gives a request's span.
@@ -17,7 +18,9 @@ use http::Request;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanLimits,
+};
 use plumb_agent::{PlumbLayer, QueueProcessor};
 use tower_service::Service;
 
@@ -36,8 +39,12 @@ fn app() -> Router {
 
 fn layer(c: &mut Criterion) {
     let (processor, _stats) = QueueProcessor::new(Discard, 8192);
+    let sampler = Sampler::ParentBased(Box::new(Sampler::AlwaysOn));
+    // What `init` gives a layer: request spans straight into the provider's queue.
+    let on_queue = PlumbLayer::with_queue(&processor, sampler.clone(), SpanLimits::default());
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
+        .with_sampler(sampler)
         .build();
     opentelemetry::global::set_tracer_provider(provider.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -53,9 +60,14 @@ fn layer(c: &mut Criterion) {
             app().route_layer(tower_layer::Identity::new()),
         ),
         ("with_plumb_layer", app().route_layer(PlumbLayer::new())),
+        // The same spans through the SDK's span, on its tracer (no global lookup).
         (
-            "with_plumb_layer_on_agent_tracer",
+            "with_plumb_layer_on_sdk_tracer",
             app().route_layer(PlumbLayer::with_tracer(provider.tracer("plumb-agent"))),
+        ),
+        (
+            "with_plumb_layer_on_agent_queue",
+            app().route_layer(on_queue),
         ),
     ] {
         group.bench_function(name, |b| {

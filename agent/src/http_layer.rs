@@ -7,59 +7,91 @@
 //! handler runs with the span as the current context, so its own spans nest under it. Without a
 //! matched path the collector turns `url.path` into a route template.
 //!
-//! A layer made after [`crate::init`] starts its spans on the agent's own SDK tracer directly
-//! (no global lookup, no boxed span per request); one made before, or without `init`, uses the
-//! global tracer provider.
+//! A layer made after [`crate::init`] (or with [`PlumbLayer::with_queue`]) records its spans with
+//! the agent's [`RequestTracer`], straight into the agent's span queue without the SDK's span;
+//! one made with [`PlumbLayer::with_tracer`] starts them on that SDK tracer, and one made before
+//! `init`, or without it, on the global tracer provider.
 
+use crate::request_span::RequestTracer;
+use crate::span_queue::QueueProcessor;
 use axum::extract::MatchedPath;
 use hashbrown::HashMap;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response};
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue, StringValue, global};
-use opentelemetry_sdk::trace::SdkTracer;
+use opentelemetry_sdk::trace::{SdkTracer, ShouldSample, SpanLimits};
 use std::borrow::Cow;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::task::Poll;
+use tower_layer::Layer;
+use tower_service::Service;
 
-/// The tracer of the last [`crate::init`], for layers made after it.
-static AGENT_TRACER: RwLock<Option<SdkTracer>> = RwLock::new(None);
+/// The request tracer of the last [`crate::init`], for layers made after it.
+static AGENT_TRACER: RwLock<Option<Arc<RequestTracer>>> = RwLock::new(None);
 
 /// Makes `tracer` the one new layers start their spans on.
-pub(crate) fn use_tracer(tracer: SdkTracer) {
+pub(crate) fn use_tracer(tracer: Arc<RequestTracer>) {
     *AGENT_TRACER
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tracer);
 }
-use tower_layer::Layer;
-use tower_service::Service;
+
+/// What a layer starts its spans on.
+#[derive(Clone, Debug, Default)]
+enum Spans {
+    /// The global tracer provider, looked up per request.
+    #[default]
+    Global,
+    /// An SDK tracer.
+    Sdk(SdkTracer),
+    /// The agent's own request spans, straight into a [`QueueProcessor`]'s queue.
+    Queue(Arc<RequestTracer>),
+}
 
 /// The layer; add it with `Router::route_layer` to get route templates from axum.
 #[derive(Clone, Debug, Default)]
 pub struct PlumbLayer {
-    /// The agent's tracer when [`crate::init`] ran before the layer was made.
-    tracer: Option<SdkTracer>,
+    spans: Spans,
 }
 
 impl PlumbLayer {
-    /// A new layer, on the agent's tracer if [`crate::init`] has run, else on the global one.
+    /// A new layer, on the agent's span queue if [`crate::init`] has run, else on the global
+    /// tracer provider.
     pub fn new() -> Self {
         let tracer = AGENT_TRACER
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        Self { tracer }
+        Self {
+            spans: tracer.map_or(Spans::Global, Spans::Queue),
+        }
     }
 
     /// A layer starting its spans on `tracer` (for an application that builds its own SDK
     /// tracer provider instead of calling [`crate::init`]).
     pub fn with_tracer(tracer: SdkTracer) -> Self {
         Self {
-            tracer: Some(tracer),
+            spans: Spans::Sdk(tracer),
+        }
+    }
+
+    /// A layer whose spans go straight into `queue` without the SDK's span, as after
+    /// [`crate::init`] (for an application that builds its own provider around a
+    /// [`QueueProcessor`]): give it the provider's sampler and span limits. Spans recorded this
+    /// way reach only `queue`, not the provider's other processors.
+    pub fn with_queue(
+        queue: &QueueProcessor,
+        sampler: impl Into<Box<dyn ShouldSample>>,
+        limits: SpanLimits,
+    ) -> Self {
+        let tracer = RequestTracer::new(queue.handoff(), sampler.into(), limits);
+        Self {
+            spans: Spans::Queue(Arc::new(tracer)),
         }
     }
 }
@@ -70,7 +102,7 @@ impl<S> Layer<S> for PlumbLayer {
     fn layer(&self, inner: S) -> PlumbService<S> {
         PlumbService {
             inner,
-            tracer: self.tracer.clone(),
+            spans: self.spans.clone(),
         }
     }
 }
@@ -79,7 +111,7 @@ impl<S> Layer<S> for PlumbLayer {
 #[derive(Clone, Debug)]
 pub struct PlumbService<S> {
     inner: S,
-    tracer: Option<SdkTracer>,
+    spans: Spans,
 }
 
 /// The standard methods, in the order of [`METHOD_NAMES`].
@@ -184,6 +216,18 @@ fn method_value(method: &Method) -> StringValue {
     }
 }
 
+/// A request span's attributes at its start, for an SDK tracer: the method, the path and the
+/// route when known, with room for the status code set at the end.
+fn attributes(method: StringValue, path: &str, route: Option<StringValue>) -> Vec<KeyValue> {
+    let mut attributes = Vec::with_capacity(4);
+    attributes.push(KeyValue::new("http.request.method", method));
+    attributes.push(KeyValue::new("url.path", path.to_owned()));
+    if let Some(route) = route {
+        attributes.push(KeyValue::new("http.route", route));
+    }
+    attributes
+}
+
 /// Starts the request's SERVER span on `tracer` under `parent`; the context holding it.
 fn start_span<T>(
     tracer: &T,
@@ -225,19 +269,28 @@ where
                 .get::<MatchedPath>()
                 .map(MatchedPath::as_str),
         );
-        // Room for the status code set at the end too.
-        let mut attributes = Vec::with_capacity(4);
-        attributes.push(KeyValue::new(
-            "http.request.method",
-            method_value(request.method()),
-        ));
-        attributes.push(KeyValue::new("url.path", request.uri().path().to_owned()));
-        if let Some(route) = route {
-            attributes.push(KeyValue::new("http.route", route));
-        }
-        let cx = match &self.tracer {
-            Some(tracer) => start_span(tracer, &parent, name, attributes),
-            None => start_span(&global::tracer("plumb-agent"), &parent, name, attributes),
+        let method = method_value(request.method());
+        let path = request.uri().path();
+        let cx = match &self.spans {
+            Spans::Queue(tracer) => {
+                let route = route.as_ref().map(StringValue::as_str);
+                let strings = [
+                    ("http.request.method", method.as_str()),
+                    ("url.path", path),
+                    ("http.route", route.unwrap_or_default()),
+                ];
+                let given = 2 + usize::from(route.is_some());
+                tracer.start(&parent, name, &strings[..given])
+            }
+            Spans::Sdk(tracer) => {
+                start_span(tracer, &parent, name, attributes(method, path, route))
+            }
+            Spans::Global => start_span(
+                &global::tracer("plumb-agent"),
+                &parent,
+                name,
+                attributes(method, path, route),
+            ),
         };
         let inner = {
             let _active = cx.clone().attach();

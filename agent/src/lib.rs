@@ -25,6 +25,7 @@
 mod config;
 mod host_metrics;
 mod http_layer;
+mod request_span;
 mod setup;
 mod span_queue;
 mod span_record;

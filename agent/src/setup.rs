@@ -6,6 +6,7 @@
 //! Must be called inside a multi-threaded tokio runtime (the exporters use it).
 
 use crate::config::AgentConfig;
+use crate::request_span::RequestTracer;
 use crate::span_queue::{QueueProcessor, QueueStats};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Meter;
@@ -90,8 +91,15 @@ pub fn init(config: AgentConfig) -> Result<AgentGuard, AgentError> {
         spans = spans.with_tls_config(tls.clone());
     }
     let (processor, queue_stats) = QueueProcessor::new(spans.build()?, config.max_queued_spans);
+    // The sampler and limits the SDK reads from `OTEL_*`, shared by the provider and the
+    // request spans the layer records without it.
+    let sdk = opentelemetry_sdk::trace::Config::default();
+    let request_tracer =
+        RequestTracer::new(processor.handoff(), sdk.sampler.clone(), sdk.span_limits);
     let tracer_provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
+        .with_sampler(sdk.sampler)
+        .with_span_limits(sdk.span_limits)
         .with_resource(resource.clone())
         .build();
 
@@ -114,7 +122,7 @@ pub fn init(config: AgentConfig) -> Result<AgentGuard, AgentError> {
 
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(tracer_provider.clone());
-    crate::http_layer::use_tracer(tracer_provider.tracer("plumb-agent"));
+    crate::http_layer::use_tracer(Arc::new(request_tracer));
     opentelemetry::global::set_meter_provider(meter_provider.clone());
     let meter = opentelemetry::global::meter("plumb-agent");
     register_own_metrics(&meter, queue_stats);

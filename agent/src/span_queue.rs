@@ -60,11 +60,19 @@ enum Control {
 /// A bounded, non-blocking span processor with retry.
 #[derive(Debug)]
 pub struct QueueProcessor {
+    /// Where finished spans go.
+    handoff: Arc<Handoff>,
+    control: SyncSender<Control>,
+}
+
+/// The sending side of the queue, shared by the processor and the agent's request spans
+/// ([`crate::request_span`]), which hand their spans over without the SDK's `SpanData`.
+#[derive(Debug)]
+pub(crate) struct Handoff {
     /// Finished spans, each moved into the queue's preallocated slot (no allocation per span).
     queue: SyncSender<Finished>,
     /// The instrumentation scopes of packed spans.
     scopes: Arc<Scopes>,
-    control: SyncSender<Control>,
     /// Spans sent and not yet taken by the export thread.
     queued: Arc<AtomicUsize>,
     /// How many queued spans wake the export thread: a whole batch, or half the queue when the
@@ -103,10 +111,9 @@ impl QueueProcessor {
             .spawn(move || worker.run())
             .ok()
             .map(|handle| handle.thread().clone());
-        let processor = Self {
+        let handoff = Handoff {
             queue,
             scopes,
-            control,
             queued,
             wake_at: MAX_BATCH.min(capacity / 2).max(1),
             worker,
@@ -114,7 +121,57 @@ impl QueueProcessor {
             started: Instant::now(),
             last_warning_s: AtomicU64::new(0),
         };
+        let processor = Self {
+            handoff: Arc::new(handoff),
+            control,
+        };
         (processor, stats)
+    }
+
+    /// The queue's sending side, for spans that skip the SDK.
+    pub(crate) fn handoff(&self) -> Arc<Handoff> {
+        Arc::clone(&self.handoff)
+    }
+
+    fn control(
+        &self,
+        make: impl FnOnce(SyncSender<OTelSdkResult>) -> Control,
+        timeout: Duration,
+    ) -> OTelSdkResult {
+        let (ack, done) = sync_channel(1);
+        self.control
+            .send(make(ack))
+            .map_err(|_| OTelSdkError::AlreadyShutdown)?;
+        self.handoff.wake();
+        done.recv_timeout(timeout)
+            .map_err(|_| OTelSdkError::Timeout(timeout))?
+    }
+}
+
+impl Handoff {
+    /// The table that numbers packed spans' scopes.
+    pub(crate) fn scopes(&self) -> &Scopes {
+        &self.scopes
+    }
+
+    /// Queues a finished span for export, or counts it as dropped when the queue is full or
+    /// the export thread has stopped (never blocks).
+    pub(crate) fn send(&self, span: Finished) {
+        // Counted before it is sent, so the export thread never takes it first.
+        let queued = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
+        match self.queue.try_send(span) {
+            Ok(()) if queued == self.wake_at => self.wake(),
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                self.dropped();
+            }
+            // After a shutdown: counted, with no warning about a full queue.
+            Err(TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     fn wake(&self) {
@@ -139,38 +196,14 @@ impl QueueProcessor {
             );
         }
     }
-
-    fn control(
-        &self,
-        make: impl FnOnce(SyncSender<OTelSdkResult>) -> Control,
-        timeout: Duration,
-    ) -> OTelSdkResult {
-        let (ack, done) = sync_channel(1);
-        self.control
-            .send(make(ack))
-            .map_err(|_| OTelSdkError::AlreadyShutdown)?;
-        self.wake();
-        done.recv_timeout(timeout)
-            .map_err(|_| OTelSdkError::Timeout(timeout))?
-    }
 }
 
 impl SpanProcessor for QueueProcessor {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        // Counted before it is sent, so the export thread never takes it first.
-        let queued = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
-        match self.queue.try_send(Finished::new(span, &self.scopes)) {
-            Ok(()) if queued == self.wake_at => self.wake(),
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.queued.fetch_sub(1, Ordering::Relaxed);
-                self.dropped();
-            }
+        if span.span_context.is_sampled() {
+            self.handoff.send(Finished::new(span, &self.handoff.scopes));
         }
     }
 
@@ -184,7 +217,7 @@ impl SpanProcessor for QueueProcessor {
 
     fn set_resource(&mut self, resource: &Resource) {
         let _ = self.control.send(Control::Resource(resource.clone()));
-        self.wake();
+        self.handoff.wake();
     }
 }
 
@@ -196,7 +229,9 @@ struct Worker<E> {
     control: Receiver<Control>,
     queued: Arc<AtomicUsize>,
     stats: Arc<QueueStats>,
-    pending: Vec<SpanData>,
+    /// The batch being exported, as taken off the queue: unpacked for each attempt, so a
+    /// retry needs no copy of its own and a sent batch is freed once, by the exporter.
+    pending: Vec<Finished>,
     /// Queue size: a flush exports at most this many spans beyond what it holds, so spans that
     /// keep arriving cannot hold it up forever.
     capacity: usize,
@@ -259,10 +294,9 @@ impl<E: SpanExporter> Worker<E> {
         }
     }
 
-    /// Adds a span taken off the queue to the pending batch, unpacked here.
+    /// Adds a span taken off the queue to the pending batch.
     fn push(&mut self, span: Finished) {
-        self.pending
-            .push(span.into_span(&self.scopes, &mut self.keys));
+        self.pending.push(span);
     }
 
     /// Counts `n` spans taken off the queue.
@@ -324,7 +358,11 @@ impl<E: SpanExporter> Worker<E> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let batch = self.pending.clone();
+        let batch = self
+            .pending
+            .iter()
+            .map(|span| span.to_span(&self.scopes, &mut self.keys))
+            .collect::<Vec<_>>();
         let count = batch.len() as u64;
         match futures_executor::block_on(self.exporter.export(batch)) {
             Ok(()) => {
