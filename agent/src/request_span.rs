@@ -110,8 +110,8 @@ impl RequestTracer {
             &name,
             start_time,
         ) {
-            Some(record) => State::Packed(record.in_scope(self.scope_number)),
-            None => State::Whole(SpanData {
+            Some(record) => Finished::Packed(record.in_scope(self.scope_number)),
+            None => Finished::Whole(SpanData {
                 span_context: context.clone(),
                 parent_span_id,
                 parent_span_is_remote: parent_is_remote,
@@ -129,7 +129,7 @@ impl RequestTracer {
         };
         let mut span = RequestSpan {
             context,
-            state,
+            state: Some(state),
             status: Status::Unset,
             tracer: Arc::clone(self),
         };
@@ -143,23 +143,14 @@ impl RequestTracer {
     }
 }
 
-/// Where a request span's data is.
-#[derive(Debug)]
-enum State {
-    /// Written into its packed record as it goes (not boxed: the context boxes the whole span,
-    /// so the record costs no allocation of its own).
-    Packed(SpanRecord),
-    /// Outgrew the record.
-    Whole(SpanData),
-    /// Not sampled, or ended.
-    Off,
-}
-
 /// A request's SERVER span; exported when it ends or is dropped.
 #[derive(Debug)]
 pub(crate) struct RequestSpan {
     context: SpanContext,
-    state: State,
+    /// What is recorded: written into its packed record as it goes (not boxed: the context
+    /// boxes the whole span), or a `SpanData` once it outgrew the record; `None` when not
+    /// recording, or ended.
+    state: Option<Finished>,
     /// Kept apart until the end: in the record the description comes after the attributes.
     status: Status,
     tracer: Arc<RequestTracer>,
@@ -169,7 +160,7 @@ impl RequestSpan {
     fn not_recording(tracer: &Arc<RequestTracer>, context: SpanContext) -> Self {
         Self {
             context,
-            state: State::Off,
+            state: None,
             status: Status::Unset,
             tracer: Arc::clone(tracer),
         }
@@ -178,12 +169,12 @@ impl RequestSpan {
     /// The span's data as a `SpanData` (unpacked from the record the first time); `None` when
     /// it is not recording.
     fn whole(&mut self) -> Option<&mut SpanData> {
-        if let State::Packed(record) = &self.state {
+        if let Some(Finished::Packed(record)) = &self.state {
             let data = record.unpack(self.tracer.handoff.scopes(), &mut KeyCache::default());
-            self.state = State::Whole(data);
+            self.state = Some(Finished::Whole(data));
         }
         match &mut self.state {
-            State::Whole(data) => Some(data),
+            Some(Finished::Whole(data)) => Some(data),
             _ => None,
         }
     }
@@ -192,11 +183,11 @@ impl RequestSpan {
     fn full(&mut self) -> bool {
         let limit = self.tracer.limits.max_attributes_per_span as usize;
         match &mut self.state {
-            State::Packed(record) if record.attribute_count() >= limit => {
+            Some(Finished::Packed(record)) if record.attribute_count() >= limit => {
                 record.drop_attribute();
                 true
             }
-            State::Whole(data) if data.attributes.len() >= limit => {
+            Some(Finished::Whole(data)) if data.attributes.len() >= limit => {
                 data.dropped_attributes_count += 1;
                 true
             }
@@ -209,7 +200,7 @@ impl RequestSpan {
         if self.full() {
             return;
         }
-        if let State::Packed(record) = &mut self.state
+        if let Some(Finished::Packed(record)) = &mut self.state
             && record.push_str(key, value).is_some()
         {
             return;
@@ -221,26 +212,23 @@ impl RequestSpan {
 
     fn end_at(&mut self, end_time: SystemTime) {
         let status = std::mem::replace(&mut self.status, Status::Unset);
-        let finished = match std::mem::replace(&mut self.state, State::Off) {
-            State::Off => return,
-            State::Packed(mut record) => match record.finish(&status, end_time) {
-                Some(()) => Finished::Packed(record),
-                None => {
-                    let mut data =
-                        record.unpack(self.tracer.handoff.scopes(), &mut KeyCache::default());
-                    data.status = status;
-                    data.end_time = end_time;
-                    Finished::Whole(data)
-                }
-            },
-            State::Whole(mut data) => {
-                data.status = status;
-                data.end_time = end_time;
-                Finished::new(data, self.tracer.handoff.scopes())
-            }
+        // Ended in place, so that the record is moved once, into the queue.
+        let packed = match &mut self.state {
+            Some(Finished::Packed(record)) => record.finish(&status, end_time).is_some(),
+            _ => false,
         };
-        if self.context.is_sampled() {
-            self.tracer.handoff.send(finished);
+        if !packed && let Some(data) = self.whole() {
+            data.status = status;
+            data.end_time = end_time;
+        }
+        let sampled = self.context.is_sampled();
+        match self.state.take() {
+            Some(Finished::Whole(data)) if sampled => {
+                let handoff = &self.tracer.handoff;
+                handoff.send(Finished::new(data, handoff.scopes()));
+            }
+            Some(packed) if sampled => self.tracer.handoff.send(packed),
+            _ => {}
         }
     }
 }
@@ -276,14 +264,14 @@ impl Span for RequestSpan {
     }
 
     fn is_recording(&self) -> bool {
-        !matches!(self.state, State::Off)
+        self.state.is_some()
     }
 
     fn set_attribute(&mut self, attribute: KeyValue) {
         if self.full() {
             return;
         }
-        if let State::Packed(record) = &mut self.state
+        if let Some(Finished::Packed(record)) = &mut self.state
             && record.push(&attribute).is_some()
         {
             return;

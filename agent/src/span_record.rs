@@ -356,7 +356,7 @@ impl SpanRecord {
         let attributes = (0..self.attributes)
             .map(|_| {
                 let key_len = usize::from(reader.u8());
-                let key = keys.key(reader.str(key_len));
+                let key = keys.key(reader.take(key_len));
                 let value = match reader.u8() {
                     TYPE_BOOL => Value::Bool(reader.u8() != 0),
                     TYPE_I64 => Value::I64(i64::from_le_bytes(reader.eight())),
@@ -409,18 +409,22 @@ impl SpanRecord {
 /// attribute keys come from the application's code, and the table is capped at [`MAX_KEYS`].
 #[derive(Debug, Default)]
 pub(crate) struct KeyCache {
-    keys: HashMap<Box<str>, Key>,
+    /// By the key's bytes, so that a key seen before is found without checking its UTF-8.
+    keys: HashMap<Box<[u8]>, Key>,
 }
 
 /// Keys kept at most; past this a new key is allocated per span.
 const MAX_KEYS: usize = 1024;
 
 impl KeyCache {
-    fn key(&mut self, name: &str) -> Key {
+    fn key(&mut self, name: &[u8]) -> Key {
         if let Some(key) = self.keys.get(name) {
             return key.clone();
         }
-        let key = Key::from(Arc::<str>::from(name));
+        // Only `Writer` fills a record's text, from `&str`s, so this is valid UTF-8.
+        let key = Key::from(Arc::<str>::from(
+            std::str::from_utf8(name).unwrap_or_default(),
+        ));
         if self.keys.len() < MAX_KEYS {
             self.keys.insert(name.into(), key.clone());
         }

@@ -90,6 +90,14 @@ async fn busy() -> &'static str {
     "busy"
 }
 
+/// A handler that fails with a status description longer than a packed span holds.
+async fn verbose_failure() -> &'static str {
+    Context::current()
+        .span()
+        .set_status(Status::error("y".repeat(500)));
+    "failed"
+}
+
 fn app(prefix: &str, layer: PlumbLayer) -> Router {
     Router::new()
         .route(&format!("/{prefix}/users/{{id}}"), get(|| async { "ok" }))
@@ -99,6 +107,7 @@ fn app(prefix: &str, layer: PlumbLayer) -> Router {
         )
         .route(&format!("/{prefix}/boom"), get(boom))
         .route(&format!("/{prefix}/busy"), get(busy))
+        .route(&format!("/{prefix}/verbose"), get(verbose_failure))
         .route(
             &format!("/{prefix}/hang/{{rest}}"),
             get(std::future::pending::<&'static str>),
@@ -259,7 +268,7 @@ async fn what_the_handler_adds_is_kept_and_its_spans_nest_under_the_request() {
 }
 
 #[tokio::test]
-async fn a_long_path_and_a_dropped_request_are_recorded_whole() {
+async fn a_long_path_a_long_status_and_a_dropped_request_are_recorded_whole() {
     for (prefix, layer) in layers() {
         let mut app = app(prefix, layer);
         // Longer than what a packed span holds: recorded all the same.
@@ -276,6 +285,16 @@ async fn a_long_path_and_a_dropped_request_are_recorded_whole() {
         assert_eq!(attribute(&hung, "url.path"), Some(path), "{prefix}");
         assert_eq!(attribute(&hung, "http.response.status_code"), None);
         assert_eq!(hung.status, Status::Unset);
+
+        app.call(get_request(&format!("/{prefix}/verbose")))
+            .await
+            .expect("response");
+        let verbose = span_named(&format!("GET /{prefix}/verbose"));
+        assert_eq!(verbose.status, Status::error("y".repeat(500)), "{prefix}");
+        assert_eq!(
+            attribute(&verbose, "http.response.status_code").as_deref(),
+            Some("200")
+        );
     }
 }
 
