@@ -233,23 +233,26 @@ impl RequestSpan {
     }
 }
 
+/// An event's or a link's attributes cut to `limit`, and how many were cut.
+fn within(mut attributes: Vec<KeyValue>, limit: u32) -> (Vec<KeyValue>, u32) {
+    let dropped = attributes.len().saturating_sub(limit as usize);
+    attributes.truncate(limit as usize);
+    (attributes, u32::try_from(dropped).unwrap_or(u32::MAX))
+}
+
 impl Span for RequestSpan {
     fn add_event_with_timestamp<T>(
         &mut self,
         name: T,
         timestamp: SystemTime,
-        mut attributes: Vec<KeyValue>,
+        attributes: Vec<KeyValue>,
     ) where
         T: Into<Cow<'static, str>>,
     {
         let limits = self.tracer.limits;
         if let Some(data) = self.whole() {
             if data.events.len() < limits.max_events_per_span as usize {
-                let dropped = attributes
-                    .len()
-                    .saturating_sub(limits.max_attributes_per_event as usize);
-                attributes.truncate(limits.max_attributes_per_event as usize);
-                let dropped = u32::try_from(dropped).unwrap_or(u32::MAX);
+                let (attributes, dropped) = within(attributes, limits.max_attributes_per_event);
                 data.events
                     .events
                     .push(Event::new(name, timestamp, attributes, dropped));
@@ -297,15 +300,11 @@ impl Span for RequestSpan {
         }
     }
 
-    fn add_link(&mut self, span_context: SpanContext, mut attributes: Vec<KeyValue>) {
+    fn add_link(&mut self, span_context: SpanContext, attributes: Vec<KeyValue>) {
         let limits = self.tracer.limits;
         if let Some(data) = self.whole() {
             if data.links.links.len() < limits.max_links_per_span as usize {
-                let dropped = attributes
-                    .len()
-                    .saturating_sub(limits.max_attributes_per_link as usize);
-                attributes.truncate(limits.max_attributes_per_link as usize);
-                let dropped = u32::try_from(dropped).unwrap_or(u32::MAX);
+                let (attributes, dropped) = within(attributes, limits.max_attributes_per_link);
                 data.links
                     .links
                     .push(Link::new(span_context, attributes, dropped));
