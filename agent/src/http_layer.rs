@@ -83,7 +83,8 @@ impl PlumbLayer {
     /// A layer whose spans go straight into `queue` without the SDK's span, as after
     /// [`crate::init`] (for an application that builds its own provider around a
     /// [`QueueProcessor`]): give it the provider's sampler and span limits. Spans recorded this
-    /// way reach only `queue`, not the provider's other processors.
+    /// way reach only `queue`, not the provider's other processors, and the sampler decides on
+    /// the parent, trace id, name and kind (it is not shown the request's attributes).
     pub fn with_queue(
         queue: &QueueProcessor,
         sampler: impl Into<Box<dyn ShouldSample>>,

@@ -118,7 +118,10 @@ impl<'a> Iterator for Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    #[inline]
+    // Always inlined: in the `ingest` bench under callgrind the whole program optimisation kept
+    // it a call, about 57 instructions per field, and inlining it cut the hot path per span from
+    // 10,713 to 9,858 instructions.
+    #[inline(always)]
     fn field(&mut self) -> Result<(u32, Value<'a>), WireError> {
         let key = self.varint()?;
         let number = u32::try_from(key >> 3).map_err(|_| WireError("field number out of range"))?;
