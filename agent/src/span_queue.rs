@@ -307,7 +307,10 @@ impl<E: SpanExporter> Worker<E> {
     /// Exports everything queued now, one attempt per batch; the result of the last attempt.
     fn drain(&mut self) -> OTelSdkResult {
         let mut budget = self.capacity;
-        loop {
+        // Flushes asked for meanwhile: their spans were queued before them, so this drain
+        // exports those too, and they are answered when it ends.
+        let mut flushes = Vec::new();
+        let result = loop {
             while self.pending.len() < MAX_BATCH && budget > 0 {
                 match self.receiver.try_recv() {
                     Ok(span) => {
@@ -318,21 +321,41 @@ impl<E: SpanExporter> Worker<E> {
                     Err(_) => break,
                 }
             }
-            match self.control.try_recv() {
-                Ok(Control::Resource(resource)) => self.exporter.set_resource(&resource),
-                // A flush asked for meanwhile is answered by this one.
+            let asked = match self.control.try_recv() {
+                Ok(Control::Resource(resource)) => {
+                    self.exporter.set_resource(&resource);
+                    true
+                }
                 Ok(Control::Flush(ack)) => {
-                    let _ = ack.send(Ok(()));
+                    flushes.push(ack);
+                    true
                 }
                 // A shutdown asked for meanwhile runs once this drain is done.
-                Ok(Control::Shutdown(ack)) => self.shutdown = Some(ack),
-                Err(_) => {}
-            }
+                Ok(Control::Shutdown(ack)) => {
+                    self.shutdown = Some(ack);
+                    true
+                }
+                Err(_) => false,
+            };
             if self.pending.is_empty() {
-                return Ok(());
+                if asked {
+                    // What was queued before the message is read before the drain ends.
+                    continue;
+                }
+                break Ok(());
             }
-            self.export_once()?;
+            if let Err(error) = self.export_once() {
+                break Err(error);
+            }
+        };
+        for ack in flushes {
+            let answer = match &result {
+                Ok(()) => Ok(()),
+                Err(error) => Err(OTelSdkError::InternalFailure(error.to_string())),
+            };
+            let _ = ack.send(answer);
         }
+        result
     }
 
     /// Exports what is left (one attempt), counts what could not be sent, stops the exporter.
@@ -396,6 +419,51 @@ mod tests {
             self.0.lock().expect("lock").extend(batch);
             Ok(())
         }
+    }
+
+    /// Keeps what is exported, taking a millisecond per export so that flushes overlap.
+    #[derive(Clone, Debug, Default)]
+    struct Slow(Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl SpanExporter for Slow {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            std::thread::sleep(Duration::from_millis(1));
+            self.0
+                .lock()
+                .expect("lock")
+                .extend(batch.into_iter().map(|s| s.name.into_owned()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_flush_returns_after_the_spans_ended_before_it_are_exported() {
+        use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+        let slow = Slow::default();
+        let (processor, _) = QueueProcessor::new(slow.clone(), 4096);
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build();
+        // Threads flushing at once: a flush that arrives while another drains is answered
+        // with it, and must still find its own span exported.
+        std::thread::scope(|s| {
+            for thread in 0..6 {
+                let (provider, slow) = (&provider, &slow);
+                s.spawn(move || {
+                    let tracer = provider.tracer("flush-test");
+                    for round in 0..30 {
+                        let name = format!("t{thread}-{round}");
+                        tracer.start(name.clone()).end();
+                        provider.force_flush().expect("flush");
+                        assert!(
+                            slow.0.lock().expect("lock").contains(&name),
+                            "{name} exported before its flush returned"
+                        );
+                    }
+                });
+            }
+        });
+        let _ = provider.shutdown();
     }
 
     #[test]

@@ -115,25 +115,23 @@ fn app(prefix: &str, layer: PlumbLayer) -> Router {
         .route_layer(layer)
 }
 
-fn spans_named(keep: &Keep, name: &str) -> Vec<SpanData> {
-    let spans = keep.0.lock().expect("lock");
-    spans.iter().filter(|s| s.name == name).cloned().collect()
-}
-
+/// The last exported span named `name`, after a flush.
 fn span_named(name: &str) -> SpanData {
     let Setup { provider, keep, .. } = setup();
     provider.force_flush().expect("flush");
-    spans_named(keep, name).pop().unwrap_or_else(|| {
-        panic!(
-            "no span {name:?} in {:?}",
-            keep.0
-                .lock()
-                .expect("lock")
-                .iter()
-                .map(|s| s.name.clone())
-                .collect::<Vec<_>>()
-        )
-    })
+    // A copy, so that a failed lookup panics with no lock held (the export thread takes it).
+    let spans = keep.0.lock().expect("lock").clone();
+    spans
+        .iter()
+        .rev()
+        .find(|s| s.name == name)
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "no span {name:?} in {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })
 }
 
 fn attribute(span: &SpanData, key: &str) -> Option<String> {
