@@ -195,19 +195,34 @@ impl RequestSpan {
         }
     }
 
-    /// A string attribute from borrowed text (copied into the record when it fits).
-    fn add_str(&mut self, key: &'static str, value: &str) {
+    /// Adds `attribute` within the span's limit: written into the record by `pack` when it
+    /// fits there, else made a `KeyValue` by `kept` and kept in the `SpanData`.
+    fn add<A>(
+        &mut self,
+        attribute: A,
+        pack: impl FnOnce(&mut SpanRecord, &A) -> Option<()>,
+        kept: impl FnOnce(A) -> KeyValue,
+    ) {
         if self.full() {
             return;
         }
         if let Some(Finished::Packed(record)) = &mut self.state
-            && record.push_str(key, value).is_some()
+            && pack(record, &attribute).is_some()
         {
             return;
         }
         if let Some(data) = self.whole() {
-            data.attributes.push(KeyValue::new(key, value.to_owned()));
+            data.attributes.push(kept(attribute));
         }
+    }
+
+    /// A string attribute from borrowed text (copied into the record when it fits).
+    fn add_str(&mut self, key: &'static str, value: &str) {
+        self.add(
+            value,
+            |record, value| record.push_str(key, value),
+            |value| KeyValue::new(key, value.to_owned()),
+        );
     }
 
     fn end_at(&mut self, end_time: SystemTime) {
@@ -271,17 +286,7 @@ impl Span for RequestSpan {
     }
 
     fn set_attribute(&mut self, attribute: KeyValue) {
-        if self.full() {
-            return;
-        }
-        if let Some(Finished::Packed(record)) = &mut self.state
-            && record.push(&attribute).is_some()
-        {
-            return;
-        }
-        if let Some(data) = self.whole() {
-            data.attributes.push(attribute);
-        }
+        self.add(attribute, |record, kv| record.push(kv), |kv| kv);
     }
 
     fn set_status(&mut self, status: Status) {
