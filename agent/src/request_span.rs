@@ -179,8 +179,9 @@ impl RequestSpan {
         }
     }
 
-    /// Whether the span holds as many attributes as its limit allows; counts one dropped if so.
-    fn full(&mut self) -> bool {
+    /// Whether the span holds as many attributes as its limit allows; if so, counts the one
+    /// being added as dropped.
+    fn drop_if_full(&mut self) -> bool {
         let limit = self.tracer.limits.max_attributes_per_span as usize;
         match &mut self.state {
             Some(Finished::Packed(record)) if record.attribute_count() >= limit => {
@@ -203,7 +204,7 @@ impl RequestSpan {
         pack: impl FnOnce(&mut SpanRecord, &A) -> Option<()>,
         kept: impl FnOnce(A) -> KeyValue,
     ) {
-        if self.full() {
+        if self.drop_if_full() {
             return;
         }
         if let Some(Finished::Packed(record)) = &mut self.state

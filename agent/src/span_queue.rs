@@ -263,7 +263,7 @@ impl<E: SpanExporter> Worker<E> {
             match self.receiver.try_recv() {
                 Ok(span) => {
                     taken += 1;
-                    self.push(span);
+                    self.pending.push(span);
                     if self.pending.len() >= MAX_BATCH {
                         self.taken(std::mem::take(&mut taken));
                         self.export_until_sent();
@@ -294,11 +294,6 @@ impl<E: SpanExporter> Worker<E> {
         }
     }
 
-    /// Adds a span taken off the queue to the pending batch.
-    fn push(&mut self, span: Finished) {
-        self.pending.push(span);
-    }
-
     /// Counts `n` spans taken off the queue.
     fn taken(&self, n: usize) {
         self.queued.fetch_sub(n, Ordering::Relaxed);
@@ -316,7 +311,7 @@ impl<E: SpanExporter> Worker<E> {
                     Ok(span) => {
                         budget -= 1;
                         self.taken(1);
-                        self.push(span);
+                        self.pending.push(span);
                     }
                     Err(_) => break,
                 }

@@ -298,6 +298,7 @@ async fn a_long_path_a_long_status_and_a_dropped_request_are_recorded_whole() {
 
 #[tokio::test]
 async fn the_queue_follows_its_sampler_and_span_limits() {
+    // For the global W3C propagator that reads the incoming `traceparent`.
     setup();
     let keep = Keep::default();
     let (processor, stats) = QueueProcessor::new(keep.clone(), 100);
