@@ -56,7 +56,7 @@ async fn load_day(store: &Store, now: u32) {
                         h.record(us);
                         sum += us;
                     }
-                    let (buckets, counts) = h.buckets();
+                    let (buckets, counts) = h.into_buckets();
                     let (service, operation) =
                         (format!("svc-{s}"), format!("GET /api/r{e}/{{id}}"));
                     latency.push(LatencyRow {

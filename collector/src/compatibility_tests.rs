@@ -43,7 +43,7 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
             .map(|j| 1_000 + j * 37 + i as u64 * 20_000)
             .collect();
         these.iter().for_each(|&d| h.record(d));
-        let (buckets, counts) = h.buckets();
+        let (buckets, counts) = h.into_buckets();
         latency_rows.push(serde_json::json!({
             "minute": m, "service": "shop", "operation": "GET /cart", "kind": "server",
             "requests": these.len(), "errors": 3, "sum_us": these.iter().sum::<u64>(),
@@ -53,7 +53,7 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     }
     let mut all = LatencyHistogram::new();
     durations_us.iter().for_each(|&d| all.record(d));
-    let (keys, counts) = all.buckets();
+    let (keys, counts) = all.into_buckets();
 
     // Span rows exactly as the collector encodes them.
     let request = Workload::new(WorkloadShape {

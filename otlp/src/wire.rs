@@ -53,6 +53,45 @@ impl<'a> Value<'a> {
     }
 }
 
+/// A message with one UTF-8 check for all of it: when the whole message is valid UTF-8 (a short
+/// `KeyValue` holding text is, since its tags and lengths are below 0x80), its string fields are
+/// cut from that text instead of being checked one by one. Otherwise each is checked alone.
+#[derive(Debug, Clone, Copy)]
+pub struct TextMessage<'a> {
+    bytes: &'a [u8],
+    text: Option<&'a str>,
+}
+
+impl<'a> TextMessage<'a> {
+    /// `message`, checked once.
+    pub fn new(message: &'a [u8]) -> Self {
+        Self {
+            bytes: message,
+            text: std::str::from_utf8(message).ok(),
+        }
+    }
+
+    /// The fields of the message.
+    pub fn fields(&self) -> Fields<'a> {
+        Fields::new(self.bytes)
+    }
+
+    /// The value of a string field read from this message (or from a message nested in it).
+    pub fn str(&self, value: Value<'a>) -> Result<&'a str, WireError> {
+        let field = value.bytes()?;
+        let start = (field.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
+        // A field from elsewhere, or one that does not start and end at a character boundary of
+        // the text, is checked alone.
+        match self
+            .text
+            .and_then(|text| text.get(start..start.checked_add(field.len())?))
+        {
+            Some(text) => Ok(text),
+            None => value.str(),
+        }
+    }
+}
+
 /// Iterates over the fields of one message.
 #[derive(Debug, Clone)]
 pub struct Fields<'a> {
@@ -184,6 +223,41 @@ mod tests {
         );
         assert!(fields.contains(&(6, Value::Varint(2))));
         assert!(fields.contains(&(7, Value::Fixed64(42))));
+    }
+
+    #[test]
+    fn text_fields_read_alike_with_one_check_or_one_each() {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+        let text = |s: &str| AnyValue {
+            value: Some(any_value::Value::StringValue(s.into())),
+        };
+        let int = AnyValue {
+            value: Some(any_value::Value::IntValue(-1)),
+        };
+        let long = "é".repeat(100);
+        let cases = [
+            ("k", text("v")),
+            ("ключ", text("é")),
+            ("ключ", text(&long)),
+            ("k", int),
+        ];
+        for (key, value) in cases {
+            let bytes = KeyValue {
+                key: key.into(),
+                value: Some(value),
+                ..Default::default()
+            }
+            .encode_to_vec();
+            let message = TextMessage::new(&bytes);
+            let (_, first) = message.fields().next().expect("a field").expect("valid");
+            assert_eq!(message.str(first), Ok(key));
+            // A field that is not inside the message is checked alone.
+            assert_eq!(message.str(Value::Bytes("x".as_bytes())), Ok("x"), "{key}");
+        }
+        let bytes = [0x0a, 2, 0xff, 0xfe];
+        let message = TextMessage::new(&bytes);
+        let (_, field) = message.fields().next().expect("a field").expect("valid");
+        assert!(message.str(field).is_err());
     }
 
     #[test]

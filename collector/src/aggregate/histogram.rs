@@ -4,13 +4,14 @@
 //! In: durations from spans, or buckets read back from storage. Out: `(bucket, count)` pairs
 //! whose keys are the highest value each HDR bucket stands for. The keys depend only on the
 //! fixed layout, so histograms from any collector, minute or host add up bucket by bucket: in
-//! memory with [`LatencyHistogram::merge`], in ClickHouse with `sumMap`.
+//! memory by adding counts key by key, in ClickHouse with `sumMap`.
 //!
-//! Only non-empty buckets are kept (a sorted map), so a key that saw a handful of durations
-//! costs a few dozen bytes rather than the dense HDR array (about 30 KiB at this range).
+//! Only non-empty buckets are kept, as two sorted vectors (keys, counts), so a key that saw a
+//! handful of durations costs a few dozen bytes rather than the dense HDR array (about 30 KiB at
+//! this range). A binary search over one contiguous vector finds a bucket with fewer cache misses
+//! than a search tree: `record` runs once per span.
 
 use hdrhistogram::Histogram;
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 /// Significant decimal digits kept: 2 gives a relative error below 1% (1/128 in practice).
@@ -32,7 +33,10 @@ pub(crate) fn bucket_of(duration_us: u64) -> u64 {
 /// A mergeable latency histogram in microseconds.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LatencyHistogram {
-    buckets: BTreeMap<u64, u64>,
+    /// Bucket keys, ascending.
+    keys: Vec<u64>,
+    /// The count of the bucket at the same place in `keys`.
+    counts: Vec<u64>,
 }
 
 impl LatencyHistogram {
@@ -43,12 +47,19 @@ impl LatencyHistogram {
 
     /// Records one duration; values past [`MAX_TRACKABLE_US`] are clamped to it.
     pub fn record(&mut self, duration_us: u64) {
-        *self.buckets.entry(bucket_of(duration_us)).or_default() += 1;
+        let key = bucket_of(duration_us);
+        match self.keys.binary_search(&key) {
+            Ok(at) => self.counts[at] += 1,
+            Err(at) => {
+                self.keys.insert(at, key);
+                self.counts.insert(at, 1);
+            }
+        }
     }
 
     /// The non-empty buckets in ascending order, as parallel `(keys, counts)` vectors.
-    pub fn buckets(&self) -> (Vec<u64>, Vec<u64>) {
-        self.buckets.iter().map(|(&k, &c)| (k, c)).unzip()
+    pub fn into_buckets(self) -> (Vec<u64>, Vec<u64>) {
+        (self.keys, self.counts)
     }
 }
 
@@ -91,7 +102,7 @@ mod tests {
             let mut h = LatencyHistogram::new();
             for &v in &values { h.record(v); }
             values.sort_unstable();
-            let (keys, counts) = h.buckets();
+            let (keys, counts) = h.into_buckets();
             for q in [0.5, 0.9, 0.95, 0.99, 1.0] {
                 let exact = exact_quantile(&values, q) as f64;
                 let got = quantile_from_buckets(&keys, &counts, q) as f64;
@@ -116,17 +127,17 @@ mod tests {
             for part in &parts {
                 let mut h = LatencyHistogram::new();
                 for &v in part { h.record(v); all.record(v); }
-                let (k, c) = h.buckets();
+                let (k, c) = h.into_buckets();
                 for (k, c) in k.into_iter().zip(c) { *summed.entry(k).or_default() += c; }
             }
             let (keys, counts): (Vec<u64>, Vec<u64>) = summed.into_iter().unzip();
-            prop_assert_eq!((keys, counts), all.buckets());
+            prop_assert_eq!((keys, counts), all.into_buckets());
         }
     }
 
     #[test]
     fn empty_histogram_reports_zero() {
-        let (keys, counts) = LatencyHistogram::new().buckets();
+        let (keys, counts) = LatencyHistogram::new().into_buckets();
         assert_eq!(quantile_from_buckets(&keys, &counts, 0.99), 0);
     }
 
@@ -134,7 +145,7 @@ mod tests {
     fn huge_durations_are_clamped_not_lost() {
         let mut h = LatencyHistogram::new();
         h.record(u64::MAX);
-        let (keys, counts) = h.buckets();
+        let (keys, counts) = h.into_buckets();
         assert_eq!(counts, [1]);
         assert!(quantile_from_buckets(&keys, &counts, 1.0) >= MAX_TRACKABLE_US);
     }

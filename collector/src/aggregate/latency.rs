@@ -96,7 +96,7 @@ impl Flushable for Aggregator {
         drained
             .into_iter()
             .map(|(key, agg)| {
-                let (buckets, counts) = agg.histogram.buckets();
+                let (buckets, counts) = agg.histogram.into_buckets();
                 LatencyRow {
                     minute: key.minute_unix_s,
                     service: key.service.to_string(),

@@ -141,7 +141,7 @@ pub(crate) fn minute_rows(results: &[ProbeResultRow]) -> Vec<ProbeMinuteRow> {
     by_key
         .into_iter()
         .map(|((minute, probe, location), sums)| {
-            let (buckets, counts) = sums.histogram.buckets();
+            let (buckets, counts) = sums.histogram.into_buckets();
             ProbeMinuteRow {
                 minute,
                 probe: probe.to_owned(),

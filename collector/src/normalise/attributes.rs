@@ -4,7 +4,7 @@
 //! text, bytes as hex), which is how spans store attributes in ClickHouse.
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-use plumb_otlp::wire::{Fields, WireError};
+use plumb_otlp::wire::{Fields, TextMessage, WireError};
 use prost::Message;
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -24,15 +24,19 @@ pub(crate) fn any_value_to_string(value: &AnyValue) -> String {
     out
 }
 
-/// The text of an encoded `AnyValue`, borrowed from the bytes for strings and booleans.
+/// The text of an encoded `AnyValue`, borrowed from the bytes for strings and booleans; its
+/// string is checked as part of `within`, the message the value was read from.
 ///
 /// Arrays, maps, bytes and string-table references are rare in attributes; they are decoded
 /// with prost and rendered by [`any_value_to_string`], so both paths print values alike.
-pub(crate) fn attribute_text(bytes: &[u8]) -> Result<Cow<'_, str>, WireError> {
+pub(crate) fn attribute_text<'a>(
+    bytes: &'a [u8],
+    within: &TextMessage<'a>,
+) -> Result<Cow<'a, str>, WireError> {
     let mut text = Cow::Borrowed("");
     for field in Fields::new(bytes) {
         text = match field? {
-            (1, v) => Cow::Borrowed(v.str()?),
+            (1, v) => Cow::Borrowed(within.str(v)?),
             (2, v) => Cow::Borrowed(if v.varint()? != 0 { "true" } else { "false" }),
             (3, v) => Cow::Owned((v.varint()? as i64).to_string()),
             (4, v) => Cow::Owned(f64::from_bits(v.fixed64()?).to_string()),
@@ -124,10 +128,13 @@ mod tests {
         ] {
             let any = v(value);
             let bytes = any.encode_to_vec();
-            let text = attribute_text(&bytes).expect("valid");
+            let text = attribute_text(&bytes, &TextMessage::new(&bytes)).expect("valid");
             assert_eq!(text, any_value_to_string(&any));
         }
         let bytes = array.encode_to_vec();
-        assert_eq!(attribute_text(&bytes).expect("valid"), "[a,1.5]");
+        assert_eq!(
+            attribute_text(&bytes, &TextMessage::new(&bytes)).expect("valid"),
+            "[a,1.5]"
+        );
     }
 }

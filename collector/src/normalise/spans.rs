@@ -12,7 +12,7 @@ use super::attributes::attribute_text;
 use super::operation::{NameLimiter, operation_name};
 use super::{Normalised, UNKNOWN_SERVICE};
 use crate::model::{Attribute, Named, Span, SpanKind, find};
-use plumb_otlp::wire::{Fields, WireError};
+use plumb_otlp::wire::{Fields, TextMessage, WireError};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,13 +127,14 @@ fn wire_span<'a>(
     Ok(span)
 }
 
-/// A `KeyValue` message.
+/// A `KeyValue` message (its key and text value checked as UTF-8 together).
 fn key_value(bytes: &[u8]) -> Result<Attribute<'_>, WireError> {
     let (mut key, mut value) = ("", Cow::Borrowed(""));
-    for field in Fields::new(bytes) {
+    let message = TextMessage::new(bytes);
+    for field in message.fields() {
         match field? {
-            (1, v) => key = v.str()?,
-            (2, v) => value = attribute_text(v.bytes()?)?,
+            (1, v) => key = message.str(v)?,
+            (2, v) => value = attribute_text(v.bytes()?, &message)?,
             _ => {}
         }
     }

@@ -267,7 +267,7 @@ mod tests {
             sum_us += us;
             err_total += u64::from(next() % 1000 < errors_per_mille);
         }
-        let (keys, counts) = h.buckets();
+        let (keys, counts) = h.into_buckets();
         WindowHistogram {
             req_total: requests,
             err_total,

@@ -12,10 +12,10 @@
 //! then missing and it only counts if it is an endpoint itself.
 //!
 //! The window is split into shards by trace id so that receivers on several threads rarely wait
-//! for each other; a request's component names are interned first, then a shard's lock is taken
-//! once per run of spans that belong to it (never both at once).
+//! for each other; a request's spans are ordered by shard, their component names interned, then
+//! each shard's lock is taken once per request (never both at once).
 
-use super::component::{component, is_endpoint};
+use super::component::component;
 use super::time_split::{HeldSpan, Scratch, analyse};
 use crate::aggregate::component_time::BreakdownAggregator;
 use crate::model::{ComponentType, Contribution, Named, Span};
@@ -157,6 +157,28 @@ fn shard_of(trace_id: &[u8; 16]) -> usize {
     usize::from(trace_id[15]) % SHARDS
 }
 
+/// The places of `spans` ordered by shard, keeping their order within a shard (so the spans of
+/// one trace that came together stay together), and where each shard's places begin and end:
+/// shard `i` has `order[bounds[i]..bounds[i + 1]]`.
+fn by_shard(spans: &[Span<'_>]) -> (Vec<u32>, [usize; SHARDS + 1]) {
+    let mut bounds = [0; SHARDS + 1];
+    for span in spans {
+        bounds[shard_of(&span.trace_id) + 1] += 1;
+    }
+    for i in 1..=SHARDS {
+        bounds[i] += bounds[i - 1];
+    }
+    let mut next = bounds;
+    let mut order = vec![0; spans.len()];
+    for (at, span) in spans.iter().enumerate() {
+        let shard = shard_of(&span.trace_id);
+        // A request holds far fewer than 2^32 spans (max-spans-per-request).
+        order[next[shard]] = at as u32;
+        next[shard] += 1;
+    }
+    (order, bounds)
+}
+
 impl TraceAssembler {
     /// An empty window feeding `breakdown`.
     pub(crate) fn new(
@@ -180,12 +202,14 @@ impl TraceAssembler {
         let arrived = self.ticks(Instant::now());
         let max_per_shard = (self.settings.max_spans / SHARDS).max(1);
         let mut cut_short = Vec::new();
+        let (order, bounds) = by_shard(spans);
         // Component names first, with no shard locked (the name limiter may wait for the other
         // receivers to let go of it).
         let named: Vec<(ComponentType, Arc<Named>)> = self.components.with_batch(|admit| {
-            spans
+            order
                 .iter()
-                .map(|span| {
+                .map(|&at| {
+                    let span = &spans[at as usize];
                     let (component, label) = component(span);
                     let named = match component {
                         ComponentType::Server => Arc::clone(&span.endpoint),
@@ -195,30 +219,31 @@ impl TraceAssembler {
                 })
                 .collect()
         });
-        {
-            // Spans of one trace usually come together, so each run of spans that belong to one
-            // shard takes its lock once.
-            let mut runs = spans.iter().enumerate().zip(named).peekable();
-            while let Some(((_, first), _)) = runs.peek() {
-                let index = shard_of(&first.trace_id);
-                let mut shard = self.shards[index]
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                while let Some(((at, span), (component, named))) =
-                    runs.next_if(|((_, s), _)| shard_of(&s.trace_id) == index)
-                {
-                    let group = shard.traces.entry(span.trace_id).or_default();
-                    // A new trace gets room for the spans of it that come next in this request,
-                    // no more (a trace is usually whole in one request), and waits by whether
-                    // they hold an endpoint.
-                    let new_with_endpoint = group.is_empty().then(|| {
-                        let together = spans[at..]
-                            .iter()
-                            .take_while(|s| s.trace_id == span.trace_id)
-                            .count();
-                        group.reserve_exact(together);
-                        spans[at..at + together].iter().any(is_endpoint)
-                    });
+        let mut named = named.into_iter();
+        for (index, range) in bounds.windows(2).enumerate() {
+            let shard_order = &order[range[0]..range[1]];
+            if shard_order.is_empty() {
+                continue;
+            }
+            // One lock per shard and request; one map lookup per run of spans of one trace.
+            let mut shard = self.shards[index]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for run in shard_order
+                .chunk_by(|&a, &b| spans[a as usize].trace_id == spans[b as usize].trace_id)
+            {
+                let trace_id = spans[run[0] as usize].trace_id;
+                let group = shard.traces.entry(trace_id).or_default();
+                // A new trace gets room for this run of its spans, no more (a trace is usually
+                // whole in one request), and waits by whether they hold an endpoint.
+                let new = group.is_empty();
+                if new {
+                    group.reserve_exact(run.len());
+                }
+                let mut with_endpoint = false;
+                for (&at, (component, named)) in run.iter().zip(named.by_ref()) {
+                    let span = &spans[at as usize];
+                    with_endpoint |= component == ComponentType::Server;
                     group.push(HeldSpan {
                         span_id: span.span_id,
                         parent_span_id: span.parent_span_id,
@@ -227,21 +252,21 @@ impl TraceAssembler {
                         component,
                         named,
                     });
-                    if let Some(with_endpoint) = new_with_endpoint {
-                        let queue = if with_endpoint {
-                            WITH_ENDPOINT
-                        } else {
-                            WITHOUT_ENDPOINT
-                        };
-                        shard.queues[queue].push_back((arrived, span.trace_id));
-                    }
-                    shard.spans += 1;
                 }
-                while shard.spans > max_per_shard {
-                    match shard.pop_oldest() {
-                        Some(trace) => cut_short.push(trace),
-                        None => break,
-                    }
+                if new {
+                    let queue = if with_endpoint {
+                        WITH_ENDPOINT
+                    } else {
+                        WITHOUT_ENDPOINT
+                    };
+                    shard.queues[queue].push_back((arrived, trace_id));
+                }
+                shard.spans += run.len();
+            }
+            while shard.spans > max_per_shard {
+                match shard.pop_oldest() {
+                    Some(trace) => cut_short.push(trace),
+                    None => break,
                 }
             }
         }
@@ -437,5 +462,43 @@ mod tests {
         assert!(rows.iter().all(|r| r.operation == "GET /a"), "{rows:?}");
         assembler.drain();
         assert!(breakdown.take().iter().all(|r| r.operation == "GET /b"));
+    }
+
+    #[test]
+    fn interleaved_traces_of_one_request_are_each_held_whole() {
+        let (assembler, breakdown, telemetry) = assembler(1000);
+        // Traces 1 and 17 share a shard, trace 2 has another; their spans come interleaved.
+        assembler.add(&[
+            span(1, 1, 0, 2, "GET /a", 100),
+            span(2, 1, 0, 2, "GET /b", 50),
+            span(17, 1, 0, 2, "GET /c", 80),
+            span(1, 2, 1, 3, "q", 30),
+            span(2, 2, 1, 3, "q", 20),
+            span(17, 2, 1, 3, "q", 10),
+        ]);
+        assembler.sweep(Instant::now());
+        assert_eq!(telemetry.traces_held.get(), 3);
+        assert_eq!(telemetry.spans_held.get(), 6);
+        assembler.sweep(Instant::now() + Duration::from_millis(1500));
+        assert_eq!(telemetry.traces_analysed.get(), 3);
+        let mut got: Vec<_> = breakdown
+            .take()
+            .iter()
+            .map(|r| (r.operation.clone(), r.component_type, r.duration_sum_us))
+            .collect();
+        got.sort();
+        let want = [
+            ("GET /a", 1, 100_000),
+            ("GET /a", 2, 70_000),
+            ("GET /a", 3, 30_000),
+            ("GET /b", 1, 50_000),
+            ("GET /b", 2, 30_000),
+            ("GET /b", 3, 20_000),
+            ("GET /c", 1, 80_000),
+            ("GET /c", 2, 70_000),
+            ("GET /c", 3, 10_000),
+        ]
+        .map(|(operation, kind, us)| (operation.to_owned(), kind, us));
+        assert_eq!(got, want);
     }
 }
