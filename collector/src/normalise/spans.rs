@@ -194,11 +194,8 @@ pub(crate) fn normalise_traces<'a>(
                         return Err(TraceRequestError::TooManySpans(limits.max_spans));
                     }
                     let wire = wire_span(span.bytes()?, &limits, &mut truncations)?;
-                    match validate(wire, &window, names) {
-                        Ok(span) => out.accepted.push(Span {
-                            resource: Arc::clone(&resource),
-                            ..span
-                        }),
+                    match validate(wire, &window, &resource, names) {
+                        Ok(span) => out.accepted.push(span),
                         Err(reason) => out.reject(|| reason),
                     }
                 }
@@ -215,11 +212,12 @@ struct Window {
     latest: u64,
 }
 
-/// Checks ids and times; `names` gives the interned service and operation of a valid span. The
-/// resource is filled in by the caller.
+/// Checks ids and times; `names` gives the interned service and operation of a valid span, which
+/// shares `resource` with the other spans of its resource.
 fn validate<'a>(
     span: WireSpan<'a>,
     window: &Window,
+    resource: &Arc<Vec<Attribute<'a>>>,
     names: impl FnOnce(SpanKind, &str, &[Attribute<'a>]) -> Arc<Named>,
 ) -> Result<Span<'a>, String> {
     let name = span.name;
@@ -277,7 +275,7 @@ fn validate<'a>(
         http_status_code,
         is_error,
         attributes: span.attributes,
-        resource: Arc::default(),
+        resource: Arc::clone(resource),
     })
 }
 
