@@ -184,7 +184,9 @@ pub(crate) fn normalise_traces<'a>(
             for scope in scopes {
                 // Room for the scope's spans at once: a span is moved once, not again each time
                 // the list grows (a malformed field is reported by the loop below).
-                let spans = Fields::new(scope).filter(|f| matches!(f, Ok((2, _)))).count();
+                let spans = Fields::new(scope)
+                    .filter(|f| matches!(f, Ok((2, _))))
+                    .count();
                 out.accepted.reserve(spans.min(limits.max_spans));
                 for field in Fields::new(scope) {
                     let (2, span) = field? else { continue };
