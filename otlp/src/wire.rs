@@ -244,13 +244,27 @@ mod tests {
         for (key, value) in cases {
             let bytes = KeyValue {
                 key: key.into(),
-                value: Some(value),
+                value: Some(value.clone()),
                 ..Default::default()
             }
             .encode_to_vec();
             let message = TextMessage::new(&bytes);
             let (_, first) = message.fields().next().expect("a field").expect("valid");
             assert_eq!(message.str(first), Ok(key));
+            // A string nested in the message (the `AnyValue`'s) is cut from the same text.
+            let expected = match &value.value {
+                Some(any_value::Value::StringValue(s)) => Some(s.as_str()),
+                _ => None,
+            };
+            let (_, any) = message.fields().nth(1).expect("a value").expect("valid");
+            let nested = Fields::new(any.bytes().expect("bytes"))
+                .next()
+                .expect("a field")
+                .expect("valid");
+            match expected {
+                Some(text) => assert_eq!(message.str(nested.1), Ok(text), "{key}"),
+                None => assert!(message.str(nested.1).is_err(), "an integer is not text"),
+            }
             // A field that is not inside the message is checked alone.
             assert_eq!(message.str(Value::Bytes("x".as_bytes())), Ok("x"), "{key}");
         }
