@@ -87,7 +87,7 @@ impl SpanKind {
 
 /// A service and one of its names (an operation, or a component of the breakdown), interned
 /// together so that one thin pointer names both.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Named {
     /// The service.
     pub(crate) service: Arc<str>,

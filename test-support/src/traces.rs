@@ -90,10 +90,12 @@ fn record_tree(
         span.set_status(Status::error("failed"));
     }
     let context = span.span_context().clone();
-    span.end_with_timestamp(s.start + Duration::from_micros(s.duration_us));
     let cx = Context::new().with_remote_span_context(context.clone());
     for child in &node.children {
         record_tree(providers, grpc, child, &cx);
     }
+    // Ended after its children, as in a real program: the SDK queues (and so exports) a span
+    // when it ends, children before their parent.
+    span.end_with_timestamp(s.start + Duration::from_micros(s.duration_us));
     context
 }

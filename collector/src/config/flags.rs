@@ -135,9 +135,13 @@ pub(crate) struct CollectorConfig {
     #[arg(long, env = "PLUMB_TRACE_WINDOW", default_value = "10s", value_parser = humantime::parse_duration)]
     pub(crate) trace_window: Duration,
 
-    /// How long a trace whose first request held an endpoint span waits for more of its spans before its breakdown is worked out (at most --trace-window; the endpoint's own spans come with it or before it).
+    /// How long a trace whose first request held an endpoint span, but not every span under it, waits for more of its spans before its breakdown is worked out (at most --trace-window; the endpoint's own spans come with it or before it).
     #[arg(long, env = "PLUMB_TRACE_ENDPOINT_WAIT", default_value = "1s", value_parser = humantime::parse_duration)]
     pub(crate) trace_endpoint_wait: Duration,
+
+    /// Hold a new trace that came whole (an endpoint span and every span under it in one request) for --trace-endpoint-wait too, instead of analysing it as it comes; for an intermediate collector that sends batches in parallel, so that a trace split over two of them can arrive out of order.
+    #[arg(long, env = "PLUMB_TRACE_HOLD_WHOLE", default_value_t = false)]
+    pub(crate) trace_hold_whole: bool,
 
     /// Spans held in the trace window at most; past it the oldest traces are analysed early (75 to 100 bytes a span).
     #[arg(long, env = "PLUMB_TRACE_MAX_SPANS", default_value_t = 1_000_000)]

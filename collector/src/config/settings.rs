@@ -295,6 +295,7 @@ impl TryFrom<CollectorConfig> for Settings {
             endpoint_wait: c.trace_endpoint_wait.min(c.trace_window),
             max_spans: c.trace_max_spans,
             max_components_per_service: c.max_components_per_service,
+            hold_whole: c.trace_hold_whole,
         });
         Ok(Self {
             log_format: c.log_format,

@@ -8,7 +8,7 @@
 
 use super::route::template_path;
 use crate::model::{Attribute, Named, SpanKind, find_text};
-use hashbrown::HashMap;
+use hashbrown::{Equivalent, HashMap, HashSet};
 use std::borrow::Cow;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -52,29 +52,71 @@ pub(crate) fn operation_name<'a>(
 pub(crate) struct NameLimiter {
     max_per_service: usize,
     overflow: Arc<str>,
-    seen: RwLock<HashMap<Arc<str>, ServiceNames>>,
+    seen: RwLock<Seen>,
+}
+
+/// The names admitted so far.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Every pair admitted, found by its two strings in one lookup.
+    pairs: HashSet<Arc<Named>>,
+    /// Each service's count of names and its overflow pair.
+    services: HashMap<Arc<str>, ServiceNames>,
 }
 
 #[derive(Debug)]
 struct ServiceNames {
-    names: HashMap<Arc<str>, Arc<Named>>,
+    /// Names admitted for the service.
+    names: usize,
     /// The service with [`OVERFLOW_OPERATION`].
     overflow: Arc<Named>,
 }
 
-/// What the names known so far say about `name` of `service`: its interned pair, the overflow
-/// pair when the service is full, or `None` when it must be added.
-fn known(
-    seen: &HashMap<Arc<str>, ServiceNames>,
-    service: &str,
-    name: &str,
-    max: usize,
-) -> Option<Arc<Named>> {
-    let entry = seen.get(service)?;
-    match entry.names.get(name) {
-        Some(known) => Some(Arc::clone(known)),
-        None if entry.names.len() < max => None,
-        None => Some(Arc::clone(&entry.overflow)),
+/// A service and name to look up among the interned pairs (hashed as [`Named`] is).
+#[derive(Hash)]
+struct Pair<'a> {
+    service: &'a str,
+    name: &'a str,
+}
+
+impl Equivalent<Arc<Named>> for Pair<'_> {
+    fn equivalent(&self, key: &Arc<Named>) -> bool {
+        *key.service == *self.service && *key.name == *self.name
+    }
+}
+
+impl Seen {
+    /// What the names known so far say about `name` of `service`: its interned pair, the
+    /// overflow pair when the service is full, or `None` when it must be added.
+    fn known(&self, service: &str, name: &str, max: usize) -> Option<Arc<Named>> {
+        if let Some(known) = self.pairs.get(&Pair { service, name }) {
+            return Some(Arc::clone(known));
+        }
+        let entry = self.services.get(service)?;
+        (entry.names >= max).then(|| Arc::clone(&entry.overflow))
+    }
+
+    /// Adds `name` of `service`, which is not known and fits under the cap.
+    fn add(&mut self, service: &str, name: &str, overflow: &Arc<str>) -> Arc<Named> {
+        if !self.services.contains_key(service) {
+            let service: Arc<str> = Arc::from(service);
+            let overflow = Arc::new(Named {
+                service: Arc::clone(&service),
+                name: Arc::clone(overflow),
+            });
+            self.services
+                .insert(service, ServiceNames { names: 0, overflow });
+        }
+        let Some(entry) = self.services.get_mut(service) else {
+            unreachable!("inserted above")
+        };
+        entry.names += 1;
+        let new = Arc::new(Named {
+            service: Arc::clone(&entry.overflow.service),
+            name: Arc::from(name),
+        });
+        self.pairs.insert(Arc::clone(&new));
+        new
     }
 }
 
@@ -84,7 +126,7 @@ impl NameLimiter {
         Self {
             max_per_service,
             overflow: Arc::from(OVERFLOW_OPERATION),
-            seen: RwLock::new(HashMap::new()),
+            seen: RwLock::default(),
         }
     }
 
@@ -103,7 +145,7 @@ impl NameLimiter {
         let mut admit = |service: &str, name: &str| -> Arc<Named> {
             if let Some(interned) = read
                 .as_ref()
-                .and_then(|seen| known(seen, service, name, max))
+                .and_then(|seen| seen.known(service, name, max))
             {
                 return interned;
             }
@@ -111,28 +153,9 @@ impl NameLimiter {
             drop(read.take());
             let interned = {
                 let mut seen = self.seen.write().unwrap_or_else(PoisonError::into_inner);
-                match known(&seen, service, name, max) {
+                match seen.known(service, name, max) {
                     Some(interned) => interned,
-                    None => {
-                        if !seen.contains_key(service) {
-                            let service: Arc<str> = Arc::from(service);
-                            let overflow = Arc::new(Named {
-                                service: Arc::clone(&service),
-                                name: Arc::clone(&self.overflow),
-                            });
-                            let names = HashMap::new();
-                            seen.insert(service, ServiceNames { names, overflow });
-                        }
-                        let Some(entry) = seen.get_mut(service) else {
-                            unreachable!("inserted above")
-                        };
-                        let new = Arc::new(Named {
-                            service: Arc::clone(&entry.overflow.service),
-                            name: Arc::from(name),
-                        });
-                        entry.names.insert(Arc::clone(&new.name), Arc::clone(&new));
-                        new
-                    }
+                    None => seen.add(service, name, &self.overflow),
                 }
             };
             read = Some(self.seen.read().unwrap_or_else(PoisonError::into_inner));

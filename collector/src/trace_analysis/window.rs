@@ -1,12 +1,14 @@
 //! The trace window: spans wait here, grouped by trace, until their trace is complete enough to
 //! analyse.
 //!
-//! In: validated spans from the pipeline. A trace is analysed once `window` has passed since its
-//! first span arrived (spans of one trace come from several services and SDK batches, seconds
-//! apart), or `endpoint_wait` after it when that first request held an endpoint span: an
-//! endpoint's analysis needs only its own service's spans, which end before it and so are
-//! exported with it or before it, and the other services' endpoints are analysed in their own
-//! groups. Memory is bounded: past `max_spans`, the oldest traces are analysed early (counted
+//! In: validated spans from the pipeline. An endpoint's analysis needs only its own service's
+//! spans, which end before it and so are exported with it or before it; the other services'
+//! endpoints are analysed in their own groups. So a new trace whose first request holds an
+//! endpoint span and every span under it (each span's parent is in the request, up to an
+//! endpoint) is analysed as it comes and never held, unless `hold_whole` is set. Other traces
+//! are held: analysed `endpoint_wait` after their first span arrived when that first request
+//! held an endpoint span, `window` after it otherwise (spans of one trace come from several
+//! services and SDK batches, seconds apart). Memory is bounded: past `max_spans`, the oldest traces are analysed early (counted
 //! in `plumb_traces_cut_short_total`). Out: [`Contribution`]s recorded in the breakdown
 //! aggregator. A span that arrives after its trace was analysed starts a new group; its parent is
 //! then missing and it only counts if it is an endpoint itself.
@@ -22,6 +24,7 @@ use crate::model::{ComponentType, Contribution, Named, Span};
 use crate::normalise::NameLimiter;
 use crate::telemetry::Telemetry;
 use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::collections::VecDeque;
@@ -42,6 +45,9 @@ pub(crate) struct TraceSettings {
     pub(crate) max_spans: usize,
     /// Distinct component labels remembered per service; the rest count as `[overflow]`.
     pub(crate) max_components_per_service: usize,
+    /// Hold for `endpoint_wait` even the new traces that came whole in one request (for
+    /// batches that arrive out of order), instead of analysing them at once.
+    pub(crate) hold_whole: bool,
 }
 
 /// The trace window's own metrics.
@@ -55,6 +61,8 @@ pub(crate) struct WindowTelemetry {
     pub(crate) traces_analysed: Counter,
     /// Traces analysed early because the window was full.
     pub(crate) traces_cut_short: Counter,
+    /// Traces analysed as they came, whole in their first request, without being held.
+    pub(crate) traces_whole_on_arrival: Counter,
 }
 
 impl WindowTelemetry {
@@ -81,6 +89,11 @@ impl WindowTelemetry {
             "traces_cut_short",
             "Traces analysed before their window ended because the trace window was full",
             this.traces_cut_short.clone(),
+        );
+        registry.register(
+            "traces_whole_on_arrival",
+            "Traces analysed as they came, their endpoint and every span under it in their first request",
+            this.traces_whole_on_arrival.clone(),
         );
         Arc::new(this)
     }
@@ -179,6 +192,30 @@ fn by_shard(spans: &[Span<'_>]) -> (Vec<u32>, [usize; SHARDS + 1]) {
     (order, bounds)
 }
 
+/// Whether the spans of a new trace that came in one request (`run`, with their components in
+/// `named`) are whole for the breakdown: they hold an endpoint, and every other span's parent is
+/// among them, so each endpoint's walk has all it reads (its service's spans end before it and
+/// so are sent with it). `ids` is scratch.
+fn came_whole(
+    spans: &[Span<'_>],
+    run: &[u32],
+    named: &[(ComponentType, Arc<Named>)],
+    ids: &mut Vec<[u8; 8]>,
+) -> bool {
+    if !named.iter().any(|(c, _)| *c == ComponentType::Server) {
+        return false;
+    }
+    ids.clear();
+    ids.extend(run.iter().map(|&at| spans[at as usize].span_id));
+    ids.sort_unstable();
+    run.iter().zip(named).all(|(&at, (c, _))| {
+        *c == ComponentType::Server
+            || ids
+                .binary_search(&spans[at as usize].parent_span_id)
+                .is_ok()
+    })
+}
+
 impl TraceAssembler {
     /// An empty window feeding `breakdown`.
     pub(crate) fn new(
@@ -197,7 +234,8 @@ impl TraceAssembler {
         }
     }
 
-    /// Adds the spans of one request; analyses the oldest traces early if the window is full.
+    /// Adds the spans of one request; analyses at once the new traces that came whole, and the
+    /// oldest traces early if the window is full.
     pub(crate) fn add(&self, spans: &[Span<'_>]) {
         let arrived = self.ticks(Instant::now());
         let max_per_shard = (self.settings.max_spans / SHARDS).max(1);
@@ -219,48 +257,61 @@ impl TraceAssembler {
                 })
                 .collect()
         });
-        let mut named = named.into_iter();
+        let held = |at: u32, (component, named): &(ComponentType, Arc<Named>)| {
+            let span = &spans[at as usize];
+            HeldSpan {
+                span_id: span.span_id,
+                parent_span_id: span.parent_span_id,
+                start_ns: span.start_unix_ns,
+                duration_us: u32::try_from(span.duration_ns / 1_000).unwrap_or(u32::MAX),
+                component: *component,
+                named: Arc::clone(named),
+            }
+        };
+        // New traces that came whole, one after the other, and where each ends.
+        let mut whole: Vec<HeldSpan> = Vec::new();
+        let mut whole_ends: Vec<usize> = Vec::new();
+        let mut ids = Vec::new();
+        let mut next = 0;
         for (index, range) in bounds.windows(2).enumerate() {
             let shard_order = &order[range[0]..range[1]];
             if shard_order.is_empty() {
                 continue;
             }
             // One lock per shard and request; one map lookup per run of spans of one trace.
-            let mut shard = self.shards[index]
+            let mut guard = self.shards[index]
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
+            let shard = &mut *guard;
             for run in shard_order
                 .chunk_by(|&a, &b| spans[a as usize].trace_id == spans[b as usize].trace_id)
             {
+                let run_named = &named[next..next + run.len()];
+                next += run.len();
                 let trace_id = spans[run[0] as usize].trace_id;
-                let group = shard.traces.entry(trace_id).or_default();
-                // A new trace gets room for this run of its spans, no more (a trace is usually
-                // whole in one request), and waits by whether they hold an endpoint.
-                let new = group.is_empty();
-                if new {
-                    group.reserve_exact(run.len());
-                }
-                let mut with_endpoint = false;
-                for (&at, (component, named)) in run.iter().zip(named.by_ref()) {
-                    let span = &spans[at as usize];
-                    with_endpoint |= component == ComponentType::Server;
-                    group.push(HeldSpan {
-                        span_id: span.span_id,
-                        parent_span_id: span.parent_span_id,
-                        start_ns: span.start_unix_ns,
-                        duration_us: u32::try_from(span.duration_ns / 1_000).unwrap_or(u32::MAX),
-                        component,
-                        named,
-                    });
-                }
-                if new {
-                    let queue = if with_endpoint {
-                        WITH_ENDPOINT
-                    } else {
-                        WITHOUT_ENDPOINT
-                    };
-                    shard.queues[queue].push_back((arrived, trace_id));
-                }
+                let group = match shard.traces.entry(trace_id) {
+                    Entry::Occupied(group) => group.into_mut(),
+                    Entry::Vacant(_)
+                        if !self.settings.hold_whole
+                            && came_whole(spans, run, run_named, &mut ids) =>
+                    {
+                        whole.extend(run.iter().zip(run_named).map(|(&at, n)| held(at, n)));
+                        whole_ends.push(whole.len());
+                        continue;
+                    }
+                    Entry::Vacant(vacant) => {
+                        // A new trace gets room for this run of its spans, no more, and waits by
+                        // whether they hold an endpoint.
+                        let queue = if run_named.iter().any(|(c, _)| *c == ComponentType::Server) {
+                            WITH_ENDPOINT
+                        } else {
+                            WITHOUT_ENDPOINT
+                        };
+                        shard.queues[queue].push_back((arrived, trace_id));
+                        vacant.insert(Vec::with_capacity(run.len()))
+                    }
+                };
+                group.extend(run.iter().zip(run_named).map(|(&at, n)| held(at, n)));
                 shard.spans += run.len();
             }
             while shard.spans > max_per_shard {
@@ -273,7 +324,13 @@ impl TraceAssembler {
         self.telemetry
             .traces_cut_short
             .inc_by(cut_short.len() as u64);
-        self.analyse(cut_short);
+        self.telemetry
+            .traces_whole_on_arrival
+            .inc_by(whole_ends.len() as u64);
+        let whole_traces = whole_ends.iter().scan(0, |start, &end| {
+            Some(&whole[std::mem::replace(start, end)..end])
+        });
+        self.analyse(cut_short.iter().map(Vec::as_slice).chain(whole_traces));
     }
 
     /// Analyses every trace whose wait has ended by `now`.
@@ -291,7 +348,7 @@ impl TraceAssembler {
         }
         self.telemetry.traces_held.set(traces as i64);
         self.telemetry.spans_held.set(spans as i64);
-        self.analyse(ready);
+        self.analyse(ready.iter().map(Vec::as_slice));
     }
 
     /// `at` in tenths of a second since the assembler started (a `u32` lasts 13 years).
@@ -311,25 +368,26 @@ impl TraceAssembler {
         }
         self.telemetry.traces_held.set(0);
         self.telemetry.spans_held.set(0);
-        self.analyse(all);
+        self.analyse(all.iter().map(Vec::as_slice));
     }
 
-    fn analyse(&self, traces: Vec<Vec<HeldSpan>>) {
-        if traces.is_empty() {
-            return;
-        }
+    fn analyse<'a>(&self, traces: impl Iterator<Item = &'a [HeldSpan]>) {
         // Recorded a few thousand at a time, so that a sweep of many traces holds few at once.
         const CHUNK: usize = 4096;
-        let mut contributions: Vec<Contribution> = Vec::with_capacity(CHUNK);
+        let mut contributions: Vec<Contribution> = Vec::new();
         let mut scratch = Scratch::default();
-        for trace in &traces {
+        let mut analysed = 0;
+        for trace in traces {
             analyse(trace, &self.empty, &mut scratch, &mut contributions);
+            analysed += 1;
             if contributions.len() >= CHUNK {
                 self.breakdown.record(&mut contributions);
             }
         }
-        self.telemetry.traces_analysed.inc_by(traces.len() as u64);
-        self.breakdown.record(&mut contributions);
+        if analysed > 0 {
+            self.telemetry.traces_analysed.inc_by(analysed);
+            self.breakdown.record(&mut contributions);
+        }
     }
 }
 
@@ -378,6 +436,7 @@ mod tests {
 
     fn assembler(
         max_spans: usize,
+        hold_whole: bool,
     ) -> (
         TraceAssembler,
         Arc<BreakdownAggregator>,
@@ -390,6 +449,7 @@ mod tests {
             endpoint_wait: Duration::from_secs(1),
             max_spans,
             max_components_per_service: 100,
+            hold_whole,
         };
         (
             TraceAssembler::new(settings, Arc::clone(&breakdown), Arc::clone(&telemetry)),
@@ -400,7 +460,7 @@ mod tests {
 
     #[test]
     fn a_trace_split_over_requests_is_analysed_whole_when_its_window_ends() {
-        let (assembler, breakdown, telemetry) = assembler(1000);
+        let (assembler, breakdown, telemetry) = assembler(1000, false);
         assembler.add(&[span(1, 2, 1, 3, "q", 30)]);
         assembler.add(&[span(1, 1, 0, 2, "GET /a", 100)]);
         assembler.sweep(Instant::now());
@@ -433,27 +493,79 @@ mod tests {
         assert_eq!(telemetry.traces_analysed.get(), 1);
     }
 
+    /// The breakdown's (component type, calls, time) rows, in component order.
+    fn rows_by_type(breakdown: &BreakdownAggregator) -> Vec<(i8, u64, u64)> {
+        let mut rows = breakdown.take();
+        rows.sort_by_key(|r| r.component_type);
+        rows.iter()
+            .map(|r| (r.component_type, r.calls, r.duration_sum_us))
+            .collect()
+    }
+
     #[test]
-    fn a_trace_that_comes_with_its_endpoint_is_analysed_after_the_endpoint_wait() {
-        let (assembler, breakdown, telemetry) = assembler(1000);
+    fn a_trace_that_comes_whole_is_analysed_as_it_comes() {
+        let (assembler, breakdown, telemetry) = assembler(1000, false);
+        assembler.add(&[span(7, 2, 1, 3, "q", 30), span(7, 1, 0, 2, "GET /a", 100)]);
+        assert_eq!(telemetry.traces_whole_on_arrival.get(), 1);
+        assert_eq!(telemetry.traces_analysed.get(), 1);
+        assert_eq!(
+            rows_by_type(&breakdown),
+            [(1, 1, 100_000), (2, 1, 70_000), (3, 1, 30_000)]
+        );
+        assembler.sweep(Instant::now());
+        assert_eq!(telemetry.traces_held.get(), 0);
+        assert_eq!(telemetry.spans_held.get(), 0);
+    }
+
+    #[test]
+    fn a_trace_with_its_endpoint_but_a_span_whose_parent_is_missing_waits_the_endpoint_wait() {
+        let (assembler, breakdown, telemetry) = assembler(1000, false);
+        // The query's parent (internal work 3) comes in a later request.
+        assembler.add(&[span(7, 1, 0, 2, "GET /a", 100), span(7, 2, 3, 3, "q", 30)]);
+        assert_eq!(telemetry.traces_whole_on_arrival.get(), 0);
+        assembler.sweep(Instant::now());
+        assert_eq!(breakdown.held(), 0, "not due yet");
+        let work = Span {
+            attributes: Vec::new(),
+            ..span(7, 3, 1, 1, "work", 50)
+        };
+        assembler.add(&[work]);
+        assembler.sweep(Instant::now() + Duration::from_millis(1500));
+        assert_eq!(telemetry.traces_analysed.get(), 1);
+        // Self 50 ms; the work's own 20 ms; the query's 30 ms under it.
+        assert_eq!(
+            rows_by_type(&breakdown),
+            [
+                (1, 1, 100_000),
+                (2, 1, 50_000),
+                (3, 1, 30_000),
+                (7, 1, 20_000)
+            ]
+        );
+        assert_eq!(telemetry.spans_held.get(), 0);
+    }
+
+    #[test]
+    fn held_whole_a_trace_that_comes_with_its_endpoint_is_analysed_after_the_endpoint_wait() {
+        let (assembler, breakdown, telemetry) = assembler(1000, true);
         assembler.add(&[span(7, 1, 0, 2, "GET /a", 100), span(7, 2, 1, 3, "q", 30)]);
         assembler.sweep(Instant::now());
         assert_eq!(breakdown.held(), 0, "not due yet");
+        // A query of it that arrives late, inside the wait, still counts.
+        assembler.add(&[span(7, 3, 1, 3, "q", 20)]);
         assembler.sweep(Instant::now() + Duration::from_millis(1500));
         assert_eq!(telemetry.traces_analysed.get(), 1);
-        let mut rows = breakdown.take();
-        rows.sort_by_key(|r| r.component_type);
-        let got: Vec<_> = rows
-            .iter()
-            .map(|r| (r.component_type, r.calls, r.duration_sum_us))
-            .collect();
-        assert_eq!(got, [(1, 1, 100_000), (2, 1, 70_000), (3, 1, 30_000)]);
+        assert_eq!(telemetry.traces_whole_on_arrival.get(), 0);
+        assert_eq!(
+            rows_by_type(&breakdown),
+            [(1, 1, 100_000), (2, 1, 70_000), (3, 2, 50_000)]
+        );
         assert_eq!(telemetry.spans_held.get(), 0);
     }
 
     #[test]
     fn a_full_window_analyses_the_oldest_traces_early_and_counts_them() {
-        let (assembler, breakdown, telemetry) = assembler(SHARDS);
+        let (assembler, breakdown, telemetry) = assembler(SHARDS, true);
         // One span per shard fits; a second span in trace 0's shard pushes trace 0 out.
         assembler.add(&[span(0, 1, 0, 2, "GET /a", 10)]);
         assembler.add(&[span(16, 1, 0, 2, "GET /b", 10)]);
@@ -466,7 +578,7 @@ mod tests {
 
     #[test]
     fn interleaved_traces_of_one_request_are_each_held_whole() {
-        let (assembler, breakdown, telemetry) = assembler(1000);
+        let (assembler, breakdown, telemetry) = assembler(1000, true);
         // Traces 1 and 17 share a shard, trace 2 has another; their spans come interleaved.
         assembler.add(&[
             span(1, 1, 0, 2, "GET /a", 100),

@@ -689,10 +689,12 @@ async fn regressions_are_found_and_noise_is_not() {
 async fn the_trace_window_and_component_limits_hold_and_are_counted() {
     let database = unique_database("breakdown_limits");
     // Room for 20 spans in the window and 2 component names per service: ten traces of four
-    // spans each, every trace with its own three statements, go past both.
+    // spans each, every trace with its own three statements, go past both. The traces come
+    // whole, so they are held only because of --trace-hold-whole.
     let collector = Collector::start(
         &database,
         &[
+            "--trace-hold-whole",
             "--trace-window",
             "1h",
             "--trace-max-spans",
