@@ -129,6 +129,29 @@ fn db_label(system: &str, attrs: &[Attribute<'_>], span_name: &str) -> String {
     label
 }
 
+/// [`BYTE_CLASS`] bit: the byte belongs to a word (an ASCII letter or digit, `_`, `$`, or any byte
+/// of a non-ASCII character).
+const WORD: u8 = 1;
+/// [`BYTE_CLASS`] bit: the byte starts what [`normalise_statement`] replaces or collapses (a
+/// quote, ASCII whitespace, a digit).
+const ACTS: u8 = 2;
+/// Each byte's [`WORD`] and [`ACTS`] bits: one load per byte instead of a chain of comparisons.
+const BYTE_CLASS: [u8; 256] = {
+    let mut class = [0; 256];
+    let mut b = 0;
+    while b < class.len() {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80 {
+            class[b] |= WORD;
+        }
+        if c == b'\'' || c.is_ascii_whitespace() || c.is_ascii_digit() {
+            class[b] |= ACTS;
+        }
+        b += 1;
+    }
+    class
+};
+
 /// Appends `statement` with string and number literals replaced by `?`, runs of ASCII
 /// whitespace collapsed, and lists of placeholders (`IN (?, ?, ?)`) folded to `(?)`.
 ///
@@ -136,13 +159,13 @@ fn db_label(system: &str, attrs: &[Attribute<'_>], span_name: &str) -> String {
 /// starts and ends on character boundaries. Words (identifiers such as `t2`) are skipped whole,
 /// so only numbers that stand alone become `?`.
 pub(crate) fn normalise_statement(statement: &str, out: &mut String) {
-    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+    let is_word = |b: u8| BYTE_CLASS[usize::from(b)] & WORD != 0;
     let start = out.len();
     let bytes = statement.as_bytes();
     let (mut i, mut verbatim) = (0, 0);
     while i < bytes.len() && out.len() - start <= MAX_LABEL_CHARS * 4 {
         let c = bytes[i];
-        if c != b'\'' && !c.is_ascii_whitespace() && !c.is_ascii_digit() {
+        if BYTE_CLASS[usize::from(c)] & ACTS == 0 {
             i += 1;
             if is_word(c) {
                 while i < bytes.len() && is_word(bytes[i]) {

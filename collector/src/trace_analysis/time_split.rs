@@ -55,6 +55,9 @@ pub(crate) struct Scratch {
     intervals: Vec<(u64, u64)>,
 }
 
+/// Spans in a trace up to which parents are found by scanning the trace rather than hashing.
+const SMALL_TRACE: usize = 16;
+
 /// Analyses one trace, appending the contributions of each of its endpoint requests to `out`.
 /// Spans whose parent is not in the trace are only counted when they are endpoints themselves.
 pub(crate) fn analyse(
@@ -71,16 +74,26 @@ pub(crate) fn analyse(
         stack,
         intervals,
     } = scratch;
-    index.clear();
-    for (i, span) in spans.iter().enumerate() {
-        index.entry(span.span_id).or_insert(i);
+    // A small trace (most are) finds parents by a scan; a larger one through an index. Both
+    // take the first span with the id.
+    let small = spans.len() <= SMALL_TRACE;
+    if !small {
+        index.clear();
+        for (i, span) in spans.iter().enumerate() {
+            index.entry(span.span_id).or_insert(i);
+        }
     }
     children.iter_mut().for_each(Vec::clear);
     if children.len() < spans.len() {
         children.resize_with(spans.len(), Vec::new);
     }
     for (i, span) in spans.iter().enumerate() {
-        if let Some(&parent) = index.get(&span.parent_span_id)
+        let parent = if small {
+            spans.iter().position(|s| s.span_id == span.parent_span_id)
+        } else {
+            index.get(&span.parent_span_id).copied()
+        };
+        if let Some(parent) = parent
             && parent != i
         {
             children[parent].push(i);
@@ -320,5 +333,23 @@ mod tests {
         // Both copies of the duplicated span count; the one whose child is its own parent
         // covers itself with it and counts no exclusive time.
         assert_eq!(parts[2], (Internal, "x".into(), 2, 5));
+    }
+
+    #[test]
+    fn a_trace_past_the_small_size_finds_parents_through_the_index_alike() {
+        let mut small = Tree(Vec::new());
+        small
+            .add(1, 2, Server, "GET /a", 0, 10)
+            .add(2, 1, Internal, "x", 0, 5)
+            .add(2, 1, Internal, "x", 0, 5)
+            .add(3, 3, Internal, "self-parent", 0, 1);
+        let mut large = Tree(small.0.clone());
+        // Spans of another part of the trace whose parent never came: not under the endpoint.
+        for id in 0..u8::try_from(SMALL_TRACE).expect("small") {
+            large.add(100 + id, 99, Db, "pg elsewhere", 0, 1);
+        }
+        assert!(large.0.len() > SMALL_TRACE);
+        assert_eq!(large.analyse(), small.analyse());
+        assert_eq!(large.analyse().len(), 3);
     }
 }

@@ -269,7 +269,7 @@ impl TraceAssembler {
             }
         };
         // New traces that came whole, one after the other, and where each ends.
-        let mut whole: Vec<HeldSpan> = Vec::new();
+        let mut whole: Vec<HeldSpan> = Vec::with_capacity(spans.len());
         let mut whole_ends: Vec<usize> = Vec::new();
         let mut ids = Vec::new();
         let mut next = 0;
@@ -327,8 +327,9 @@ impl TraceAssembler {
         self.telemetry
             .traces_whole_on_arrival
             .inc_by(whole_ends.len() as u64);
-        let whole_traces = whole_ends.iter().scan(0, |start, &end| {
-            Some(&whole[std::mem::replace(start, end)..end])
+        let whole_traces = (0..whole_ends.len()).map(|i| {
+            let start = i.checked_sub(1).map_or(0, |before| whole_ends[before]);
+            &whole[start..whole_ends[i]]
         });
         self.analyse(cut_short.iter().map(Vec::as_slice).chain(whole_traces));
     }
@@ -374,7 +375,9 @@ impl TraceAssembler {
     fn analyse<'a>(&self, traces: impl Iterator<Item = &'a [HeldSpan]>) {
         // Recorded a few thousand at a time, so that a sweep of many traces holds few at once.
         const CHUNK: usize = 4096;
-        let mut contributions: Vec<Contribution> = Vec::new();
+        // About four contributions a trace (the request, self time, a component or two).
+        let mut contributions: Vec<Contribution> =
+            Vec::with_capacity(CHUNK.min(traces.size_hint().0 * 4));
         let mut scratch = Scratch::default();
         let mut analysed = 0;
         for trace in traces {
