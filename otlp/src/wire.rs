@@ -71,6 +71,15 @@ impl<'a> TextMessage<'a> {
         }
     }
 
+    /// `message`, not checked as a whole: each string field is checked alone (for a message
+    /// whose other fields, such as a number over 127, are known not to be UTF-8).
+    pub fn field_by_field(message: &'a [u8]) -> Self {
+        Self {
+            bytes: message,
+            text: None,
+        }
+    }
+
     /// The fields of the message.
     pub fn fields(&self) -> Fields<'a> {
         Fields::new(self.bytes)

@@ -127,17 +127,31 @@ fn wire_span<'a>(
     Ok(span)
 }
 
-/// A `KeyValue` message (its key and text value checked as UTF-8 together).
+/// A `KeyValue` message. When its value is text, the key and the value are checked as UTF-8
+/// together; otherwise the key is checked alone (a number's bytes need not be UTF-8, so a check
+/// of the whole message would fail and be wasted).
 fn key_value(bytes: &[u8]) -> Result<Attribute<'_>, WireError> {
-    let (mut key, mut value) = ("", Cow::Borrowed(""));
-    let message = TextMessage::new(bytes);
-    for field in message.fields() {
+    let (mut key, mut value) = (None, None);
+    for field in Fields::new(bytes) {
         match field? {
-            (1, v) => key = message.str(v)?,
-            (2, v) => value = attribute_text(v.bytes()?, &message)?,
+            (1, v) => key = Some(v),
+            (2, v) => value = Some(v.bytes()?),
             _ => {}
         }
     }
+    // `AnyValue.string_value` is field 1, length-delimited: the tag byte 0x0a.
+    let message = match value {
+        Some([0x0a, ..]) => TextMessage::new(bytes),
+        _ => TextMessage::field_by_field(bytes),
+    };
+    let key = match key {
+        Some(v) => message.str(v)?,
+        None => "",
+    };
+    let value = match value {
+        Some(v) => attribute_text(v, &message)?,
+        None => Cow::Borrowed(""),
+    };
     Ok((key, value))
 }
 
@@ -454,6 +468,36 @@ mod tests {
             "{refused}"
         );
         assert!(refused.to_string().contains("more than 2 spans"));
+    }
+
+    #[test]
+    fn a_key_is_checked_as_utf8_whatever_its_value() {
+        let encoded = |key: &[u8], value: Value| {
+            let mut bytes = vec![0x0a, key.len() as u8];
+            bytes.extend_from_slice(key);
+            let value = AnyValue { value: Some(value) }.encode_to_vec();
+            bytes.extend([0x12, value.len() as u8]);
+            bytes.extend(value);
+            bytes
+        };
+        // An integer over 127 is not UTF-8 on the wire; the key alone is checked then.
+        let int = encoded("größe".as_bytes(), Value::IntValue(200));
+        assert_eq!(
+            key_value(&int).expect("read"),
+            ("größe", Cow::Borrowed("200"))
+        );
+        let text = encoded("größe".as_bytes(), Value::StringValue("groß".into()));
+        assert_eq!(
+            key_value(&text).expect("read"),
+            ("größe", Cow::Borrowed("groß"))
+        );
+        for value in [Value::IntValue(200), Value::StringValue("x".into())] {
+            let bad = encoded(b"gr\xc3", value);
+            assert!(
+                key_value(&bad).is_err(),
+                "a key that is not UTF-8 is refused"
+            );
+        }
     }
 
     fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
