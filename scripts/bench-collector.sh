@@ -1,8 +1,8 @@
 # Sourced by the whole-process benchmarks: installs what is missing, builds the release binaries
 # and gives `start_collector [OPTIONS...]`, which starts the collector (with its local ClickHouse)
-# on fixed loopback ports in a temporary folder and waits until it is ready. On exit the
-# collector, a background `sampler` and a frozen ClickHouse `server` (if the script set them) are
-# stopped and the folder removed.
+# on fixed loopback ports in a temporary folder (under `$COLLECTOR_WRAP` when set, such as a
+# profiler) and waits until it is ready. On exit the collector, a background `sampler` and a
+# frozen ClickHouse `server` (if the script set them) are stopped and the folder removed.
 bin=target/release
 scripts/install-deps.sh
 cargo build --release --locked -p plumb-collector -p plumb-cli -p plumb-loadgen >/dev/null
@@ -11,7 +11,9 @@ dir="$(mktemp -d)"
 grpc=127.0.0.1:14317 http=127.0.0.1:14318 query=127.0.0.1:17318
 
 start_collector() {
-    "$bin/plumb-collector" --data-dir "$dir" --grpc-addr "$grpc" --http-addr "$http" \
+    # COLLECTOR_WRAP runs the collector under another program (a profiler), split into words.
+    # shellcheck disable=SC2086
+    ${COLLECTOR_WRAP:-} "$bin/plumb-collector" --data-dir "$dir" --grpc-addr "$grpc" --http-addr "$http" \
         --query-addr "$query" --flush-interval 2s "$@" >"$dir/collector.log" 2>&1 &
     pid=$!
     until curl -fsS "http://$query/readyz" >/dev/null 2>&1; do sleep 0.2; done
