@@ -8,10 +8,11 @@
 //! endpoint) is analysed as it comes and never held, unless `hold_whole` is set. Other traces
 //! are held: analysed `endpoint_wait` after their first span arrived when that first request
 //! held an endpoint span, `window` after it otherwise (spans of one trace come from several
-//! services and SDK batches, seconds apart). Memory is bounded: past `max_spans`, the oldest traces are analysed early (counted
-//! in `plumb_traces_cut_short_total`). Out: [`Contribution`]s recorded in the breakdown
-//! aggregator. A span that arrives after its trace was analysed starts a new group; its parent is
-//! then missing and it only counts if it is an endpoint itself.
+//! services and SDK batches, seconds apart). Memory is bounded: past `max_spans`, the oldest
+//! traces are analysed early (counted in `plumb_traces_cut_short_total`). Out:
+//! [`Contribution`]s recorded in the breakdown aggregator. A span that arrives after its trace
+//! was analysed starts a new group; its parent is then missing and it only counts if it is an
+//! endpoint itself.
 //!
 //! The window is split into shards by trace id so that receivers on several threads rarely wait
 //! for each other; a request's spans are ordered by shard, their component names interned, then
