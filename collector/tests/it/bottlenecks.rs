@@ -686,6 +686,68 @@ async fn regressions_are_found_and_noise_is_not() {
 }
 
 #[tokio::test]
+async fn a_trace_that_comes_whole_is_analysed_as_it_arrives_and_the_rest_waits() {
+    let database = unique_database("breakdown_whole");
+    // Waits of an hour: only a trace analysed as it arrives can show before the collector stops
+    // (with --trace-hold-whole this test fails: checked).
+    let collector = Collector::start(
+        &database,
+        &["--trace-window", "1h", "--trace-endpoint-wait", "1h"],
+    )
+    .await;
+    let t0 = SystemTime::now() - Duration::from_secs(120);
+    let whole = server("whole", "GET", "/items/{id}", t0, 40 * MS).child(db(
+        "whole",
+        "postgresql",
+        "SELECT * FROM items WHERE id = 7",
+        t0,
+        10 * MS,
+        20 * MS,
+    ));
+    // A query with no endpoint above it: its trace may still be coming, so it is held.
+    let alone = db("whole", "postgresql", "SELECT 1", t0, 0, 5 * MS);
+    send_traces(&collector, vec![whole, alone]).await;
+
+    let endpoint = wait_for(
+        &collector,
+        &["endpoint", "whole", "GET /items/{id}", "--since", "1h"],
+        |v| v["analysed_requests"] == 1,
+    )
+    .await;
+    let query = item(
+        &endpoint,
+        "db",
+        "postgresql SELECT * FROM items WHERE id = ?",
+    );
+    close(f(&query["time_share_percent"]), 50.0, "db share");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = collector.metrics_text().await;
+        let value = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        if value("plumb_trace_spans_held ") == 1.0 {
+            assert_eq!(
+                value("plumb_traces_whole_on_arrival_total "),
+                1.0,
+                "{metrics}"
+            );
+            assert_eq!(value("plumb_traces_analysed_total "), 1.0, "{metrics}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lone query is not held:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(collector.stop().await);
+}
+
+#[tokio::test]
 async fn the_trace_window_and_component_limits_hold_and_are_counted() {
     let database = unique_database("breakdown_limits");
     // Room for 20 spans in the window and 2 component names per service: ten traces of four
