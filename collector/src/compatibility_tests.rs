@@ -69,8 +69,10 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         max_future: Duration::from_secs(600),
         ..crate::testing::defaults().pipeline.limits
     };
+    let mut attributes = Vec::new();
     let spans = normalise_traces(
         &request,
+        &mut attributes,
         limits,
         &NameLimiter::new(100),
         crate::clock::now_unix_ns(),

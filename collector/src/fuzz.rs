@@ -116,7 +116,8 @@ const NOW_NS: u64 = 1_796_083_200_000_000_000;
 /// OTLP/protobuf trace requests, decoded and normalised as the receivers do.
 pub fn otlp_protobuf_spans(bytes: &[u8]) {
     let names = NameLimiter::new(100);
-    let _ = normalise_traces(bytes, limits(), &names, NOW_NS);
+    let mut attributes = Vec::new();
+    let _ = normalise_traces(bytes, &mut attributes, limits(), &names, NOW_NS);
 }
 
 /// OTLP/JSON trace requests: what JSON decoding accepts, the protobuf path accepts too.
@@ -125,7 +126,8 @@ pub fn otlp_json_spans(bytes: &[u8]) {
     if let Ok(request) = payload.decode::<ExportTraceServiceRequest>("spans") {
         let names = NameLimiter::new(100);
         let encoded = request.encode_to_vec();
-        let out = normalise_traces(&encoded, limits(), &names, NOW_NS);
+        let mut attributes = Vec::new();
+        let out = normalise_traces(&encoded, &mut attributes, limits(), &names, NOW_NS);
         assert!(
             out.is_ok(),
             "valid JSON request refused as protobuf: {out:?}"

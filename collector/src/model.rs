@@ -133,8 +133,9 @@ pub(crate) struct Span<'a> {
     pub(crate) http_status_code: u16,
     /// Whether the span counts as an error.
     pub(crate) is_error: bool,
-    /// Span attributes.
-    pub(crate) attributes: Vec<Attribute<'a>>,
+    /// Span attributes (a slice of the list that holds the attributes of every span of one
+    /// request: one allocation per request, not per span).
+    pub(crate) attributes: &'a [Attribute<'a>],
     /// Resource attributes, shared by every span of one resource.
     pub(crate) resource: Arc<Vec<Attribute<'a>>>,
 }
@@ -157,7 +158,7 @@ impl Span<'static> {
             status_message: "",
             http_status_code: 200,
             is_error: false,
-            attributes: Vec::new(),
+            attributes: &[],
             resource: Arc::new(vec![("service.name", "shop".into())]),
         }
     }

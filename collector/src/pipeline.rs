@@ -12,7 +12,7 @@ use crate::ack::{Ack, Queued, RowAcks};
 use crate::aggregate::Aggregator;
 use crate::clock::now_unix_ns;
 use crate::journal::{AppendError, Appended, Journal, RecordKind};
-use crate::model::{MetricPoint, Span};
+use crate::model::{Attribute, MetricPoint, Span};
 use crate::normalise::{
     NameLimiter, Normalised, OVERFLOW_OPERATION, SpanLimits, TraceRequestError, normalise_metrics,
     normalise_traces,
@@ -192,7 +192,8 @@ impl Pipeline {
 
     /// Validates, journals, aggregates and queues the spans of one encoded export request.
     pub(crate) async fn ingest_traces(&self, request: &[u8]) -> Result<IngestOutcome, ExportError> {
-        let normalised = self.normalise_traces(request)?;
+        let mut attributes = Vec::new();
+        let normalised = self.normalise_traces(request, &mut attributes)?;
         let overflowed = normalised
             .accepted
             .iter()
@@ -222,10 +223,16 @@ impl Pipeline {
         })
     }
 
-    /// Normalises the spans of one encoded export request, or says why it is refused whole.
-    fn normalise_traces<'a>(&self, request: &'a [u8]) -> Result<Normalised<Span<'a>>, ExportError> {
+    /// Normalises the spans of one encoded export request (their attributes kept in
+    /// `attributes`), or says why it is refused whole.
+    fn normalise_traces<'a>(
+        &self,
+        request: &'a [u8],
+        attributes: &'a mut Vec<Attribute<'a>>,
+    ) -> Result<Normalised<Span<'a>>, ExportError> {
         normalise_traces(
             request,
+            attributes,
             self.settings.limits,
             &self.operations,
             now_unix_ns(),
@@ -276,7 +283,7 @@ impl Pipeline {
     ) -> Replayed {
         let mut replayed = Replayed::default();
         match kind {
-            RecordKind::Spans => match self.normalise_traces(payload) {
+            RecordKind::Spans => match self.normalise_traces(payload, &mut Vec::new()) {
                 Ok(normalised) => {
                     aggregator.record(&normalised.accepted);
                     if with_rows && !normalised.accepted.is_empty() {

@@ -83,16 +83,28 @@ impl HotPath {
 
     /// Normalises one encoded `ExportTraceServiceRequest`; returns the spans accepted.
     pub fn normalise(&self, request: &[u8]) -> usize {
-        normalise_traces(request, self.limits, &self.operations, now_unix_ns())
-            .map_or(0, |n| n.accepted.len())
+        let mut attributes = Vec::new();
+        normalise_traces(
+            request,
+            &mut attributes,
+            self.limits,
+            &self.operations,
+            now_unix_ns(),
+        )
+        .map_or(0, |n| n.accepted.len())
     }
 
     /// Normalises, aggregates, encodes (and, with the breakdown, analyses) one request; returns
     /// the bytes of span rows encoded.
     pub fn ingest(&self, request: &[u8]) -> usize {
-        let Ok(normalised) =
-            normalise_traces(request, self.limits, &self.operations, now_unix_ns())
-        else {
+        let mut attributes = Vec::new();
+        let Ok(normalised) = normalise_traces(
+            request,
+            &mut attributes,
+            self.limits,
+            &self.operations,
+            now_unix_ns(),
+        ) else {
             return 0;
         };
         self.aggregator.record(&normalised.accepted);
@@ -122,8 +134,10 @@ pub fn spool_segment(dir: &std::path::Path, table: &str, payload: &[u8]) -> Resu
 fn span_rows(request: &[u8]) -> Result<EncodedRows, String> {
     let settings = defaults();
     let operations = NameLimiter::new(settings.pipeline.max_operations_per_service);
+    let mut attributes = Vec::new();
     let normalised = normalise_traces(
         request,
+        &mut attributes,
         settings.pipeline.limits,
         &operations,
         now_unix_ns(),
@@ -229,7 +243,7 @@ pub async fn write_latency_flush(
             status_message: "",
             http_status_code: 200,
             is_error: false,
-            attributes: Vec::new(),
+            attributes: &[],
             resource: Arc::default(),
         })
         .collect();

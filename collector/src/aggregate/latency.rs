@@ -157,7 +157,7 @@ mod tests {
             status_message: "",
             http_status_code: 200,
             is_error: error,
-            attributes: vec![],
+            attributes: &[],
             resource: Default::default(),
         }
     }

@@ -14,6 +14,7 @@ use super::{Normalised, UNKNOWN_SERVICE};
 use crate::model::{Attribute, Named, Span, SpanKind, find};
 use plumb_otlp::wire::{Fields, TextMessage, WireError};
 use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,14 +55,16 @@ pub(crate) struct Truncations {
 }
 
 impl Truncations {
-    /// Adds `attribute` to `attributes` within the limits, counting what is dropped or cut.
+    /// Adds `attribute` to `attributes`, whose own list starts at `start`, within the limits,
+    /// counting what is dropped or cut.
     fn push<'a>(
         &mut self,
         attributes: &mut Vec<Attribute<'a>>,
+        start: usize,
         (key, mut value): Attribute<'a>,
         limits: &SpanLimits,
     ) {
-        if attributes.len() >= limits.max_attributes {
+        if attributes.len() - start >= limits.max_attributes {
             self.attributes_dropped += 1;
             return;
         }
@@ -87,21 +90,21 @@ struct WireSpan<'a> {
     kind: i32,
     start: u64,
     end: u64,
-    attributes: Vec<Attribute<'a>>,
+    /// Where its attributes are in the request's list.
+    attributes: Range<usize>,
     status_code: i32,
     status_message: &'a str,
 }
 
+/// Reads one span, appending its attributes to `attributes` (the request's list).
 fn wire_span<'a>(
     bytes: &'a [u8],
+    attributes: &mut Vec<Attribute<'a>>,
     limits: &SpanLimits,
     truncations: &mut Truncations,
 ) -> Result<WireSpan<'a>, WireError> {
-    let mut span = WireSpan {
-        // One allocation covers the usual number of attributes.
-        attributes: Vec::with_capacity(16),
-        ..WireSpan::default()
-    };
+    let start = attributes.len();
+    let mut span = WireSpan::default();
     for field in Fields::new(bytes) {
         match field? {
             (1, v) => span.trace_id = v.bytes()?,
@@ -111,7 +114,7 @@ fn wire_span<'a>(
             (6, v) => span.kind = v.varint()? as i32,
             (7, v) => span.start = v.fixed64()?,
             (8, v) => span.end = v.fixed64()?,
-            (9, v) => truncations.push(&mut span.attributes, key_value(v.bytes()?)?, limits),
+            (9, v) => truncations.push(attributes, start, key_value(v.bytes()?)?, limits),
             (15, v) => {
                 for field in Fields::new(v.bytes()?) {
                     match field? {
@@ -124,6 +127,7 @@ fn wire_span<'a>(
             _ => {}
         }
     }
+    span.attributes = start..attributes.len();
     Ok(span)
 }
 
@@ -155,14 +159,18 @@ fn key_value(bytes: &[u8]) -> Result<Attribute<'_>, WireError> {
     Ok((key, value))
 }
 
-/// Validates and normalises every span of an encoded export request.
+/// Validates and normalises every span of an encoded export request. The spans' attributes are
+/// kept in `attributes`, one list for the whole request.
 pub(crate) fn normalise_traces<'a>(
     request: &'a [u8],
+    attributes: &'a mut Vec<Attribute<'a>>,
     limits: SpanLimits,
     operations: &NameLimiter,
     now_unix_ns: u64,
 ) -> Result<Normalised<Span<'a>>, TraceRequestError> {
     let mut out = Normalised::default();
+    // Where each accepted span's attributes are in `attributes`, in the order of `accepted`.
+    let mut places = Vec::new();
     let mut truncations = Truncations::default();
     let window = Window {
         earliest: now_unix_ns.saturating_sub(limits.max_age.as_nanos() as u64),
@@ -181,7 +189,7 @@ pub(crate) fn normalise_traces<'a>(
                         for field in Fields::new(resource.bytes()?) {
                             if let (1, kv) = field? {
                                 let kv = key_value(kv.bytes()?)?;
-                                truncations.push(&mut resource_attributes, kv, &limits);
+                                truncations.push(&mut resource_attributes, 0, kv, &limits);
                             }
                         }
                     }
@@ -202,6 +210,7 @@ pub(crate) fn normalise_traces<'a>(
                     .filter(|f| matches!(f, Ok((2, _))))
                     .count();
                 out.accepted.reserve(spans.min(limits.max_spans));
+                places.reserve(spans.min(limits.max_spans));
                 for field in Fields::new(scope) {
                     let (2, span) = field? else { continue };
                     if unknown {
@@ -213,16 +222,27 @@ pub(crate) fn normalise_traces<'a>(
                     if out.accepted.len() as u64 + out.rejected >= limits.max_spans as u64 {
                         return Err(TraceRequestError::TooManySpans(limits.max_spans));
                     }
-                    let wire = wire_span(span.bytes()?, &limits, &mut truncations)?;
-                    match validate(wire, &window, &resource, names) {
-                        Ok(span) => out.accepted.push(span),
-                        Err(reason) => out.reject(|| reason),
+                    let wire = wire_span(span.bytes()?, attributes, &limits, &mut truncations)?;
+                    let place = wire.attributes.clone();
+                    match validate(wire, &attributes[place.clone()], &window, &resource, names) {
+                        Ok(span) => {
+                            out.accepted.push(span);
+                            places.push(place);
+                        }
+                        Err(reason) => {
+                            attributes.truncate(place.start);
+                            out.reject(|| reason);
+                        }
                     }
                 }
             }
         }
         Ok(())
     })?;
+    let attributes: &'a [Attribute<'a>] = attributes;
+    for (span, place) in out.accepted.iter_mut().zip(places) {
+        span.attributes = &attributes[place];
+    }
     out.truncations = truncations;
     Ok(out)
 }
@@ -233,9 +253,11 @@ struct Window {
 }
 
 /// Checks ids and times; `names` gives the interned service and operation of a valid span, which
-/// shares `resource` with the other spans of its resource.
+/// shares `resource` with the other spans of its resource. The span's `attributes` are read
+/// here; the span comes back without them (they are set once the request's list is complete).
 fn validate<'a>(
     span: WireSpan<'a>,
+    attributes: &[Attribute<'a>],
     window: &Window,
     resource: &Arc<Vec<Attribute<'a>>>,
     names: impl FnOnce(SpanKind, &str, &[Attribute<'a>]) -> Arc<Named>,
@@ -269,15 +291,15 @@ fn validate<'a>(
     if end < start {
         return Err(format!("span {name:?}: end time is before start time"));
     }
-    let http_status_code = find(&span.attributes, "http.response.status_code")
-        .or_else(|| find(&span.attributes, "http.status_code"))
+    let http_status_code = find(attributes, "http.response.status_code")
+        .or_else(|| find(attributes, "http.status_code"))
         .and_then(|s| s.trim().parse::<u16>().ok())
         .unwrap_or(0);
     const ERROR: i32 = 2;
     let kind = SpanKind::from_otlp(span.kind);
     let is_error =
         span.status_code == ERROR || (kind == SpanKind::Server && http_status_code >= 500);
-    let endpoint = names(kind, name, &span.attributes);
+    let endpoint = names(kind, name, attributes);
     Ok(Span {
         endpoint,
         name,
@@ -294,7 +316,7 @@ fn validate<'a>(
         status_message: span.status_message,
         http_status_code,
         is_error,
-        attributes: span.attributes,
+        attributes: &[],
         resource: Arc::clone(resource),
     })
 }
@@ -326,7 +348,9 @@ mod tests {
         let request = workload.request();
         let bytes = request.encode_to_vec();
         let now = crate::clock::now_unix_ns();
-        let out = normalise_traces(&bytes, LIMITS, &NameLimiter::new(100), now).expect("valid");
+        let mut attributes = Vec::new();
+        let out = normalise_traces(&bytes, &mut attributes, LIMITS, &NameLimiter::new(100), now)
+            .expect("valid");
         let expected: Vec<_> = request
             .resource_spans
             .iter()
@@ -395,7 +419,9 @@ mod tests {
                 ..Default::default()
             });
         let bytes = request.encode_to_vec();
-        let out = normalise_traces(&bytes, LIMITS, &NameLimiter::new(10), now).expect("valid");
+        let mut attributes = Vec::new();
+        let out = normalise_traces(&bytes, &mut attributes, LIMITS, &NameLimiter::new(10), now)
+            .expect("valid");
         let span = &out.accepted[0];
         assert_eq!(
             (span.service().as_ref(), span.operation().as_ref()),
@@ -443,7 +469,9 @@ mod tests {
             ..LIMITS
         };
         let names = NameLimiter::new(10);
-        let out = normalise_traces(&bytes, limits, &names, now).expect("within limits");
+        let mut attributes = Vec::new();
+        let out =
+            normalise_traces(&bytes, &mut attributes, limits, &names, now).expect("within limits");
         let first = &out.accepted[0];
         // "é" is two bytes: five bytes keep two of them, cut at a character boundary.
         assert_eq!(
@@ -462,7 +490,9 @@ mod tests {
             max_spans: 2,
             ..limits
         };
-        let refused = normalise_traces(&bytes, two, &names, now).expect_err("too many spans");
+        let mut attributes = Vec::new();
+        let refused = normalise_traces(&bytes, &mut attributes, two, &names, now)
+            .expect_err("too many spans");
         assert!(
             matches!(refused, TraceRequestError::TooManySpans(2)),
             "{refused}"
@@ -539,7 +569,8 @@ mod tests {
                 }],
             };
             let bytes = request.encode_to_vec();
-            let out = normalise_traces(&bytes, LIMITS, &NameLimiter::new(10), now).expect("valid");
+            let mut attributes = Vec::new();
+            let out = normalise_traces(&bytes, &mut attributes, LIMITS, &NameLimiter::new(10), now).expect("valid");
             proptest::prop_assert_eq!(out.accepted.len(), 1);
             let got = &out.accepted[0];
             proptest::prop_assert_eq!(got.name, name.as_str());
@@ -552,7 +583,8 @@ mod tests {
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
-            let _ = normalise_traces(&bytes, LIMITS, &NameLimiter::new(10), 0);
+            let mut attributes = Vec::new();
+            let _ = normalise_traces(&bytes, &mut attributes, LIMITS, &NameLimiter::new(10), 0);
         }
     }
 }

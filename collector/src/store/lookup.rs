@@ -312,14 +312,17 @@ fn first_of_each_piece<T>(items: &[T], piece_of: impl Fn(&T) -> u32) -> impl Ite
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Span;
+    use crate::model::{Attribute, Span};
+    use std::borrow::Cow;
+
+    const ROUTE: &[Attribute<'static>] = &[("http.route", Cow::Borrowed("/cart"))];
 
     fn span(start_s: u64, id: u8) -> Span<'static> {
         Span {
             name: "cart",
             span_id: [id; 8],
             start_unix_ns: start_s * 1_000_000_000 + 5,
-            attributes: vec![("http.route", "/cart".into())],
+            attributes: ROUTE,
             ..Span::example("GET /cart")
         }
     }

@@ -162,7 +162,7 @@ pub(crate) fn encode_span(buf: &mut BytesMut, span: &Span<'_>) {
     buf.put_u16_le(span.http_status_code);
     buf.put_u8(u8::from(span.is_error));
     let folded = folded(span);
-    put_attributes(buf, &span.attributes, &folded.places[..folded.count]);
+    put_attributes(buf, span.attributes, &folded.places[..folded.count]);
     put_attributes(buf, &span.resource, &[]);
     buf.put_u8(folded.bits);
 }
@@ -315,7 +315,8 @@ mod tests {
         Span {
             start_unix_ns: 1_800_000_123_456_789_012,
             duration_ns: 5_000_000_007,
-            attributes,
+            // Leaked: a test's few spans live as long as it does.
+            attributes: attributes.leak(),
             ..Span::example(operation)
         }
     }

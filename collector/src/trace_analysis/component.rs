@@ -21,7 +21,7 @@ pub(crate) fn is_endpoint(span: &Span<'_>) -> bool {
 
 /// The component type and label of `span` (for SERVER and CONSUMER spans: their operation).
 pub(crate) fn component<'s>(span: &'s Span<'_>) -> (ComponentType, Cow<'s, str>) {
-    let attrs = &span.attributes;
+    let attrs = span.attributes;
     let text = |key: &str| crate::model::find_text(attrs, key);
     if is_endpoint(span) {
         return (ComponentType::Server, Cow::Borrowed(&**span.operation()));
@@ -249,10 +249,12 @@ mod tests {
             endpoint: Named::new("svc", name),
             name,
             kind: SpanKind::from_otlp(i32::from(kind)),
+            // Leaked: a test's few spans live as long as it does.
             attributes: attributes
                 .iter()
                 .map(|(k, v)| (*k, Cow::Borrowed(*v)))
-                .collect(),
+                .collect::<Vec<_>>()
+                .leak(),
             ..Span::example(name)
         }
     }

@@ -415,9 +415,11 @@ pub(crate) async fn run_sweeper(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::SpanKind;
+    use crate::model::{Attribute, SpanKind};
     use crate::store::write::Flushable;
     use std::borrow::Cow;
+
+    const PG: &[Attribute<'static>] = &[("db.system", Cow::Borrowed("pg"))];
 
     fn span(trace: u8, id: u8, parent: u8, kind: i8, name: &'static str, ms: u64) -> Span<'static> {
         Span {
@@ -433,7 +435,7 @@ mod tests {
             status_message: "",
             http_status_code: 0,
             is_error: false,
-            attributes: vec![("db.system", Cow::Borrowed("pg"))],
+            attributes: PG,
             resource: Arc::default(),
         }
     }
@@ -530,7 +532,7 @@ mod tests {
         assembler.sweep(Instant::now());
         assert_eq!(breakdown.held(), 0, "not due yet");
         let work = Span {
-            attributes: Vec::new(),
+            attributes: &[],
             ..span(7, 3, 1, 1, "work", 50)
         };
         assembler.add(&[work]);
