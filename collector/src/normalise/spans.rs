@@ -1,7 +1,8 @@
 //! Span validation and normalisation, straight from the protobuf bytes.
 //!
 //! In: an encoded `ExportTraceServiceRequest`. Out: [`Span`]s that borrow their text from the
-//! request (no per-attribute allocation), with service and operation resolved, timing in
+//! request and their attributes from one list for the whole request (no allocation per span or
+//! per attribute, integers aside), with service and operation resolved, timing in
 //! nanoseconds, the error flag (status ERROR, or HTTP 5xx on SERVER spans) and attribute values
 //! as text. Spans with invalid ids or timestamps outside the accepted window are rejected one by
 //! one; the rest of the batch is kept. Bytes that are not a valid request are a [`WireError`].
