@@ -150,6 +150,15 @@ fn item<'a>(
         .unwrap_or_else(|| panic!("no {kind} {component:?} in {breakdown:#}"))
 }
 
+/// The value of the unlabelled metric `name` (with the space that ends it) in `metrics`, the
+/// collector's `/metrics` text; 0 when absent.
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
 fn f(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -723,12 +732,7 @@ async fn a_trace_that_comes_whole_is_analysed_as_it_arrives_and_the_rest_waits()
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let metrics = collector.metrics_text().await;
-        let value = |name: &str| {
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
+        let value = |name: &str| metric(&metrics, name);
         if value("plumb_trace_spans_held ") == 1.0 {
             assert_eq!(
                 value("plumb_traces_whole_on_arrival_total "),
@@ -786,12 +790,7 @@ async fn the_trace_window_and_component_limits_hold_and_are_counted() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let metrics = collector.metrics_text().await;
-        let value = |name: &str| {
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
+        let value = |name: &str| metric(&metrics, name);
         let held = value("plumb_trace_spans_held ");
         assert!(held <= 20.0, "{held} spans held");
         if value("plumb_traces_cut_short_total ") >= 5.0 {
