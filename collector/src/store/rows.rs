@@ -239,12 +239,16 @@ thread_local! {
     static BYTES_PER_SPAN: Cell<usize> = const { Cell::new(256) };
 }
 
+/// The most bytes per span row a buffer is sized for: after a request of a few huge spans, a
+/// request of many small ones is not given room for as many huge ones (its buffer grows instead).
+const MAX_BYTES_PER_SPAN_GUESS: usize = 4096;
+
 impl EncodedRows {
     /// Encodes `spans` as `spans` table rows. They are written in place into the buffer that
     /// waits in the writer's batch until written, sized an eighth above the thread's last
     /// request's bytes per span: it rarely grows (which copies it) and holds little unused room.
     pub(crate) fn spans(spans: &[Span<'_>]) -> Self {
-        let per_span = BYTES_PER_SPAN.get();
+        let per_span = BYTES_PER_SPAN.get().min(MAX_BYTES_PER_SPAN_GUESS);
         let mut bytes = BytesMut::with_capacity(spans.len() * (per_span + per_span / 8));
         for span in spans {
             encode_span(&mut bytes, span);
