@@ -29,6 +29,7 @@ mod receive;
 mod recovery;
 mod report;
 mod shutdown;
+mod size_guess;
 mod store;
 mod telemetry;
 pub mod testing;

@@ -13,8 +13,10 @@ use super::attributes::attribute_text;
 use super::operation::{NameLimiter, operation_name};
 use super::{Normalised, UNKNOWN_SERVICE};
 use crate::model::{Attribute, Named, Span, SpanKind, find};
+use crate::size_guess::SizeGuess;
 use plumb_otlp::wire::{Fields, TextMessage, WireError};
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,6 +162,14 @@ fn key_value(bytes: &[u8]) -> Result<Attribute<'_>, WireError> {
     Ok((key, value))
 }
 
+thread_local! {
+    /// Each thread's attributes per span in the last request it read.
+    static ATTRIBUTES_PER_SPAN: Cell<usize> = const { Cell::new(8) };
+}
+
+/// Room in a request's attribute list: at most 64 attributes a span.
+static SPAN_ATTRIBUTES: SizeGuess = SizeGuess::new(&ATTRIBUTES_PER_SPAN, 64);
+
 /// Validates and normalises every span of an encoded export request. The spans' attributes are
 /// kept in `attributes`, one list for the whole request.
 pub(crate) fn normalise_traces<'a>(
@@ -212,6 +222,7 @@ pub(crate) fn normalise_traces<'a>(
                     .count();
                 out.accepted.reserve(spans.min(limits.max_spans));
                 places.reserve(spans.min(limits.max_spans));
+                attributes.reserve(SPAN_ATTRIBUTES.room(spans.min(limits.max_spans)));
                 for field in Fields::new(scope) {
                     let (2, span) = field? else { continue };
                     if unknown {
@@ -240,6 +251,7 @@ pub(crate) fn normalise_traces<'a>(
         }
         Ok(())
     })?;
+    SPAN_ATTRIBUTES.learn(attributes.len(), out.accepted.len());
     let attributes: &'a [Attribute<'a>] = attributes;
     for (span, place) in out.accepted.iter_mut().zip(places) {
         span.attributes = &attributes[place];

@@ -5,6 +5,7 @@
 
 use super::rowbinary::{Reader, put_attributes, put_str};
 use crate::model::{Span, SpanKind};
+use crate::size_guess::SizeGuess;
 use bytes::{BufMut, Bytes, BytesMut};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
@@ -234,28 +235,23 @@ pub(crate) struct EncodedRows {
 }
 
 thread_local! {
-    /// Each thread's bytes per span row in the last request it encoded, which sizes the next
-    /// request's buffer.
+    /// Each thread's bytes per span row in the last request it encoded.
     static BYTES_PER_SPAN: Cell<usize> = const { Cell::new(256) };
 }
 
-/// The most bytes per span row a buffer is sized for: after a request of a few huge spans, a
-/// request of many small ones is not given room for as many huge ones (its buffer grows instead).
-const MAX_BYTES_PER_SPAN_GUESS: usize = 4096;
+/// Room for a request's span rows: at most 4 KiB a row.
+static SPAN_ROW_BYTES: SizeGuess = SizeGuess::new(&BYTES_PER_SPAN, 4096);
 
 impl EncodedRows {
     /// Encodes `spans` as `spans` table rows. They are written in place into the buffer that
     /// waits in the writer's batch until written, sized an eighth above the thread's last
     /// request's bytes per span: it rarely grows (which copies it) and holds little unused room.
     pub(crate) fn spans(spans: &[Span<'_>]) -> Self {
-        let per_span = BYTES_PER_SPAN.get().min(MAX_BYTES_PER_SPAN_GUESS);
-        let mut bytes = BytesMut::with_capacity(spans.len() * (per_span + per_span / 8));
+        let mut bytes = BytesMut::with_capacity(SPAN_ROW_BYTES.room(spans.len()));
         for span in spans {
             encode_span(&mut bytes, span);
         }
-        if let Some(per_span) = bytes.len().checked_div(spans.len()) {
-            BYTES_PER_SPAN.set(per_span);
-        }
+        SPAN_ROW_BYTES.learn(bytes.len(), spans.len());
         Self {
             columns: SPAN_COLUMNS,
             rows: spans.len(),
