@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 /// A server that runs until stopped; its error as text.
 pub type ServerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
+/// The largest HTTP/2 frame a client may send the gRPC listener.
+const MAX_FRAME_BYTES: u32 = 1024 * 1024;
+
 /// What every OTLP listener of a process shares.
 #[derive(Clone, Debug, Default)]
 pub struct ListenerOptions {
@@ -42,10 +45,13 @@ pub fn otlp_servers<S: OtlpSink>(
         tokens,
         tls,
     } = options;
-    // Larger HTTP/2 windows: OTLP requests are large, so fewer flow-control round trips.
+    // Larger HTTP/2 windows: OTLP requests are large, so fewer flow-control round trips. Larger
+    // frames: a request arrives in fewer, larger reads (at the default 16 KiB, two 8 KiB reads a
+    // frame, about 17 system calls for a 500-span request).
     let router = tonic::transport::Server::builder()
         .initial_connection_window_size(4 * 1024 * 1024)
         .initial_stream_window_size(2 * 1024 * 1024)
+        .max_frame_size(MAX_FRAME_BYTES)
         .add_service(OtlpGrpcService::<Traces, _>::new(
             Arc::clone(&sink),
             *max_request_bytes,
