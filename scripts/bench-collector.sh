@@ -11,6 +11,8 @@ dir="$(mktemp -d)"
 grpc=127.0.0.1:14317 http=127.0.0.1:14318 query=127.0.0.1:17318
 
 start_collector() {
+    # Each run starts with an empty journal: nothing of the run before is replayed or reused.
+    rm -rf "$dir/journal"
     # COLLECTOR_WRAP runs the collector under another program (a profiler), split into words.
     # shellcheck disable=SC2086
     ${COLLECTOR_WRAP:-} "$bin/plumb-collector" --data-dir "$dir" --grpc-addr "$grpc" --http-addr "$http" \

@@ -13,7 +13,7 @@
 //! crash is lost.
 
 use crate::aggregate::Aggregator;
-use crate::journal::{Journal, JournalTelemetry, Leftover, read_records};
+use crate::journal::{Journal, JournalTelemetry, Leftover};
 use crate::pipeline::Pipeline;
 use crate::store::write::{Destination, FlushBatch, RowBatch, WriterSettings};
 
@@ -45,7 +45,7 @@ pub(crate) async fn recover(
 ) -> std::io::Result<RecoverySummary> {
     let mut summary = RecoverySummary::default();
     for leftover in leftovers {
-        let records = read_records(&leftover.path)?;
+        let records = leftover.records()?;
         let aggregator = Aggregator::new();
         let (mut spans, mut metrics) = (Vec::new(), Vec::new());
         for (index, (kind, payload)) in (0u32..).zip(records.iter()) {

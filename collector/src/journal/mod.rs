@@ -1,9 +1,10 @@
 //! The journal: a write-ahead log of accepted requests, so that a crash (`kill -9`, a power cut)
 //! loses nothing acknowledged before the last sync.
 //!
-//! Every accepted request is appended (its protobuf bytes, a kind, a length and a CRC-32) before
-//! it is acknowledged, and the file is synced to disk every `--journal-sync`. The journal is cut
-//! into generations, one segment file `<generation>.wal` each, and a generation ends exactly when
+//! Every accepted request is appended (its protobuf bytes, a kind, a length and a CRC-32 of the
+//! generation's number and the bytes) before it is acknowledged, and the file is synced to disk
+//! every `--journal-sync`. The journal is cut into generations, one segment file
+//! `<generation>.wal` each, and a generation ends exactly when
 //! the latency flusher takes the aggregates: appends hold a shared lock while they also aggregate
 //! and queue their rows, the cut holds it exclusively, so the rows a flush takes are those of
 //! exactly one generation, and that flush carries an id made from the generation.
@@ -11,10 +12,16 @@
 //! Each record's rows go to a writer queue with an acknowledgement (`ack::Ack`) naming the
 //! record; once they are written to ClickHouse or the spool, the writer settles it and the
 //! journal adds the record to the generation's `<generation>.rows` file. A generation's files are
-//! removed once all its records' rows are safe and its flush is written or spooled. The journal
+//! removed once all its records' rows are safe and its flush is written or spooled; up to
+//! [`SPARE_SEGMENTS`] removed segments are kept as `<generation>.spare` and written over by the
+//! next generations, whose pages are then already in the page cache and on disk (a fresh file's
+//! pages must be allocated, and on a virtual machine that hands free memory back to its host,
+//! faulted in from the host too). Generation numbers never repeat (a run starts at the clock's
+//! milliseconds), so a record left over from an earlier use of the file fails its CRC and ends
+//! the segment, as a torn tail does. The journal
 //! knows nothing of ClickHouse: it appends, cuts, hears acknowledgements (it implements
 //! `ack::RowAcks` and `ack::Cut`) and hands what a previous run left ([`Leftover`], read with
-//! [`read_records`]) to the start-up recovery (`recovery`), which writes it.
+//! [`Leftover::records`]) to the start-up recovery (`recovery`), which writes it.
 
 use crate::ack::{Cut, CutId, RecordRef, RowAcks};
 use crate::telemetry::Telemetry;
@@ -56,6 +63,18 @@ pub(crate) enum AppendError {
 /// Bytes before each record's payload: kind, length, CRC-32.
 const RECORD_HEADER: usize = 1 + 4 + 4;
 
+/// Most removed segment files kept to be written over.
+pub(crate) const SPARE_SEGMENTS: usize = 2;
+
+/// A record's CRC-32: of its generation's number and its payload, so that a record of another
+/// generation (what an earlier use of a recycled file left) never passes.
+fn record_crc(generation: u64, payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&generation.to_le_bytes());
+    hasher.update(payload);
+    hasher.finalize()
+}
+
 /// What the journal knows of a generation that still has a file.
 #[derive(Debug, Default)]
 struct Generation {
@@ -90,6 +109,13 @@ pub(crate) struct Leftover {
     /// Indexes of the records whose rows were written before the stop (only their histograms
     /// need writing).
     pub(crate) rows_written: std::collections::HashSet<u32>,
+}
+
+impl Leftover {
+    /// Its whole records, up to the first incomplete or damaged one.
+    pub(crate) fn records(&self) -> std::io::Result<Records> {
+        read_records(&self.path, self.generation)
+    }
 }
 
 /// The journal's own metrics.
@@ -136,6 +162,8 @@ pub(crate) struct Journal {
     epoch: RwLock<()>,
     segment: Mutex<Segment>,
     generations: Mutex<BTreeMap<u64, Generation>>,
+    /// Removed segment files kept to be written over, at most [`SPARE_SEGMENTS`].
+    spares: Mutex<Vec<PathBuf>>,
     /// The last sync failed: appends are refused until one succeeds.
     failing: AtomicBool,
     /// Bytes in the files of this run's generations.
@@ -160,8 +188,22 @@ fn rows_file(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("{generation:020}.rows"))
 }
 
-fn create_segment(dir: &Path, generation: u64) -> std::io::Result<Segment> {
-    let file = File::create(segment_path(dir, generation))?;
+fn spare_path(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("{generation:020}.spare"))
+}
+
+/// Starts the segment of `generation`, in `spare` (a removed segment's file, written over from
+/// its start) when there is one, else in a new file.
+fn create_segment(dir: &Path, generation: u64, spare: Option<PathBuf>) -> std::io::Result<Segment> {
+    let path = segment_path(dir, generation);
+    let reused = spare.and_then(|spare| {
+        std::fs::rename(&spare, &path).ok()?;
+        std::fs::OpenOptions::new().write(true).open(&path).ok()
+    });
+    let file = match reused {
+        Some(file) => file,
+        None => File::create(&path)?,
+    };
     File::open(dir)?.sync_all()?;
     Ok(Segment {
         generation,
@@ -191,9 +233,13 @@ impl Journal {
         std::fs::create_dir_all(dir)?;
         let id = journal_id(dir)?;
         let mut leftovers = Vec::new();
+        let mut spares = Vec::new();
         for entry in std::fs::read_dir(dir)? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
-            if let Some(generation) = name
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".spare") {
+                spares.push(entry.path());
+            } else if let Some(generation) = name
                 .strip_suffix(".wal")
                 .and_then(|n| n.parse::<u64>().ok())
             {
@@ -205,13 +251,23 @@ impl Journal {
             }
         }
         leftovers.sort_by_key(|l| l.generation);
-        let next = leftovers.last().map_or(0, |l| l.generation + 1);
+        // Numbers never repeat: a run starts at the clock's milliseconds, which outrun its
+        // generations (one per flush interval), or after what the last run left.
+        let next = leftovers
+            .last()
+            .map_or(0, |l| l.generation + 1)
+            .max(crate::clock::now_unix_ns() / 1_000_000);
+        for extra in spares.split_off(spares.len().min(SPARE_SEGMENTS)) {
+            std::fs::remove_file(extra)?;
+        }
+        let first = create_segment(dir, next, spares.pop())?;
         let journal = Self {
             dir: dir.to_owned(),
             id,
             epoch: RwLock::new(()),
-            segment: Mutex::new(create_segment(dir, next)?),
+            segment: Mutex::new(first),
             generations: Mutex::new(BTreeMap::from([(next, Generation::default())])),
+            spares: Mutex::new(spares),
             failing: AtomicBool::new(false),
             bytes: AtomicU64::new(0),
             max_bytes,
@@ -252,17 +308,19 @@ impl Journal {
         let mut header = [0u8; RECORD_HEADER];
         header[0] = kind as u8;
         header[1..5].copy_from_slice(&len.to_le_bytes());
-        header[5..9].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
         let mut segment = self.segment.lock().unwrap_or_else(PoisonError::into_inner);
+        header[5..9].copy_from_slice(&record_crc(segment.generation, payload).to_le_bytes());
         let written = segment
             .file
             .write_all(&header)
             .and_then(|()| segment.file.write_all(payload));
         if let Err(e) = written {
-            // Cut a partly written record off, so that the records after it can be read back.
+            // Cut a partly written record off, so that the records after it can be read back,
+            // and give the spares' room back (the disk may be full).
             let whole = segment.len;
             segment.file.set_len(whole)?;
             segment.file.seek(SeekFrom::Start(whole))?;
+            self.remove_spares();
             return Err(e.into());
         }
         segment.len += record;
@@ -312,9 +370,30 @@ impl Journal {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    /// Removes a generation's segment and `.rows` files.
+    /// Removes the spare segment files.
+    fn remove_spares(&self) {
+        let spares =
+            std::mem::take(&mut *self.spares.lock().unwrap_or_else(PoisonError::into_inner));
+        for spare in spares {
+            if let Err(e) = std::fs::remove_file(&spare) {
+                tracing::warn!(error = %e, "could not remove a spare journal segment");
+            }
+        }
+    }
+
+    /// Removes a generation's segment and `.rows` files; the segment's file is kept as a spare
+    /// while there are fewer than [`SPARE_SEGMENTS`].
     pub(crate) fn remove(&self, generation: u64) {
-        if let Err(e) = std::fs::remove_file(segment_path(&self.dir, generation)) {
+        let segment = segment_path(&self.dir, generation);
+        let mut spares = self.spares.lock().unwrap_or_else(PoisonError::into_inner);
+        let spare = spare_path(&self.dir, generation);
+        let removed = if spares.len() < SPARE_SEGMENTS {
+            std::fs::rename(&segment, &spare).map(|()| spares.push(spare))
+        } else {
+            std::fs::remove_file(&segment)
+        };
+        drop(spares);
+        if let Err(e) = removed {
             tracing::warn!(generation, error = %e, "could not remove a journal segment");
         }
         let _ = std::fs::remove_file(rows_file(&self.dir, generation));
@@ -363,7 +442,12 @@ impl Cut for Journal {
             let segment = self.segment.lock().unwrap_or_else(PoisonError::into_inner);
             segment.generation + 1
         };
-        let next = create_segment(&self.dir, next_generation)?;
+        let spare = self
+            .spares
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let next = create_segment(&self.dir, next_generation, spare)?;
         let old = {
             let _exclusive = self.epoch.write().unwrap_or_else(PoisonError::into_inner);
             let old = std::mem::replace(
@@ -428,30 +512,38 @@ impl Records {
     }
 }
 
-/// The records of a segment file, in order, up to the first incomplete or damaged one (the tail
-/// a crash cut off).
-pub(crate) fn read_records(path: &Path) -> std::io::Result<Records> {
-    let bytes = std::fs::read(path)?;
+/// The records of `generation`'s segment file, in order, up to the first incomplete or damaged
+/// one (the tail a crash cut off, or what an earlier use of the file left after it).
+fn read_records(path: &Path, generation: u64) -> std::io::Result<Records> {
+    use std::io::Read;
+    // Read record by record: a reused file's old tail after the last record is never loaded.
+    let mut file = std::io::BufReader::new(File::open(path)?);
+    let mut left = file.get_ref().metadata()?.len();
+    let mut bytes = Vec::new();
     let mut records = Vec::new();
-    let mut at = 0;
-    while let Some(rest) = bytes.get(at..)
-        && rest.len() >= RECORD_HEADER
-    {
-        let kind = match rest[0] {
+    let mut header = [0u8; RECORD_HEADER];
+    while left >= RECORD_HEADER as u64 && file.read_exact(&mut header).is_ok() {
+        left -= RECORD_HEADER as u64;
+        let kind = match header[0] {
             1 => RecordKind::Spans,
             2 => RecordKind::Metrics,
             _ => break,
         };
-        let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-        let crc = u32::from_le_bytes([rest[5], rest[6], rest[7], rest[8]]);
-        let Some(payload) = rest.get(RECORD_HEADER..RECORD_HEADER + len) else {
-            break;
-        };
-        if crc32fast::hash(payload) != crc {
+        let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
+        let crc = u32::from_le_bytes([header[5], header[6], header[7], header[8]]);
+        if u64::from(len) > left {
             break;
         }
-        records.push((kind, at + RECORD_HEADER..at + RECORD_HEADER + len));
-        at += RECORD_HEADER + len;
+        let start = bytes.len();
+        bytes.resize(start + len as usize, 0);
+        if file.read_exact(&mut bytes[start..]).is_err()
+            || record_crc(generation, &bytes[start..]) != crc
+        {
+            bytes.truncate(start);
+            break;
+        }
+        left -= u64::from(len);
+        records.push((kind, start..bytes.len()));
     }
     Ok(Records { bytes, records })
 }
@@ -511,12 +603,13 @@ mod tests {
         RowAcks::rows_safe(&journal, &[second]);
         journal.sync().expect("sync");
         journal.collect();
-        let path = segment_path(dir.path(), 0);
+        let generation = first.segment;
+        let path = segment_path(dir.path(), generation);
         // A crash in the middle of a record: the whole ones before it come back.
         let mut bytes = std::fs::read(&path).expect("read");
         bytes.extend_from_slice(&[1, 200, 0, 0, 0, 1, 2]);
         std::fs::write(&path, &bytes).expect("write");
-        let records = read_records(&path).expect("records");
+        let records = read_records(&path, generation).expect("records");
         assert_eq!(
             records.iter().collect::<Vec<_>>(),
             vec![
@@ -525,14 +618,19 @@ mod tests {
             ]
         );
         drop(journal);
-        let (_, leftovers) = Journal::open(dir.path(), u64::MAX).expect("reopen");
+        let (reopened, leftovers) = Journal::open(dir.path(), u64::MAX).expect("reopen");
         assert_eq!(leftovers.len(), 1, "the segment written before the reopen");
-        assert_eq!(leftovers[0].generation, 0);
+        assert_eq!(leftovers[0].generation, generation);
         assert_eq!(
             leftovers[0].rows_written,
             [1].into(),
             "the second record's rows were written"
         );
+        let next = reopened
+            .append(RecordKind::Spans, b"next")
+            .expect("append")
+            .id;
+        assert!(next.segment > generation, "generation numbers never repeat");
     }
 
     #[test]
@@ -545,18 +643,83 @@ mod tests {
             .id;
         let mut taken = 0;
         let cut = journal.cut(&mut || taken += 1).expect("cut");
-        assert_eq!((cut.sequence, taken), (0, 1));
+        assert_eq!((cut.sequence, taken), (id.segment, 1));
         journal.flush_safe(cut);
         journal.collect();
-        assert!(segment_path(dir.path(), 0).exists(), "rows not yet written");
+        assert!(
+            segment_path(dir.path(), id.segment).exists(),
+            "rows not yet written"
+        );
         RowAcks::rows_safe(&journal, &[id]);
         journal.collect();
-        assert!(!segment_path(dir.path(), 0).exists());
-        assert!(!rows_file(dir.path(), 0).exists());
+        assert!(!segment_path(dir.path(), id.segment).exists());
+        assert!(!rows_file(dir.path(), id.segment).exists());
         assert!(
-            segment_path(dir.path(), 1).exists(),
+            segment_path(dir.path(), id.segment + 1).exists(),
             "the current generation"
         );
         assert_eq!(journal.used_bytes(), 0);
+    }
+
+    /// Ends the current generation and makes it safe at once (its flush and its rows).
+    fn end_generation(journal: &Journal, appended: &[RecordRef]) {
+        let cut = journal.cut(&mut || ()).expect("cut");
+        journal.flush_safe(cut);
+        RowAcks::rows_safe(journal, appended);
+        journal.collect();
+    }
+
+    #[test]
+    fn a_removed_segment_is_written_over_and_its_old_records_never_come_back() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (journal, _) = Journal::open(dir.path(), u64::MAX).expect("open");
+        let long = vec![7u8; 4096];
+        let old: Vec<RecordRef> = (0..3)
+            .map(|_| journal.append(RecordKind::Spans, &long).expect("append").id)
+            .collect();
+        let old_generation = old[0].segment;
+        end_generation(&journal, &old);
+        assert!(
+            spare_path(dir.path(), old_generation).exists(),
+            "the removed segment is kept as a spare"
+        );
+        // The generation after next takes the spare: its file still holds the second and third
+        // old records after the new one written over the first (the same length, so an old
+        // record starts where the new one ends).
+        let current = journal.append(RecordKind::Spans, b"x").expect("append").id;
+        end_generation(&journal, &[current]);
+        let new = vec![8u8; 4096];
+        let recycled = journal
+            .append(RecordKind::Metrics, &new)
+            .expect("append")
+            .id;
+        assert!(!spare_path(dir.path(), old_generation).exists());
+        let path = segment_path(dir.path(), recycled.segment);
+        assert!(
+            std::fs::metadata(&path).expect("segment").len() >= 3 * 4096,
+            "the old file, written over from its start"
+        );
+        journal.sync().expect("sync");
+        drop(journal);
+        // A crash now: the restart reads the new record and nothing of the old ones.
+        let (_, leftovers) = Journal::open(dir.path(), u64::MAX).expect("reopen");
+        let leftover = leftovers
+            .iter()
+            .find(|l| l.generation == recycled.segment)
+            .expect("the recycled segment is left over");
+        let records = leftover.records().expect("records");
+        assert_eq!(
+            records.iter().collect::<Vec<_>>(),
+            vec![(RecordKind::Metrics, &new[..])]
+        );
+        assert_eq!(records.bytes.len(), new.len(), "the old tail is not loaded");
+        let spares = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".spare"))
+            })
+            .count();
+        assert!(spares <= SPARE_SEGMENTS, "{spares} spares");
     }
 }
