@@ -591,14 +591,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let (journal, leftovers) = Journal::open(dir.path(), u64::MAX).expect("open");
         assert!(leftovers.is_empty());
-        let first = journal
-            .append(RecordKind::Spans, b"first")
-            .expect("append")
-            .id;
-        let second = journal
-            .append(RecordKind::Metrics, b"second")
-            .expect("append")
-            .id;
+        let first = appended(&journal, RecordKind::Spans, b"first");
+        let second = appended(&journal, RecordKind::Metrics, b"second");
         assert_eq!((first.index, second.index), (0, 1));
         RowAcks::rows_safe(&journal, &[second]);
         journal.sync().expect("sync");
@@ -626,21 +620,14 @@ mod tests {
             [1].into(),
             "the second record's rows were written"
         );
-        let next = reopened
-            .append(RecordKind::Spans, b"next")
-            .expect("append")
-            .id;
+        let next = appended(&reopened, RecordKind::Spans, b"next");
         assert!(next.segment > generation, "generation numbers never repeat");
     }
 
     #[test]
     fn a_generation_goes_once_its_rows_and_flush_are_safe() {
-        let dir = tempfile::tempdir().expect("dir");
-        let (journal, _) = Journal::open(dir.path(), u64::MAX).expect("open");
-        let id = journal
-            .append(RecordKind::Spans, b"spans")
-            .expect("append")
-            .id;
+        let (dir, journal) = opened();
+        let id = appended(&journal, RecordKind::Spans, b"spans");
         let mut taken = 0;
         let cut = journal.cut(&mut || taken += 1).expect("cut");
         assert_eq!((cut.sequence, taken), (id.segment, 1));
@@ -661,6 +648,18 @@ mod tests {
         assert_eq!(journal.used_bytes(), 0);
     }
 
+    /// Appends `payload` (not holding the generation open after); returns where it went.
+    fn appended(journal: &Journal, kind: RecordKind, payload: &[u8]) -> RecordRef {
+        journal.append(kind, payload).expect("append").id
+    }
+
+    /// A new journal in a folder of its own, with no limit.
+    fn opened() -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().expect("dir");
+        let (journal, _) = Journal::open(dir.path(), u64::MAX).expect("open");
+        (dir, journal)
+    }
+
     /// Ends the current generation and makes it safe at once (its flush and its rows).
     fn end_generation(journal: &Journal, appended: &[RecordRef]) {
         let cut = journal.cut(&mut || ()).expect("cut");
@@ -671,12 +670,8 @@ mod tests {
 
     #[test]
     fn with_its_segments_removed_by_hand_a_journal_still_numbers_past_its_spares() {
-        let dir = tempfile::tempdir().expect("dir");
-        let (journal, _) = Journal::open(dir.path(), u64::MAX).expect("open");
-        let old = journal
-            .append(RecordKind::Spans, b"old")
-            .expect("append")
-            .id;
+        let (dir, journal) = opened();
+        let old = appended(&journal, RecordKind::Spans, b"old");
         end_generation(&journal, &[old]);
         assert!(spare_path(dir.path(), old.segment).exists());
         drop(journal);
@@ -690,10 +685,7 @@ mod tests {
         // the same, and its old record does not read back under the new number.
         let (journal, leftovers) = Journal::open(dir.path(), u64::MAX).expect("reopen");
         assert!(leftovers.is_empty());
-        let new = journal
-            .append(RecordKind::Spans, b"new")
-            .expect("append")
-            .id;
+        let new = appended(&journal, RecordKind::Spans, b"new");
         assert!(new.segment > old.segment, "{new:?} after {old:?}");
         journal.sync().expect("sync");
         drop(journal);
@@ -707,11 +699,10 @@ mod tests {
 
     #[test]
     fn a_removed_segment_is_written_over_and_its_old_records_never_come_back() {
-        let dir = tempfile::tempdir().expect("dir");
-        let (journal, _) = Journal::open(dir.path(), u64::MAX).expect("open");
+        let (dir, journal) = opened();
         let long = vec![7u8; 4096];
         let old: Vec<RecordRef> = (0..3)
-            .map(|_| journal.append(RecordKind::Spans, &long).expect("append").id)
+            .map(|_| appended(&journal, RecordKind::Spans, &long))
             .collect();
         let old_generation = old[0].segment;
         end_generation(&journal, &old);
@@ -722,13 +713,10 @@ mod tests {
         // The generation after next takes the spare: its file still holds the second and third
         // old records after the new one written over the first (the same length, so an old
         // record starts where the new one ends).
-        let current = journal.append(RecordKind::Spans, b"x").expect("append").id;
+        let current = appended(&journal, RecordKind::Spans, b"x");
         end_generation(&journal, &[current]);
         let new = vec![8u8; 4096];
-        let recycled = journal
-            .append(RecordKind::Metrics, &new)
-            .expect("append")
-            .id;
+        let recycled = appended(&journal, RecordKind::Metrics, &new);
         assert!(!spare_path(dir.path(), old_generation).exists());
         let path = segment_path(dir.path(), recycled.segment);
         assert!(
