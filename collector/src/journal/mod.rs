@@ -14,14 +14,13 @@
 //! journal adds the record to the generation's `<generation>.rows` file. A generation's files are
 //! removed once all its records' rows are safe and its flush is written or spooled; up to
 //! [`SPARE_SEGMENTS`] removed segments are kept as `<generation>.spare` and written over by the
-//! next generations, whose pages are then already in the page cache and on disk (a fresh file's
-//! pages must be allocated, and on a virtual machine that hands free memory back to its host,
-//! faulted in from the host too). Generation numbers never repeat (a run starts at the clock's
-//! milliseconds), so a record left over from an earlier use of the file fails its CRC and ends
-//! the segment, as a torn tail does. The journal
-//! knows nothing of ClickHouse: it appends, cuts, hears acknowledgements (it implements
-//! `ack::RowAcks` and `ack::Cut`) and hands what a previous run left ([`Leftover`], read with
-//! [`Leftover::records`]) to the start-up recovery (`recovery`), which writes it.
+//! next generations, whose pages are then already in the page cache and whose blocks are already
+//! allocated. Generation numbers never repeat (a run starts at the clock's milliseconds), so a
+//! record left over from an earlier use of the file fails its CRC and ends the segment, as a torn
+//! tail does. The journal knows nothing of ClickHouse: it appends, cuts, hears acknowledgements
+//! (it implements `ack::RowAcks` and `ack::Cut`) and hands what a previous run left
+//! ([`Leftover`], read with [`Leftover::records`]) to the start-up recovery (`recovery`), which
+//! writes it.
 
 use crate::ack::{Cut, CutId, RecordRef, RowAcks};
 use crate::telemetry::Telemetry;
@@ -64,7 +63,7 @@ pub(crate) enum AppendError {
 const RECORD_HEADER: usize = 1 + 4 + 4;
 
 /// Most removed segment files kept to be written over.
-pub(crate) const SPARE_SEGMENTS: usize = 2;
+const SPARE_SEGMENTS: usize = 2;
 
 /// A record's CRC-32: of its generation's number and its payload, so that a record of another
 /// generation (what an earlier use of a recycled file left) never passes.
@@ -258,7 +257,9 @@ impl Journal {
             .map_or(0, |l| l.generation + 1)
             .max(crate::clock::now_unix_ns() / 1_000_000);
         for extra in spares.split_off(spares.len().min(SPARE_SEGMENTS)) {
-            std::fs::remove_file(extra)?;
+            if let Err(e) = std::fs::remove_file(&extra) {
+                tracing::warn!(error = %e, "could not remove a spare journal segment");
+            }
         }
         let first = create_segment(dir, next, spares.pop())?;
         let journal = Self {
