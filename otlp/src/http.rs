@@ -1,5 +1,5 @@
 //! OTLP/HTTP: `POST /v1/traces` and `POST /v1/metrics` with protobuf
-//! (`application/x-protobuf`) or JSON (`application/json`) bodies, optionally gzip-encoded.
+//! (`application/x-protobuf`) or JSON (`application/json`) bodies, optionally gzip- or zstd-encoded.
 //!
 //! Errors follow the OTLP/HTTP rules: 400 for a body that does not decode, 413 for one over the
 //! size limit (before or after decompression), 415 for an unknown content type or encoding, 429
@@ -8,6 +8,7 @@
 
 use super::{ExportError, Metrics, OtlpSink, Payload, Signal, Traces};
 use crate::auth::{Tokens, UNAUTHENTICATED};
+use crate::inflate::{Compression, InflateError};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -15,7 +16,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use std::io::Read;
 use std::sync::Arc;
 
 struct HttpState<S> {
@@ -253,41 +253,30 @@ fn request_encoding(headers: &HeaderMap) -> Result<Encoding, HttpError> {
 }
 
 fn decompress(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, HttpError> {
-    let encoding = headers
+    let name = headers
         .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity")
-        .trim()
-        .to_ascii_lowercase();
-    match encoding.as_str() {
-        "" | "identity" => Ok(body),
-        "gzip" => {
-            let mut out = Vec::new();
-            let mut reader = flate2::read::GzDecoder::new(body.as_ref()).take(limit as u64 + 1);
-            reader.read_to_end(&mut out).map_err(|e| {
-                HttpError::new(
-                    StatusCode::BAD_REQUEST,
-                    tonic::Code::InvalidArgument,
-                    format!("body is not valid gzip: {e}"),
-                )
-            })?;
-            if out.len() > limit {
-                return Err(HttpError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    tonic::Code::ResourceExhausted,
-                    format!(
-                        "decompressed body is over the limit of {limit} bytes; send smaller batches"
-                    ),
-                ));
-            }
-            Ok(Bytes::from(out))
-        }
-        other => Err(HttpError::new(
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    let compression = Compression::named(name).map_err(|other| {
+        HttpError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             tonic::Code::InvalidArgument,
-            format!("unsupported content encoding {other:?}: send gzip or no encoding"),
-        )),
-    }
+            format!("unsupported content encoding {other:?}: send gzip, zstd or no encoding"),
+        )
+    })?;
+    let Some(compression) = compression else {
+        return Ok(body);
+    };
+    compression.inflate(&body, limit).map_err(|e| {
+        let status = match e {
+            InflateError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            InflateError::OverLimit(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        };
+        let code = match e {
+            InflateError::Invalid { .. } => tonic::Code::InvalidArgument,
+            InflateError::OverLimit(_) => tonic::Code::ResourceExhausted,
+        };
+        HttpError::new(status, code, e.to_string())
+    })
 }
 
 fn encode<M: prost::Message + serde::Serialize>(encoding: Encoding, message: &M) -> Response {

@@ -11,8 +11,10 @@ pub mod auth;
 pub mod client;
 pub mod grpc;
 pub mod http;
+mod inflate;
 pub mod serve;
 pub mod tls;
+mod unary;
 pub mod wire;
 
 use bytes::Bytes;

@@ -80,6 +80,27 @@ impl<'a> TextMessage<'a> {
         }
     }
 
+    /// `bytes` (a run of fields, such as a span's attributes one after the other), checked once
+    /// with SIMD up to the first byte that is not UTF-8: string fields before that byte are cut
+    /// from the text, those after it are checked alone. A run of `KeyValue`s holding short text
+    /// is UTF-8 from end to end; a number over 127 or a string over 127 bytes ends the text.
+    pub fn leading_text(bytes: &'a [u8]) -> Self {
+        let text = match simdutf8::compat::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => simdutf8::basic::from_utf8(&bytes[..error.valid_up_to()]).unwrap_or(""),
+        };
+        Self {
+            bytes,
+            text: Some(text),
+        }
+    }
+
+    /// Whether `part` (a slice of this message) lies within the checked text, so that every
+    /// string field inside it is cut from that text.
+    pub fn holds(&self, part: &[u8]) -> bool {
+        self.text_of(part).is_some()
+    }
+
     /// The fields of the message.
     pub fn fields(&self) -> Fields<'a> {
         Fields::new(self.bytes)
@@ -87,17 +108,19 @@ impl<'a> TextMessage<'a> {
 
     /// The value of a string field read from this message (or from a message nested in it).
     pub fn str(&self, value: Value<'a>) -> Result<&'a str, WireError> {
-        let field = value.bytes()?;
-        let start = (field.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
-        // A field from elsewhere, or one that does not start and end at a character boundary of
-        // the text, is checked alone.
-        match self
-            .text
-            .and_then(|text| text.get(start..start.checked_add(field.len())?))
-        {
+        // A field from elsewhere, past the checked text, or one that does not start and end at a
+        // character boundary of the text, is checked alone.
+        match self.text_of(value.bytes()?) {
             Some(text) => Ok(text),
             None => value.str(),
         }
+    }
+
+    /// The checked text of `part`, when `part` lies within it and starts and ends at character
+    /// boundaries.
+    fn text_of(&self, part: &[u8]) -> Option<&'a str> {
+        let start = (part.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
+        self.text?.get(start..start.checked_add(part.len())?)
     }
 }
 
@@ -281,6 +304,33 @@ mod tests {
         let message = TextMessage::new(&bytes);
         let (_, field) = message.fields().next().expect("a field").expect("valid");
         assert!(message.str(field).is_err());
+    }
+
+    #[test]
+    fn a_run_is_text_up_to_its_first_byte_that_is_not() {
+        // Three string fields, the second not UTF-8, then a long one past the SIMD block size.
+        let long = "ü".repeat(40);
+        let mut bytes = vec![
+            0x0a, 2, b'o', b'k', 0x0a, 2, 0xff, 0xfe, 0x0a, 3, b'a', 0xc3, 0xa9,
+        ];
+        bytes.extend([0x0a, 80]);
+        bytes.extend(long.as_bytes());
+        let run = TextMessage::leading_text(&bytes);
+        let fields: Vec<_> = run.fields().map(|f| f.expect("valid").1).collect();
+        let first = fields[0].bytes().expect("bytes");
+        assert!(run.holds(first), "before the bad byte: cut from the text");
+        assert_eq!(run.str(fields[0]), Ok("ok"));
+        assert!(run.str(fields[1]).is_err(), "the bad field is refused");
+        assert!(!run.holds(fields[2].bytes().expect("bytes")));
+        assert_eq!(run.str(fields[2]), Ok("aé"), "after it: checked alone");
+        assert_eq!(run.str(fields[3]), Ok(long.as_str()));
+        // All text: every field is held, whatever its length.
+        let good = [&bytes[..4], &bytes[8..]].concat();
+        let run = TextMessage::leading_text(&good);
+        for field in run.fields() {
+            let value = field.expect("valid").1;
+            assert!(run.holds(value.bytes().expect("bytes")));
+        }
     }
 
     #[test]

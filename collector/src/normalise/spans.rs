@@ -14,7 +14,7 @@ use super::operation::{NameLimiter, operation_name};
 use super::{Normalised, UNKNOWN_SERVICE};
 use crate::model::{Attribute, Named, Span, SpanKind, find};
 use crate::size_guess::SizeGuess;
-use plumb_otlp::wire::{Fields, TextMessage, WireError};
+use plumb_otlp::wire::{Fields, TextMessage, Value, WireError};
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::ops::Range;
@@ -108,7 +108,10 @@ fn wire_span<'a>(
 ) -> Result<WireSpan<'a>, WireError> {
     let start = attributes.len();
     let mut span = WireSpan::default();
-    for field in Fields::new(bytes) {
+    // The span's attributes, one after the other, checked as UTF-8 once at the first of them.
+    let mut run = None;
+    let mut fields = Fields::new(bytes);
+    while let Some(field) = fields.next() {
         match field? {
             (1, v) => span.trace_id = v.bytes()?,
             (2, v) => span.span_id = v.bytes()?,
@@ -117,7 +120,11 @@ fn wire_span<'a>(
             (6, v) => span.kind = v.varint()? as i32,
             (7, v) => span.start = v.fixed64()?,
             (8, v) => span.end = v.fixed64()?,
-            (9, v) => truncations.push(attributes, start, key_value(v.bytes()?)?, limits),
+            (9, v) => {
+                let kv = v.bytes()?;
+                let run = run.get_or_insert_with(|| attribute_run(bytes, kv, fields.clone()));
+                truncations.push(attributes, start, key_value(kv, run)?, limits);
+            }
             (15, v) => {
                 for field in Fields::new(v.bytes()?) {
                     match field? {
@@ -134,10 +141,28 @@ fn wire_span<'a>(
     Ok(span)
 }
 
-/// A `KeyValue` message. When its value is text, the key and the value are checked as UTF-8
-/// together; otherwise the key is checked alone (a number's bytes need not be UTF-8, so a check
-/// of the whole message would fail and be wasted).
-fn key_value(bytes: &[u8]) -> Result<Attribute<'_>, WireError> {
+/// The run of `KeyValue` fields in `span` that starts with `first` and goes on with the fields
+/// `rest` holds while they are attributes too, checked as UTF-8 at once.
+fn attribute_run<'a>(span: &'a [u8], first: &'a [u8], rest: Fields<'a>) -> TextMessage<'a> {
+    let mut last = first;
+    for field in rest {
+        match field {
+            Ok((9, Value::Bytes(kv))) => last = kv,
+            _ => break,
+        }
+    }
+    let offset = |part: &[u8]| (part.as_ptr() as usize).wrapping_sub(span.as_ptr() as usize);
+    let run = span
+        .get(offset(first)..offset(last).saturating_add(last.len()))
+        .unwrap_or(first);
+    TextMessage::leading_text(run)
+}
+
+/// A `KeyValue` message, its strings cut from `run` (the text of the attributes around it) when
+/// it lies within it. Otherwise, when its value is text, the key and the value are checked as
+/// UTF-8 together; if not the key is checked alone (a number's bytes need not be UTF-8, so a
+/// check of the whole message would fail and be wasted).
+fn key_value<'a>(bytes: &'a [u8], run: &TextMessage<'a>) -> Result<Attribute<'a>, WireError> {
     let (mut key, mut value) = (None, None);
     for field in Fields::new(bytes) {
         match field? {
@@ -148,6 +173,7 @@ fn key_value(bytes: &[u8]) -> Result<Attribute<'_>, WireError> {
     }
     // `AnyValue.string_value` is field 1, length-delimited: the tag byte 0x0a.
     let message = match value {
+        _ if run.holds(bytes) => *run,
         Some([0x0a, ..]) => TextMessage::new(bytes),
         _ => TextMessage::field_by_field(bytes),
     };
@@ -197,9 +223,12 @@ pub(crate) fn normalise_traces<'a>(
             for field in Fields::new(resource_spans.bytes()?) {
                 match field? {
                     (1, resource) => {
-                        for field in Fields::new(resource.bytes()?) {
+                        let resource = resource.bytes()?;
+                        // Its fields are (nearly all) attributes: checked as UTF-8 at once.
+                        let run = TextMessage::leading_text(resource);
+                        for field in Fields::new(resource) {
                             if let (1, kv) = field? {
-                                let kv = key_value(kv.bytes()?)?;
+                                let kv = key_value(kv.bytes()?, &run)?;
                                 truncations.push(&mut resource_attributes, 0, kv, &limits);
                             }
                         }
@@ -523,21 +552,23 @@ mod tests {
             bytes.extend(value);
             bytes
         };
+        // Read alone, and as the run of attributes it is in (then checked up to the first byte
+        // that is not UTF-8, here the integer's).
+        let both_ways = |bytes: &[u8]| {
+            let alone = key_value(bytes, &TextMessage::field_by_field(&[])).map_err(|e| e.0);
+            let in_run = key_value(bytes, &TextMessage::leading_text(bytes)).map_err(|e| e.0);
+            assert_eq!(alone, in_run, "{bytes:?}");
+            alone.map(|(key, value)| (key.to_owned(), value.into_owned()))
+        };
         // An integer over 127 is not UTF-8 on the wire; the key alone is checked then.
         let int = encoded("größe".as_bytes(), Value::IntValue(200));
-        assert_eq!(
-            key_value(&int).expect("read"),
-            ("größe", Cow::Borrowed("200"))
-        );
+        assert_eq!(both_ways(&int), Ok(("größe".into(), "200".into())));
         let text = encoded("größe".as_bytes(), Value::StringValue("groß".into()));
-        assert_eq!(
-            key_value(&text).expect("read"),
-            ("größe", Cow::Borrowed("groß"))
-        );
+        assert_eq!(both_ways(&text), Ok(("größe".into(), "groß".into())));
         for value in [Value::IntValue(200), Value::StringValue("x".into())] {
             let bad = encoded(b"gr\xc3", value);
             assert!(
-                key_value(&bad).is_err(),
+                both_ways(&bad).is_err(),
                 "a key that is not UTF-8 is refused"
             );
         }
