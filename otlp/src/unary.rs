@@ -3,13 +3,15 @@
 //!
 //! In: a request body and its headers, and the most bytes a message may have. Out: the message
 //! bytes, or a status saying what is wrong with the framing. When one DATA frame holds the
-//! message whole (the usual case: the gRPC listener takes frames of up to 1 MiB), its bytes are
-//! handed on without a copy; otherwise the frames are joined once, into a buffer sized from the
-//! message's length prefix. A message over the limit is refused from its prefix, before it is
+//! message whole (the usual case: the gRPC listener takes frames of up to 1 MiB; tonic's client
+//! sends prefix and message in one frame, then an empty one that ends the stream), its bytes are
+//! handed on without a copy; otherwise (the first request on a connection comes in 16 KiB
+//! frames, before the client has the listener's settings) the frames are joined once, into a
+//! buffer sized from the message's length prefix. A message over the limit is refused from its prefix, before it is
 //! buffered. Replies are not compressed (a gRPC server may always answer uncompressed).
 
 use crate::inflate::{Compression, InflateError};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use tonic::Status;
 use tonic::codegen::{Body, StdError, http};
@@ -37,22 +39,31 @@ where
             .map_err(unsupported_encoding)?,
     };
     let mut body = std::pin::pin!(body);
-    let mut received = Received::Nothing;
+    // The prefix's bytes as they come (it may be cut across frames, or come in a frame of its
+    // own), then the message's.
+    let (mut head, mut head_len) = ([0u8; PREFIX], 0);
     let mut prefix = None;
+    let mut message = Received::Nothing;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Status::from_error(e.into()))?;
-        let Ok(data) = frame.into_data() else {
+        let Ok(mut data) = frame.into_data() else {
             continue;
         };
-        let room = prefix.map_or(0, |p: Prefix| PREFIX + p.len);
-        received.add(data, room);
-        let so_far = received.bytes();
-        if prefix.is_none() && so_far.len() >= PREFIX {
-            prefix = Some(Prefix::read(so_far, compression, limit)?);
+        if head_len < PREFIX {
+            let taken = data.len().min(PREFIX - head_len);
+            head[head_len..head_len + taken].copy_from_slice(&data[..taken]);
+            head_len += taken;
+            data.advance(taken);
+            if head_len == PREFIX {
+                prefix = Some(Prefix::read(head, compression, limit)?);
+            }
         }
-        if let Some(p) = prefix
-            && so_far.len() > PREFIX + p.len
-        {
+        let Some(p) = prefix else { continue };
+        if data.is_empty() {
+            continue;
+        }
+        message.add(data, p.len);
+        if message.bytes().len() > p.len {
             return Err(Status::invalid_argument(
                 "a unary call carries one message, and more bytes came after it",
             ));
@@ -63,14 +74,14 @@ where
             "the request body ended before its message's 5-byte prefix",
         ));
     };
-    let got = received.bytes().len() - PREFIX;
+    let got = message.bytes().len();
     if got < prefix.len {
         return Err(Status::invalid_argument(format!(
             "the request body ended after {got} of the {} bytes of its message",
             prefix.len
         )));
     }
-    let message = received.into_bytes().slice(PREFIX..);
+    let message = message.into_bytes();
     match prefix.compression {
         None => Ok(message),
         Some(compression) => compression.inflate(&message, limit).map_err(|e| match e {
@@ -103,11 +114,15 @@ struct Prefix {
 }
 
 impl Prefix {
-    /// Reads the prefix at the start of `bytes` (at least [`PREFIX`] long), for a call that
-    /// names `compression`; a message over `limit` is refused here.
-    fn read(bytes: &[u8], compression: Option<Compression>, limit: usize) -> Result<Self, Status> {
-        let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
-        let compression = match (bytes[0], compression) {
+    /// Reads a prefix, for a call that names `compression`; a message over `limit` is refused
+    /// here.
+    fn read(
+        [flag, length @ ..]: [u8; PREFIX],
+        compression: Option<Compression>,
+        limit: usize,
+    ) -> Result<Self, Status> {
+        let len = u32::from_be_bytes(length) as usize;
+        let compression = match (flag, compression) {
             (0, _) => None,
             (1, Some(compression)) => Some(compression),
             // The gRPC spec asks for INTERNAL on these two.
@@ -131,7 +146,7 @@ impl Prefix {
     }
 }
 
-/// The body read so far.
+/// The message read so far.
 enum Received {
     /// No data yet.
     Nothing,
@@ -142,7 +157,7 @@ enum Received {
 }
 
 impl Received {
-    /// Adds a frame's `data`; `room` is the whole body's length when known (0 if not).
+    /// Adds a frame's `data`; `room` is the message's length.
     fn add(&mut self, data: Bytes, room: usize) {
         *self = match std::mem::replace(self, Self::Nothing) {
             Self::Nothing => Self::One(data),
