@@ -158,11 +158,35 @@ fn attribute_run<'a>(span: &'a [u8], first: &'a [u8], rest: Fields<'a>) -> TextM
     TextMessage::leading_text(run)
 }
 
+/// The key and value of a `KeyValue` laid out as SDKs write one with short text: the key (field
+/// 1), then an `AnyValue` holding `string_value` alone, every length in one byte. Found with a
+/// few comparisons instead of reading three fields; `None` for any other layout.
+fn short_text_pair(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let [0x0a, key_len @ 0..0x80, rest @ ..] = bytes else {
+        return None;
+    };
+    let (key, rest) = rest.split_at_checked(usize::from(*key_len))?;
+    let [0x12, any_len @ 0..0x80, 0x0a, value_len, value @ ..] = rest else {
+        return None;
+    };
+    (usize::from(*any_len) == value.len() + 2 && usize::from(*value_len) == value.len())
+        .then_some((key, value))
+}
+
 /// A `KeyValue` message, its strings cut from `run` (the text of the attributes around it) when
 /// it lies within it. Otherwise, when its value is text, the key and the value are checked as
 /// UTF-8 together; if not the key is checked alone (a number's bytes need not be UTF-8, so a
 /// check of the whole message would fail and be wasted).
 fn key_value<'a>(bytes: &'a [u8], run: &TextMessage<'a>) -> Result<Attribute<'a>, WireError> {
+    if let Some((key, value)) = short_text_pair(bytes) {
+        let message = if run.holds(bytes) {
+            *run
+        } else {
+            TextMessage::new(bytes)
+        };
+        let value = message.str(Value::Bytes(value))?;
+        return Ok((message.str(Value::Bytes(key))?, Cow::Borrowed(value)));
+    }
     let (mut key, mut value) = (None, None);
     for field in Fields::new(bytes) {
         match field? {
@@ -571,6 +595,45 @@ mod tests {
                 both_ways(&bad).is_err(),
                 "a key that is not UTF-8 is refused"
             );
+        }
+    }
+
+    #[test]
+    fn the_short_text_layout_is_found_and_nothing_else_is_taken_for_it() {
+        let kv = |key: &str, value: AnyValue| {
+            KeyValue {
+                key: key.into(),
+                value: Some(value),
+                ..Default::default()
+            }
+            .encode_to_vec()
+        };
+        let text = |s: &str| AnyValue {
+            value: Some(Value::StringValue(s.into())),
+        };
+        let short = kv("http.route", text("/users/{id}"));
+        assert_eq!(
+            short_text_pair(&short),
+            Some((&b"http.route"[..], &b"/users/{id}"[..]))
+        );
+        let long_key = "k".repeat(128);
+        let other_layouts = [
+            kv(&long_key, text("v")),
+            kv("k", text(&"v".repeat(126))),
+            kv(
+                "k",
+                AnyValue {
+                    value: Some(Value::IntValue(7)),
+                },
+            ),
+            // A string then another field in the same `AnyValue`.
+            [kv("k", text("v")), vec![0x10, 0x01]].concat(),
+            short[..short.len() - 1].to_vec(),
+            // Empty strings are left out by the encoder.
+            kv("", text("")),
+        ];
+        for bytes in other_layouts {
+            assert_eq!(short_text_pair(&bytes), None, "{bytes:?}");
         }
     }
 

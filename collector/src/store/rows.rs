@@ -4,12 +4,13 @@
 //! `attributes.value`, `latencyMap.bucket`, `latencyMap.count`).
 
 use super::rowbinary::{Reader, put_attributes, put_str};
-use crate::model::{Span, SpanKind};
+use crate::model::{Attribute, Span, SpanKind};
 use crate::size_guess::SizeGuess;
 use bytes::{BufMut, Bytes, BytesMut};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
+use std::sync::Arc;
 
 /// Columns of the `spans` table in the order [`encode_span`] writes them. The start is the
 /// second (`timestamp`) and the nanoseconds within it, the duration whole seconds and
@@ -148,8 +149,35 @@ fn put_times(buf: &mut BytesMut, start_unix_ns: u64, duration_ns: u64) {
     buf.put_u32_le((duration_ns % NS_PER_S) as u32);
 }
 
-/// Appends one `spans` row for `span` in RowBinary, in [`SPAN_COLUMNS`] order.
-pub(crate) fn encode_span(buf: &mut BytesMut, span: &Span<'_>) {
+/// The resource attributes of the span encoded last, in RowBinary: the spans of one resource
+/// (often all of a request's) copy them in one piece instead of writing each string again.
+#[derive(Default)]
+struct LastResource<'a> {
+    /// The resource (held, so that its address is not reused by another one).
+    resource: Option<Arc<Vec<Attribute<'a>>>>,
+    /// Its attributes, encoded.
+    bytes: BytesMut,
+}
+
+impl<'a> LastResource<'a> {
+    /// Appends the attributes of `resource`.
+    fn put(&mut self, buf: &mut BytesMut, resource: &Arc<Vec<Attribute<'a>>>) {
+        if !self
+            .resource
+            .as_ref()
+            .is_some_and(|last| Arc::ptr_eq(last, resource))
+        {
+            self.bytes.clear();
+            put_attributes(&mut self.bytes, resource, &[]);
+            self.resource = Some(Arc::clone(resource));
+        }
+        buf.put_slice(&self.bytes);
+    }
+}
+
+/// Appends one `spans` row for `span` in RowBinary, in [`SPAN_COLUMNS`] order; `last` holds the
+/// resource attributes of the span before, encoded.
+fn encode_span<'a>(buf: &mut BytesMut, span: &Span<'a>, last: &mut LastResource<'a>) {
     put_times(buf, span.start_unix_ns, span.duration_ns);
     buf.put_slice(&span.trace_id);
     buf.put_slice(&span.span_id);
@@ -164,7 +192,7 @@ pub(crate) fn encode_span(buf: &mut BytesMut, span: &Span<'_>) {
     buf.put_u8(u8::from(span.is_error));
     let folded = folded(span);
     put_attributes(buf, span.attributes, &folded.places[..folded.count]);
-    put_attributes(buf, &span.resource, &[]);
+    last.put(buf, &span.resource);
     buf.put_u8(folded.bits);
 }
 
@@ -248,8 +276,9 @@ impl EncodedRows {
     /// request's bytes per span: it rarely grows (which copies it) and holds little unused room.
     pub(crate) fn spans(spans: &[Span<'_>]) -> Self {
         let mut bytes = BytesMut::with_capacity(SPAN_ROW_BYTES.room(spans.len()));
+        let mut last = LastResource::default();
         for span in spans {
-            encode_span(&mut bytes, span);
+            encode_span(&mut bytes, span, &mut last);
         }
         SPAN_ROW_BYTES.learn(bytes.len(), spans.len());
         Self {
@@ -321,9 +350,10 @@ mod tests {
         }
     }
 
-    /// The attributes a row stores and its `attributes_folded`, read back from its bytes.
-    fn stored_attributes(row: &[u8]) -> (Vec<String>, Vec<String>, u8) {
-        let mut r = Reader::new(&row[20..]);
+    /// One row's attribute arrays (keys, values, resource keys, resource values) and its
+    /// `attributes_folded`, read from `r`.
+    fn read_row(r: &mut Reader<'_>) -> ([Vec<String>; 4], u8) {
+        r.bytes(20).expect("times");
         for n in [16, 8, 8] {
             r.bytes(n).expect("ids");
         }
@@ -338,18 +368,50 @@ mod tests {
                 .map(|_| String::from_utf8(r.str().expect("item").to_vec()).expect("utf-8"))
                 .collect()
         };
-        let (keys, values) = (array(), array());
-        array();
-        array();
-        let folded = r.bytes(1).expect("attributes_folded")[0];
+        let arrays = [array(), array(), array(), array()];
+        (arrays, r.bytes(1).expect("attributes_folded")[0])
+    }
+
+    /// The attributes a row stores and its `attributes_folded`, read back from its bytes.
+    fn stored_attributes(row: &[u8]) -> (Vec<String>, Vec<String>, u8) {
+        let mut r = Reader::new(row);
+        let ([keys, values, _, _], folded) = read_row(&mut r);
         assert_eq!(r.remaining(), 0);
         (keys, values, folded)
     }
 
     #[test]
+    fn each_row_has_its_own_resource_when_resources_take_turns() {
+        let resource = |name: &'static str| Arc::new(vec![("service.name", name.into())]);
+        let (a, b) = (resource("a"), resource("b"));
+        let spans: Vec<Span<'static>> = [&a, &a, &b, &a, &b, &b]
+            .into_iter()
+            .map(|resource| Span {
+                resource: Arc::clone(resource),
+                ..span("GET /x", vec![])
+            })
+            .collect();
+        let rows = EncodedRows::spans(&spans);
+        let mut r = Reader::new(&rows.bytes);
+        let names: Vec<String> = (0..rows.rows)
+            .map(|_| {
+                let ([_, _, keys, values], _) = read_row(&mut r);
+                assert_eq!(keys, ["service.name"]);
+                values.concat()
+            })
+            .collect();
+        assert_eq!(names, ["a", "a", "b", "a", "b", "b"]);
+        assert_eq!(r.remaining(), 0);
+    }
+
+    #[test]
     fn times_are_split_into_seconds_and_nanoseconds() {
         let mut buf = BytesMut::new();
-        encode_span(&mut buf, &span("GET /cart", vec![]));
+        encode_span(
+            &mut buf,
+            &span("GET /cart", vec![]),
+            &mut LastResource::default(),
+        );
         let mut r = Reader::new(&buf);
         assert_eq!(r.u32(), Some(1_800_000_123));
         assert_eq!(r.u32(), Some(456_789_012));
@@ -366,7 +428,11 @@ mod tests {
             ("http.response.status_code", "200".into()),
         ];
         let mut buf = BytesMut::new();
-        encode_span(&mut buf, &span("GET /users/{id}", attributes.clone()));
+        encode_span(
+            &mut buf,
+            &span("GET /users/{id}", attributes.clone()),
+            &mut LastResource::default(),
+        );
         let (mut keys, mut values, folded) = stored_attributes(&buf);
         assert_eq!(folded, FOLDED_METHOD_AND_ROUTE | FOLDED_STATUS_CODE);
         assert_eq!(
@@ -416,7 +482,11 @@ mod tests {
             ("x", vec![("http.response.status_code", "+200".into())]),
         ] {
             buf.clear();
-            encode_span(&mut buf, &span(operation, attributes.clone()));
+            encode_span(
+                &mut buf,
+                &span(operation, attributes.clone()),
+                &mut LastResource::default(),
+            );
             let (keys, _, folded) = stored_attributes(&buf);
             assert_eq!(folded, 0, "{attributes:?}");
             assert_eq!(keys.len(), attributes.len());
@@ -433,7 +503,7 @@ mod tests {
         let mut before = BytesMut::new();
         for span in &spans {
             let mut row = BytesMut::new();
-            encode_span(&mut row, span);
+            encode_span(&mut row, span, &mut LastResource::default());
             before.put_u32_le(1_800_000_123);
             before.put_u64_le(span.start_unix_ns);
             before.put_u64_le(span.duration_ns);
