@@ -97,6 +97,7 @@ impl<'a> TextMessage<'a> {
 
     /// Whether `part` (a slice of this message) lies within the checked text, so that every
     /// string field inside it is cut from that text.
+    #[inline]
     pub fn holds(&self, part: &[u8]) -> bool {
         self.text_of(part).is_some()
     }
@@ -116,9 +117,10 @@ impl<'a> TextMessage<'a> {
         }
     }
 
-    /// The checked text of `part`, when `part` lies within it and starts and ends at character
-    /// boundaries.
-    fn text_of(&self, part: &[u8]) -> Option<&'a str> {
+    /// The checked text of `part` (a slice of this message), when `part` lies within it and
+    /// starts and ends at character boundaries.
+    #[inline]
+    pub fn text_of(&self, part: &[u8]) -> Option<&'a str> {
         let start = (part.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
         self.text?.get(start..start.checked_add(part.len())?)
     }

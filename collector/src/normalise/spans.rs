@@ -14,7 +14,7 @@ use super::operation::{NameLimiter, operation_name};
 use super::{Normalised, UNKNOWN_SERVICE};
 use crate::model::{Attribute, Named, Span, SpanKind, find};
 use crate::size_guess::SizeGuess;
-use plumb_otlp::wire::{Fields, TextMessage, Value, WireError};
+use plumb_otlp::wire::{Fields, TextMessage, WireError};
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::ops::Range;
@@ -110,8 +110,7 @@ fn wire_span<'a>(
     let mut span = WireSpan::default();
     // The span's attributes, one after the other, checked as UTF-8 once at the first of them.
     let mut run = None;
-    let mut fields = Fields::new(bytes);
-    while let Some(field) = fields.next() {
+    for field in Fields::new(bytes) {
         match field? {
             (1, v) => span.trace_id = v.bytes()?,
             (2, v) => span.span_id = v.bytes()?,
@@ -122,7 +121,7 @@ fn wire_span<'a>(
             (8, v) => span.end = v.fixed64()?,
             (9, v) => {
                 let kv = v.bytes()?;
-                let run = run.get_or_insert_with(|| attribute_run(bytes, kv, fields.clone()));
+                let run = run.get_or_insert_with(|| attribute_run(bytes, kv));
                 truncations.push(attributes, start, key_value(kv, run)?, limits);
             }
             (15, v) => {
@@ -141,36 +140,28 @@ fn wire_span<'a>(
     Ok(span)
 }
 
-/// The run of `KeyValue` fields in `span` that starts with `first` and goes on with the fields
-/// `rest` holds while they are attributes too, checked as UTF-8 at once.
-fn attribute_run<'a>(span: &'a [u8], first: &'a [u8], rest: Fields<'a>) -> TextMessage<'a> {
-    let mut last = first;
-    for field in rest {
-        match field {
-            Ok((9, Value::Bytes(kv))) => last = kv,
-            _ => break,
-        }
-    }
-    let offset = |part: &[u8]| (part.as_ptr() as usize).wrapping_sub(span.as_ptr() as usize);
-    let run = span
-        .get(offset(first)..offset(last).saturating_add(last.len()))
-        .unwrap_or(first);
-    TextMessage::leading_text(run)
+/// The bytes of `span` from its first attribute `first` on, checked as UTF-8 at once up to the
+/// first byte that is not: the attributes come one after the other, so this holds them up to
+/// the first number over 127 or string over 127 bytes (or through the last, when the fields
+/// after them stop the text).
+fn attribute_run<'a>(span: &'a [u8], first: &'a [u8]) -> TextMessage<'a> {
+    let offset = (first.as_ptr() as usize).wrapping_sub(span.as_ptr() as usize);
+    TextMessage::leading_text(span.get(offset..).unwrap_or(first))
 }
 
-/// The key and value of a `KeyValue` laid out as SDKs write one with short text: the key (field
-/// 1), then an `AnyValue` holding `string_value` alone, every length in one byte. Found with a
-/// few comparisons instead of reading three fields; `None` for any other layout.
-fn short_text_pair(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+/// Where the key and value are in a `KeyValue` laid out as SDKs write one with short text: the
+/// key (field 1), then an `AnyValue` holding `string_value` alone, every length in one byte.
+/// Found with a few comparisons instead of reading three fields; `None` for any other layout.
+fn short_text_pair(bytes: &[u8]) -> Option<(Range<usize>, Range<usize>)> {
     let [0x0a, key_len @ 0..0x80, rest @ ..] = bytes else {
         return None;
     };
-    let (key, rest) = rest.split_at_checked(usize::from(*key_len))?;
-    let [0x12, any_len @ 0..0x80, 0x0a, value_len, value @ ..] = rest else {
+    let key = 2..2 + usize::from(*key_len);
+    let [0x12, any_len @ 0..0x80, 0x0a, value_len, value @ ..] = rest.get(key.len()..)? else {
         return None;
     };
     (usize::from(*any_len) == value.len() + 2 && usize::from(*value_len) == value.len())
-        .then_some((key, value))
+        .then_some((key, bytes.len() - value.len()..bytes.len()))
 }
 
 /// A `KeyValue` message, its strings cut from `run` (the text of the attributes around it) when
@@ -179,13 +170,17 @@ fn short_text_pair(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 /// check of the whole message would fail and be wasted).
 fn key_value<'a>(bytes: &'a [u8], run: &TextMessage<'a>) -> Result<Attribute<'a>, WireError> {
     if let Some((key, value)) = short_text_pair(bytes) {
-        let message = if run.holds(bytes) {
-            *run
-        } else {
-            TextMessage::new(bytes)
+        // Its tags and lengths are below 0x80: the message is UTF-8 when its two strings are.
+        let text = match run.text_of(bytes) {
+            Some(text) => text,
+            None => std::str::from_utf8(bytes)
+                .map_err(|_| WireError("invalid UTF-8 in a string field"))?,
         };
-        let value = message.str(Value::Bytes(value))?;
-        return Ok((message.str(Value::Bytes(key))?, Cow::Borrowed(value)));
+        let cut = |at: Range<usize>| {
+            text.get(at)
+                .ok_or(WireError("invalid UTF-8 in a string field"))
+        };
+        return Ok((cut(key)?, Cow::Borrowed(cut(value)?)));
     }
     let (mut key, mut value) = (None, None);
     for field in Fields::new(bytes) {
@@ -195,11 +190,13 @@ fn key_value<'a>(bytes: &'a [u8], run: &TextMessage<'a>) -> Result<Attribute<'a>
             _ => {}
         }
     }
-    // `AnyValue.string_value` is field 1, length-delimited: the tag byte 0x0a.
+    // `AnyValue.string_value` is field 1, length-delimited: the tag byte 0x0a. Text outside the
+    // run is checked with the key at once; a key whose value is not text (a number over 127 is
+    // not UTF-8 on the wire, and ends the run's text after the key) is cut from the run, or
+    // checked alone when the run does not hold it either.
     let message = match value {
-        _ if run.holds(bytes) => *run,
-        Some([0x0a, ..]) => TextMessage::new(bytes),
-        _ => TextMessage::field_by_field(bytes),
+        Some([0x0a, ..]) if !run.holds(bytes) => TextMessage::new(bytes),
+        _ => *run,
     };
     let key = match key {
         Some(v) => message.str(v)?,
@@ -502,6 +499,59 @@ mod tests {
     }
 
     #[test]
+    fn text_that_is_not_utf8_is_refused_before_or_after_a_number() {
+        let now = crate::clock::now_unix_ns();
+        let int = KeyValue {
+            key: "n".into(),
+            value: Some(AnyValue {
+                value: Some(Value::IntValue(200)),
+            }),
+            ..Default::default()
+        };
+        let long = "x".repeat(200);
+        let orders = [
+            vec![text("bad", "BAD!"), int.clone(), text("b", "ok")],
+            vec![text("a", "ok"), int.clone(), text("bad", "BAD!")],
+            vec![text("a", &long), text("bad", "BAD!")],
+            vec![text("a", "ok"), text("b", "ok"), text("bad", "BAD!")],
+        ];
+        for attributes in orders {
+            let request = ExportTraceServiceRequest {
+                resource_spans: vec![opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+                    scope_spans: vec![opentelemetry_proto::tonic::trace::v1::ScopeSpans {
+                        spans: vec![opentelemetry_proto::tonic::trace::v1::Span {
+                            trace_id: vec![1; 16],
+                            span_id: vec![2; 8],
+                            name: "GET".into(),
+                            start_time_unix_nano: now,
+                            end_time_unix_nano: now + 5,
+                            attributes: attributes.clone(),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            };
+            let mut bytes = request.encode_to_vec();
+            let limiter = NameLimiter::new(10);
+            let mut read = Vec::new();
+            normalise_traces(&bytes, &mut read, LIMITS, &limiter, now).expect("valid as sent");
+            let at = bytes
+                .windows(4)
+                .position(|w| w == b"BAD!")
+                .expect("the value");
+            bytes[at + 1] = 0xff;
+            let mut read = Vec::new();
+            let refused = normalise_traces(&bytes, &mut read, LIMITS, &limiter, now);
+            assert!(
+                matches!(refused, Err(TraceRequestError::Malformed(_))),
+                "{attributes:?}"
+            );
+        }
+    }
+
+    #[test]
     fn attribute_and_span_limits_are_enforced_and_counted() {
         let now = crate::clock::now_unix_ns();
         let span = |i: u8| opentelemetry_proto::tonic::trace::v1::Span {
@@ -612,9 +662,10 @@ mod tests {
             value: Some(Value::StringValue(s.into())),
         };
         let short = kv("http.route", text("/users/{id}"));
+        let (key, value) = short_text_pair(&short).expect("the short layout");
         assert_eq!(
-            short_text_pair(&short),
-            Some((&b"http.route"[..], &b"/users/{id}"[..]))
+            (&short[key], &short[value]),
+            (&b"http.route"[..], &b"/users/{id}"[..])
         );
         let long_key = "k".repeat(128);
         let other_layouts = [
