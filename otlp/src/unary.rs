@@ -350,6 +350,40 @@ mod tests {
         assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     }
 
+    proptest::proptest! {
+        /// Any bytes, cut into any frames, with or without an encoding named: a message or a
+        /// status, never a panic; and a well-framed message comes back whole however it is cut.
+        #[test]
+        fn any_framing_gives_a_message_or_a_status(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            cuts in proptest::collection::vec(0usize..64, 0..6),
+            encoding in proptest::option::of(proptest::sample::select(vec!["gzip", "zstd", "br"])),
+        ) {
+            let frames = |body: &[u8]| {
+                let mut at: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
+                at.sort_unstable();
+                let mut frames = Vec::new();
+                let mut from = 0;
+                for to in at.into_iter().chain([body.len()]) {
+                    frames.push(body[from..to].to_vec());
+                    from = to;
+                }
+                frames
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            runtime.block_on(async {
+                let _ = read(encoding, frames(&bytes)).await;
+                let whole = prefixed(0, &bytes);
+                let got = got(read(encoding, frames(&whole)).await);
+                if encoding == Some("br") {
+                    assert!(got.is_err());
+                } else {
+                    assert_eq!(got, Ok(bytes.clone()));
+                }
+            });
+        }
+    }
+
     #[tokio::test]
     async fn a_reply_is_the_prefixed_message_then_status_ok() {
         let message = opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
