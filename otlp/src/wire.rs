@@ -71,15 +71,6 @@ impl<'a> TextMessage<'a> {
         }
     }
 
-    /// `message`, not checked as a whole: each string field is checked alone (for a message
-    /// whose other fields, such as a number over 127, are known not to be UTF-8).
-    pub fn field_by_field(message: &'a [u8]) -> Self {
-        Self {
-            bytes: message,
-            text: None,
-        }
-    }
-
     /// `bytes` (a run of fields, such as a span's attributes one after the other), checked once
     /// with SIMD up to the first byte that is not UTF-8: string fields before that byte are cut
     /// from the text, those after it are checked alone. A run of `KeyValue`s holding short text
