@@ -17,7 +17,7 @@ shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(otlp_protobuf_spans otlp_json_spans otlp_protobuf_metrics otlp_json_metrics
-        paths_and_statements query_parameters alerting_config)
+        paths_and_statements query_parameters alerting_config grpc_framing)
 fi
 
 scripts/install-deps.sh

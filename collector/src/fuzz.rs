@@ -11,10 +11,12 @@ use crate::normalise::{NameLimiter, SpanLimits, normalise_metrics, normalise_tra
 use crate::query::api::request_from_query;
 use crate::query::waterfall::parse_trace_id;
 use crate::trace_analysis::component::normalise_statement;
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use plumb_otlp::Payload;
 use plumb_otlp::auth::Tokens;
+use plumb_otlp::unary::MessageReader;
 use plumb_proto::v1::{EndpointDetailRequest, RegressionsRequest};
 use prost::Message;
 
@@ -30,6 +32,7 @@ pub const TARGETS: &[Target] = &[
     ("paths_and_statements", paths_and_statements),
     ("query_parameters", query_parameters),
     ("alerting_config", alerting_config),
+    ("grpc_framing", grpc_framing),
 ];
 
 /// Valid inputs to start `target` from: the OTLP requests given (from the load generator)
@@ -61,6 +64,18 @@ pub fn seeds(
             "0af7651916cd43dd8448eb211c80319c",
         ]),
         "alerting_config" => texts(&[ALERTING_SEED]),
+        "grpc_framing" => traces
+            .iter()
+            .map(Message::encode_to_vec)
+            .enumerate()
+            .map(|(i, message)| {
+                // No encoding named, one frame; then frames of 7, 64 and 255 bytes.
+                let mut input = vec![0, [0, 7, 64, 255][i % 4], 0];
+                input.extend((message.len() as u32).to_be_bytes());
+                input.extend(message);
+                input
+            })
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -182,6 +197,35 @@ pub fn query_parameters(bytes: &[u8]) {
     }
     if let Ok(id) = parse_trace_id(&text) {
         assert_eq!(id.len(), 32);
+    }
+}
+
+/// The most bytes [`grpc_framing`] lets a message have.
+const GRPC_LIMIT: usize = 64 * 1024;
+
+/// A unary gRPC call's body read frame by frame: the first byte picks the `grpc-encoding` named
+/// (none, gzip, zstd, or one Plumb does not read), the second the frame size (0: one frame), the
+/// rest is the body (prefix and message). A status or a message, never a panic, and never a
+/// message over the limit.
+pub fn grpc_framing(bytes: &[u8]) {
+    let [pick, size, body @ ..] = bytes else {
+        return;
+    };
+    let encoding = [None, Some("gzip"), Some("zstd"), Some("br")][usize::from(pick % 4)];
+    let Ok(mut reader) = MessageReader::new(encoding, GRPC_LIMIT) else {
+        return;
+    };
+    let size = match size {
+        0 => body.len().max(1),
+        n => usize::from(*n),
+    };
+    for frame in body.chunks(size) {
+        if reader.push(Bytes::copy_from_slice(frame)).is_err() {
+            return;
+        }
+    }
+    if let Ok(message) = reader.finish() {
+        assert!(message.len() <= GRPC_LIMIT, "a message over the limit");
     }
 }
 

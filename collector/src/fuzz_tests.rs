@@ -161,6 +161,11 @@ fn the_alerting_file() {
 }
 
 #[test]
+fn grpc_framing() {
+    fuzz("grpc_framing");
+}
+
+#[test]
 fn every_target_is_run_here() {
     let here = include_str!("fuzz_tests.rs");
     for (name, _) in TARGETS {

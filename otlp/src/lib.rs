@@ -14,7 +14,7 @@ pub mod http;
 mod inflate;
 pub mod serve;
 pub mod tls;
-mod unary;
+pub mod unary;
 pub mod wire;
 
 use bytes::Bytes;

@@ -33,61 +33,101 @@ where
     B: Body<Data = Bytes>,
     B::Error: Into<StdError>,
 {
-    let compression = match headers.get(GRPC_ENCODING) {
-        None => None,
-        Some(value) => Compression::named(Some(value.to_str().unwrap_or("(not text)")))
-            .map_err(unsupported_encoding)?,
-    };
+    let encoding = headers
+        .get(GRPC_ENCODING)
+        .map(|value| value.to_str().unwrap_or("(not text)"));
+    let mut reader = MessageReader::new(encoding, limit)?;
     let mut body = std::pin::pin!(body);
-    // The prefix's bytes as they come (it may be cut across frames, or come in a frame of its
-    // own), then the message's.
-    let (mut head, mut head_len) = ([0u8; PREFIX], 0);
-    let mut prefix = None;
-    let mut message = Received::Nothing;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Status::from_error(e.into()))?;
-        let Ok(mut data) = frame.into_data() else {
-            continue;
-        };
-        if head_len < PREFIX {
-            let taken = data.len().min(PREFIX - head_len);
-            head[head_len..head_len + taken].copy_from_slice(&data[..taken]);
-            head_len += taken;
+        if let Ok(data) = frame.into_data() {
+            reader.push(data)?;
+        }
+    }
+    reader.finish()
+}
+
+/// Reads one unary call's message from its body's frames as they come: the 5-byte prefix (which
+/// may be cut across frames, or come in a frame of its own), then the message. Every way the
+/// framing can be wrong is a status, never a panic (a fuzz target runs it on any bytes).
+pub struct MessageReader {
+    /// The compression the call names.
+    compression: Option<Compression>,
+    /// The most bytes a message may have, before decompression and after.
+    limit: usize,
+    /// The prefix's bytes so far.
+    head: [u8; PREFIX],
+    head_len: usize,
+    /// The prefix, once read.
+    prefix: Option<Prefix>,
+    /// The message's bytes so far.
+    message: Received,
+}
+
+impl MessageReader {
+    /// A reader for a call whose `grpc-encoding` header says `encoding` (`None`: no header), for
+    /// messages of at most `limit` bytes; UNIMPLEMENTED for an encoding Plumb does not read.
+    pub fn new(encoding: Option<&str>, limit: usize) -> Result<Self, Status> {
+        Ok(Self {
+            compression: Compression::named(encoding).map_err(unsupported_encoding)?,
+            limit,
+            head: [0; PREFIX],
+            head_len: 0,
+            prefix: None,
+            message: Received::Nothing,
+        })
+    }
+
+    /// Takes the data of the body's next frame.
+    pub fn push(&mut self, mut data: Bytes) -> Result<(), Status> {
+        if self.head_len < PREFIX {
+            let taken = data.len().min(PREFIX - self.head_len);
+            self.head[self.head_len..self.head_len + taken].copy_from_slice(&data[..taken]);
+            self.head_len += taken;
             data.advance(taken);
-            if head_len == PREFIX {
-                prefix = Some(Prefix::read(head, compression, limit)?);
+            if self.head_len == PREFIX {
+                self.prefix = Some(Prefix::read(self.head, self.compression, self.limit)?);
             }
         }
-        let Some(p) = prefix else { continue };
+        let Some(prefix) = self.prefix else {
+            return Ok(());
+        };
         if data.is_empty() {
-            continue;
+            return Ok(());
         }
-        message.add(data, p.len);
-        if message.bytes().len() > p.len {
+        self.message.add(data, prefix.len);
+        if self.message.bytes().len() > prefix.len {
             return Err(Status::invalid_argument(
                 "a unary call carries one message, and more bytes came after it",
             ));
         }
+        Ok(())
     }
-    let Some(prefix) = prefix else {
-        return Err(Status::invalid_argument(
-            "the request body ended before its message's 5-byte prefix",
-        ));
-    };
-    let got = message.bytes().len();
-    if got < prefix.len {
-        return Err(Status::invalid_argument(format!(
-            "the request body ended after {got} of the {} bytes of its message",
-            prefix.len
-        )));
-    }
-    let message = message.into_bytes();
-    match prefix.compression {
-        None => Ok(message),
-        Some(compression) => compression.inflate(&message, limit).map_err(|e| match e {
-            InflateError::Invalid { .. } => Status::invalid_argument(e.to_string()),
-            InflateError::OverLimit(_) => Status::resource_exhausted(e.to_string()),
-        }),
+
+    /// The message, decompressed, once the body has ended.
+    pub fn finish(self) -> Result<Bytes, Status> {
+        let Some(prefix) = self.prefix else {
+            return Err(Status::invalid_argument(
+                "the request body ended before its message's 5-byte prefix",
+            ));
+        };
+        let got = self.message.bytes().len();
+        if got < prefix.len {
+            return Err(Status::invalid_argument(format!(
+                "the request body ended after {got} of the {} bytes of its message",
+                prefix.len
+            )));
+        }
+        let message = self.message.into_bytes();
+        match prefix.compression {
+            None => Ok(message),
+            Some(compression) => compression
+                .inflate(&message, self.limit)
+                .map_err(|e| match e {
+                    InflateError::Invalid { .. } => Status::invalid_argument(e.to_string()),
+                    InflateError::OverLimit(_) => Status::resource_exhausted(e.to_string()),
+                }),
+        }
     }
 }
 
