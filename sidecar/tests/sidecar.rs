@@ -3,7 +3,7 @@
 
 use plumb_test_support::{
     Collector, SpanSpec, Transport, binary, endpoint, query_number, send_spans_to, server_spans,
-    unique_database,
+    unique_database, wait_for_number,
 };
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -114,9 +114,11 @@ async fn stock_exporters_through_the_sidecar_reach_the_collector_complete() {
     let endpoints = collector.wait_for_requests("python-app", 5000, &[]).await;
     assert_eq!(endpoint(&endpoints, "GET /grpc")["requests"], 3000);
     assert_eq!(endpoint(&endpoints, "GET /json")["requests"], 2000);
-    let with_host = query_number(
+    // Span rows are written apart from the latency rows waited for above.
+    let with_host = wait_for_number(
         &database,
         "SELECT count() FROM spans WHERE service = 'python-app' AND has(resource.key, 'host.name')",
+        5000,
     )
     .await;
     assert_eq!(with_host, 5000, "the sidecar adds host.name");
@@ -258,18 +260,12 @@ async fn through_a_collector_outage_the_backlog_holds_what_fits_and_counts_the_r
         5000,
         "every span is forwarded or counted as dropped"
     );
-    let mut arrived = 0;
-    for _ in 0..40 {
-        arrived = query_number(
-            &database,
-            "SELECT count() FROM spans WHERE service = 'outage-app'",
-        )
-        .await;
-        if arrived == forwarded {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let arrived = wait_for_number(
+        &database,
+        "SELECT count() FROM spans WHERE service = 'outage-app'",
+        forwarded,
+    )
+    .await;
     assert_eq!(arrived, forwarded, "what was forwarded is stored");
     sidecar.stop_in_place();
     assert!(collector.stop().await);
@@ -420,17 +416,12 @@ async fn the_sidecar_forwards_over_mutual_tls() {
         spans("/s", 300),
     )
     .await;
-    for _ in 0..120 {
-        let n = query_number(
-            &database,
-            "SELECT count() FROM spans WHERE service = 'tls-app'",
-        )
-        .await;
-        if n == 300 {
-            sidecar.stop();
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("spans never arrived over mutual TLS");
+    let arrived = wait_for_number(
+        &database,
+        "SELECT count() FROM spans WHERE service = 'tls-app'",
+        300,
+    )
+    .await;
+    sidecar.stop();
+    assert_eq!(arrived, 300, "spans arrive over mutual TLS");
 }

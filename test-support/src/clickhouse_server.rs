@@ -84,3 +84,16 @@ pub async fn query_number(database: &str, sql: &str) -> u64 {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
+
+/// The number a query returns once it is `expected`, or what it returns after 30 s of asking
+/// (rows that different writers flush, such as span rows after the latency rows, come apart).
+pub async fn wait_for_number(database: &str, sql: &str, expected: u64) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let got = query_number(database, sql).await;
+        if got == expected || std::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
