@@ -1,14 +1,15 @@
 //! One unary gRPC call on the wire: the request's one length-prefixed message, read from the
 //! HTTP/2 body and decompressed when the call names a `grpc-encoding`, and the reply's body.
 //!
-//! In: a request body and its headers, and the most bytes a message may have. Out: the message
-//! bytes, or a status saying what is wrong with the framing. When one DATA frame holds the
-//! message whole (the usual case: the gRPC listener takes frames of up to 1 MiB; tonic's client
-//! sends prefix and message in one frame, then an empty one that ends the stream), its bytes are
-//! handed on without a copy; otherwise (the first request on a connection comes in 16 KiB
-//! frames, before the client has the listener's settings) the frames are joined once, into a
-//! buffer sized from the message's length prefix. A message over the limit is refused from its prefix, before it is
-//! buffered. Replies are not compressed (a gRPC server may always answer uncompressed).
+//! In: a request body and its headers (or its frames one by one, to [`MessageReader`]), and the
+//! most bytes a message may have. Out: the message bytes, or a status saying what is wrong with
+//! the framing. When one DATA frame holds the message whole (the usual case: the gRPC listener
+//! takes frames of up to 1 MiB; tonic's client sends prefix and message in one frame, then an
+//! empty one that ends the stream), its bytes are handed on without a copy; otherwise (the first
+//! request on a connection comes in 16 KiB frames, before the client has the listener's
+//! settings) the frames are joined once, into a buffer sized from the message's length prefix. A
+//! message over the limit is refused from its prefix, before it is buffered. Replies are not
+//! compressed (a gRPC server may always answer uncompressed).
 
 use crate::inflate::{Compression, InflateError};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
