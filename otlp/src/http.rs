@@ -267,13 +267,12 @@ fn decompress(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, H
         return Ok(body);
     };
     compression.inflate(&body, limit).map_err(|e| {
-        let status = match e {
-            InflateError::Invalid { .. } => StatusCode::BAD_REQUEST,
-            InflateError::OverLimit(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        };
-        let code = match e {
-            InflateError::Invalid { .. } => tonic::Code::InvalidArgument,
-            InflateError::OverLimit(_) => tonic::Code::ResourceExhausted,
+        let (status, code) = match e {
+            InflateError::Invalid { .. } => (StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument),
+            InflateError::OverLimit(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                tonic::Code::ResourceExhausted,
+            ),
         };
         HttpError::new(status, code, e.to_string())
     })
