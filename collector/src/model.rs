@@ -246,19 +246,18 @@ impl ComponentType {
     }
 }
 
-/// One part of one endpoint request's time.
+/// One part of one endpoint request's time, borrowing its names from the analysed trace (no
+/// shared count is touched per contribution; the aggregator takes its own only for a new row).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Contribution {
-    /// The endpoint's service.
-    pub(crate) service: Arc<str>,
-    /// The endpoint's operation.
-    pub(crate) operation: Arc<str>,
+pub(crate) struct Contribution<'a> {
+    /// The endpoint: its service and operation.
+    pub(crate) endpoint: &'a Arc<Named>,
     /// Start of the minute the request started in, seconds since the epoch.
     pub(crate) minute_unix_s: u32,
     /// What the time was spent on.
     pub(crate) component: ComponentType,
     /// Which one (empty for the request and self time).
-    pub(crate) label: Arc<str>,
+    pub(crate) label: &'a Arc<str>,
     /// Calls in this request (1 for the request and self time).
     pub(crate) calls: u64,
     /// Time in microseconds.

@@ -50,7 +50,8 @@ pub(crate) struct Scratch {
     index: HashMap<[u8; 8], usize>,
     children: Vec<Vec<usize>>,
     visited: Vec<bool>,
-    parts: Vec<(ComponentType, Arc<str>, u64, u64)>,
+    /// Per component of one endpoint: its type, the span that gave its label, calls, time.
+    parts: Vec<(ComponentType, usize, u64, u64)>,
     stack: Vec<usize>,
     intervals: Vec<(u64, u64)>,
 }
@@ -60,11 +61,12 @@ const SMALL_TRACE: usize = 16;
 
 /// Analyses one trace, appending the contributions of each of its endpoint requests to `out`.
 /// Spans whose parent is not in the trace are only counted when they are endpoints themselves.
-pub(crate) fn analyse(
-    spans: &[HeldSpan],
-    empty: &Arc<str>,
+/// `empty` is the label of the request and self time.
+pub(crate) fn analyse<'a>(
+    spans: &'a [HeldSpan],
+    empty: &'a Arc<str>,
     scratch: &mut Scratch,
-    out: &mut Vec<Contribution>,
+    out: &mut Vec<Contribution<'a>>,
 ) {
     let Scratch {
         index,
@@ -121,18 +123,14 @@ pub(crate) fn analyse(
                 } else {
                     span.duration_ns()
                 };
-                match parts
-                    .iter_mut()
-                    .find(|(t, l, ..)| *t == span.component && *l == span.named.name)
-                {
+                match parts.iter_mut().find(|(t, labelled, ..)| {
+                    *t == span.component && spans[*labelled].named.name == span.named.name
+                }) {
                     Some(part) => {
                         part.2 += 1;
                         part.3 += time_ns;
                     }
-                    None => {
-                        let label = Arc::clone(&span.named.name);
-                        parts.push((span.component, label, 1, time_ns));
-                    }
+                    None => parts.push((span.component, child, 1, time_ns)),
                 }
             }
         }
@@ -140,12 +138,11 @@ pub(crate) fn analyse(
             let secs = endpoint.start_ns / 1_000_000_000;
             u32::try_from(secs - secs % 60).unwrap_or(u32::MAX)
         };
-        let contribution = |component, label: &Arc<str>, calls, time_ns: u64| Contribution {
-            service: Arc::clone(&endpoint.named.service),
-            operation: Arc::clone(&endpoint.named.name),
+        let contribution = |component, label, calls, time_ns: u64| Contribution {
+            endpoint: &endpoint.named,
             minute_unix_s,
             component,
-            label: Arc::clone(label),
+            label,
             calls,
             duration_us: time_ns / 1_000,
         };
@@ -157,8 +154,13 @@ pub(crate) fn analyse(
         ));
         let self_ns = exclusive_ns(spans, root, &children[root], intervals);
         out.push(contribution(ComponentType::SelfTime, empty, 1, self_ns));
-        for (component, label, calls, time_ns) in parts.iter() {
-            out.push(contribution(*component, label, *calls, *time_ns));
+        for &(component, labelled, calls, time_ns) in parts.iter() {
+            out.push(contribution(
+                component,
+                &spans[labelled].named.name,
+                calls,
+                time_ns,
+            ));
         }
     }
 }
@@ -231,8 +233,8 @@ mod tests {
         }
 
         fn analyse(&self) -> Vec<(ComponentType, String, u64, u64)> {
-            let mut out = Vec::new();
-            analyse(&self.0, &Arc::from(""), &mut Scratch::default(), &mut out);
+            let (empty, mut out) = (Arc::from(""), Vec::new());
+            analyse(&self.0, &empty, &mut Scratch::default(), &mut out);
             out.into_iter()
                 .map(|c| {
                     assert_eq!(c.minute_unix_s, 60);

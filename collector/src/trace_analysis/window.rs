@@ -193,23 +193,23 @@ fn by_shard(spans: &[Span<'_>]) -> (Vec<u32>, [usize; SHARDS + 1]) {
     (order, bounds)
 }
 
-/// Whether the spans of a new trace that came in one request (`run`, with their components in
-/// `named`) are whole for the breakdown: they hold an endpoint, and every other span's parent is
+/// Whether the spans of a new trace that came in one request (`run`, with their component types
+/// in `components`) are whole for the breakdown: they hold an endpoint, and every other span's parent is
 /// among them, so each endpoint's walk has all it reads (its service's spans end before it and
 /// so are sent with it). `ids` is scratch.
 fn came_whole(
     spans: &[Span<'_>],
     run: &[u32],
-    named: &[(ComponentType, Arc<Named>)],
+    components: &[ComponentType],
     ids: &mut Vec<[u8; 8]>,
 ) -> bool {
-    if !named.iter().any(|(c, _)| *c == ComponentType::Server) {
+    if !components.contains(&ComponentType::Server) {
         return false;
     }
     ids.clear();
     ids.extend(run.iter().map(|&at| spans[at as usize].span_id));
     ids.sort_unstable();
-    run.iter().zip(named).all(|(&at, (c, _))| {
+    run.iter().zip(components).all(|(&at, c)| {
         *c == ComponentType::Server
             || ids
                 .binary_search(&spans[at as usize].parent_span_id)
@@ -243,30 +243,32 @@ impl TraceAssembler {
         let mut cut_short = Vec::new();
         let (order, bounds) = by_shard(spans);
         // Component names first, with no shard locked (the name limiter may wait for the other
-        // receivers to let go of it).
-        let named: Vec<(ComponentType, Arc<Named>)> = self.components.with_batch(|admit| {
-            order
-                .iter()
-                .map(|&at| {
-                    let span = &spans[at as usize];
-                    let (component, label) = component(span);
-                    let named = match component {
-                        ComponentType::Server => Arc::clone(&span.endpoint),
-                        _ => admit(span.service(), &label),
-                    };
-                    (component, named)
-                })
-                .collect()
-        });
-        let held = |at: u32, (component, named): &(ComponentType, Arc<Named>)| {
+        // receivers to let go of it). Each name moves into its held span, in the same order.
+        let (components, names): (Vec<ComponentType>, Vec<Arc<Named>>) =
+            self.components.with_batch(|admit| {
+                order
+                    .iter()
+                    .map(|&at| {
+                        let span = &spans[at as usize];
+                        let (component, label) = component(span);
+                        let named = match component {
+                            ComponentType::Server => Arc::clone(&span.endpoint),
+                            _ => admit(span.service(), &label),
+                        };
+                        (component, named)
+                    })
+                    .unzip()
+            });
+        let mut names = names.into_iter();
+        let held = |((&at, &component), named): ((&u32, &ComponentType), Arc<Named>)| {
             let span = &spans[at as usize];
             HeldSpan {
                 span_id: span.span_id,
                 parent_span_id: span.parent_span_id,
                 start_ns: span.start_unix_ns,
                 duration_us: u32::try_from(span.duration_ns / 1_000).unwrap_or(u32::MAX),
-                component: *component,
-                named: Arc::clone(named),
+                component,
+                named,
             }
         };
         // New traces that came whole, one after the other, and where each ends.
@@ -287,23 +289,25 @@ impl TraceAssembler {
             for run in shard_order
                 .chunk_by(|&a, &b| spans[a as usize].trace_id == spans[b as usize].trace_id)
             {
-                let run_named = &named[next..next + run.len()];
+                let run_components = &components[next..next + run.len()];
                 next += run.len();
+                // This run's names: `zip` stops at the run's end without taking one more.
+                let run_held = run.iter().zip(run_components).zip(names.by_ref()).map(held);
                 let trace_id = spans[run[0] as usize].trace_id;
                 let group = match shard.traces.entry(trace_id) {
                     Entry::Occupied(group) => group.into_mut(),
                     Entry::Vacant(_)
                         if !self.settings.hold_whole
-                            && came_whole(spans, run, run_named, &mut ids) =>
+                            && came_whole(spans, run, run_components, &mut ids) =>
                     {
-                        whole.extend(run.iter().zip(run_named).map(|(&at, n)| held(at, n)));
+                        whole.extend(run_held);
                         whole_ends.push(whole.len());
                         continue;
                     }
                     Entry::Vacant(vacant) => {
                         // A new trace gets room for this run of its spans, no more, and waits by
                         // whether they hold an endpoint.
-                        let queue = if run_named.iter().any(|(c, _)| *c == ComponentType::Server) {
+                        let queue = if run_components.contains(&ComponentType::Server) {
                             WITH_ENDPOINT
                         } else {
                             WITHOUT_ENDPOINT
@@ -312,7 +316,7 @@ impl TraceAssembler {
                         vacant.insert(Vec::with_capacity(run.len()))
                     }
                 };
-                group.extend(run.iter().zip(run_named).map(|(&at, n)| held(at, n)));
+                group.extend(run_held);
                 shard.spans += run.len();
             }
             while shard.spans > max_per_shard {
