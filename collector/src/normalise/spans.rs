@@ -59,7 +59,10 @@ pub(crate) struct Truncations {
 
 impl Truncations {
     /// Adds `attribute` to `attributes`, whose own list starts at `start`, within the limits,
-    /// counting what is dropped or cut.
+    /// counting what is dropped or cut. Inlined: called on its own it got the attribute through
+    /// memory the caller had just written in smaller pieces, and reading it back in one waited
+    /// on those writes (half its samples at 300k spans/s on one instruction, in `perf`).
+    #[inline(always)]
     fn push<'a>(
         &mut self,
         attributes: &mut Vec<Attribute<'a>>,
