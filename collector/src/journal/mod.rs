@@ -233,10 +233,13 @@ impl Journal {
         let id = journal_id(dir)?;
         let mut leftovers = Vec::new();
         let mut spares = Vec::new();
+        // The highest generation a spare's name says was used (0 when none).
+        let mut last_spare = 0;
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".spare") {
+            if let Some(generation) = name.strip_suffix(".spare") {
+                last_spare = last_spare.max(generation.parse::<u64>().unwrap_or(0));
                 spares.push(entry.path());
             } else if let Some(generation) = name
                 .strip_suffix(".wal")
@@ -251,10 +254,12 @@ impl Journal {
         }
         leftovers.sort_by_key(|l| l.generation);
         // Numbers never repeat: a run starts at the clock's milliseconds, which outrun its
-        // generations (one per flush interval), or after what the last run left.
+        // generations (one per flush interval), or after what the last run left, segments and
+        // spares alike (a run reopened within the millisecond its spare was numbered in).
         let next = leftovers
             .last()
             .map_or(0, |l| l.generation + 1)
+            .max(last_spare + 1)
             .max(crate::clock::now_unix_ns() / 1_000_000);
         for extra in spares.split_off(spares.len().min(SPARE_SEGMENTS)) {
             if let Err(e) = std::fs::remove_file(&extra) {
