@@ -259,7 +259,7 @@ impl Journal {
         let next = leftovers
             .last()
             .map_or(0, |l| l.generation + 1)
-            .max(last_spare + 1)
+            .max(last_spare.saturating_add(1))
             .max(crate::clock::now_unix_ns() / 1_000_000);
         for extra in spares.split_off(spares.len().min(SPARE_SEGMENTS)) {
             if let Err(e) = std::fs::remove_file(&extra) {
