@@ -194,9 +194,9 @@ fn by_shard(spans: &[Span<'_>]) -> (Vec<u32>, [usize; SHARDS + 1]) {
 }
 
 /// Whether the spans of a new trace that came in one request (`run`, with their component types
-/// in `components`) are whole for the breakdown: they hold an endpoint, and every other span's parent is
-/// among them, so each endpoint's walk has all it reads (its service's spans end before it and
-/// so are sent with it). `ids` is scratch.
+/// in `components`) are whole for the breakdown: they hold an endpoint, and every other span's
+/// parent is among them, so each endpoint's walk has all it reads (its service's spans end before
+/// it and so are sent with it). `ids` is scratch.
 fn came_whole(
     spans: &[Span<'_>],
     run: &[u32],
