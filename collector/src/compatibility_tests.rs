@@ -23,6 +23,7 @@ use crate::store::lookup::{MetricKey, SpanKey, stored_metrics_query, stored_span
 use crate::store::retention::expired_partitions_query;
 use crate::store::rows::{EncodedRows, SPAN_COLUMNS};
 use crate::store::schema::migrations;
+use bumpalo::Bump;
 use plumb_loadgen::{Workload, WorkloadShape};
 use plumb_proto::v1::TopEndpointsRequest;
 use prost::Message;
@@ -70,9 +71,11 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         ..crate::testing::defaults().pipeline.limits
     };
     let mut attributes = Vec::new();
+    let numbers = Bump::new();
     let spans = normalise_traces(
         &request,
         &mut attributes,
+        &numbers,
         limits,
         &NameLimiter::new(100),
         crate::clock::now_unix_ns(),

@@ -11,6 +11,7 @@ use crate::normalise::{NameLimiter, SpanLimits, normalise_metrics, normalise_tra
 use crate::query::api::request_from_query;
 use crate::query::waterfall::parse_trace_id;
 use crate::trace_analysis::component::normalise_statement;
+use bumpalo::Bump;
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -132,7 +133,8 @@ const NOW_NS: u64 = 1_796_083_200_000_000_000;
 pub fn otlp_protobuf_spans(bytes: &[u8]) {
     let names = NameLimiter::new(100);
     let mut attributes = Vec::new();
-    let _ = normalise_traces(bytes, &mut attributes, limits(), &names, NOW_NS);
+    let numbers = Bump::new();
+    let _ = normalise_traces(bytes, &mut attributes, &numbers, limits(), &names, NOW_NS);
 }
 
 /// OTLP/JSON trace requests: what JSON decoding accepts, the protobuf path accepts too.
@@ -142,7 +144,15 @@ pub fn otlp_json_spans(bytes: &[u8]) {
         let names = NameLimiter::new(100);
         let encoded = request.encode_to_vec();
         let mut attributes = Vec::new();
-        let out = normalise_traces(&encoded, &mut attributes, limits(), &names, NOW_NS);
+        let numbers = Bump::new();
+        let out = normalise_traces(
+            &encoded,
+            &mut attributes,
+            &numbers,
+            limits(),
+            &names,
+            NOW_NS,
+        );
         assert!(
             out.is_ok(),
             "valid JSON request refused as protobuf: {out:?}"

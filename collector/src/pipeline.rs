@@ -20,6 +20,7 @@ use crate::normalise::{
 use crate::store::rows::EncodedRows;
 use crate::telemetry::{METRIC_POINTS, SPANS, SignalLabel, Telemetry};
 use crate::trace_analysis::window::TraceAssembler;
+use bumpalo::Bump;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use plumb_otlp::ExportError;
 use prometheus_client::metrics::counter::Counter;
@@ -193,7 +194,8 @@ impl Pipeline {
     /// Validates, journals, aggregates and queues the spans of one encoded export request.
     pub(crate) async fn ingest_traces(&self, request: &[u8]) -> Result<IngestOutcome, ExportError> {
         let mut attributes = Vec::new();
-        let normalised = self.normalise_traces(request, &mut attributes)?;
+        let numbers = Bump::new();
+        let normalised = self.normalise_traces(request, &mut attributes, &numbers)?;
         let overflowed = normalised
             .accepted
             .iter()
@@ -224,15 +226,17 @@ impl Pipeline {
     }
 
     /// Normalises the spans of one encoded export request (their attributes kept in
-    /// `attributes`), or says why it is refused whole.
+    /// `attributes`, numbers written out as text in `numbers`), or says why it is refused whole.
     fn normalise_traces<'a>(
         &self,
         request: &'a [u8],
         attributes: &'a mut Vec<Attribute<'a>>,
+        numbers: &'a Bump,
     ) -> Result<Normalised<Span<'a>>, ExportError> {
         normalise_traces(
             request,
             attributes,
+            numbers,
             self.settings.limits,
             &self.operations,
             now_unix_ns(),
@@ -283,15 +287,17 @@ impl Pipeline {
     ) -> Replayed {
         let mut replayed = Replayed::default();
         match kind {
-            RecordKind::Spans => match self.normalise_traces(payload, &mut Vec::new()) {
-                Ok(normalised) => {
-                    aggregator.record(&normalised.accepted);
-                    if with_rows && !normalised.accepted.is_empty() {
-                        replayed.spans = Some(EncodedRows::spans(&normalised.accepted));
+            RecordKind::Spans => {
+                match self.normalise_traces(payload, &mut Vec::new(), &Bump::new()) {
+                    Ok(normalised) => {
+                        aggregator.record(&normalised.accepted);
+                        if with_rows && !normalised.accepted.is_empty() {
+                            replayed.spans = Some(EncodedRows::spans(&normalised.accepted));
+                        }
                     }
+                    Err(e) => tracing::error!(error = %e, "a journal record was not replayed"),
                 }
-                Err(e) => tracing::error!(error = %e, "a journal record was not replayed"),
-            },
+            }
             RecordKind::Metrics if with_rows => {
                 match ExportMetricsServiceRequest::decode(payload) {
                     Ok(request) => {

@@ -12,6 +12,7 @@ use crate::normalise::{NameLimiter, SpanLimits, normalise_traces};
 use crate::store::rows::EncodedRows;
 use crate::store::write::{FlushBatch, Flushable, RowBatch};
 use crate::trace_analysis::window::{TraceAssembler, WindowTelemetry};
+use bumpalo::Bump;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,9 +85,11 @@ impl HotPath {
     /// Normalises one encoded `ExportTraceServiceRequest`; returns the spans accepted.
     pub fn normalise(&self, request: &[u8]) -> usize {
         let mut attributes = Vec::new();
+        let numbers = Bump::new();
         normalise_traces(
             request,
             &mut attributes,
+            &numbers,
             self.limits,
             &self.operations,
             now_unix_ns(),
@@ -98,9 +101,11 @@ impl HotPath {
     /// the bytes of span rows encoded.
     pub fn ingest(&self, request: &[u8]) -> usize {
         let mut attributes = Vec::new();
+        let numbers = Bump::new();
         let Ok(normalised) = normalise_traces(
             request,
             &mut attributes,
+            &numbers,
             self.limits,
             &self.operations,
             now_unix_ns(),
@@ -135,9 +140,11 @@ fn span_rows(request: &[u8]) -> Result<EncodedRows, String> {
     let settings = defaults();
     let operations = NameLimiter::new(settings.pipeline.max_operations_per_service);
     let mut attributes = Vec::new();
+    let numbers = Bump::new();
     let normalised = normalise_traces(
         request,
         &mut attributes,
+        &numbers,
         settings.pipeline.limits,
         &operations,
         now_unix_ns(),

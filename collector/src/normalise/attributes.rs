@@ -3,6 +3,7 @@
 //! In: OTLP `KeyValue` lists. Out: values as strings (arrays and maps as compact JSON-like
 //! text, bytes as hex), which is how spans store attributes in ClickHouse.
 
+use bumpalo::Bump;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use plumb_otlp::wire::{Fields, TextMessage, WireError};
 use prost::Message;
@@ -25,20 +26,25 @@ pub(crate) fn any_value_to_string(value: &AnyValue) -> String {
 }
 
 /// The text of an encoded `AnyValue`, borrowed from the bytes for strings and booleans; its
-/// string is checked as part of `within`, the message the value was read from.
+/// string is checked as part of `within`, the message the value was read from. An integer is
+/// written out in `numbers`, the request's arena, rather than in an allocation of its own.
 ///
 /// Arrays, maps, bytes and string-table references are rare in attributes; they are decoded
 /// with prost and rendered by [`any_value_to_string`], so both paths print values alike.
 pub(crate) fn attribute_text<'a>(
     bytes: &'a [u8],
     within: &TextMessage<'a>,
+    numbers: &'a Bump,
 ) -> Result<Cow<'a, str>, WireError> {
     let mut text = Cow::Borrowed("");
     for field in Fields::new(bytes) {
         text = match field? {
             (1, v) => Cow::Borrowed(within.str(v)?),
             (2, v) => Cow::Borrowed(if v.varint()? != 0 { "true" } else { "false" }),
-            (3, v) => Cow::Owned((v.varint()? as i64).to_string()),
+            (3, v) => {
+                let mut digits = itoa::Buffer::new();
+                Cow::Borrowed(&*numbers.alloc_str(digits.format(v.varint()? as i64)))
+            }
             (4, v) => Cow::Owned(f64::from_bits(v.fixed64()?).to_string()),
             (5..=8, _) => {
                 let value =
@@ -119,6 +125,7 @@ mod tests {
             ],
         }));
         assert_eq!(any_value_to_string(&array), "[a,1.5]");
+        let numbers = Bump::new();
         for value in [
             Value::IntValue(-3),
             Value::BoolValue(true),
@@ -128,12 +135,12 @@ mod tests {
         ] {
             let any = v(value);
             let bytes = any.encode_to_vec();
-            let text = attribute_text(&bytes, &TextMessage::new(&bytes)).expect("valid");
+            let text = attribute_text(&bytes, &TextMessage::new(&bytes), &numbers).expect("valid");
             assert_eq!(text, any_value_to_string(&any));
         }
         let bytes = array.encode_to_vec();
         assert_eq!(
-            attribute_text(&bytes, &TextMessage::new(&bytes)).expect("valid"),
+            attribute_text(&bytes, &TextMessage::new(&bytes), &numbers).expect("valid"),
             "[a,1.5]"
         );
     }

@@ -35,6 +35,18 @@ pub(crate) fn operation_name<'a>(
             None => return Cow::Borrowed(span_name),
         },
     };
+    // Instrumentations name a server span `{METHOD} {route}` already: then the name is the
+    // operation, with nothing to build.
+    if let Some((name_method, name_route)) = span_name.split_once(' ')
+        && name_route == route
+        && name_method.len() == method.len()
+        && name_method
+            .bytes()
+            .zip(method.bytes())
+            .all(|(n, m)| n == m.to_ascii_uppercase())
+    {
+        return Cow::Borrowed(span_name);
+    }
     let mut operation = String::with_capacity(method.len() + 1 + route.len());
     operation.extend(method.chars().map(|c| c.to_ascii_uppercase()));
     operation.push(' ');
@@ -186,6 +198,18 @@ mod tests {
             kv("http.target", "/orders/42?x=1"),
         ];
         assert_eq!(operation_name(server, "x", &old), "POST /orders/{id}");
+        // A name that already says it is kept as it is; one that differs in anything is not.
+        for (name, borrowed) in [
+            ("GET /users/:id", true),
+            ("get /users/:id", false),
+            ("GET /users/:id/", false),
+            ("GETS /users/:id", false),
+            ("GET", false),
+        ] {
+            let operation = operation_name(server, name, &current);
+            assert_eq!(operation, "GET /users/:id", "{name}");
+            assert_eq!(matches!(operation, Cow::Borrowed(_)), borrowed, "{name}");
+        }
         let no_method = [kv("http.route", "/a")];
         assert_eq!(operation_name(server, "handler", &no_method), "handler");
         let client = SpanKind::Client;

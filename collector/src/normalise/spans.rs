@@ -14,6 +14,7 @@ use super::operation::{NameLimiter, operation_name};
 use super::{Normalised, UNKNOWN_SERVICE};
 use crate::model::{Attribute, Named, Span, SpanKind, find};
 use crate::size_guess::SizeGuess;
+use bumpalo::Bump;
 use plumb_otlp::wire::{Fields, TextMessage, WireError};
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -106,6 +107,7 @@ struct WireSpan<'a> {
 fn wire_span<'a>(
     bytes: &'a [u8],
     attributes: &mut Vec<Attribute<'a>>,
+    numbers: &'a Bump,
     limits: &SpanLimits,
     truncations: &mut Truncations,
 ) -> Result<WireSpan<'a>, WireError> {
@@ -125,7 +127,7 @@ fn wire_span<'a>(
             (9, v) => {
                 let kv = v.bytes()?;
                 let run = run.get_or_insert_with(|| attribute_run(bytes, kv));
-                truncations.push(attributes, start, key_value(kv, run)?, limits);
+                truncations.push(attributes, start, key_value(kv, run, numbers)?, limits);
             }
             (15, v) => {
                 for field in Fields::new(v.bytes()?) {
@@ -171,7 +173,11 @@ fn short_text_pair(bytes: &[u8]) -> Option<(Range<usize>, Range<usize>)> {
 /// it lies within it. Otherwise, when its value is text, the key and the value are checked as
 /// UTF-8 together; if not the key is checked alone (a number's bytes need not be UTF-8, so a
 /// check of the whole message would fail and be wasted).
-fn key_value<'a>(bytes: &'a [u8], run: &TextMessage<'a>) -> Result<Attribute<'a>, WireError> {
+fn key_value<'a>(
+    bytes: &'a [u8],
+    run: &TextMessage<'a>,
+    numbers: &'a Bump,
+) -> Result<Attribute<'a>, WireError> {
     if let Some((key, value)) = short_text_pair(bytes) {
         // Its tags and lengths are below 0x80: the message is UTF-8 when its two strings are.
         let text = match run.text_of(bytes) {
@@ -206,7 +212,7 @@ fn key_value<'a>(bytes: &'a [u8], run: &TextMessage<'a>) -> Result<Attribute<'a>
         None => "",
     };
     let value = match value {
-        Some(v) => attribute_text(v, &message)?,
+        Some(v) => attribute_text(v, &message, numbers)?,
         None => Cow::Borrowed(""),
     };
     Ok((key, value))
@@ -225,6 +231,7 @@ static SPAN_ATTRIBUTES: SizeGuess = SizeGuess::new(&ATTRIBUTES_PER_SPAN, 64);
 pub(crate) fn normalise_traces<'a>(
     request: &'a [u8],
     attributes: &'a mut Vec<Attribute<'a>>,
+    numbers: &'a Bump,
     limits: SpanLimits,
     operations: &NameLimiter,
     now_unix_ns: u64,
@@ -252,7 +259,7 @@ pub(crate) fn normalise_traces<'a>(
                         let run = TextMessage::leading_text(resource);
                         for field in Fields::new(resource) {
                             if let (1, kv) = field? {
-                                let kv = key_value(kv.bytes()?, &run)?;
+                                let kv = key_value(kv.bytes()?, &run, numbers)?;
                                 truncations.push(&mut resource_attributes, 0, kv, &limits);
                             }
                         }
@@ -287,7 +294,13 @@ pub(crate) fn normalise_traces<'a>(
                     if out.accepted.len() as u64 + out.rejected >= limits.max_spans as u64 {
                         return Err(TraceRequestError::TooManySpans(limits.max_spans));
                     }
-                    let wire = wire_span(span.bytes()?, attributes, &limits, &mut truncations)?;
+                    let wire = wire_span(
+                        span.bytes()?,
+                        attributes,
+                        numbers,
+                        &limits,
+                        &mut truncations,
+                    )?;
                     let place = wire.attributes.clone();
                     match validate(wire, &attributes[place.clone()], &window, &resource, names) {
                         Ok(span) => {
@@ -415,8 +428,16 @@ mod tests {
         let bytes = request.encode_to_vec();
         let now = crate::clock::now_unix_ns();
         let mut attributes = Vec::new();
-        let out = normalise_traces(&bytes, &mut attributes, LIMITS, &NameLimiter::new(100), now)
-            .expect("valid");
+        let numbers = Bump::new();
+        let out = normalise_traces(
+            &bytes,
+            &mut attributes,
+            &numbers,
+            LIMITS,
+            &NameLimiter::new(100),
+            now,
+        )
+        .expect("valid");
         let expected: Vec<_> = request
             .resource_spans
             .iter()
@@ -486,8 +507,16 @@ mod tests {
             });
         let bytes = request.encode_to_vec();
         let mut attributes = Vec::new();
-        let out = normalise_traces(&bytes, &mut attributes, LIMITS, &NameLimiter::new(10), now)
-            .expect("valid");
+        let numbers = Bump::new();
+        let out = normalise_traces(
+            &bytes,
+            &mut attributes,
+            &numbers,
+            LIMITS,
+            &NameLimiter::new(10),
+            now,
+        )
+        .expect("valid");
         let span = &out.accepted[0];
         assert_eq!(
             (span.service().as_ref(), span.operation().as_ref()),
@@ -539,14 +568,17 @@ mod tests {
             let mut bytes = request.encode_to_vec();
             let limiter = NameLimiter::new(10);
             let mut read = Vec::new();
-            normalise_traces(&bytes, &mut read, LIMITS, &limiter, now).expect("valid as sent");
+            let numbers = Bump::new();
+            normalise_traces(&bytes, &mut read, &numbers, LIMITS, &limiter, now)
+                .expect("valid as sent");
             let at = bytes
                 .windows(4)
                 .position(|w| w == b"BAD!")
                 .expect("the value");
             bytes[at + 1] = 0xff;
             let mut read = Vec::new();
-            let refused = normalise_traces(&bytes, &mut read, LIMITS, &limiter, now);
+            let numbers = Bump::new();
+            let refused = normalise_traces(&bytes, &mut read, &numbers, LIMITS, &limiter, now);
             assert!(
                 matches!(refused, Err(TraceRequestError::Malformed(_))),
                 "{attributes:?}"
@@ -589,8 +621,9 @@ mod tests {
         };
         let names = NameLimiter::new(10);
         let mut attributes = Vec::new();
-        let out =
-            normalise_traces(&bytes, &mut attributes, limits, &names, now).expect("within limits");
+        let numbers = Bump::new();
+        let out = normalise_traces(&bytes, &mut attributes, &numbers, limits, &names, now)
+            .expect("within limits");
         let first = &out.accepted[0];
         // "é" is two bytes: five bytes keep two of them, cut at a character boundary.
         assert_eq!(
@@ -610,7 +643,8 @@ mod tests {
             ..limits
         };
         let mut attributes = Vec::new();
-        let refused = normalise_traces(&bytes, &mut attributes, two, &names, now)
+        let numbers = Bump::new();
+        let refused = normalise_traces(&bytes, &mut attributes, &numbers, two, &names, now)
             .expect_err("too many spans");
         assert!(
             matches!(refused, TraceRequestError::TooManySpans(2)),
@@ -631,10 +665,12 @@ mod tests {
         };
         // Read alone, and as the run of attributes it is in (then checked up to the first byte
         // that is not UTF-8, here the integer's).
+        let numbers = Bump::new();
         let both_ways = |bytes: &[u8]| {
             // (An empty run holds nothing.)
-            let alone = key_value(bytes, &TextMessage::new(&[])).map_err(|e| e.0);
-            let in_run = key_value(bytes, &TextMessage::leading_text(bytes)).map_err(|e| e.0);
+            let alone = key_value(bytes, &TextMessage::new(&[]), &numbers).map_err(|e| e.0);
+            let in_run =
+                key_value(bytes, &TextMessage::leading_text(bytes), &numbers).map_err(|e| e.0);
             assert_eq!(alone, in_run, "{bytes:?}");
             alone.map(|(key, value)| (key.to_owned(), value.into_owned()))
         };
@@ -732,7 +768,8 @@ mod tests {
             };
             let bytes = request.encode_to_vec();
             let mut attributes = Vec::new();
-            let out = normalise_traces(&bytes, &mut attributes, LIMITS, &NameLimiter::new(10), now).expect("valid");
+            let numbers = Bump::new();
+            let out = normalise_traces(&bytes, &mut attributes, &numbers, LIMITS, &NameLimiter::new(10), now).expect("valid");
             proptest::prop_assert_eq!(out.accepted.len(), 1);
             let got = &out.accepted[0];
             proptest::prop_assert_eq!(got.name, name.as_str());
@@ -746,7 +783,8 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             let mut attributes = Vec::new();
-            let _ = normalise_traces(&bytes, &mut attributes, LIMITS, &NameLimiter::new(10), 0);
+            let numbers = Bump::new();
+            let _ = normalise_traces(&bytes, &mut attributes, &numbers, LIMITS, &NameLimiter::new(10), 0);
         }
     }
 }

@@ -19,41 +19,45 @@ pub(crate) fn is_endpoint(span: &Span<'_>) -> bool {
     matches!(span.kind, SpanKind::Server | SpanKind::Consumer)
 }
 
-/// The component type and label of `span` (for SERVER and CONSUMER spans: their operation).
-pub(crate) fn component<'s>(span: &'s Span<'_>) -> (ComponentType, Cow<'s, str>) {
+/// The component type and label of `span` (for SERVER and CONSUMER spans: their operation). A
+/// label made of several texts is written in `label`, a buffer the caller reuses from span to
+/// span; one text of the span is returned as it is.
+pub(crate) fn component<'s>(span: &'s Span<'_>, label: &'s mut String) -> (ComponentType, &'s str) {
     let attrs = span.attributes;
     let text = |key: &str| crate::model::find_text(attrs, key);
     if is_endpoint(span) {
-        return (ComponentType::Server, Cow::Borrowed(&**span.operation()));
+        return (ComponentType::Server, span.operation());
     }
+    label.clear();
     if let Some(system) = text("db.system.name").or_else(|| text("db.system")) {
-        return (
-            ComponentType::Db,
-            Cow::Owned(db_label(system, attrs, span.name)),
-        );
+        db_label(system, attrs, span.name, label);
+        return (ComponentType::Db, label);
     }
     if let Some(system) = text("messaging.system") {
         let destination = text("messaging.destination.name")
             .or_else(|| text("messaging.destination"))
             .unwrap_or(span.name);
-        return (
-            ComponentType::Messaging,
-            Cow::Owned(format!("{system} {destination}")),
-        );
+        let _ = write!(label, "{system} {destination}");
+        return (ComponentType::Messaging, label);
     }
     if span.kind == SpanKind::Producer {
-        return (ComponentType::Messaging, Cow::Borrowed(span.name));
+        return (ComponentType::Messaging, span.name);
     }
     if matches!(span.kind, SpanKind::Internal | SpanKind::Unspecified) {
-        return (ComponentType::Internal, Cow::Borrowed(span.name));
+        return (ComponentType::Internal, span.name);
     }
-    let peer = peer(attrs);
+    // Outbound calls: `peer call`, or the call alone when the peer is not said.
+    if let Some(peer) = peer(attrs) {
+        let _ = write!(label, "{peer} ");
+    }
     if text("rpc.system").is_some() {
-        let method = match (text("rpc.service"), text("rpc.method")) {
-            (Some(service), Some(method)) => Cow::Owned(format!("{service}/{method}")),
-            _ => Cow::Borrowed(span.name),
-        };
-        return (ComponentType::Rpc, with_peer(peer, &method));
+        match (text("rpc.service"), text("rpc.method")) {
+            (Some(service), Some(method)) => {
+                let _ = write!(label, "{service}/{method}");
+            }
+            _ => label.push_str(span.name),
+        }
+        return (ComponentType::Rpc, label);
     }
     if let Some(method) = text("http.request.method").or_else(|| text("http.method")) {
         let route = text("url.template")
@@ -65,13 +69,16 @@ pub(crate) fn component<'s>(span: &'s Span<'_>) -> (ComponentType, Cow<'s, str>)
                     .or_else(|| text("http.target"))
                     .map(|p| Cow::Owned(template_path(p)))
             });
-        let call = match route {
-            Some(route) => format!("{} {route}", method.to_ascii_uppercase()),
-            None => method.to_ascii_uppercase(),
-        };
-        return (ComponentType::Http, with_peer(peer, &call));
+        let at = label.len();
+        label.push_str(method);
+        label[at..].make_ascii_uppercase();
+        if let Some(route) = route {
+            let _ = write!(label, " {route}");
+        }
+        return (ComponentType::Http, label);
     }
-    (ComponentType::Client, with_peer(peer, span.name))
+    label.push_str(span.name);
+    (ComponentType::Client, label)
 }
 
 /// The called service or host, from the current or older conventions.
@@ -82,13 +89,6 @@ fn peer<'s>(attrs: &'s [Attribute<'_>]) -> Option<&'s str> {
         .or_else(|| text("net.peer.name"))
         .or_else(|| text("url.full").or_else(|| text("http.url")).map(url_host))
         .filter(|p| !p.is_empty())
-}
-
-fn with_peer<'s>(peer: Option<&str>, call: &str) -> Cow<'s, str> {
-    match peer {
-        Some(peer) => Cow::Owned(format!("{peer} {call}")),
-        None => Cow::Owned(call.to_owned()),
-    }
 }
 
 /// The host of an absolute URL (`https://host:port/path` → `host:port`).
@@ -103,17 +103,16 @@ fn url_path(url: &str) -> &str {
     rest.find('/').map_or("/", |i| &rest[i..])
 }
 
-/// `system: what`, where `what` is the query summary, the normalised statement, the operation
-/// and collection, or the span name, whichever comes first.
-fn db_label(system: &str, attrs: &[Attribute<'_>], span_name: &str) -> String {
+/// Writes `system what` in `label`, where `what` is the query summary, the normalised statement,
+/// the operation and collection, or the span name, whichever comes first.
+fn db_label(system: &str, attrs: &[Attribute<'_>], span_name: &str, label: &mut String) {
     let text = |key: &str| crate::model::find_text(attrs, key);
-    let mut label = String::with_capacity(64);
     label.push_str(system);
     label.push(' ');
     if let Some(summary) = text("db.query.summary") {
         label.push_str(summary);
     } else if let Some(statement) = text("db.query.text").or_else(|| text("db.statement")) {
-        normalise_statement(statement, &mut label);
+        normalise_statement(statement, label);
     } else if let Some(operation) = text("db.operation.name").or_else(|| text("db.operation")) {
         label.push_str(operation);
         if let Some(collection) = text("db.collection.name")
@@ -125,8 +124,7 @@ fn db_label(system: &str, attrs: &[Attribute<'_>], span_name: &str) -> String {
     } else {
         label.push_str(span_name);
     }
-    truncate(&mut label);
-    label
+    truncate(label);
 }
 
 /// [`BYTE_CLASS`] bit: the byte belongs to a word (an ASCII letter or digit, `_`, `$`, or any byte
@@ -165,7 +163,11 @@ pub(crate) fn normalise_statement(statement: &str, out: &mut String) {
     let (mut i, mut verbatim) = (0, 0);
     while i < bytes.len() && out.len() - start <= MAX_LABEL_CHARS * 4 {
         let c = bytes[i];
-        if BYTE_CLASS[usize::from(c)] & ACTS == 0 {
+        // A single space between two other characters is already as it should be: copied with
+        // the text around it, not a step of its own (most statements' spaces are such).
+        let lone_space =
+            c == b' ' && i > 0 && bytes.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace());
+        if BYTE_CLASS[usize::from(c)] & ACTS == 0 || lone_space {
             i += 1;
             if is_word(c) {
                 while i < bytes.len() && is_word(bytes[i]) {
@@ -261,8 +263,9 @@ mod tests {
 
     fn label(kind: i8, name: &str, attributes: &[(&str, &str)]) -> (ComponentType, String) {
         let span = span(kind, name, attributes);
-        let (t, l) = component(&span);
-        (t, l.into_owned())
+        let mut buffer = String::from("left from the span before");
+        let (t, l) = component(&span, &mut buffer);
+        (t, l.to_owned())
     }
 
     #[test]
@@ -371,6 +374,25 @@ mod tests {
         let statement = format!("SELECT {} FROM t", "a, ".repeat(200));
         let l = label(3, "x", &[("db.system", "pg"), ("db.statement", &statement)]);
         assert_eq!(l.1.chars().count(), MAX_LABEL_CHARS + 1);
+    }
+
+    #[test]
+    fn spaces_are_collapsed_and_trimmed_whatever_stands_around_them() {
+        let normalised = |statement: &str| {
+            let mut out = String::from("pg ");
+            normalise_statement(statement, &mut out);
+            out
+        };
+        for (statement, expected) in [
+            (" SELECT 1 ", "pg SELECT ?"),
+            ("SELECT a ,b", "pg SELECT a ,b"),
+            ("x = 'a' b\t\n c", "pg x = ? b c"),
+            ("  a  b ", "pg a b"),
+            ("a\tb", "pg a b"),
+            (" ", "pg "),
+        ] {
+            assert_eq!(normalised(statement), expected, "{statement:?}");
+        }
     }
 
     proptest::proptest! {

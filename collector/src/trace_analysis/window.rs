@@ -244,16 +244,18 @@ impl TraceAssembler {
         let (order, bounds) = by_shard(spans);
         // Component names first, with no shard locked (the name limiter may wait for the other
         // receivers to let go of it). Each name moves into its held span, in the same order.
+        // Where a label made of several texts is written, one span after the other.
+        let mut written = String::new();
         let (components, names): (Vec<ComponentType>, Vec<Arc<Named>>) =
             self.components.with_batch(|admit| {
                 order
                     .iter()
                     .map(|&at| {
                         let span = &spans[at as usize];
-                        let (component, label) = component(span);
+                        let (component, label) = component(span, &mut written);
                         let named = match component {
                             ComponentType::Server => Arc::clone(&span.endpoint),
-                            _ => admit(span.service(), &label),
+                            _ => admit(span.service(), label),
                         };
                         (component, named)
                     })
