@@ -22,37 +22,7 @@ pub(crate) fn put_length(buf: &mut BytesMut, mut n: usize) {
 /// Writes a `String`.
 pub(crate) fn put_str(buf: &mut BytesMut, s: &str) {
     put_length(buf, s.len());
-    put_short(buf, s.as_bytes());
-}
-
-/// Appends `bytes`. Most texts in a span row (names, attribute keys and values) are 16 bytes or
-/// shorter: those are copied as two machine words that may overlap, with no call to the C
-/// library's `memcpy`, which for so few bytes costs more than the copy (a sixth of span row
-/// encoding's time at 300k spans/s went to its entry).
-fn put_short(buf: &mut BytesMut, bytes: &[u8]) {
-    let n = bytes.len();
-    let mut word = [0u8; 16];
-    match n {
-        0 => return,
-        1..=3 => {
-            word[0] = bytes[0];
-            word[n / 2] = bytes[n / 2];
-            word[n - 1] = bytes[n - 1];
-        }
-        4..=7 => {
-            word[..4].copy_from_slice(&bytes[..4]);
-            word[n - 4..n].copy_from_slice(&bytes[n - 4..]);
-        }
-        8..=16 => {
-            word[..8].copy_from_slice(&bytes[..8]);
-            word[n - 8..n].copy_from_slice(&bytes[n - 8..]);
-        }
-        _ => return buf.put_slice(bytes),
-    }
-    // All sixteen bytes written at once, then the length set back to the text's end.
-    let end = buf.len() + n;
-    buf.put_slice(&word);
-    buf.truncate(end);
+    buf.put_slice(s.as_bytes());
 }
 
 /// Writes attributes as the two arrays of a `Nested(key String, value String)` column, leaving
@@ -148,22 +118,6 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn texts_of_every_short_length_are_written_whole_and_nothing_more() {
-        let text: String = ('a'..='z').chain('A'..='Z').collect();
-        let mut buf = BytesMut::new();
-        for n in 0..=40 {
-            put_str(&mut buf, &text[..n]);
-            buf.put_u8(b'|');
-        }
-        let mut r = Reader::new(&buf);
-        for n in 0..=40 {
-            assert_eq!(r.str(), Some(&text.as_bytes()[..n]), "{n} bytes");
-            assert_eq!(r.bytes(1), Some(&b"|"[..]), "after {n} bytes");
-        }
-        assert_eq!(r.remaining(), 0);
-    }
 
     #[test]
     fn the_reader_reads_what_the_writer_wrote_and_stops_at_the_end() {
