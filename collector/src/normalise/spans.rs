@@ -416,6 +416,20 @@ mod tests {
         max_spans: 100_000,
     };
 
+    /// Normalises a valid encoded request as the trace service does, with room for `operations`
+    /// operation names, and hands the result to `check`.
+    fn normalised<R>(
+        bytes: &[u8],
+        operations: usize,
+        now: u64,
+        check: impl FnOnce(&Normalised<Span<'_>>) -> R,
+    ) -> R {
+        let mut attributes = Vec::new();
+        let numbers = Bump::new();
+        let names = NameLimiter::new(operations);
+        let out = normalise_traces(bytes, &mut attributes, &numbers, LIMITS, &names, now);
+        check(&out.expect("valid"))
+    }
     #[test]
     fn matches_what_prost_decodes() {
         let mut workload = Workload::new(WorkloadShape {
@@ -427,45 +441,36 @@ mod tests {
         let request = workload.request();
         let bytes = request.encode_to_vec();
         let now = crate::clock::now_unix_ns();
-        let mut attributes = Vec::new();
-        let numbers = Bump::new();
-        let out = normalise_traces(
-            &bytes,
-            &mut attributes,
-            &numbers,
-            LIMITS,
-            &NameLimiter::new(100),
-            now,
-        )
-        .expect("valid");
-        let expected: Vec<_> = request
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-            .collect();
-        assert_eq!(out.accepted.len(), expected.len());
-        for (got, want) in out.accepted.iter().zip(expected) {
-            assert_eq!(got.name, want.name);
-            assert_eq!(&got.trace_id[..], &want.trace_id[..]);
-            assert_eq!(
-                got.duration_ns,
-                want.end_time_unix_nano - want.start_time_unix_nano
-            );
-            assert_eq!(got.attributes.len(), want.attributes.len());
-            for ((k, v), kv) in got.attributes.iter().zip(&want.attributes) {
-                assert_eq!(*k, kv.key);
+        normalised(&bytes, 100, now, |out| {
+            let expected: Vec<_> = request
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+                .collect();
+            assert_eq!(out.accepted.len(), expected.len());
+            for (got, want) in out.accepted.iter().zip(expected) {
+                assert_eq!(got.name, want.name);
+                assert_eq!(&got.trace_id[..], &want.trace_id[..]);
                 assert_eq!(
-                    v.as_ref(),
-                    crate::normalise::any_value_to_string(kv.value.as_ref().expect("value"))
+                    got.duration_ns,
+                    want.end_time_unix_nano - want.start_time_unix_nano
+                );
+                assert_eq!(got.attributes.len(), want.attributes.len());
+                for ((k, v), kv) in got.attributes.iter().zip(&want.attributes) {
+                    assert_eq!(*k, kv.key);
+                    assert_eq!(
+                        v.as_ref(),
+                        crate::normalise::any_value_to_string(kv.value.as_ref().expect("value"))
+                    );
+                }
+                assert_eq!(
+                    got.is_error,
+                    want.status.as_ref().is_some_and(|s| s.code == 2)
+                        || got.http_status_code >= 500 && want.kind == 2
                 );
             }
-            assert_eq!(
-                got.is_error,
-                want.status.as_ref().is_some_and(|s| s.code == 2)
-                    || got.http_status_code >= 500 && want.kind == 2
-            );
-        }
+        });
     }
 
     #[test]
@@ -506,28 +511,19 @@ mod tests {
                 ..Default::default()
             });
         let bytes = request.encode_to_vec();
-        let mut attributes = Vec::new();
-        let numbers = Bump::new();
-        let out = normalise_traces(
-            &bytes,
-            &mut attributes,
-            &numbers,
-            LIMITS,
-            &NameLimiter::new(10),
-            now,
-        )
-        .expect("valid");
-        let span = &out.accepted[0];
-        assert_eq!(
-            (span.service().as_ref(), span.operation().as_ref()),
-            (UNKNOWN_SERVICE, "GET /a/{id}")
-        );
-        assert_eq!((span.http_status_code, span.is_error), (503, true));
-        assert_eq!(out.unknown_service, 1);
-        assert_eq!(
-            span.resource.as_slice(),
-            &[("host.name", Cow::Borrowed("a"))]
-        );
+        normalised(&bytes, 10, now, |out| {
+            let span = &out.accepted[0];
+            assert_eq!(
+                (span.service().as_ref(), span.operation().as_ref()),
+                (UNKNOWN_SERVICE, "GET /a/{id}")
+            );
+            assert_eq!((span.http_status_code, span.is_error), (503, true));
+            assert_eq!(out.unknown_service, 1);
+            assert_eq!(
+                span.resource.as_slice(),
+                &[("host.name", Cow::Borrowed("a"))]
+            );
+        });
     }
 
     #[test]
@@ -767,9 +763,7 @@ mod tests {
                 }],
             };
             let bytes = request.encode_to_vec();
-            let mut attributes = Vec::new();
-            let numbers = Bump::new();
-            let out = normalise_traces(&bytes, &mut attributes, &numbers, LIMITS, &NameLimiter::new(10), now).expect("valid");
+            normalised(&bytes, 10, now, |out| {
             proptest::prop_assert_eq!(out.accepted.len(), 1);
             let got = &out.accepted[0];
             proptest::prop_assert_eq!(got.name, name.as_str());
@@ -778,6 +772,8 @@ mod tests {
                 proptest::prop_assert_eq!(*k, kv.key.as_str());
                 proptest::prop_assert_eq!(v.as_ref(), crate::normalise::any_value_to_string(kv.value.as_ref().expect("set")));
             }
+            Ok(())
+            })?;
         }
 
         #[test]
