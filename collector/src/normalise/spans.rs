@@ -430,6 +430,7 @@ mod tests {
         let out = normalise_traces(bytes, &mut attributes, &numbers, LIMITS, &names, now);
         check(&out.expect("valid"))
     }
+
     #[test]
     fn matches_what_prost_decodes() {
         let mut workload = Workload::new(WorkloadShape {
@@ -764,15 +765,15 @@ mod tests {
             };
             let bytes = request.encode_to_vec();
             normalised(&bytes, 10, now, |out| {
-            proptest::prop_assert_eq!(out.accepted.len(), 1);
-            let got = &out.accepted[0];
-            proptest::prop_assert_eq!(got.name, name.as_str());
-            proptest::prop_assert_eq!(got.kind as i32, kind);
-            for ((k, v), kv) in got.attributes.iter().zip(&span.attributes) {
-                proptest::prop_assert_eq!(*k, kv.key.as_str());
-                proptest::prop_assert_eq!(v.as_ref(), crate::normalise::any_value_to_string(kv.value.as_ref().expect("set")));
-            }
-            Ok(())
+                proptest::prop_assert_eq!(out.accepted.len(), 1);
+                let got = &out.accepted[0];
+                proptest::prop_assert_eq!(got.name, name.as_str());
+                proptest::prop_assert_eq!(got.kind as i32, kind);
+                for ((k, v), kv) in got.attributes.iter().zip(&span.attributes) {
+                    proptest::prop_assert_eq!(*k, kv.key.as_str());
+                    proptest::prop_assert_eq!(v.as_ref(), crate::normalise::any_value_to_string(kv.value.as_ref().expect("set")));
+                }
+                Ok(())
             })?;
         }
 
