@@ -28,7 +28,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{IoSlice, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
@@ -316,10 +316,7 @@ impl Journal {
         header[1..5].copy_from_slice(&len.to_le_bytes());
         let mut segment = self.segment.lock().unwrap_or_else(PoisonError::into_inner);
         header[5..9].copy_from_slice(&record_crc(segment.generation, payload).to_le_bytes());
-        let written = segment
-            .file
-            .write_all(&header)
-            .and_then(|()| segment.file.write_all(payload));
+        let written = write_record(&mut segment.file, &header, payload);
         if let Err(e) = written {
             // Cut a partly written record off, so that the records after it can be read back,
             // and give the spares' room back (the disk may be full).
@@ -586,6 +583,22 @@ pub(crate) async fn run_syncer(
             return;
         }
     }
+}
+
+/// Writes one record, header and payload, in one system call where the file takes it whole
+/// instead of one for each.
+fn write_record(file: &mut File, header: &[u8], payload: &[u8]) -> std::io::Result<()> {
+    let mut parts = [IoSlice::new(header), IoSlice::new(payload)];
+    let mut left = &mut parts[..];
+    while !left.is_empty() {
+        match file.write_vectored(left) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut left, written),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
