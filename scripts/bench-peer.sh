@@ -11,9 +11,11 @@
 #     RATES    spans per second, comma-separated (default 10000,300000)
 #     SECONDS  of load per run (default 20); REPEATS (default 3)
 #   PLUMB_OTHER=DIR  adds Plumb's defaults run from DIR/plumb-collector, another build (of other
-#                    code, or with another profile), for an A/B of the two in one run
+#                    code, or with another profile), for an A/B of the two in one run; with
+#                    PLUMB_OTHER=target/release, the plain build against the PGO one
+#   PLUMB_PGO=0      Plumb's configurations run the plain release build instead of the PGO one
 #
-# Configurations: Plumb with its defaults (journal and breakdown on, a real ClickHouse 18.16),
+# Configurations: Plumb as scripts/build-release.sh builds it, with its defaults (journal and breakdown on, a real ClickHouse 18.16),
 # Plumb with --trace-window 0, and when PEER is rotel, `--exporter blackhole` and its ClickHouse
 # exporter pointed at a sink that answers 200 to everything (it cannot write to 18.16).
 set -euo pipefail
@@ -70,7 +72,7 @@ run() {
     case "$name" in
         plumb-defaults) start_collector; endpoint="$grpc" ;;
         plumb-trace-window-0) start_collector --trace-window 0; endpoint="$grpc" ;;
-        plumb-other-defaults) bin="$PLUMB_OTHER" start_collector; endpoint="$grpc" ;;
+        plumb-other-defaults) collector="$PLUMB_OTHER/plumb-collector" start_collector; endpoint="$grpc" ;;
         peer-blackhole) start_peer --exporter blackhole; endpoint="$peer_grpc" ;;
         peer-clickhouse-sink)
             start_peer --exporter clickhouse --clickhouse-exporter-endpoint "http://$sink"
