@@ -15,9 +15,10 @@
 #                    PLUMB_OTHER=target/release, the plain build against the PGO one
 #   PLUMB_PGO=0      Plumb's configurations run the plain release build instead of the PGO one
 #
-# Configurations: Plumb as scripts/build-release.sh builds it, with its defaults (journal and breakdown on, a real ClickHouse 18.16),
-# Plumb with --trace-window 0, and when PEER is rotel, `--exporter blackhole` and its ClickHouse
-# exporter pointed at a sink that answers 200 to everything (it cannot write to 18.16).
+# Configurations: Plumb as scripts/build-release.sh builds it, with its defaults (journal and
+# breakdown on, a real ClickHouse 18.16) and with --trace-window 0, and when PEER is rotel,
+# `--exporter blackhole` and its ClickHouse exporter pointed at a sink that answers 200 to
+# everything (it cannot write to 18.16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peer="${1:-../shared/peers/rotel}"

@@ -5,8 +5,8 @@
 #
 # PGO: a collector instrumented to count its branches and calls (target/pgo-instrumented) runs
 # with its own local ClickHouse on free loopback ports and takes load-generator traffic in the
-# shapes of the benchmarks (500-span requests at 100k spans/s, small requests, gzip), the CLI
-# asks it what the queries users run ask; on its exit the counts are merged by llvm-profdata
+# shapes of the benchmarks (500-span requests at 100k spans/s, small requests, gzip), then the
+# CLI asks it for the rankings users ask for most; on its exit the counts are merged by llvm-profdata
 # (from rustup's llvm-tools, added when missing) and the compiler lays out and inlines the
 # collector from them. Nothing about what the collector does changes, only how fast its code
 # runs: see the README's Speed section for the figures, plain against PGO.
@@ -58,8 +58,7 @@ print(" ".join(f"127.0.0.1:{s.getsockname()[1]}" for s in sockets))')
     "$instrumented" --data-dir "$work" --grpc-addr "$grpc" --http-addr "$http" \
         --query-addr "$query" --flush-interval 2s >"$work/collector.log" 2>&1 &
     collector_pid=$!
-    for _ in $(seq 1 300); do
-        if curl -fsS "http://$query/readyz" >/dev/null 2>&1; then break; fi
+    until curl -fsS "http://$query/readyz" >/dev/null 2>&1; do
         if ! kill -0 "$collector_pid" 2>/dev/null; then cat "$work/collector.log" >&2; exit 1; fi
         sleep 0.2
     done
@@ -84,7 +83,9 @@ instrumented="$root/target/pgo-instrumented/release/plumb-collector"
 CARGO_TARGET_DIR="$root/target/pgo-instrumented" \
     CARGO_ENCODED_RUSTFLAGS="-Cprofile-generate=$raw" \
     cargo build --release --locked -p plumb-collector >&2
-merged="$(ls -t "$root"/target/pgo/collector-*.profdata 2>/dev/null | head -1 || true)"
+shopt -s nullglob
+profiles=("$root"/target/pgo/collector-*.profdata)
+merged="${profiles[0]:-}"
 if [ -z "$merged" ] || [ "$instrumented" -nt "$merged" ]; then
     rm -rf "$raw"
     mkdir -p "$raw"
