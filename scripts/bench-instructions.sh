@@ -2,9 +2,10 @@
 # Instructions per span of the whole collector process, counted by valgrind's callgrind: the
 # collector as scripts/build-release.sh builds it (PGO; PLUMB_PGO=0 for the plain build) with
 # its local ClickHouse, 5 s to settle, the load generator at RATE spans/s (500-span requests, 4
-# connections) for SECONDS, 10 s to drain, then every instruction the process ran (start-up, timers and flushers included) over the spans sent. Unlike CPU time it
-# does not move with the machine's load, so two builds compare in one figure; the profile is
-# left in OUT for `callgrind_annotate --inclusive=yes OUT`.
+# connections) for SECONDS, 10 s to drain, then every instruction the process ran (start-up,
+# timers and flushers included) over the spans sent. Unlike CPU time it does not move with the
+# machine's load, so two builds compare in one figure; the profile is left in OUT for
+# `callgrind_annotate --inclusive=yes OUT`.
 #
 #   scripts/bench-instructions.sh [RATE] [SECONDS] [OUT]     defaults: 1000 20 target/callgrind.plumb.out
 set -euo pipefail
