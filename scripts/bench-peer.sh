@@ -14,6 +14,9 @@
 #                    code, or with another profile), for an A/B of the two in one run; with
 #                    PLUMB_OTHER=target/release, the plain build against the PGO one
 #   PLUMB_PGO=0      Plumb's configurations run the plain release build instead of the PGO one
+#   LOAD="ARGS"      more load generator options, for another kind of traffic: "--signal
+#                    metrics" sends metric points (RATES are then points per second),
+#                    "--http" sends to the OTLP/HTTP listeners
 #
 # Configurations: Plumb as scripts/build-release.sh builds it, with its defaults (journal and
 # breakdown on, a real ClickHouse 18.16) and with --trace-window 0, and when PEER is rotel,
@@ -79,10 +82,15 @@ run() {
             start_peer --exporter clickhouse --clickhouse-exporter-endpoint "http://$sink"
             endpoint="$peer_grpc" ;;
     esac
+    if [[ " ${LOAD:-} " == *" --http "* ]]; then
+        endpoint="${endpoint/$grpc/$http}"
+        endpoint="${endpoint/$peer_grpc/$peer_http}"
+    fi
     local before after report rss
     before=$(ticks "$pid")
+    # shellcheck disable=SC2086 # LOAD is a list of options
     report=$("$bin/plumb-loadgen" --endpoint "http://$endpoint" --rate "$rate" \
-        --duration "${seconds}s" --batch 500 --concurrency 4 --json)
+        --duration "${seconds}s" --batch 500 --concurrency 4 --json ${LOAD:-})
     sleep "$drain"
     after=$(ticks "$pid")
     rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
@@ -91,12 +99,13 @@ run() {
 import json, sys
 name, rate, report = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 cpu = (int(sys.argv[5]) - int(sys.argv[4])) / int(sys.argv[6])
-spans = report["spans_accepted"]
+items = "points" if "points_accepted" in report else "spans"
+accepted = report[f"{items}_accepted"]
 wall = float(sys.argv[8]) + float(sys.argv[9])
-per_million = 1e6 * cpu / spans if spans else float("nan")
-print(f"{name}\t{rate}\t{spans}\t{report['spans_per_second']:.0f}\t{cpu:.2f}\t{per_million:.3f}\t{100 * cpu / wall:.2f}\t{int(sys.argv[7]) / 1024:.1f}")
+per_million = 1e6 * cpu / accepted if accepted else float("nan")
+print(f"{name}\t{rate}\t{accepted}\t{report[f'{items}_per_second']:.0f}\t{cpu:.2f}\t{per_million:.3f}\t{100 * cpu / wall:.2f}\t{int(sys.argv[7]) / 1024:.1f}")
 PY
-    tail -1 "$results" | awk -F'\t' '{printf "  %-22s %7s spans/s asked, %7s sent/s: %6s CPU-s per 1M spans, %5s%% of a core, %6s MiB peak\n", $1, $2, $4, $6, $7, $8}'
+    tail -1 "$results" | awk -F'\t' -v unit="$unit" '{printf "  %-22s %7s %s/s asked, %7s sent/s: %6s CPU-s per 1M, %5s%% of a core, %6s MiB peak\n", $1, $2, unit, $4, $6, $7, $8}'
 }
 
 configs=(plumb-defaults plumb-trace-window-0)
@@ -107,10 +116,13 @@ if [ -x "$peer" ]; then
 else
     echo "no peer at $peer: Plumb only"
 fi
+unit=spans
+if [[ " ${LOAD:-} " == *" metrics "* ]]; then unit=points; fi
+echo "load: ${LOAD:-spans over gRPC}"
 IFS=, read -r -a rate_list <<<"$rates"
 for repeat in $(seq 1 "$repeats"); do
     for rate in "${rate_list[@]}"; do
-        echo "== repeat $repeat, $rate spans/s, ${seconds} s + ${drain} s drain"
+        echo "== repeat $repeat, $rate $unit/s, ${seconds} s + ${drain} s drain"
         for name in "${configs[@]}"; do
             run "$name" "$rate"
         done

@@ -5,8 +5,9 @@
 #
 # PGO: a collector instrumented to count its branches and calls (target/pgo-instrumented) runs
 # with its own local ClickHouse on free loopback ports and takes load-generator traffic in the
-# shapes of the benchmarks (500-span requests at 100k spans/s, small requests, gzip), then the
-# CLI asks it for the rankings users ask for most; on its exit the counts are merged by llvm-profdata
+# shapes of the benchmarks (500-span requests at 100k spans/s, small requests, gzip), metric
+# points over gRPC, spans and points over OTLP/HTTP, then the CLI asks it for the rankings users
+# ask for most; on its exit the counts are merged by llvm-profdata
 # (from rustup's llvm-tools, added when missing) and the compiler lays out and inlines the
 # collector from them. Nothing about what the collector does changes, only how fast its code
 # runs: see the README's Speed section for the figures, plain against PGO.
@@ -63,10 +64,14 @@ print(" ".join(f"127.0.0.1:{s.getsockname()[1]}" for s in sockets))')
         sleep 0.2
     done
     load() { target/release/plumb-loadgen --endpoint "http://$grpc" "$@" >&2; }
-    echo "training the collector's profile (about 40 s)" >&2
+    load_http() { target/release/plumb-loadgen --endpoint "http://$http" --http "$@" >&2; }
+    echo "training the collector's profile (about 1 min)" >&2
     load --rate 100000 --batch 500 --concurrency 4 --duration 20s
     load --rate 20000 --batch 50 --concurrency 2 --duration 5s
     load --rate 20000 --batch 500 --concurrency 2 --duration 5s --gzip
+    load --signal metrics --rate 20000 --batch 500 --concurrency 2 --duration 5s
+    load_http --rate 20000 --batch 500 --concurrency 2 --duration 5s
+    load_http --signal metrics --rate 20000 --batch 500 --concurrency 2 --duration 5s
     sleep 3
     ask() { target/release/plumb --endpoint "http://$query" "$@" >/dev/null; }
     ask top
