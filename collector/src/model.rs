@@ -11,7 +11,8 @@
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, LazyLock};
 
 /// An attribute as Plumb keeps it: key and value as text, borrowed where the wire allows.
 pub(crate) type Attribute<'a> = (&'a str, Cow<'a, str>);
@@ -86,24 +87,61 @@ impl SpanKind {
 }
 
 /// A service and one of its names (an operation, or a component of the breakdown), interned
-/// together so that one thin pointer names both.
-#[derive(Debug, PartialEq, Eq, Hash)]
+/// together so that one thin pointer names both. It carries the hash of its two texts, so that
+/// the maps keyed by it (per span, on the ingest path) hash one number instead of the texts.
+#[derive(Debug)]
 pub(crate) struct Named {
     /// The service.
     pub(crate) service: Arc<str>,
     /// The name.
     pub(crate) name: Arc<str>,
+    /// [`Named::text_hash`] of the two.
+    text_hash: u64,
 }
+
+/// The hasher of [`Named::text_hash`]: seeded once per process, so equal texts hash equally in
+/// every map of the process.
+static TEXT_HASHER: LazyLock<hashbrown::DefaultHashBuilder> = LazyLock::new(Default::default);
 
 impl Named {
     /// A shared pair, for spans built outside the limiters (tests and test helpers).
     pub(crate) fn new(service: &str, name: &str) -> Arc<Self> {
-        Arc::new(Self {
-            service: Arc::from(service),
-            name: Arc::from(name),
-        })
+        Arc::new(Self::from_parts(Arc::from(service), Arc::from(name)))
+    }
+
+    /// The pair of `service` and `name`.
+    pub(crate) fn from_parts(service: Arc<str>, name: Arc<str>) -> Self {
+        Self {
+            text_hash: Self::text_hash(&service, &name),
+            service,
+            name,
+        }
+    }
+
+    /// The hash a pair of these texts carries (and feeds to any [`Hasher`]): a name looked up
+    /// by its texts hashes them with this.
+    pub(crate) fn text_hash(service: &str, name: &str) -> u64 {
+        TEXT_HASHER.hash_one((service, name))
     }
 }
+
+impl Hash for Named {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.text_hash);
+    }
+}
+
+/// Equal texts; the same pointer or a different hash decides without reading them.
+impl PartialEq for Named {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+            || (self.text_hash == other.text_hash
+                && self.service == other.service
+                && self.name == other.name)
+    }
+}
+
+impl Eq for Named {}
 
 /// One validated span, ready to aggregate and store; it borrows from the request bytes.
 #[derive(Clone, Debug, PartialEq)]

@@ -5,13 +5,14 @@
 //! call, the calls and the time, taken by the flusher like the latency histograms. Rows add up in
 //! ClickHouse (SummingMergeTree), so a minute flushed twice sums correctly.
 
+use super::shards::ShardedMap;
 use crate::model::{ComponentType, Contribution, Named};
 use crate::store::rows::BreakdownRow;
 use crate::store::schema::BREAKDOWN_MINUTE;
 use crate::store::write::Flushable;
-use hashbrown::{Equivalent, HashMap};
+use hashbrown::Equivalent;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 /// What one row is about: an endpoint, a minute, a component type and its label.
 #[derive(Debug)]
@@ -34,11 +35,11 @@ struct KeyRef<'a> {
 }
 
 impl KeyRef<'_> {
-    /// What keys are compared and hashed by: the texts, not where they are kept.
-    fn fields(&self) -> (&str, &str, u32, ComponentType, &str) {
+    /// What keys are compared and hashed by: the texts (the endpoint's by the hash it
+    /// carries), not where they are kept.
+    fn fields(&self) -> (&Named, u32, ComponentType, &str) {
         (
-            &self.endpoint.service,
-            &self.endpoint.name,
+            self.endpoint,
             self.minute_unix_s,
             self.component,
             self.label,
@@ -101,10 +102,19 @@ struct Totals {
     duration_us: u64,
 }
 
-/// The breakdown totals between two flushes.
+impl Totals {
+    /// Adds the totals of the same key from another shard.
+    fn merge(&mut self, other: Totals) {
+        self.requests += other.requests;
+        self.calls += other.calls;
+        self.duration_us = self.duration_us.saturating_add(other.duration_us);
+    }
+}
+
+/// The breakdown totals between two flushes, in one shard per thread that records.
 #[derive(Debug, Default)]
 pub(crate) struct BreakdownAggregator {
-    state: Mutex<HashMap<Key, Totals>>,
+    state: ShardedMap<Key, Totals>,
 }
 
 impl BreakdownAggregator {
@@ -116,7 +126,7 @@ impl BreakdownAggregator {
     /// Adds contributions (each is one request's share of one component), leaving `contributions`
     /// empty for reuse.
     pub(crate) fn record(&self, contributions: &mut Vec<Contribution<'_>>) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.state.shard();
         for c in contributions.drain(..) {
             let key = KeyRef {
                 endpoint: c.endpoint,
@@ -140,9 +150,8 @@ impl Flushable for BreakdownAggregator {
     const TABLE: &'static str = BREAKDOWN_MINUTE;
 
     fn take(&self) -> Vec<BreakdownRow> {
-        let drained =
-            std::mem::take(&mut *self.state.lock().unwrap_or_else(PoisonError::into_inner));
-        drained
+        self.state
+            .take(Totals::merge)
             .into_iter()
             .map(|(key, totals)| BreakdownRow {
                 minute: key.minute_unix_s,
@@ -158,10 +167,7 @@ impl Flushable for BreakdownAggregator {
     }
 
     fn held(&self) -> usize {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.state.len()
     }
 
     fn minute(row: &BreakdownRow) -> u32 {

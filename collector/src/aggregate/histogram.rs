@@ -88,6 +88,19 @@ impl LatencyHistogram {
         }
     }
 
+    /// Adds the counts of `other`, bucket by bucket.
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        for (&index, &count) in other.indexes.iter().zip(&other.counts) {
+            match self.indexes.binary_search(&index) {
+                Ok(at) => self.counts[at] += count,
+                Err(at) => {
+                    self.indexes.insert(at, index);
+                    self.counts.insert(at, count);
+                }
+            }
+        }
+    }
+
     /// The non-empty buckets in ascending order, as parallel `(keys, counts)` vectors.
     pub fn into_buckets(self) -> (Vec<u64>, Vec<u64>) {
         (
@@ -142,6 +155,19 @@ mod tests {
                 let got = quantile_from_buckets(&keys, &counts, q) as f64;
                 prop_assert!((got - exact).abs() <= exact * 0.01 + 1.0, "q={q} exact={exact} got={got}");
             }
+        }
+
+        #[test]
+        fn merging_equals_recording_both(
+            a in prop::collection::vec(0u64..100_000_000, 0..300),
+            b in prop::collection::vec(0u64..100_000_000, 0..300),
+        ) {
+            let (mut left, mut right, mut both) =
+                (LatencyHistogram::new(), LatencyHistogram::new(), LatencyHistogram::new());
+            for &v in &a { left.record(v); both.record(v); }
+            for &v in &b { right.record(v); both.record(v); }
+            left.merge(&right);
+            prop_assert_eq!(left, both);
         }
 
         #[test]

@@ -6,37 +6,34 @@
 //! ClickHouse, a minute flushed twice (or by two collectors) sums correctly.
 
 use super::histogram::LatencyHistogram;
-use crate::model::{Span, SpanKind};
+use super::shards::ShardedMap;
+use crate::model::{Named, Span, SpanKind};
 use crate::store::rows::LatencyRow;
 use crate::store::schema::LATENCY_MINUTE;
 use crate::store::write::Flushable;
-use hashbrown::{Equivalent, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use hashbrown::Equivalent;
+use std::sync::Arc;
 
 /// What one aggregate is keyed by.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub(crate) struct AggregateKey {
-    /// Service name.
-    service: Arc<str>,
-    /// Operation.
-    operation: Arc<str>,
+    /// Service and operation.
+    endpoint: Arc<Named>,
     /// Span kind.
     kind: SpanKind,
     /// Start of the minute, seconds since the epoch.
     minute_unix_s: u32,
 }
 
-/// A borrowed form of [`AggregateKey`] for lookups that allocate nothing; it hashes the same
-/// fields in the same order as the derived `Hash` of the owned key.
+/// A borrowed form of [`AggregateKey`] for lookups that take no count of the shared names;
+/// it hashes the same fields in the same order as the derived `Hash` of the owned key (the
+/// endpoint by the hash it carries, not by its texts).
 #[derive(Hash)]
-struct KeyRef<'a>(&'a str, &'a str, SpanKind, u32);
+struct KeyRef<'a>(&'a Named, SpanKind, u32);
 
 impl Equivalent<AggregateKey> for KeyRef<'_> {
     fn equivalent(&self, key: &AggregateKey) -> bool {
-        self.3 == key.minute_unix_s
-            && self.2 == key.kind
-            && self.1 == &*key.operation
-            && self.0 == &*key.service
+        self.2 == key.minute_unix_s && self.1 == key.kind && *self.0 == *key.endpoint
     }
 }
 
@@ -48,10 +45,20 @@ struct Aggregate {
     duration_sum_us: u64,
 }
 
-/// The in-memory aggregates between two flushes.
+impl Aggregate {
+    /// Adds another aggregate of the same key.
+    fn merge(&mut self, other: Aggregate) {
+        self.histogram.merge(&other.histogram);
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.duration_sum_us = self.duration_sum_us.saturating_add(other.duration_sum_us);
+    }
+}
+
+/// The in-memory aggregates between two flushes, in one shard per receiving thread.
 #[derive(Debug, Default)]
 pub(crate) struct Aggregator {
-    state: Mutex<HashMap<AggregateKey, Aggregate>>,
+    state: ShardedMap<AggregateKey, Aggregate>,
 }
 
 impl Aggregator {
@@ -62,16 +69,15 @@ impl Aggregator {
 
     /// Adds spans to their minute's aggregates.
     pub(crate) fn record(&self, spans: &[Span<'_>]) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.state.shard();
         for span in spans {
             let minute = span.minute_unix_s();
-            let lookup = KeyRef(span.service(), span.operation(), span.kind, minute);
+            let lookup = KeyRef(&span.endpoint, span.kind, minute);
             let agg = match state.get_mut(&lookup) {
                 Some(agg) => agg,
                 None => state
                     .entry(AggregateKey {
-                        service: Arc::clone(span.service()),
-                        operation: Arc::clone(span.operation()),
+                        endpoint: Arc::clone(&span.endpoint),
                         kind: span.kind,
                         minute_unix_s: minute,
                     })
@@ -91,16 +97,15 @@ impl Flushable for Aggregator {
     const TABLE: &'static str = LATENCY_MINUTE;
 
     fn take(&self) -> Vec<LatencyRow> {
-        let drained =
-            std::mem::take(&mut *self.state.lock().unwrap_or_else(PoisonError::into_inner));
-        drained
+        self.state
+            .take(Aggregate::merge)
             .into_iter()
             .map(|(key, agg)| {
                 let (buckets, counts) = agg.histogram.into_buckets();
                 LatencyRow {
                     minute: key.minute_unix_s,
-                    service: key.service.to_string(),
-                    operation: key.operation.to_string(),
+                    service: key.endpoint.service.to_string(),
+                    operation: key.endpoint.name.to_string(),
                     kind: key.kind as i8,
                     requests: agg.requests,
                     errors: agg.errors,
@@ -113,10 +118,7 @@ impl Flushable for Aggregator {
     }
 
     fn held(&self) -> usize {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.state.len()
     }
 
     fn minute(row: &LatencyRow) -> u32 {

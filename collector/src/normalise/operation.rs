@@ -10,6 +10,7 @@ use super::route::template_path;
 use crate::model::{Attribute, Named, SpanKind, find_text};
 use hashbrown::{Equivalent, HashMap, HashSet};
 use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// The operation that spans past a service's operation cap are counted under.
@@ -85,10 +86,15 @@ struct ServiceNames {
 }
 
 /// A service and name to look up among the interned pairs (hashed as [`Named`] is).
-#[derive(Hash)]
 struct Pair<'a> {
     service: &'a str,
     name: &'a str,
+}
+
+impl Hash for Pair<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(Named::text_hash(self.service, self.name));
+    }
 }
 
 impl Equivalent<Arc<Named>> for Pair<'_> {
@@ -112,10 +118,10 @@ impl Seen {
     fn add(&mut self, service: &str, name: &str, overflow: &Arc<str>) -> Arc<Named> {
         if !self.services.contains_key(service) {
             let service: Arc<str> = Arc::from(service);
-            let overflow = Arc::new(Named {
-                service: Arc::clone(&service),
-                name: Arc::clone(overflow),
-            });
+            let overflow = Arc::new(Named::from_parts(
+                Arc::clone(&service),
+                Arc::clone(overflow),
+            ));
             self.services
                 .insert(service, ServiceNames { names: 0, overflow });
         }
@@ -123,10 +129,10 @@ impl Seen {
             unreachable!("inserted above")
         };
         entry.names += 1;
-        let new = Arc::new(Named {
-            service: Arc::clone(&entry.overflow.service),
-            name: Arc::from(name),
-        });
+        let new = Arc::new(Named::from_parts(
+            Arc::clone(&entry.overflow.service),
+            Arc::from(name),
+        ));
         self.pairs.insert(Arc::clone(&new));
         new
     }
