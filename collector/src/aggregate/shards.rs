@@ -1,11 +1,11 @@
 //! A map split into one shard per receiving thread, for what every request adds to.
 //!
-//! The receivers run on several threads and each adds its spans to the aggregates: with one
-//! shared map, a count written by one core sits in the other core's cache the next time, and
-//! every span's write waited for the cache line to come over (half of the latency aggregator's
-//! time at 300k spans/s, in `perf annotate`, on one increment). Here each thread adds to its own
-//! shard, under a lock no other thread takes but the flusher, which takes every shard and merges
-//! entries with the same key.
+//! The receivers run on several threads and each adds its spans to the aggregates. Here each
+//! thread adds to its own shard, under a lock no other thread takes but the flusher's, which
+//! takes every shard and merges entries with the same key: receivers never wait for one
+//! another's lock, and an aggregate's counts stay in the cache of the core that writes them.
+//! On the two cores measured so far this made no difference end to end (within the noise at
+//! 300k spans/s); the latency aggregator's time goes to its histograms' bucket search.
 
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
@@ -27,7 +27,7 @@ thread_local! {
 
 /// One shard, on cache lines of its own (two adjacent lines, which the processor may fetch as a
 /// pair), so that one thread's lock does not move another's.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[repr(align(128))]
 struct Shard<K, V>(Mutex<HashMap<K, V>>);
 
