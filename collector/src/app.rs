@@ -17,12 +17,12 @@ use crate::aggregate::component_time::BreakdownAggregator;
 use crate::alerting::{self, AlertsView};
 use crate::config::{JournalSettings, Settings, StoreSettings};
 use crate::journal::{Journal, JournalTelemetry, Leftover, run_syncer};
-use crate::model::MetricPoint;
 use crate::pipeline::{IngestTelemetry, Pipeline, PipelineOutputs};
 use crate::query;
 use crate::recovery::recover;
 use crate::shutdown::Stage;
 use crate::store::local_server::{LocalClickHouse, LocalServerError, ServerBinary};
+use crate::store::metric_rows::MetricBatch;
 use crate::store::rows::EncodedRows;
 use crate::store::spool::{Spool, SpoolError};
 use crate::store::write::{Destination, WriterTelemetry, run_batch_writer, run_flusher};
@@ -152,7 +152,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         None => (None, Vec::new()),
     };
     let (span_tx, span_rx) = mpsc::channel::<Queued<EncodedRows>>(settings.queue_batches);
-    let (metric_tx, metric_rx) = mpsc::channel::<Queued<Vec<MetricPoint>>>(settings.queue_batches);
+    let (metric_tx, metric_rx) = mpsc::channel::<Queued<MetricBatch>>(settings.queue_batches);
     let pipeline = Arc::new(Pipeline::new(
         settings.pipeline,
         PipelineOutputs {

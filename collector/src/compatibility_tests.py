@@ -2,7 +2,8 @@
 
 Called by current_clickhouse.rs with a fixture file (JSON) that holds the exact SQL the collector
 sends (migrations, every query of the query API with its values bound, the retention query), a
-file of span rows encoded as RowBinary by the collector's own encoder, and rows to insert. Prints what
+file of span rows and one of metric rows encoded as RowBinary by the collector's own encoders, and
+rows to insert. Prints what
 came back as JSON on stdout.
 """
 
@@ -33,6 +34,10 @@ def main() -> None:
         db.query(
             f"INSERT INTO spans ({fixture['span_columns']}) "
             f"FROM INFILE '{fixture['span_file']}' FORMAT RowBinary"
+        )
+        db.query(
+            f"INSERT INTO metrics ({fixture['metric_columns']}) "
+            f"FROM INFILE '{fixture['metric_file']}' FORMAT RowBinary"
         )
         for statement in fixture["inserts"]:
             db.query(statement)

@@ -9,7 +9,7 @@ use crate::alerting::rules;
 use crate::alerting::store as alerting_store;
 use crate::model::ApdexThresholds;
 use crate::model::SpanKind;
-use crate::normalise::{NameLimiter, SpanLimits, normalise_traces};
+use crate::normalise::{NameLimiter, SpanLimits, normalise_metrics, normalise_traces};
 use crate::query::endpoint::{exemplars_query, heatmap_query};
 use crate::query::endpoint_breakdown::component_totals_query;
 use crate::query::services::services_query;
@@ -20,6 +20,7 @@ use crate::query::waterfall::trace_query;
 use crate::report::store as report_store;
 use crate::store::Store;
 use crate::store::lookup::{MetricKey, SpanKey, stored_metrics_query, stored_spans_query};
+use crate::store::metric_rows::METRIC_COLUMNS;
 use crate::store::retention::expired_partitions_query;
 use crate::store::rows::{EncodedRows, SPAN_COLUMNS};
 use crate::store::schema::migrations;
@@ -85,6 +86,16 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     let span_file = dir.path().join("spans.rowbinary");
     std::fs::write(&span_file, &encoded.bytes).expect("write spans");
     let attributes: usize = spans.accepted.iter().map(|s| s.attributes.len()).sum();
+    // Metric rows, from a request through the collector's own reading and encoding: a process's
+    // CPU counter and a disk's usage, in the last whole minute.
+    let metric_request = metrics_request(u64::from(minute) * 1_000_000_000);
+    let metric_rows = normalise_metrics(&metric_request, limits, crate::clock::now_unix_ns())
+        .expect("valid request")
+        .accepted
+        .finish();
+    assert_eq!(metric_rows.0.rows, 2);
+    let metric_file = dir.path().join("metrics.rowbinary");
+    std::fs::write(&metric_file, &metric_rows.0.bytes).expect("write metric rows");
 
     // The SQL, with values bound by the client library as the collector binds them.
     let store = Store::unreachable();
@@ -219,12 +230,6 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
             "INSERT INTO breakdown_minute VALUES ({minute}, 'shop', 'GET /cart', 'request', '', 10, 10, 1000)"
         ),
         format!(
-            "INSERT INTO metrics VALUES ({minute}, {minute}000000000, 'shop', 'process.cpu.time', 's', 'sum', 'cumulative', 1, [], [], ['host.name', 'service.instance.id'], ['box-1', 'shop-1'], 12.5, 0, 0, [], [])"
-        ),
-        format!(
-            "INSERT INTO metrics VALUES ({minute}, {minute}000000000, 'shop', 'system.filesystem.usage', 'By', 'gauge', 'unspecified', 0, ['system.filesystem.mountpoint', 'system.filesystem.state'], ['/data', 'used'], ['host.name'], ['box-1'], 300, 0, 0, [], [])"
-        ),
-        format!(
             "INSERT INTO breakdown_minute VALUES ({minute}, 'shop', 'GET /cart', 'db', 'pg q', 5, 100, 750)"
         ),
         format!(
@@ -242,6 +247,8 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         "latency_rows": latency_rows,
         "span_columns": SPAN_COLUMNS,
         "span_file": span_file,
+        "metric_columns": METRIC_COLUMNS,
+        "metric_file": metric_file,
         "ranking_sql": ranking_sql,
         "queries": queries,
         "inserts": inserts,
@@ -548,4 +555,76 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
     let exemplars = rows("exemplars");
     assert_eq!(exemplars.len(), first_count, "{exemplars:?}");
     assert_eq!(exemplars[0]["trace"].as_str().map(str::len), Some(32));
+}
+
+/// An export request of two points at `time_ns`: a process's CPU time (a cumulative sum) and a
+/// disk's usage (a gauge with its mount point and state), both of service `shop` on `box-1`.
+fn metrics_request(time_ns: u64) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric::Data,
+        number_data_point,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    let text = |key: &str, value: &str| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    };
+    let point = |value: f64, attributes: Vec<KeyValue>| NumberDataPoint {
+        attributes,
+        time_unix_nano: time_ns,
+        value: Some(number_data_point::Value::AsDouble(value)),
+        ..Default::default()
+    };
+    let metric = |name: &str, unit: &str, data: Data| Metric {
+        name: name.into(),
+        unit: unit.into(),
+        data: Some(data),
+        ..Default::default()
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![
+                    text("service.name", "shop"),
+                    text("host.name", "box-1"),
+                    text("service.instance.id", "shop-1"),
+                ],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![
+                    metric(
+                        "process.cpu.time",
+                        "s",
+                        Data::Sum(Sum {
+                            data_points: vec![point(12.5, vec![])],
+                            aggregation_temporality: 2,
+                            is_monotonic: true,
+                        }),
+                    ),
+                    metric(
+                        "system.filesystem.usage",
+                        "By",
+                        Data::Gauge(Gauge {
+                            data_points: vec![point(
+                                300.0,
+                                vec![
+                                    text("system.filesystem.mountpoint", "/data"),
+                                    text("system.filesystem.state", "used"),
+                                ],
+                            )],
+                        }),
+                    ),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
 }

@@ -160,19 +160,25 @@ pub fn otlp_json_spans(bytes: &[u8]) {
     }
 }
 
-/// OTLP/protobuf metric requests, decoded and normalised.
+/// OTLP/protobuf metric requests, normalised; a request prost decodes is never refused as
+/// malformed.
 pub fn otlp_protobuf_metrics(bytes: &[u8]) {
-    let payload = Payload::Protobuf(bytes.to_vec().into());
-    if let Ok(request) = payload.decode::<ExportMetricsServiceRequest>("metrics") {
-        let _ = normalise_metrics(request, limits(), NOW_NS);
+    let out = normalise_metrics(bytes, limits(), NOW_NS);
+    if Payload::Protobuf(bytes.to_vec().into())
+        .decode::<ExportMetricsServiceRequest>("metrics")
+        .is_ok()
+    {
+        assert!(out.is_ok(), "valid request refused: {:?}", out.err());
     }
 }
 
-/// OTLP/JSON metric requests, decoded and normalised.
+/// OTLP/JSON metric requests, converted to protobuf and normalised: a request that converts is
+/// never refused as malformed.
 pub fn otlp_json_metrics(bytes: &[u8]) {
     let payload = Payload::Json(bytes.to_vec().into());
-    if let Ok(request) = payload.decode::<ExportMetricsServiceRequest>("metrics") {
-        let _ = normalise_metrics(request, limits(), NOW_NS);
+    if let Ok(request) = payload.into_protobuf::<ExportMetricsServiceRequest>("metrics") {
+        let out = normalise_metrics(&request, limits(), NOW_NS);
+        assert!(out.is_ok(), "valid JSON request refused: {:?}", out.err());
     }
 }
 

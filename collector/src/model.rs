@@ -1,15 +1,13 @@
 //! The domain types that several stages share: a validated [`Span`] and its [`Attribute`]s, the
 //! [`SpanKind`], the [`ComponentType`] of a part of an endpoint's time and one request's
-//! [`Contribution`] to it (from the trace analysis to the breakdown aggregator), and a
-//! [`MetricPoint`].
+//! [`Contribution`] to it (from the trace analysis to the breakdown aggregator), and a metric's
+//! [`MetricType`].
 //!
 //! Everything here is plain data; it depends on no other module of the collector, so every
 //! stage can use it without reaching sideways. The `Enum8` numbers and names that ClickHouse
 //! stores for span kinds and component types are defined here and nowhere else (the schema
 //! builds its column types from them).
 
-use clickhouse::Row;
-use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, LazyLock};
@@ -337,45 +335,18 @@ pub(crate) enum MetricType {
     Summary = 5,
 }
 
-/// One metric data point, as the `metrics` table stores it.
-#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
-pub(crate) struct MetricPoint {
-    /// Point time, whole seconds.
-    pub(crate) timestamp: u32,
-    /// Point time, nanoseconds since the epoch.
-    pub(crate) time_ns: u64,
-    /// Service name from the resource.
-    pub(crate) service: String,
-    /// Metric name.
-    pub(crate) name: String,
-    /// Unit.
-    pub(crate) unit: String,
-    /// [`MetricType`] as its Enum8 value.
-    pub(crate) metric_type: i8,
-    /// Aggregation temporality (0 unspecified, 1 delta, 2 cumulative).
-    pub(crate) temporality: i8,
-    /// 1 for monotonic sums.
-    pub(crate) is_monotonic: u8,
-    /// Point attribute keys.
-    #[serde(rename = "attributes.key")]
-    pub(crate) attribute_keys: Vec<String>,
-    /// Point attribute values, as text.
-    #[serde(rename = "attributes.value")]
-    pub(crate) attribute_values: Vec<String>,
-    /// Resource attribute keys.
-    #[serde(rename = "resource.key")]
-    pub(crate) resource_keys: Vec<String>,
-    /// Resource attribute values.
-    #[serde(rename = "resource.value")]
-    pub(crate) resource_values: Vec<String>,
-    /// Gauge or sum value; 0 for histograms and summaries.
-    pub(crate) value: f64,
-    /// Histogram or summary count.
-    pub(crate) count: u64,
-    /// Histogram or summary sum.
-    pub(crate) sum: f64,
-    /// Upper bounds of the buckets (one fewer than counts: the last bucket is unbounded).
-    pub(crate) bucket_bounds: Vec<f64>,
-    /// Counts per bucket.
-    pub(crate) bucket_counts: Vec<u64>,
+impl TryFrom<i8> for MetricType {
+    type Error = i8;
+
+    /// The type of an Enum8 value; the value back when it names none.
+    fn try_from(value: i8) -> Result<Self, i8> {
+        Ok(match value {
+            1 => Self::Gauge,
+            2 => Self::Sum,
+            3 => Self::Histogram,
+            4 => Self::ExponentialHistogram,
+            5 => Self::Summary,
+            _ => return Err(value),
+        })
+    }
 }

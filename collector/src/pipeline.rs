@@ -1,8 +1,8 @@
 //! The ingest pipeline: what a receiver calls once it has decoded an OTLP request.
 //!
-//! In: encoded `ExportTraceServiceRequest`s and decoded `ExportMetricsServiceRequest`s. Out: the
-//! request appended to the journal (when it is on), spans and metric points queued for the
-//! ClickHouse writers, spans added to the latency aggregates and to the trace window (for the
+//! In: encoded `ExportTraceServiceRequest`s and `ExportMetricsServiceRequest`s. Out: the request
+//! appended to the journal (when it is on), span and metric rows queued for the ClickHouse
+//! writers, spans added to the latency aggregates and to the trace window (for the
 //! breakdown), and an [`IngestOutcome`] saying what was rejected. The queues are bounded: when a
 //! writer falls behind, a request waits up to `enqueue_timeout` for room and is then refused with
 //! [`ExportError::Busy`] before anything of it is recorded, so a client's retry never counts
@@ -12,20 +12,19 @@ use crate::ack::{Ack, Queued, RowAcks};
 use crate::aggregate::Aggregator;
 use crate::clock::now_unix_ns;
 use crate::journal::{AppendError, Appended, Journal, RecordKind};
-use crate::model::{Attribute, MetricPoint, Span};
+use crate::model::{Attribute, Span};
 use crate::normalise::{
     NameLimiter, Normalised, OVERFLOW_OPERATION, SpanLimits, TraceRequestError, normalise_metrics,
     normalise_traces,
 };
+use crate::store::metric_rows::MetricBatch;
 use crate::store::rows::EncodedRows;
 use crate::telemetry::{METRIC_POINTS, SPANS, SignalLabel, Telemetry};
 use crate::trace_analysis::window::TraceAssembler;
 use bumpalo::Bump;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use plumb_otlp::ExportError;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -131,7 +130,7 @@ pub(crate) struct Pipeline {
     aggregator: Arc<Aggregator>,
     traces: Option<Arc<TraceAssembler>>,
     spans: mpsc::Sender<Queued<EncodedRows>>,
-    metrics: mpsc::Sender<Queued<Vec<MetricPoint>>>,
+    metrics: mpsc::Sender<Queued<MetricBatch>>,
     journal: Option<Arc<Journal>>,
     telemetry: Arc<IngestTelemetry>,
 }
@@ -146,7 +145,7 @@ pub(crate) struct PipelineOutputs {
     /// The span writer's queue.
     pub(crate) spans: mpsc::Sender<Queued<EncodedRows>>,
     /// The metric writer's queue.
-    pub(crate) metrics: mpsc::Sender<Queued<Vec<MetricPoint>>>,
+    pub(crate) metrics: mpsc::Sender<Queued<MetricBatch>>,
     /// The journal every accepted request is appended to, when it is on.
     pub(crate) journal: Option<Arc<Journal>>,
 }
@@ -157,7 +156,7 @@ pub(crate) struct Replayed {
     /// Its span rows.
     pub(crate) spans: Option<EncodedRows>,
     /// Its metric rows.
-    pub(crate) metrics: Option<Vec<MetricPoint>>,
+    pub(crate) metrics: Option<MetricBatch>,
 }
 
 impl Pipeline {
@@ -201,7 +200,7 @@ impl Pipeline {
             .iter()
             .filter(|s| &**s.operation() == OVERFLOW_OPERATION)
             .count();
-        let accepted = self.count(SPANS, &normalised);
+        let accepted = self.count(SPANS, normalised.accepted.len() as u64, &normalised);
         let permit = self.reserve(&self.spans, SPANS, accepted).await?;
         let appended = self.append(RecordKind::Spans, request, SPANS, accepted)?;
         self.telemetry
@@ -232,7 +231,7 @@ impl Pipeline {
         request: &'a [u8],
         attributes: &'a mut Vec<Attribute<'a>>,
         numbers: &'a Bump,
-    ) -> Result<Normalised<Span<'a>>, ExportError> {
+    ) -> Result<Normalised<Vec<Span<'a>>>, ExportError> {
         normalise_traces(
             request,
             attributes,
@@ -299,12 +298,9 @@ impl Pipeline {
                 }
             }
             RecordKind::Metrics if with_rows => {
-                match ExportMetricsServiceRequest::decode(payload) {
-                    Ok(request) => {
-                        replayed.metrics = Some(
-                            normalise_metrics(request, self.settings.limits, now_unix_ns())
-                                .accepted,
-                        );
+                match normalise_metrics(payload, self.settings.limits, now_unix_ns()) {
+                    Ok(normalised) => {
+                        replayed.metrics = Some(normalised.accepted.finish());
                     }
                     Err(e) => tracing::error!(error = %e, "a journal record was not replayed"),
                 }
@@ -314,21 +310,22 @@ impl Pipeline {
         replayed
     }
 
-    /// Validates, journals and queues the data points of one request.
+    /// Validates, journals and queues the data points of one encoded export request.
     pub(crate) async fn ingest_metrics(
         &self,
-        request: ExportMetricsServiceRequest,
+        request: &[u8],
     ) -> Result<IngestOutcome, ExportError> {
-        let encoded = self.journal.as_ref().map(|_| request.encode_to_vec());
-        let normalised = normalise_metrics(request, self.settings.limits, now_unix_ns());
-        let accepted = self.count(METRIC_POINTS, &normalised);
+        let normalised =
+            normalise_metrics(request, self.settings.limits, now_unix_ns()).map_err(|e| {
+                ExportError::Malformed(format!(
+                    "malformed OTLP protobuf (metrics export request): {e}"
+                ))
+            })?;
+        let accepted = self.count(METRIC_POINTS, normalised.accepted.len() as u64, &normalised);
         let permit = self.reserve(&self.metrics, METRIC_POINTS, accepted).await?;
-        let appended = match &encoded {
-            Some(encoded) => self.append(RecordKind::Metrics, encoded, METRIC_POINTS, accepted)?,
-            None => None,
-        };
+        let appended = self.append(RecordKind::Metrics, request, METRIC_POINTS, accepted)?;
         permit.send(Queued {
-            batch: normalised.accepted,
+            batch: normalised.accepted.finish(),
             ack: self.ack(appended.as_ref()),
         });
         self.telemetry
@@ -341,9 +338,8 @@ impl Pipeline {
         })
     }
 
-    /// Counts what came in; returns how many were accepted.
-    fn count<T>(&self, signal: SignalLabel, normalised: &Normalised<T>) -> u64 {
-        let accepted = normalised.accepted.len() as u64;
+    /// Counts what came in (`accepted` of `normalised` were); returns `accepted`.
+    fn count<T>(&self, signal: SignalLabel, accepted: u64, normalised: &Normalised<T>) -> u64 {
         let t = &self.telemetry;
         t.received
             .get_or_create(&signal)

@@ -2,8 +2,8 @@
 //! the [`Pipeline`] the place their requests go.
 //!
 //! In: a [`Payload`] per request. Out: the OTLP response, with partial success carrying the count
-//! and first reason for what was rejected. Trace bodies stay protobuf bytes (JSON is converted),
-//! because the pipeline reads spans in place; metric bodies are decoded.
+//! and first reason for what was rejected. Bodies stay protobuf bytes (JSON is converted),
+//! because the pipeline reads spans and points in place.
 
 use crate::pipeline::{IngestOutcome, Pipeline};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
@@ -35,8 +35,8 @@ impl OtlpSink for Pipeline {
         &self,
         payload: Payload,
     ) -> Result<ExportMetricsServiceResponse, ExportError> {
-        let request = payload.decode::<ExportMetricsServiceRequest>("data points")?;
-        let outcome = self.ingest_metrics(request).await?;
+        let bytes = payload.into_protobuf::<ExportMetricsServiceRequest>("data points")?;
+        let outcome = self.ingest_metrics(&bytes).await?;
         Ok(ExportMetricsServiceResponse {
             partial_success: partial(outcome).map(|(rejected_data_points, error_message)| {
                 ExportMetricsPartialSuccess {

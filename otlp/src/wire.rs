@@ -2,7 +2,9 @@
 //!
 //! In: the bytes of one message. Out: its fields one by one, as `(field number, value)` with
 //! length-delimited values borrowed from the input. Nothing is allocated; malformed input (a
-//! truncated varint or length, an unknown wire type, a group) is an error, never a panic.
+//! truncated varint or length, an unknown wire type, a group not closed) is an error, never a
+//! panic. Groups (deprecated, never used by OTLP) are skipped whole as prost skips them, so a
+//! message prost reads is read here too.
 
 /// Why a message could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,6 +22,8 @@ pub enum Value<'a> {
     Bytes(&'a [u8]),
     /// Wire type 5.
     Fixed32(u32),
+    /// Wire types 3 and 4: a group, skipped (its bytes up to and with its end tag).
+    Group(&'a [u8]),
 }
 
 impl<'a> Value<'a> {
@@ -50,6 +54,54 @@ impl<'a> Value<'a> {
             Value::Fixed64(v) => Ok(v),
             _ => Err(WireError("expected a fixed64 field")),
         }
+    }
+}
+
+impl Value<'_> {
+    /// The values of a repeated `fixed64`, `sfixed64` or `double` field, packed (one
+    /// length-delimited field) or not (this field one value of several), appended to `out` as
+    /// `convert` turns their bits.
+    pub fn push_fixed64s<T>(
+        self,
+        out: &mut Vec<T>,
+        convert: impl Fn(u64) -> T,
+    ) -> Result<(), WireError> {
+        match self {
+            Value::Fixed64(v) => out.push(convert(v)),
+            Value::Bytes(packed) => {
+                if packed.len() % 8 != 0 {
+                    return Err(WireError("packed fixed64 field ends inside a value"));
+                }
+                out.extend(packed.chunks_exact(8).map(|chunk| {
+                    let mut word = [0; 8];
+                    word.copy_from_slice(chunk);
+                    convert(u64::from_le_bytes(word))
+                }));
+            }
+            _ => return Err(WireError("expected a fixed64 field")),
+        }
+        Ok(())
+    }
+
+    /// The values of a repeated varint field, packed or not, appended to `out`.
+    pub fn push_varints(self, out: &mut Vec<u64>) -> Result<(), WireError> {
+        match self {
+            Value::Varint(v) => out.push(v),
+            Value::Bytes(packed) => {
+                let mut reader = Fields::new(packed);
+                while !reader.rest.is_empty() {
+                    out.push(reader.varint()?);
+                }
+            }
+            _ => return Err(WireError("expected a varint field")),
+        }
+        Ok(())
+    }
+
+    /// The value of a `sint32` field (zigzag-encoded).
+    pub fn sint32(self) -> Result<i32, WireError> {
+        let n = self.varint()? as u32;
+        Ok((n >> 1) as i32 ^ -((n & 1) as i32))
     }
 }
 
@@ -201,13 +253,54 @@ impl<'a> Fields<'a> {
                 Value::Bytes(self.take(len)?)
             }
             5 => Value::Fixed32(u32::from_le_bytes(self.fixed::<4>()?)),
-            _ => {
-                return Err(WireError(
-                    "unsupported wire type (groups are not used by OTLP)",
-                ));
+            3 => {
+                let start = self.rest;
+                self.skip_group(number, 0)?;
+                Value::Group(&start[..start.len() - self.rest.len()])
             }
+            4 => return Err(WireError("end of a group that was not started")),
+            _ => return Err(WireError("unsupported wire type")),
         };
         Ok((number, value))
+    }
+
+    /// Skips the fields of the group `number` (nested `depth` groups deep) through its end tag.
+    fn skip_group(&mut self, number: u32, depth: usize) -> Result<(), WireError> {
+        // prost's limit on nesting.
+        if depth >= 100 {
+            return Err(WireError("groups nested too deep"));
+        }
+        loop {
+            if self.rest.is_empty() {
+                return Err(WireError("group not ended"));
+            }
+            let key = self.varint()?;
+            let inner =
+                u32::try_from(key >> 3).map_err(|_| WireError("field number out of range"))?;
+            if inner == 0 {
+                return Err(WireError("field number 0"));
+            }
+            match key & 7 {
+                0 => {
+                    self.varint()?;
+                }
+                1 => {
+                    self.take(8)?;
+                }
+                2 => {
+                    let len = usize::try_from(self.varint()?)
+                        .map_err(|_| WireError("length out of range"))?;
+                    self.take(len)?;
+                }
+                3 => self.skip_group(inner, depth + 1)?,
+                4 if inner == number => return Ok(()),
+                4 => return Err(WireError("group ended by another field's tag")),
+                5 => {
+                    self.take(4)?;
+                }
+                _ => return Err(WireError("unsupported wire type")),
+            }
+        }
     }
 
     #[inline]
@@ -327,11 +420,93 @@ mod tests {
     }
 
     #[test]
+    fn repeated_numbers_read_packed_or_not() {
+        use opentelemetry_proto::tonic::metrics::v1::{
+            HistogramDataPoint, exponential_histogram_data_point::Buckets,
+        };
+        let point = HistogramDataPoint {
+            bucket_counts: vec![1, u64::MAX],
+            explicit_bounds: vec![0.5, -2.0],
+            ..Default::default()
+        };
+        let bytes = point.encode_to_vec();
+        let (mut counts, mut bounds) = (Vec::new(), Vec::new());
+        for field in Fields::new(&bytes) {
+            match field.expect("valid") {
+                (6, v) => v.push_fixed64s(&mut counts, |bits| bits).expect("packed"),
+                (7, v) => v
+                    .push_fixed64s(&mut bounds, f64::from_bits)
+                    .expect("packed"),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            (counts, bounds),
+            (point.bucket_counts, point.explicit_bounds)
+        );
+        // The same values one field each, as an encoder that does not pack writes them.
+        let mut counts = Vec::new();
+        for value in [Value::Fixed64(3), Value::Fixed64(4)] {
+            value
+                .push_fixed64s(&mut counts, |bits| bits)
+                .expect("unpacked");
+        }
+        assert_eq!(counts, [3, 4]);
+        assert!(
+            Value::Bytes(&[1, 2, 3])
+                .push_fixed64s(&mut counts, |b| b)
+                .is_err()
+        );
+        assert!(Value::Varint(1).push_fixed64s(&mut counts, |b| b).is_err());
+
+        let buckets = Buckets {
+            offset: -3,
+            bucket_counts: vec![0, 300, u64::MAX],
+        };
+        let bytes = buckets.encode_to_vec();
+        let (mut offset, mut counts) = (0, Vec::new());
+        for field in Fields::new(&bytes) {
+            match field.expect("valid") {
+                (1, v) => offset = v.sint32().expect("sint32"),
+                (2, v) => v.push_varints(&mut counts).expect("packed"),
+                _ => {}
+            }
+        }
+        assert_eq!((offset, counts), (-3, buckets.bucket_counts));
+        let mut counts = Vec::new();
+        Value::Varint(7)
+            .push_varints(&mut counts)
+            .expect("unpacked");
+        assert_eq!(counts, [7]);
+        assert!(
+            Value::Bytes(&[0x80]).push_varints(&mut counts).is_err(),
+            "cut short"
+        );
+        assert_eq!(Value::Varint(u64::from(u32::MAX)).sint32(), Ok(i32::MIN));
+    }
+
+    #[test]
+    fn groups_are_skipped_whole() {
+        // Field 3 as a group holding a varint and a nested group 1, then field 1 (a varint).
+        let bytes = [0x1b, 0x08, 0x01, 0x0b, 0x0c, 0x1c, 0x08, 0x05];
+        let fields: Vec<_> = Fields::new(&bytes)
+            .collect::<Result<_, _>>()
+            .expect("valid");
+        assert_eq!(
+            fields,
+            [(3, Value::Group(&bytes[1..6])), (1, Value::Varint(5))]
+        );
+    }
+
+    #[test]
     fn malformed_input_is_an_error() {
         for bad in [
             &[0x0a, 0x05, 1][..],
             &[0xff; 11],
             &[0x0b],
+            &[0x0c],
+            &[0x0b, 0x14],
+            &[0x0f],
             &[0x00, 0x00],
             &[0x09, 1, 2],
         ] {

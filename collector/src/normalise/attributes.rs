@@ -1,22 +1,15 @@
-//! Attribute access: finding an attribute by key and rendering any OTLP value as text.
+//! Attribute values rendered as text.
 //!
-//! In: OTLP `KeyValue` lists. Out: values as strings (arrays and maps as compact JSON-like
-//! text, bytes as hex), which is how spans store attributes in ClickHouse.
+//! In: OTLP `AnyValue`s, encoded or decoded. Out: values as strings (arrays and maps as compact
+//! JSON-like text, bytes as hex), which is how spans and metric points store attributes in
+//! ClickHouse.
 
 use bumpalo::Bump;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
 use plumb_otlp::wire::{Fields, TextMessage, WireError};
 use prost::Message;
 use std::borrow::Cow;
 use std::fmt::Write;
-
-/// The value of the first attribute named `key`, if any.
-pub(crate) fn find_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
-    attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref())
-}
 
 /// Renders an OTLP value as text.
 pub(crate) fn any_value_to_string(value: &AnyValue) -> String {

@@ -1,9 +1,10 @@
 //! Normalisation: turns decoded OTLP requests into Plumb's own records.
 //!
-//! In: encoded `ExportTraceServiceRequest`s (read in place by `plumb_otlp::wire`, without building the
-//! prost structs) and decoded `ExportMetricsServiceRequest`s. Out: validated [`Span`]s (service,
-//! operation, kind, timing, error flag, attributes as text) and metric rows, plus a count and a
-//! message for what was rejected, which the receivers report back through OTLP partial success.
+//! In: encoded `ExportTraceServiceRequest`s and `ExportMetricsServiceRequest`s (read in place by
+//! `plumb_otlp::wire`, without building the prost structs). Out: validated [`Span`]s (service,
+//! operation, kind, timing, error flag, attributes as text) and `metrics` rows in RowBinary, plus
+//! a count and a message for what was rejected, which the receivers report back through OTLP
+//! partial success.
 
 mod attributes;
 mod metrics;
@@ -11,7 +12,6 @@ mod operation;
 pub(crate) mod route;
 mod spans;
 
-pub(crate) use attributes::{any_value_to_string, find_attribute};
 pub(crate) use metrics::normalise_metrics;
 pub(crate) use operation::{NameLimiter, OVERFLOW_OPERATION};
 pub(crate) use spans::{SpanLimits, TraceRequestError, Truncations, normalise_traces};
@@ -19,11 +19,12 @@ pub(crate) use spans::{SpanLimits, TraceRequestError, Truncations, normalise_tra
 /// Service name used when a resource carries no `service.name`.
 pub(crate) const UNKNOWN_SERVICE: &str = "unknown_service";
 
-/// The result of normalising one request: what was kept and what was rejected.
+/// The result of normalising one request: what was kept (`T`: the spans, or the metric rows)
+/// and what was rejected.
 #[derive(Debug)]
 pub(crate) struct Normalised<T> {
-    /// Records that passed validation.
-    pub(crate) accepted: Vec<T>,
+    /// What passed validation.
+    pub(crate) accepted: T,
     /// How many items were rejected.
     pub(crate) rejected: u64,
     /// The first rejection's reason, for OTLP partial success.
@@ -34,10 +35,10 @@ pub(crate) struct Normalised<T> {
     pub(crate) truncations: Truncations,
 }
 
-impl<T> Default for Normalised<T> {
+impl<T: Default> Default for Normalised<T> {
     fn default() -> Self {
         Self {
-            accepted: Vec::new(),
+            accepted: T::default(),
             rejected: 0,
             first_error: None,
             unknown_service: 0,
@@ -52,19 +53,5 @@ impl<T> Normalised<T> {
         if self.first_error.is_none() {
             self.first_error = Some(reason());
         }
-    }
-}
-
-/// The `service.name` of a resource, or [`UNKNOWN_SERVICE`] (second value `true`) when missing.
-pub(crate) fn service_name(
-    resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>,
-) -> (String, bool) {
-    let name = resource
-        .and_then(|r| find_attribute(&r.attributes, "service.name"))
-        .map(any_value_to_string)
-        .filter(|s| !s.is_empty());
-    match name {
-        Some(name) => (name, false),
-        None => (UNKNOWN_SERVICE.to_owned(), true),
     }
 }

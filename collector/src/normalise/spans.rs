@@ -149,7 +149,7 @@ fn wire_span<'a>(
 /// first byte that is not: the attributes come one after the other, so this holds them up to
 /// the first number over 127 or string over 127 bytes (or through the last, when the fields
 /// after them stop the text).
-fn attribute_run<'a>(span: &'a [u8], first: &'a [u8]) -> TextMessage<'a> {
+pub(super) fn attribute_run<'a>(span: &'a [u8], first: &'a [u8]) -> TextMessage<'a> {
     let offset = (first.as_ptr() as usize).wrapping_sub(span.as_ptr() as usize);
     TextMessage::leading_text(span.get(offset..).unwrap_or(first))
 }
@@ -173,7 +173,7 @@ fn short_text_pair(bytes: &[u8]) -> Option<(Range<usize>, Range<usize>)> {
 /// it lies within it. Otherwise, when its value is text, the key and the value are checked as
 /// UTF-8 together; if not the key is checked alone (a number's bytes need not be UTF-8, so a
 /// check of the whole message would fail and be wasted).
-fn key_value<'a>(
+pub(super) fn key_value<'a>(
     bytes: &'a [u8],
     run: &TextMessage<'a>,
     numbers: &'a Bump,
@@ -235,8 +235,8 @@ pub(crate) fn normalise_traces<'a>(
     limits: SpanLimits,
     operations: &NameLimiter,
     now_unix_ns: u64,
-) -> Result<Normalised<Span<'a>>, TraceRequestError> {
-    let mut out = Normalised::default();
+) -> Result<Normalised<Vec<Span<'a>>>, TraceRequestError> {
+    let mut out: Normalised<Vec<Span<'a>>> = Normalised::default();
     // Where each accepted span's attributes are in `attributes`, in the order of `accepted`.
     let mut places = Vec::new();
     let mut truncations = Truncations::default();
@@ -422,7 +422,7 @@ mod tests {
         bytes: &[u8],
         operations: usize,
         now: u64,
-        check: impl FnOnce(&Normalised<Span<'_>>) -> R,
+        check: impl FnOnce(&Normalised<Vec<Span<'_>>>) -> R,
     ) -> R {
         let mut attributes = Vec::new();
         let numbers = Bump::new();
@@ -462,7 +462,9 @@ mod tests {
                     assert_eq!(*k, kv.key);
                     assert_eq!(
                         v.as_ref(),
-                        crate::normalise::any_value_to_string(kv.value.as_ref().expect("value"))
+                        crate::normalise::attributes::any_value_to_string(
+                            kv.value.as_ref().expect("value")
+                        )
                     );
                 }
                 assert_eq!(
@@ -771,7 +773,7 @@ mod tests {
                 proptest::prop_assert_eq!(got.kind as i32, kind);
                 for ((k, v), kv) in got.attributes.iter().zip(&span.attributes) {
                     proptest::prop_assert_eq!(*k, kv.key.as_str());
-                    proptest::prop_assert_eq!(v.as_ref(), crate::normalise::any_value_to_string(kv.value.as_ref().expect("set")));
+                    proptest::prop_assert_eq!(v.as_ref(), crate::normalise::attributes::any_value_to_string(kv.value.as_ref().expect("set")));
                 }
                 Ok(())
             })?;

@@ -9,11 +9,11 @@
 //! partition boundary (a quarter of an hour: every time zone's midnight falls on one), and the
 //! first row of each piece stands for the piece: one lookup says whether all of it is stored.
 
+use super::metric_rows::{MetricRowRead, metric_rows, string_pairs};
 use super::rowbinary::Reader;
-use super::rows::{EncodedRows, RowMiddle, SPAN_COLUMNS};
+use super::rows::{EncodedRows, RowMiddle};
 use super::schema::{METRICS, SPANS};
 use super::{Store, StoreError};
-use crate::model::MetricPoint;
 use bytes::{Bytes, BytesMut};
 use std::collections::HashSet;
 use std::ops::Range;
@@ -52,18 +52,6 @@ pub(crate) struct MetricKey {
     pub(crate) attribute_values: Vec<String>,
 }
 
-impl MetricKey {
-    fn of(point: &MetricPoint) -> Self {
-        Self {
-            service: point.service.clone(),
-            name: point.name.clone(),
-            time_ns: point.time_ns,
-            attribute_keys: point.attribute_keys.clone(),
-            attribute_values: point.attribute_values.clone(),
-        }
-    }
-}
-
 /// One span row of an encoded batch: where it lies, its piece, and its key's parts.
 struct SpanRow<'a> {
     range: Range<usize>,
@@ -85,7 +73,7 @@ impl SpanRow<'_> {
     }
 }
 
-/// Walks span rows encoded in [`SPAN_COLUMNS`] order; `None` if `bytes` are not such rows.
+/// Walks span rows encoded in [`super::rows::SPAN_COLUMNS`] order; `None` if `bytes` are not such rows.
 fn span_rows(bytes: &[u8]) -> Option<Vec<SpanRow<'_>>> {
     let mut r = Reader::new(bytes);
     let mut rows = Vec::new();
@@ -228,30 +216,79 @@ async fn stored_metrics(
     Ok(found)
 }
 
-/// The span rows of `batches` that ClickHouse does not hold: batches stored whole are left out,
-/// batches stored in part keep only their pieces not stored. A batch whose bytes are not span
-/// rows is kept as it is (ClickHouse will refuse it and it is set aside).
-pub(crate) async fn unstored_spans(
-    store: &Store,
-    batches: &[EncodedRows],
-) -> Result<Vec<EncodedRows>, StoreError> {
-    let walked: Vec<Option<Vec<SpanRow<'_>>>> =
-        batches.iter().map(|b| span_rows(&b.bytes)).collect();
-    let keys: Vec<SpanKey> = walked
+/// A row of an encoded batch, as a replay sees it: where it lies, its piece, and what finds it
+/// in its table.
+trait WalkedRow {
+    /// What finds the row.
+    type Key: Eq + std::hash::Hash;
+    /// Where the row is in its batch's bytes.
+    fn range(&self) -> Range<usize>;
+    /// Its piece.
+    fn piece(&self) -> u32;
+    /// What finds it.
+    fn key(&self) -> Self::Key;
+}
+
+impl WalkedRow for SpanRow<'_> {
+    type Key = SpanKey;
+    fn range(&self) -> Range<usize> {
+        self.range.clone()
+    }
+    fn piece(&self) -> u32 {
+        self.piece
+    }
+    fn key(&self) -> SpanKey {
+        SpanRow::key(self)
+    }
+}
+
+impl WalkedRow for MetricRowRead<'_> {
+    type Key = MetricKey;
+    fn range(&self) -> Range<usize> {
+        self.range.clone()
+    }
+    fn piece(&self) -> u32 {
+        self.timestamp / PIECE_SECONDS
+    }
+    fn key(&self) -> MetricKey {
+        let (attribute_keys, attribute_values) = string_pairs(self.attributes).unwrap_or_default();
+        MetricKey {
+            service: String::from_utf8_lossy(self.service).into_owned(),
+            name: String::from_utf8_lossy(self.name).into_owned(),
+            time_ns: self.time_ns,
+            attribute_keys,
+            attribute_values,
+        }
+    }
+}
+
+/// The keys to look up for `walked` batches: the first row of each piece.
+fn keys_of_pieces<R: WalkedRow>(walked: &[Option<Vec<R>>]) -> Vec<R::Key> {
+    walked
         .iter()
         .flatten()
-        .flat_map(|rows| first_of_each_piece(rows, |r| r.piece).map(SpanRow::key))
-        .collect();
-    let stored = stored_spans(store, &keys).await?;
+        .flat_map(|rows| first_of_each_piece(rows, R::piece).map(R::key))
+        .collect()
+}
+
+/// The rows of `batches` (walked into `walked`) that are not in pieces whose first row is
+/// `stored`: batches stored whole are left out, batches stored in part keep only their pieces
+/// not stored. A batch whose bytes could not be walked is kept as it is (ClickHouse will refuse
+/// it and it is set aside).
+fn keep_unstored<R: WalkedRow>(
+    batches: &[EncodedRows],
+    walked: &[Option<Vec<R>>],
+    stored: &HashSet<R::Key>,
+) -> Vec<EncodedRows> {
     let mut out = Vec::with_capacity(batches.len());
-    for (batch, rows) in batches.iter().zip(&walked) {
+    for (batch, rows) in batches.iter().zip(walked) {
         let Some(rows) = rows else {
             out.push(batch.clone());
             continue;
         };
-        let stored_pieces: HashSet<u32> = first_of_each_piece(rows, |r| r.piece)
+        let stored_pieces: HashSet<u32> = first_of_each_piece(rows, R::piece)
             .filter(|r| stored.contains(&r.key()))
-            .map(|r| r.piece)
+            .map(R::piece)
             .collect();
         if stored_pieces.is_empty() {
             out.push(batch.clone());
@@ -259,48 +296,39 @@ pub(crate) async fn unstored_spans(
         }
         let mut bytes = BytesMut::new();
         let mut kept = 0;
-        for row in rows.iter().filter(|r| !stored_pieces.contains(&r.piece)) {
-            bytes.extend_from_slice(&batch.bytes[row.range.clone()]);
+        for row in rows.iter().filter(|r| !stored_pieces.contains(&r.piece())) {
+            bytes.extend_from_slice(&batch.bytes[row.range()]);
             kept += 1;
         }
         if kept > 0 {
             out.push(EncodedRows {
-                columns: SPAN_COLUMNS,
+                columns: batch.columns,
                 rows: kept,
                 bytes: Bytes::from(bytes),
             });
         }
     }
-    Ok(out)
+    out
 }
 
-/// The metric points of `batches` that ClickHouse does not hold, by the same pieces as spans.
+/// The span rows of `batches` that ClickHouse does not hold (see [`keep_unstored`]).
+pub(crate) async fn unstored_spans(
+    store: &Store,
+    batches: &[EncodedRows],
+) -> Result<Vec<EncodedRows>, StoreError> {
+    let walked: Vec<_> = batches.iter().map(|b| span_rows(&b.bytes)).collect();
+    let stored = stored_spans(store, &keys_of_pieces(&walked)).await?;
+    Ok(keep_unstored(batches, &walked, &stored))
+}
+
+/// The metric rows of `batches` that ClickHouse does not hold, by the same pieces as spans.
 pub(crate) async fn unstored_metrics(
     store: &Store,
-    batches: &[Vec<MetricPoint>],
-) -> Result<Vec<Vec<MetricPoint>>, StoreError> {
-    let piece = |p: &MetricPoint| p.timestamp / PIECE_SECONDS;
-    let keys: Vec<MetricKey> = batches
-        .iter()
-        .flat_map(|points| first_of_each_piece(points, piece).map(MetricKey::of))
-        .collect();
-    let stored = stored_metrics(store, &keys).await?;
-    let mut out = Vec::with_capacity(batches.len());
-    for points in batches {
-        let stored_pieces: HashSet<u32> = first_of_each_piece(points, piece)
-            .filter(|p| stored.contains(&MetricKey::of(p)))
-            .map(piece)
-            .collect();
-        let kept: Vec<MetricPoint> = points
-            .iter()
-            .filter(|p| !stored_pieces.contains(&piece(p)))
-            .cloned()
-            .collect();
-        if !kept.is_empty() {
-            out.push(kept);
-        }
-    }
-    Ok(out)
+    batches: &[EncodedRows],
+) -> Result<Vec<EncodedRows>, StoreError> {
+    let walked: Vec<_> = batches.iter().map(|b| metric_rows(&b.bytes)).collect();
+    let stored = stored_metrics(store, &keys_of_pieces(&walked)).await?;
+    Ok(keep_unstored(batches, &walked, &stored))
 }
 
 /// The first item of each piece (by `piece_of`), in order of first appearance.
@@ -352,6 +380,86 @@ mod tests {
         assert_eq!(firsts, [1_800_000_000, 1_800_000_900], "two pieces");
         assert!(span_rows(&encoded.bytes[..encoded.bytes.len() - 1]).is_none());
         assert!(span_rows(b"not rows").is_none());
+    }
+
+    #[test]
+    fn metric_rows_are_walked_with_their_keys_and_pieces() {
+        use crate::model::MetricType;
+        use crate::store::metric_rows::{MetricColumns, MetricRows, PointValues};
+        let mut rows = MetricRows::default();
+        rows.resource(&[("host.name", "box-1".into())]);
+        rows.metric(&MetricColumns {
+            service: "shop",
+            name: "latency",
+            unit: "s",
+            metric_type: MetricType::Histogram,
+            temporality: 1,
+            is_monotonic: false,
+        });
+        let values = PointValues {
+            bounds: &[0.5],
+            counts: &[1, 2],
+            ..PointValues::default()
+        };
+        for (s, route) in [
+            (1_800_000_000, "/a"),
+            (1_800_000_899, "/b"),
+            (1_800_000_900, "/c"),
+        ] {
+            rows.point(s * 1_000_000_000 + 7, &[("route", route.into())], &values);
+        }
+        let batch = rows.finish().0;
+        let walked = metric_rows(&batch.bytes).expect("metric rows");
+        assert_eq!(walked.len(), 3);
+        assert_eq!(walked[2].range.end, batch.bytes.len());
+        assert_eq!(walked[0].range.end, walked[1].range.start);
+        let key = WalkedRow::key(&walked[1]);
+        assert_eq!(
+            (key.service.as_str(), key.name.as_str()),
+            ("shop", "latency")
+        );
+        assert_eq!(key.time_ns, 1_800_000_899_000_000_007);
+        assert_eq!(
+            (key.attribute_keys, key.attribute_values),
+            (vec!["route".to_owned()], vec!["/b".to_owned()])
+        );
+        assert_eq!(
+            (&walked[1].bounds[..], &walked[1].counts[..]),
+            (&[0.5][..], &[1, 2][..])
+        );
+        let firsts: Vec<u32> = first_of_each_piece(&walked, WalkedRow::piece)
+            .map(|r| r.timestamp)
+            .collect();
+        assert_eq!(firsts, [1_800_000_000, 1_800_000_900], "two pieces");
+
+        // Of two batches, the one whose pieces are all stored is left out, and of the other only
+        // the piece not stored is kept.
+        let second = EncodedRows {
+            bytes: batch.bytes.slice(walked[2].range.clone()),
+            rows: 1,
+            ..batch.clone()
+        };
+        let batches = [batch.clone(), second];
+        let walked: Vec<_> = batches.iter().map(|b| metric_rows(&b.bytes)).collect();
+        let keys = keys_of_pieces(&walked);
+        assert_eq!(
+            keys.len(),
+            3,
+            "two pieces of the first batch, one of the second"
+        );
+        let stored: HashSet<MetricKey> = [keys[0].clone()].into();
+        let kept = keep_unstored(&batches, &walked, &stored);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].rows, 1, "the first batch's piece not stored");
+        let last = metric_rows(&kept[0].bytes).expect("rows");
+        assert_eq!(last[0].timestamp, 1_800_000_900);
+        assert_eq!(kept[1].bytes, batches[1].bytes, "the second batch whole");
+        let stored: HashSet<MetricKey> = [keys[0].clone(), keys[1].clone()].into();
+        assert!(
+            keep_unstored(&batches, &walked, &stored).is_empty(),
+            "batches stored whole are left out (the second's point is the first's last)"
+        );
+        assert!(metric_rows(&batches[0].bytes[..batches[0].bytes.len() - 1]).is_none());
     }
 
     #[test]

@@ -4,12 +4,13 @@
 //! In: span, latency, breakdown and metric rows from the pipeline and the aggregators. Out: rows
 //! in the tables [`schema`] names and creates, and the client the query API reads with.
 //! [`write`] holds the writers (batching, the write policy, the disk [`spool`] for what
-//! ClickHouse does not take), [`rows`] and [`rowbinary`] the row formats, [`lookup`] the check
-//! whether a request's spans are stored already, [`retention`] drops old daily partitions,
-//! [`local_server`] runs a private ClickHouse when no URL is configured.
+//! ClickHouse does not take), [`rows`], [`metric_rows`] and [`rowbinary`] the row formats,
+//! [`lookup`] the check whether a batch's rows are stored already, [`retention`] drops old
+//! daily partitions, [`local_server`] runs a private ClickHouse when no URL is configured.
 
 pub(crate) mod local_server;
 pub(crate) mod lookup;
+pub(crate) mod metric_rows;
 pub(crate) mod retention;
 pub(crate) mod rowbinary;
 pub(crate) mod rows;
