@@ -25,6 +25,7 @@ use crate::store::retention::expired_partitions_query;
 use crate::store::rows::{EncodedRows, SPAN_COLUMNS};
 use crate::store::schema::migrations;
 use bumpalo::Bump;
+use plumb_loadgen::metrics::{PointKind, Series};
 use plumb_loadgen::{Workload, WorkloadShape};
 use plumb_proto::v1::TopEndpointsRequest;
 use prost::Message;
@@ -560,71 +561,32 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
 /// An export request of two points at `time_ns`: a process's CPU time (a cumulative sum) and a
 /// disk's usage (a gauge with its mount point and state), both of service `shop` on `box-1`.
 fn metrics_request(time_ns: u64) -> Vec<u8> {
-    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-    use opentelemetry_proto::tonic::metrics::v1::{
-        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric::Data,
-        number_data_point,
-    };
-    use opentelemetry_proto::tonic::resource::v1::Resource;
-    let text = |key: &str, value: &str| KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    };
-    let point = |value: f64, attributes: Vec<KeyValue>| NumberDataPoint {
+    let resource = [
+        ("service.name", "shop"),
+        ("host.name", "box-1"),
+        ("service.instance.id", "shop-1"),
+    ];
+    let (cpu, disk) = ([(time_ns, 12.5)], [(time_ns, 300.0)]);
+    let series = |name, unit, kind, attributes, points| Series {
+        resource: &resource,
+        name,
+        unit,
+        kind,
         attributes,
-        time_unix_nano: time_ns,
-        value: Some(number_data_point::Value::AsDouble(value)),
-        ..Default::default()
+        points,
     };
-    let metric = |name: &str, unit: &str, data: Data| Metric {
-        name: name.into(),
-        unit: unit.into(),
-        data: Some(data),
-        ..Default::default()
-    };
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![
-                    text("service.name", "shop"),
-                    text("host.name", "box-1"),
-                    text("service.instance.id", "shop-1"),
-                ],
-                ..Default::default()
-            }),
-            scope_metrics: vec![ScopeMetrics {
-                metrics: vec![
-                    metric(
-                        "process.cpu.time",
-                        "s",
-                        Data::Sum(Sum {
-                            data_points: vec![point(12.5, vec![])],
-                            aggregation_temporality: 2,
-                            is_monotonic: true,
-                        }),
-                    ),
-                    metric(
-                        "system.filesystem.usage",
-                        "By",
-                        Data::Gauge(Gauge {
-                            data_points: vec![point(
-                                300.0,
-                                vec![
-                                    text("system.filesystem.mountpoint", "/data"),
-                                    text("system.filesystem.state", "used"),
-                                ],
-                            )],
-                        }),
-                    ),
-                ],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    plumb_loadgen::metrics::metrics_request(&[
+        series("process.cpu.time", "s", PointKind::Counter, &[], &cpu),
+        series(
+            "system.filesystem.usage",
+            "By",
+            PointKind::Gauge,
+            &[
+                ("system.filesystem.mountpoint", "/data"),
+                ("system.filesystem.state", "used"),
+            ],
+            &disk,
+        ),
+    ])
     .encode_to_vec()
 }

@@ -14,12 +14,13 @@
 //! Only what Plumb stores is read: descriptions, metadata, scopes, start times, exemplars,
 //! flags, minimums and maximums are skipped.
 
-use super::spans::{SpanLimits, attribute_run, key_value};
+use super::spans::SpanLimits;
+use super::wire_attributes::{attribute_run, key_value, resource_and_scopes};
 use super::{Normalised, UNKNOWN_SERVICE};
 use crate::model::{Attribute, MetricType, find};
 use crate::store::metric_rows::{MetricColumns, MetricRows, PointValues};
 use bumpalo::Bump;
-use plumb_otlp::wire::{Fields, TextMessage, WireError};
+use plumb_otlp::wire::{Fields, WireError};
 use std::ops::RangeInclusive;
 
 /// The lists one point's reading fills, kept from point to point so that their room is reused.
@@ -51,22 +52,8 @@ pub(crate) fn normalise_metrics(
             continue;
         };
         let mut resource = Vec::new();
-        let mut scopes = Vec::new();
-        for field in Fields::new(resource_metrics.bytes()?) {
-            match field? {
-                (1, fields) => {
-                    let fields = fields.bytes()?;
-                    let run = TextMessage::leading_text(fields);
-                    for field in Fields::new(fields) {
-                        if let (1, kv) = field? {
-                            resource.push(key_value(kv.bytes()?, &run, &numbers)?);
-                        }
-                    }
-                }
-                (2, scope) => scopes.push(scope.bytes()?),
-                _ => {}
-            }
-        }
+        let scopes =
+            resource_and_scopes(resource_metrics.bytes()?, &numbers, |kv| resource.push(kv))?;
         let service = match find(&resource, "service.name") {
             Some(name) if !name.is_empty() => name,
             _ => UNKNOWN_SERVICE,

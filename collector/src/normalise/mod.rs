@@ -11,6 +11,7 @@ mod metrics;
 mod operation;
 pub(crate) mod route;
 mod spans;
+mod wire_attributes;
 
 pub(crate) use metrics::normalise_metrics;
 pub(crate) use operation::{NameLimiter, OVERFLOW_OPERATION};
