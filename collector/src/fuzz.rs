@@ -7,7 +7,9 @@
 //! campaign outside it (`fuzz/`, built with `cargo afl`; `scripts/fuzz-campaign.sh`).
 
 use crate::normalise::route::template_path;
-use crate::normalise::{NameLimiter, SpanLimits, normalise_metrics, normalise_traces};
+use crate::normalise::{
+    NameLimiter, SpanLimits, TraceRequestError, normalise_metrics, normalise_traces,
+};
 use crate::query::api::request_from_query;
 use crate::query::waterfall::parse_trace_id;
 use crate::trace_analysis::component::normalise_statement;
@@ -129,12 +131,19 @@ fn limits() -> SpanLimits {
 /// A fixed "now" (2026-12-01), so that a run does not depend on the clock.
 const NOW_NS: u64 = 1_796_083_200_000_000_000;
 
-/// OTLP/protobuf trace requests, decoded and normalised as the receivers do.
+/// OTLP/protobuf trace requests, normalised as the receivers do; a request prost decodes is
+/// never refused as malformed (only as holding too many spans).
 pub fn otlp_protobuf_spans(bytes: &[u8]) {
     let names = NameLimiter::new(100);
     let mut attributes = Vec::new();
     let numbers = Bump::new();
-    let _ = normalise_traces(bytes, &mut attributes, &numbers, limits(), &names, NOW_NS);
+    let out = normalise_traces(bytes, &mut attributes, &numbers, limits(), &names, NOW_NS);
+    if let Err(TraceRequestError::Malformed(e)) = out {
+        assert!(
+            ExportTraceServiceRequest::decode(bytes).is_err(),
+            "a request prost decodes was refused: {e}"
+        );
+    }
 }
 
 /// OTLP/JSON trace requests: what JSON decoding accepts, the protobuf path accepts too.
