@@ -167,7 +167,7 @@ pub(crate) struct CollectorConfig {
     #[arg(long, env = "PLUMB_MAX_SPAN_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
     pub(crate) max_span_age: Duration,
 
-    /// Attributes kept per span and per resource; the rest are dropped (counted in plumb_attributes_dropped_total).
+    /// Attributes kept per span, per metric point and per resource; the rest are dropped (counted in plumb_attributes_dropped_total).
     #[arg(long, env = "PLUMB_MAX_ATTRIBUTES_PER_SPAN", default_value_t = 128)]
     pub(crate) max_attributes_per_span: usize,
 

@@ -5,7 +5,8 @@
 //! point is read ([`MetricRows`]): no prost structs are built and nothing is allocated per point
 //! (integer attribute values aside, which go into the request's arena). Points with timestamps
 //! outside the accepted window are rejected one by one; bytes that are not a valid request are a
-//! [`WireError`].
+//! [`WireError`]. Attributes are kept within the same limits as spans' (count per point and per
+//! resource, value length), and what is dropped or cut is counted.
 //!
 //! Exponential histograms are stored with explicit bounds: the first bucket holds the zero and
 //! negative counts up to the lowest positive bound, then one bucket per positive exponential
@@ -14,7 +15,7 @@
 //! Only what Plumb stores is read: descriptions, metadata, scopes, start times, exemplars,
 //! flags, minimums and maximums are skipped.
 
-use super::spans::SpanLimits;
+use super::spans::{SpanLimits, Truncations};
 use super::wire_attributes::{attribute_run, key_value, resource_and_scopes};
 use super::{Normalised, UNKNOWN_SERVICE};
 use crate::model::{Attribute, MetricType, find};
@@ -52,8 +53,10 @@ pub(crate) fn normalise_metrics(
             continue;
         };
         let mut resource = Vec::new();
-        let scopes =
-            resource_and_scopes(resource_metrics.bytes()?, &numbers, |kv| resource.push(kv))?;
+        let truncations = &mut out.truncations;
+        let scopes = resource_and_scopes(resource_metrics.bytes()?, &numbers, |kv| {
+            truncations.push(&mut resource, 0, kv, &limits);
+        })?;
         let service = match find(&resource, "service.name") {
             Some(name) if !name.is_empty() => name,
             _ => UNKNOWN_SERVICE,
@@ -63,12 +66,30 @@ pub(crate) fn normalise_metrics(
             for field in Fields::new(scope) {
                 if let (2, metric) = field? {
                     let metric = WireMetric::read(metric.bytes()?)?;
-                    metric.points(service, &window, &numbers, &mut scratch, &mut out)?;
+                    let context = PointContext {
+                        service,
+                        window: &window,
+                        limits: &limits,
+                        numbers: &numbers,
+                    };
+                    metric.points(&context, &mut scratch, &mut out)?;
                 }
             }
         }
     }
     Ok(out)
+}
+
+/// What every point of a request is read with.
+struct PointContext<'c, 'a> {
+    /// The service of the points' resource.
+    service: &'c str,
+    /// The times accepted.
+    window: &'c RangeInclusive<u64>,
+    /// The attribute limits.
+    limits: &'c SpanLimits,
+    /// The request's arena, for integer attribute values.
+    numbers: &'a Bump,
 }
 
 /// One metric as found on the wire: its names and its data (the field number says which kind).
@@ -112,12 +133,11 @@ impl<'a> WireMetric<'a> {
     /// others.
     fn points(
         &self,
-        service: &str,
-        window: &RangeInclusive<u64>,
-        numbers: &'a Bump,
+        context: &PointContext<'_, 'a>,
         scratch: &mut Scratch<'a>,
         out: &mut Normalised<MetricRows>,
     ) -> Result<(), WireError> {
+        let service = context.service;
         let Some((metric_type, data)) = self.data else {
             return Ok(());
         };
@@ -147,8 +167,14 @@ impl<'a> WireMetric<'a> {
             if service == UNKNOWN_SERVICE {
                 out.unknown_service += 1;
             }
-            let (time_ns, values) = read_point(point.bytes()?, metric_type, numbers, scratch)?;
-            if !window.contains(&time_ns) {
+            let (time_ns, values) = read_point(
+                point.bytes()?,
+                metric_type,
+                context,
+                scratch,
+                &mut out.truncations,
+            )?;
+            if !context.window.contains(&time_ns) {
                 out.reject(|| {
                     format!(
                         "metric {:?}: point time {time_ns} ns is outside the accepted window",
@@ -173,8 +199,9 @@ impl<'a> WireMetric<'a> {
 fn read_point<'a>(
     bytes: &'a [u8],
     kind: MetricType,
-    numbers: &'a Bump,
+    context: &PointContext<'_, 'a>,
     scratch: &mut Scratch<'a>,
+    truncations: &mut Truncations,
 ) -> Result<(u64, PointValues<'static>), WireError> {
     use MetricType::{ExponentialHistogram, Gauge, Histogram, Sum, Summary};
     scratch.attributes.clear();
@@ -195,7 +222,8 @@ fn read_point<'a>(
             (_, (n, kv)) if n == attributes_field => {
                 let kv = kv.bytes()?;
                 let run = run.get_or_insert_with(|| attribute_run(bytes, kv));
-                scratch.attributes.push(key_value(kv, run, numbers)?);
+                let kv = key_value(kv, run, context.numbers)?;
+                truncations.push(&mut scratch.attributes, 0, kv, context.limits);
             }
             (_, (3, v)) => time_ns = v.fixed64()?,
             (Gauge | Sum, (4, v)) => values.value = f64::from_bits(v.fixed64()?),
@@ -521,6 +549,62 @@ mod tests {
         let rows = metric_rows(&encoded).expect("metric rows");
         assert_eq!(rows.len(), 1);
         assert_eq!(text(rows[0].service), UNKNOWN_SERVICE);
+    }
+
+    #[test]
+    fn attributes_are_kept_within_the_span_limits_and_what_is_over_is_counted() {
+        let text = |s: &str| Value::StringValue(s.into());
+        let bytes = request(
+            vec![
+                kv("service.name", text("shop")),
+                kv("host.name", text("a-long-host")),
+                kv("os.type", text("linux")),
+            ],
+            vec![metric(
+                "cpu",
+                Data::Gauge(Gauge {
+                    data_points: vec![NumberDataPoint {
+                        time_unix_nano: NOW,
+                        attributes: vec![
+                            kv("cpu", text("0")),
+                            kv("state", text("user-mode")),
+                            kv("extra", text("x")),
+                        ],
+                        ..Default::default()
+                    }],
+                }),
+            )],
+        );
+        let limits = SpanLimits {
+            max_attributes: 2,
+            max_value_bytes: 4,
+            ..LIMITS
+        };
+        let out = normalise_metrics(&bytes, limits, NOW).expect("valid request");
+        assert_eq!(
+            out.truncations.attributes_dropped, 2,
+            "one of the resource, one of the point"
+        );
+        assert_eq!(
+            out.truncations.values_truncated, 2,
+            "a-long-host and user-mode"
+        );
+        let encoded = out.accepted.finish().0.bytes;
+        let rows = metric_rows(&encoded).expect("rows");
+        assert_eq!(
+            string_pairs(rows[0].attributes),
+            Some((
+                vec!["cpu".into(), "state".into()],
+                vec!["0".into(), "user".into()]
+            ))
+        );
+        assert_eq!(
+            string_pairs(rows[0].resource),
+            Some((
+                vec!["service.name".into(), "host.name".into()],
+                vec!["shop".into(), "a-lo".into()]
+            ))
+        );
     }
 
     #[test]

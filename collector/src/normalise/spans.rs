@@ -64,7 +64,7 @@ impl Truncations {
     /// memory the caller had just written in smaller pieces, and reading it back in one waited
     /// on those writes (half its samples at 300k spans/s on one instruction, in `perf`).
     #[inline(always)]
-    fn push<'a>(
+    pub(super) fn push<'a>(
         &mut self,
         attributes: &mut Vec<Attribute<'a>>,
         start: usize,
