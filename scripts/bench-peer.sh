@@ -13,6 +13,9 @@
 #   PLUMB_OTHER=DIR  adds Plumb's defaults run from DIR/plumb-collector, another build (of other
 #                    code, or with another profile), for an A/B of the two in one run; with
 #                    PLUMB_OTHER=target/release, the plain build against the PGO one
+#   PLUMB_OTHER_ARGS="OPTIONS"  the other build runs with these options instead of the defaults
+#                    ("--trace-window 0": an A/B with the breakdown off); its row is then
+#                    `plumb-other-options`
 #   PLUMB_PGO=0      Plumb's configurations run the plain release build instead of the PGO one
 #   LOAD="ARGS"      more load generator options, for another kind of traffic: "--signal
 #                    metrics" sends metric points (RATES are then points per second),
@@ -77,6 +80,10 @@ run() {
         plumb-defaults) start_collector; endpoint="$grpc" ;;
         plumb-trace-window-0) start_collector --trace-window 0; endpoint="$grpc" ;;
         plumb-other-defaults) collector="$PLUMB_OTHER/plumb-collector" start_collector; endpoint="$grpc" ;;
+        plumb-other-options)
+            # shellcheck disable=SC2086 # PLUMB_OTHER_ARGS is a list of options
+            collector="$PLUMB_OTHER/plumb-collector" start_collector $PLUMB_OTHER_ARGS
+            endpoint="$grpc" ;;
         peer-blackhole) start_peer --exporter blackhole; endpoint="$peer_grpc" ;;
         peer-clickhouse-sink)
             start_peer --exporter clickhouse --clickhouse-exporter-endpoint "http://$sink"
@@ -109,7 +116,12 @@ PY
 }
 
 configs=(plumb-defaults plumb-trace-window-0)
-if [ -n "${PLUMB_OTHER:-}" ]; then configs+=(plumb-other-defaults); fi
+if [ -n "${PLUMB_OTHER:-}" ] && [ -n "${PLUMB_OTHER_ARGS:-}" ]; then
+    configs+=(plumb-other-options)
+    echo "the other build ($PLUMB_OTHER) runs with: $PLUMB_OTHER_ARGS"
+elif [ -n "${PLUMB_OTHER:-}" ]; then
+    configs+=(plumb-other-defaults)
+fi
 if [ -x "$peer" ]; then
     configs+=(peer-blackhole peer-clickhouse-sink)
     echo "peer: $peer ($("$peer" --version 2>/dev/null || echo "version unknown"))"

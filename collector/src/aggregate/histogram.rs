@@ -6,11 +6,13 @@
 //! fixed layout, so histograms from any collector, minute or host add up bucket by bucket: in
 //! memory by adding counts key by key, in ClickHouse with `sumMap`.
 //!
-//! Only non-empty buckets are kept, as two sorted vectors (bucket indexes, counts), so a key that
-//! saw a handful of durations costs a few dozen bytes rather than the dense HDR array (about
-//! 30 KiB at this range). A binary search over one contiguous vector finds a bucket with fewer
-//! cache misses than a search tree, and over two-byte indexes with fewer than over the eight-byte
-//! keys, which are worked out only when the histogram is taken: `record` runs once per span.
+//! Only non-empty buckets have a count, kept in bucket order in one vector, so a key that saw a
+//! handful of durations holds a few counts rather than the dense HDR array (about 30 KiB at this
+//! range). Which buckets those are is a bitmap with one bit per bucket index (512 bytes) and, per
+//! 64-bit word of it, how many buckets the words before hold: a bucket's count is found with two
+//! loads and a population count, not a search whose every step waits on the one before (`record`
+//! runs once per span, and the binary search it replaced was most of the aggregator's time). The
+//! keys, eight bytes each, are worked out only when the histogram is taken.
 
 use hdrhistogram::Histogram;
 use std::sync::LazyLock;
@@ -38,8 +40,7 @@ const SUB_BUCKETS_LOG2: u32 = 8;
 const HALF_LOG2: u32 = SUB_BUCKETS_LOG2 - 1;
 
 /// The place of a duration's bucket in the HDR layout, in ascending order of the buckets (the
-/// largest, for [`MAX_TRACKABLE_US`], is below 4,096): two bytes, where its key takes eight, so a
-/// histogram's search reads a quarter of the memory.
+/// largest, for [`MAX_TRACKABLE_US`], is 3,872: below the 4,096 bits of a histogram's bitmap).
 fn bucket_index(duration_us: u64) -> u16 {
     let value = duration_us.min(MAX_TRACKABLE_US);
     // Which power-of-two range the value is in (0 for values below 256, which map one to one),
@@ -61,12 +62,25 @@ fn bucket_key(index: u16) -> u64 {
     bucket_of(sub_bucket << bucket)
 }
 
+/// Words of the bitmap of buckets in use: one bit for each bucket index below 64 × 64 = 4,096.
+const WORDS: usize = 64;
+
+/// Which buckets of a histogram have a count, and where each count is.
+#[derive(Clone, Debug, PartialEq)]
+struct Occupancy {
+    /// Bit `i % 64` of word `i / 64` is set when bucket index `i` has a count.
+    present: [u64; WORDS],
+    /// For each word, the buckets with a count in the words before it: where the count of its
+    /// first bucket in use is.
+    before: [u16; WORDS],
+}
+
 /// A mergeable latency histogram in microseconds.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LatencyHistogram {
-    /// Bucket indexes ([`bucket_index`]), ascending.
-    indexes: Vec<u16>,
-    /// The count of the bucket at the same place in `indexes`.
+    /// The buckets in use; `None` until the first duration.
+    occupancy: Option<Box<Occupancy>>,
+    /// The counts of the buckets in use, in the order of their indexes ([`bucket_index`]).
     counts: Vec<u64>,
 }
 
@@ -78,35 +92,55 @@ impl LatencyHistogram {
 
     /// Records one duration; values past [`MAX_TRACKABLE_US`] are clamped to it.
     pub fn record(&mut self, duration_us: u64) {
-        let index = bucket_index(duration_us);
-        match self.indexes.binary_search(&index) {
-            Ok(at) => self.counts[at] += 1,
-            Err(at) => {
-                self.indexes.insert(at, index);
-                self.counts.insert(at, 1);
+        self.add(bucket_index(duration_us), 1);
+    }
+
+    /// Adds `count` to the bucket at `index`.
+    fn add(&mut self, index: u16, count: u64) {
+        let occupancy = self.occupancy.get_or_insert_with(|| {
+            Box::new(Occupancy {
+                present: [0; WORDS],
+                before: [0; WORDS],
+            })
+        });
+        let (word, bit) = (usize::from(index / 64), 1u64 << (index % 64));
+        let at = usize::from(occupancy.before[word])
+            + (occupancy.present[word] & (bit - 1)).count_ones() as usize;
+        if occupancy.present[word] & bit != 0 {
+            self.counts[at] += count;
+        } else {
+            occupancy.present[word] |= bit;
+            for later in &mut occupancy.before[word + 1..] {
+                *later += 1;
             }
+            self.counts.insert(at, count);
         }
+    }
+
+    /// The indexes of the buckets in use, ascending: one for each count in `counts`.
+    fn indexes(&self) -> impl Iterator<Item = u16> + '_ {
+        let words = self.occupancy.iter().flat_map(|o| o.present.iter());
+        words.enumerate().flat_map(|(word, &bits)| {
+            let mut bits = bits;
+            std::iter::from_fn(move || {
+                let bit = (bits != 0).then(|| bits.trailing_zeros())?;
+                bits &= bits - 1;
+                Some((word * 64) as u16 + bit as u16)
+            })
+        })
     }
 
     /// Adds the counts of `other`, bucket by bucket.
     pub fn merge(&mut self, other: &LatencyHistogram) {
-        for (&index, &count) in other.indexes.iter().zip(&other.counts) {
-            match self.indexes.binary_search(&index) {
-                Ok(at) => self.counts[at] += count,
-                Err(at) => {
-                    self.indexes.insert(at, index);
-                    self.counts.insert(at, count);
-                }
-            }
+        for (index, &count) in other.indexes().zip(&other.counts) {
+            self.add(index, count);
         }
     }
 
     /// The non-empty buckets in ascending order, as parallel `(keys, counts)` vectors.
     pub fn into_buckets(self) -> (Vec<u64>, Vec<u64>) {
-        (
-            self.indexes.into_iter().map(bucket_key).collect(),
-            self.counts,
-        )
+        let keys = self.indexes().map(bucket_key).collect();
+        (keys, self.counts)
     }
 }
 
@@ -221,6 +255,7 @@ mod tests {
             value = key + 1;
         }
         assert_eq!(bucket_index(u64::MAX), bucket_index(MAX_TRACKABLE_US));
+        assert!(usize::from(bucket_index(MAX_TRACKABLE_US)) < WORDS * 64);
     }
 
     #[test]
