@@ -79,10 +79,9 @@ run() {
     case "$name" in
         plumb-defaults) start_collector; endpoint="$grpc" ;;
         plumb-trace-window-0) start_collector --trace-window 0; endpoint="$grpc" ;;
-        plumb-other-defaults) collector="$PLUMB_OTHER/plumb-collector" start_collector; endpoint="$grpc" ;;
-        plumb-other-options)
-            # shellcheck disable=SC2086 # PLUMB_OTHER_ARGS is a list of options
-            collector="$PLUMB_OTHER/plumb-collector" start_collector $PLUMB_OTHER_ARGS
+        plumb-other-defaults | plumb-other-options)
+            # shellcheck disable=SC2086 # PLUMB_OTHER_ARGS is a list of options (none: defaults)
+            collector="$PLUMB_OTHER/plumb-collector" start_collector ${PLUMB_OTHER_ARGS:-}
             endpoint="$grpc" ;;
         peer-blackhole) start_peer --exporter blackhole; endpoint="$peer_grpc" ;;
         peer-clickhouse-sink)
