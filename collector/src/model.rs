@@ -8,19 +8,17 @@
 //! stores for span kinds and component types are defined here and nowhere else (the schema
 //! builds its column types from them).
 
-use std::borrow::Cow;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, LazyLock};
 
-/// An attribute as Plumb keeps it: key and value as text, borrowed where the wire allows.
-pub(crate) type Attribute<'a> = (&'a str, Cow<'a, str>);
+/// An attribute as Plumb keeps it: key and value as text, borrowed from the request bytes or,
+/// for a value written out (a number, an array), from the request's arena. Nothing in it is
+/// owned, so a list of them is dropped without visiting each.
+pub(crate) type Attribute<'a> = (&'a str, &'a str);
 
 /// The text of the attribute named `key`, if any.
 pub(crate) fn find<'s>(attributes: &'s [Attribute<'_>], key: &str) -> Option<&'s str> {
-    attributes
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v.as_ref())
+    attributes.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
 
 /// The text of the attribute named `key`, if it is present and not empty.
@@ -195,7 +193,7 @@ impl Span<'static> {
             http_status_code: 200,
             is_error: false,
             attributes: &[],
-            resource: Arc::new(vec![("service.name", "shop".into())]),
+            resource: Arc::new(vec![("service.name", "shop")]),
         }
     }
 }

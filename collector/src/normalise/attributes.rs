@@ -8,7 +8,6 @@ use bumpalo::Bump;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
 use plumb_otlp::wire::{Fields, TextMessage, WireError};
 use prost::Message;
-use std::borrow::Cow;
 use std::fmt::Write;
 
 /// Renders an OTLP value as text.
@@ -19,8 +18,8 @@ pub(crate) fn any_value_to_string(value: &AnyValue) -> String {
 }
 
 /// The text of an encoded `AnyValue`, borrowed from the bytes for strings and booleans; its
-/// string is checked as part of `within`, the message the value was read from. An integer is
-/// written out in `numbers`, the request's arena, rather than in an allocation of its own.
+/// string is checked as part of `within`, the message the value was read from. Any other value
+/// is written out in `numbers`, the request's arena, rather than in an allocation of its own.
 ///
 /// Arrays, maps, bytes and string-table references are rare in attributes; they are decoded
 /// with prost and rendered by [`any_value_to_string`], so both paths print values alike.
@@ -28,21 +27,27 @@ pub(crate) fn attribute_text<'a>(
     bytes: &'a [u8],
     within: &TextMessage<'a>,
     numbers: &'a Bump,
-) -> Result<Cow<'a, str>, WireError> {
-    let mut text = Cow::Borrowed("");
+) -> Result<&'a str, WireError> {
+    let mut text = "";
     for field in Fields::new(bytes) {
         text = match field? {
-            (1, v) => Cow::Borrowed(within.str(v)?),
-            (2, v) => Cow::Borrowed(if v.varint()? != 0 { "true" } else { "false" }),
+            (1, v) => within.str(v)?,
+            (2, v) => {
+                if v.varint()? != 0 {
+                    "true"
+                } else {
+                    "false"
+                }
+            }
             (3, v) => {
                 let mut digits = itoa::Buffer::new();
-                Cow::Borrowed(&*numbers.alloc_str(digits.format(v.varint()? as i64)))
+                numbers.alloc_str(digits.format(v.varint()? as i64))
             }
-            (4, v) => Cow::Owned(f64::from_bits(v.fixed64()?).to_string()),
+            (4, v) => numbers.alloc_str(&f64::from_bits(v.fixed64()?).to_string()),
             (5..=8, _) => {
                 let value =
                     AnyValue::decode(bytes).map_err(|_| WireError("malformed attribute value"))?;
-                return Ok(Cow::Owned(any_value_to_string(&value)));
+                return Ok(numbers.alloc_str(&any_value_to_string(&value)));
             }
             _ => continue,
         };

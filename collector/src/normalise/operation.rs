@@ -188,7 +188,7 @@ mod tests {
     use super::*;
 
     fn kv(key: &'static str, value: &'static str) -> Attribute<'static> {
-        (key, Cow::Borrowed(value))
+        (key, value)
     }
 
     #[test]

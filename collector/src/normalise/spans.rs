@@ -16,7 +16,6 @@ use crate::model::{Attribute, Named, Span, SpanKind, find};
 use crate::size_guess::SizeGuess;
 use bumpalo::Bump;
 use plumb_otlp::wire::{Fields, WireError};
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::ops::Range;
 use std::sync::Arc;
@@ -77,10 +76,7 @@ impl Truncations {
         }
         if value.len() > limits.max_value_bytes {
             let cut = value.floor_char_boundary(limits.max_value_bytes);
-            match &mut value {
-                Cow::Borrowed(text) => *text = &text[..cut],
-                Cow::Owned(text) => text.truncate(cut),
-            }
+            value = &value[..cut];
             self.values_truncated += 1;
         }
         attributes.push((key, value));
@@ -373,7 +369,7 @@ mod tests {
                 for ((k, v), kv) in got.attributes.iter().zip(&want.attributes) {
                     assert_eq!(*k, kv.key);
                     assert_eq!(
-                        v.as_ref(),
+                        *v,
                         crate::normalise::attributes::any_value_to_string(
                             kv.value.as_ref().expect("value")
                         )
@@ -434,10 +430,7 @@ mod tests {
             );
             assert_eq!((span.http_status_code, span.is_error), (503, true));
             assert_eq!(out.unknown_service, 1);
-            assert_eq!(
-                span.resource.as_slice(),
-                &[("host.name", Cow::Borrowed("a"))]
-            );
+            assert_eq!(span.resource.as_slice(), &[("host.name", "a")]);
         });
     }
 
@@ -537,10 +530,7 @@ mod tests {
             .expect("within limits");
         let first = &out.accepted[0];
         // "é" is two bytes: five bytes keep two of them, cut at a character boundary.
-        assert_eq!(
-            first.attributes,
-            [("a", Cow::Borrowed("éé")), ("b", Cow::Borrowed("short"))]
-        );
+        assert_eq!(first.attributes, [("a", "éé"), ("b", "short")]);
         assert_eq!(first.resource.len(), 2);
         assert_eq!(
             out.truncations,
@@ -610,7 +600,7 @@ mod tests {
                 proptest::prop_assert_eq!(got.kind as i32, kind);
                 for ((k, v), kv) in got.attributes.iter().zip(&span.attributes) {
                     proptest::prop_assert_eq!(*k, kv.key.as_str());
-                    proptest::prop_assert_eq!(v.as_ref(), crate::normalise::attributes::any_value_to_string(kv.value.as_ref().expect("set")));
+                    proptest::prop_assert_eq!(*v, crate::normalise::attributes::any_value_to_string(kv.value.as_ref().expect("set")));
                 }
                 Ok(())
             })?;

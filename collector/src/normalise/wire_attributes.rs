@@ -6,7 +6,6 @@ use super::attributes::attribute_text;
 use crate::model::Attribute;
 use bumpalo::Bump;
 use plumb_otlp::wire::{Fields, TextMessage, WireError};
-use std::borrow::Cow;
 use std::ops::Range;
 
 /// Reads a `ResourceSpans` or `ResourceMetrics` message: each of its resource's attributes goes
@@ -80,7 +79,7 @@ pub(super) fn key_value<'a>(
             text.get(at)
                 .ok_or(WireError("invalid UTF-8 in a string field"))
         };
-        return Ok((cut(key)?, Cow::Borrowed(cut(value)?)));
+        return Ok((cut(key)?, cut(value)?));
     }
     let (mut key, mut value) = (None, None);
     for field in Fields::new(bytes) {
@@ -104,7 +103,7 @@ pub(super) fn key_value<'a>(
     };
     let value = match value {
         Some(v) => attribute_text(v, &message, numbers)?,
-        None => Cow::Borrowed(""),
+        None => "",
     };
     Ok((key, value))
 }
@@ -134,7 +133,7 @@ mod tests {
             let in_run =
                 key_value(bytes, &TextMessage::leading_text(bytes), &numbers).map_err(|e| e.0);
             assert_eq!(alone, in_run, "{bytes:?}");
-            alone.map(|(key, value)| (key.to_owned(), value.into_owned()))
+            alone.map(|(key, value)| (key.to_owned(), value.to_owned()))
         };
         // An integer over 127 is not UTF-8 on the wire; the key alone is checked then.
         let int = encoded("größe".as_bytes(), Value::IntValue(200));

@@ -341,9 +341,8 @@ fn first_of_each_piece<T>(items: &[T], piece_of: impl Fn(&T) -> u32) -> impl Ite
 mod tests {
     use super::*;
     use crate::model::{Attribute, Span};
-    use std::borrow::Cow;
 
-    const ROUTE: &[Attribute<'static>] = &[("http.route", Cow::Borrowed("/cart"))];
+    const ROUTE: &[Attribute<'static>] = &[("http.route", "/cart")];
 
     fn span(start_s: u64, id: u8) -> Span<'static> {
         Span {

@@ -423,9 +423,8 @@ mod tests {
     use super::*;
     use crate::model::{Attribute, SpanKind};
     use crate::store::write::Flushable;
-    use std::borrow::Cow;
 
-    const PG: &[Attribute<'static>] = &[("db.system", Cow::Borrowed("pg"))];
+    const PG: &[Attribute<'static>] = &[("db.system", "pg")];
 
     fn span(trace: u8, id: u8, parent: u8, kind: i8, name: &'static str, ms: u64) -> Span<'static> {
         Span {

@@ -11,7 +11,6 @@ use crate::store::schema::{METRICS, SPANS};
 use crate::store::{Store, StoreError};
 use bytes::Bytes;
 use serde::Deserialize;
-use std::borrow::Cow;
 use std::future::Future;
 
 /// Whether a write may be given up after `--write-timeout`.
@@ -178,7 +177,7 @@ fn from_json_spool(payload: &[u8]) -> Option<Vec<MetricBatch>> {
 fn pairs<'s>(keys: &'s [String], values: &'s [String]) -> Vec<Attribute<'s>> {
     keys.iter()
         .zip(values)
-        .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str())))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect()
 }
 
@@ -282,7 +281,7 @@ mod tests {
                 value: 3.0,
                 ..PointValues::default()
             };
-            rows.point(*time_ns, &[("queue", Cow::Borrowed(*queue))], &values);
+            rows.point(*time_ns, &[("queue", *queue)], &values);
         }
         rows.finish()
     }
