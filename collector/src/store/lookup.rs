@@ -386,7 +386,7 @@ mod tests {
         use crate::model::MetricType;
         use crate::store::metric_rows::{MetricColumns, MetricRows, PointValues};
         let mut rows = MetricRows::default();
-        rows.resource(&[("host.name", "box-1".into())]);
+        rows.resource(&[("host.name", "box-1")]);
         rows.metric(&MetricColumns {
             service: "shop",
             name: "latency",
@@ -405,7 +405,7 @@ mod tests {
             (1_800_000_899, "/b"),
             (1_800_000_900, "/c"),
         ] {
-            rows.point(s * 1_000_000_000 + 7, &[("route", route.into())], &values);
+            rows.point(s * 1_000_000_000 + 7, &[("route", route)], &values);
         }
         let batch = rows.finish().0;
         let walked = metric_rows(&batch.bytes).expect("metric rows");

@@ -126,7 +126,7 @@ mod tests {
         buf.put_u64_le(u64::MAX);
         put_length(&mut buf, 300);
         put_str(&mut buf, "héllo");
-        put_attributes(&mut buf, &[("k", "v".into())], &[]);
+        put_attributes(&mut buf, &[("k", "v")], &[]);
         let mut r = Reader::new(&buf);
         assert_eq!(r.u32(), Some(7));
         assert_eq!(r.u64(), Some(u64::MAX));
@@ -155,10 +155,10 @@ mod tests {
     #[test]
     fn attributes_are_two_string_arrays() {
         let mut buf = BytesMut::new();
-        put_attributes(&mut buf, &[("ab", "c".into()), ("", "".into())], &[]);
+        put_attributes(&mut buf, &[("ab", "c"), ("", "")], &[]);
         assert_eq!(&buf[..], &[2, 2, b'a', b'b', 0, 2, 1, b'c', 0]);
         buf.clear();
-        put_attributes(&mut buf, &[("ab", "c".into()), ("d", "e".into())], &[0]);
+        put_attributes(&mut buf, &[("ab", "c"), ("d", "e")], &[0]);
         assert_eq!(&buf[..], &[1, 1, b'd', 1, 1, b'e']);
     }
 }

@@ -382,7 +382,7 @@ mod tests {
 
     #[test]
     fn each_row_has_its_own_resource_when_resources_take_turns() {
-        let resource = |name: &'static str| Arc::new(vec![("service.name", name.into())]);
+        let resource = |name: &'static str| Arc::new(vec![("service.name", name)]);
         let (a, b) = (resource("a"), resource("b"));
         let spans: Vec<Span<'static>> = [&a, &a, &b, &a, &b, &b]
             .into_iter()
@@ -422,10 +422,10 @@ mod tests {
     #[test]
     fn attributes_other_columns_hold_are_stored_once_and_given_back() {
         let attributes = vec![
-            ("http.request.method", "GET".into()),
-            ("url.path", "/users/42".into()),
-            ("http.route", "/users/{id}".into()),
-            ("http.response.status_code", "200".into()),
+            ("http.request.method", "GET"),
+            ("url.path", "/users/42"),
+            ("http.route", "/users/{id}"),
+            ("http.response.status_code", "200"),
         ];
         let mut buf = BytesMut::new();
         encode_span(
@@ -454,32 +454,26 @@ mod tests {
             // A lower-case method: the operation has it in upper case.
             (
                 "GET /a",
-                vec![
-                    ("http.request.method", "get".into()),
-                    ("http.route", "/a".into()),
-                ],
+                vec![("http.request.method", "get"), ("http.route", "/a")],
             ),
             // The route repeated.
             (
                 "GET /a",
                 vec![
-                    ("http.request.method", "GET".into()),
-                    ("http.route", "/a".into()),
-                    ("http.route", "/a".into()),
+                    ("http.request.method", "GET"),
+                    ("http.route", "/a"),
+                    ("http.route", "/a"),
                 ],
             ),
             // Past the operation cap.
             (
                 "[overflow]",
-                vec![
-                    ("http.request.method", "GET".into()),
-                    ("http.route", "/a".into()),
-                ],
+                vec![("http.request.method", "GET"), ("http.route", "/a")],
             ),
             // A status code whose text is not exactly the number's.
-            ("x", vec![("http.response.status_code", " 200".into())]),
-            ("x", vec![("http.response.status_code", "0200".into())]),
-            ("x", vec![("http.response.status_code", "+200".into())]),
+            ("x", vec![("http.response.status_code", " 200")]),
+            ("x", vec![("http.response.status_code", "0200")]),
+            ("x", vec![("http.response.status_code", "+200")]),
         ] {
             buf.clear();
             encode_span(
@@ -495,10 +489,7 @@ mod tests {
 
     #[test]
     fn rows_spooled_before_the_split_are_re_encoded() {
-        let spans = [
-            span("GET /cart", vec![("a", "b".into())]),
-            span("GET /x", vec![]),
-        ];
+        let spans = [span("GET /cart", vec![("a", "b")]), span("GET /x", vec![])];
         let today = EncodedRows::spans(&spans).bytes;
         let mut before = BytesMut::new();
         for span in &spans {

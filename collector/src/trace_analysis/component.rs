@@ -252,7 +252,7 @@ mod tests {
             name,
             kind: SpanKind::from_otlp(i32::from(kind)),
             // Leaked: a test's few spans live as long as it does.
-            attributes: attributes.iter().copied().collect::<Vec<_>>().leak(),
+            attributes: attributes.to_vec().leak(),
             ..Span::example(name)
         }
     }

@@ -267,7 +267,7 @@ mod tests {
 
     fn metric_batch(points: &[(u64, &str)]) -> MetricBatch {
         let mut rows = MetricRows::default();
-        rows.resource(&[("host.name", "box-1".into())]);
+        rows.resource(&[("host.name", "box-1")]);
         rows.metric(&MetricColumns {
             service: "shop",
             name: "queue.depth",
