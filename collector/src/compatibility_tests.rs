@@ -73,11 +73,11 @@ fn schema_rows_and_queries_work_on_current_clickhouse() {
         ..crate::testing::defaults().pipeline.limits
     };
     let mut attributes = Vec::new();
-    let numbers = Bump::new();
+    let arena = Bump::new();
     let spans = normalise_traces(
         &request,
         &mut attributes,
-        &numbers,
+        &arena,
         limits,
         &NameLimiter::new(100),
         crate::clock::now_unix_ns(),

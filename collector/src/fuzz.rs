@@ -136,8 +136,8 @@ const NOW_NS: u64 = 1_796_083_200_000_000_000;
 pub fn otlp_protobuf_spans(bytes: &[u8]) {
     let names = NameLimiter::new(100);
     let mut attributes = Vec::new();
-    let numbers = Bump::new();
-    let out = normalise_traces(bytes, &mut attributes, &numbers, limits(), &names, NOW_NS);
+    let arena = Bump::new();
+    let out = normalise_traces(bytes, &mut attributes, &arena, limits(), &names, NOW_NS);
     if let Err(TraceRequestError::Malformed(e)) = out {
         assert!(
             ExportTraceServiceRequest::decode(bytes).is_err(),
@@ -153,15 +153,8 @@ pub fn otlp_json_spans(bytes: &[u8]) {
         let names = NameLimiter::new(100);
         let encoded = request.encode_to_vec();
         let mut attributes = Vec::new();
-        let numbers = Bump::new();
-        let out = normalise_traces(
-            &encoded,
-            &mut attributes,
-            &numbers,
-            limits(),
-            &names,
-            NOW_NS,
-        );
+        let arena = Bump::new();
+        let out = normalise_traces(&encoded, &mut attributes, &arena, limits(), &names, NOW_NS);
         assert!(
             out.is_ok(),
             "valid JSON request refused as protobuf: {out:?}"

@@ -193,8 +193,8 @@ impl Pipeline {
     /// Validates, journals, aggregates and queues the spans of one encoded export request.
     pub(crate) async fn ingest_traces(&self, request: &[u8]) -> Result<IngestOutcome, ExportError> {
         let mut attributes = Vec::new();
-        let numbers = Bump::new();
-        let normalised = self.normalise_traces(request, &mut attributes, &numbers)?;
+        let arena = Bump::new();
+        let normalised = self.normalise_traces(request, &mut attributes, &arena)?;
         let overflowed = normalised
             .accepted
             .iter()
@@ -225,17 +225,18 @@ impl Pipeline {
     }
 
     /// Normalises the spans of one encoded export request (their attributes kept in
-    /// `attributes`, numbers written out as text in `numbers`), or says why it is refused whole.
+    /// `attributes`, values that are not text written out in `arena`), or says why it is refused
+    /// whole.
     fn normalise_traces<'a>(
         &self,
         request: &'a [u8],
         attributes: &'a mut Vec<Attribute<'a>>,
-        numbers: &'a Bump,
+        arena: &'a Bump,
     ) -> Result<Normalised<Vec<Span<'a>>>, ExportError> {
         normalise_traces(
             request,
             attributes,
-            numbers,
+            arena,
             self.settings.limits,
             &self.operations,
             now_unix_ns(),

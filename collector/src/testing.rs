@@ -85,11 +85,11 @@ impl HotPath {
     /// Normalises one encoded `ExportTraceServiceRequest`; returns the spans accepted.
     pub fn normalise(&self, request: &[u8]) -> usize {
         let mut attributes = Vec::new();
-        let numbers = Bump::new();
+        let arena = Bump::new();
         normalise_traces(
             request,
             &mut attributes,
-            &numbers,
+            &arena,
             self.limits,
             &self.operations,
             now_unix_ns(),
@@ -101,11 +101,11 @@ impl HotPath {
     /// the bytes of span rows encoded.
     pub fn ingest(&self, request: &[u8]) -> usize {
         let mut attributes = Vec::new();
-        let numbers = Bump::new();
+        let arena = Bump::new();
         let Ok(normalised) = normalise_traces(
             request,
             &mut attributes,
-            &numbers,
+            &arena,
             self.limits,
             &self.operations,
             now_unix_ns(),
@@ -140,11 +140,11 @@ fn span_rows(request: &[u8]) -> Result<EncodedRows, String> {
     let settings = defaults();
     let operations = NameLimiter::new(settings.pipeline.max_operations_per_service);
     let mut attributes = Vec::new();
-    let numbers = Bump::new();
+    let arena = Bump::new();
     let normalised = normalise_traces(
         request,
         &mut attributes,
-        &numbers,
+        &arena,
         settings.pipeline.limits,
         &operations,
         now_unix_ns(),

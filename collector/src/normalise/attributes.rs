@@ -17,16 +17,16 @@ pub(crate) fn any_value_to_string(value: &AnyValue) -> String {
     out
 }
 
-/// The text of an encoded `AnyValue`, borrowed from the bytes for strings and booleans; its
-/// string is checked as part of `within`, the message the value was read from. Any other value
-/// is written out in `numbers`, the request's arena, rather than in an allocation of its own.
+/// The text of an encoded `AnyValue`: a string borrowed from the bytes (checked as part of
+/// `within`, the message the value was read from), a boolean as static text, and any other value
+/// written out in `arena`, the request's, rather than in an allocation of its own.
 ///
 /// Arrays, maps, bytes and string-table references are rare in attributes; they are decoded
 /// with prost and rendered by [`any_value_to_string`], so both paths print values alike.
 pub(crate) fn attribute_text<'a>(
     bytes: &'a [u8],
     within: &TextMessage<'a>,
-    numbers: &'a Bump,
+    arena: &'a Bump,
 ) -> Result<&'a str, WireError> {
     let mut text = "";
     for field in Fields::new(bytes) {
@@ -41,13 +41,17 @@ pub(crate) fn attribute_text<'a>(
             }
             (3, v) => {
                 let mut digits = itoa::Buffer::new();
-                numbers.alloc_str(digits.format(v.varint()? as i64))
+                arena.alloc_str(digits.format(v.varint()? as i64))
             }
-            (4, v) => numbers.alloc_str(&f64::from_bits(v.fixed64()?).to_string()),
+            (4, v) => {
+                let mut text = bumpalo::collections::String::new_in(arena);
+                let _ = write!(text, "{}", f64::from_bits(v.fixed64()?));
+                text.into_bump_str()
+            }
             (5..=8, _) => {
                 let value =
                     AnyValue::decode(bytes).map_err(|_| WireError("malformed attribute value"))?;
-                return Ok(numbers.alloc_str(&any_value_to_string(&value)));
+                return Ok(arena.alloc_str(&any_value_to_string(&value)));
             }
             _ => continue,
         };
@@ -123,7 +127,7 @@ mod tests {
             ],
         }));
         assert_eq!(any_value_to_string(&array), "[a,1.5]");
-        let numbers = Bump::new();
+        let arena = Bump::new();
         for value in [
             Value::IntValue(-3),
             Value::BoolValue(true),
@@ -133,12 +137,12 @@ mod tests {
         ] {
             let any = v(value);
             let bytes = any.encode_to_vec();
-            let text = attribute_text(&bytes, &TextMessage::new(&bytes), &numbers).expect("valid");
+            let text = attribute_text(&bytes, &TextMessage::new(&bytes), &arena).expect("valid");
             assert_eq!(text, any_value_to_string(&any));
         }
         let bytes = array.encode_to_vec();
         assert_eq!(
-            attribute_text(&bytes, &TextMessage::new(&bytes), &numbers).expect("valid"),
+            attribute_text(&bytes, &TextMessage::new(&bytes), &arena).expect("valid"),
             "[a,1.5]"
         );
     }

@@ -3,9 +3,9 @@
 //! In: an encoded `ExportMetricsServiceRequest`. Out: one `metrics` row per data point of its
 //! gauges, sums, explicit and exponential histograms and summaries, written in RowBinary as the
 //! point is read ([`MetricRows`]): no prost structs are built and nothing is allocated per point
-//! (integer attribute values aside, which go into the request's arena). Points with timestamps
-//! outside the accepted window are rejected one by one; bytes that are not a valid request are a
-//! [`WireError`]. Attributes are kept within the same limits as spans' (count per point and per
+//! (attribute values that are not text aside: numbers go into the request's arena). Points with
+//! timestamps outside the accepted window are rejected one by one; bytes that are not a valid
+//! request are a [`WireError`]. Attributes are kept within the same limits as spans' (count per point and per
 //! resource, value length), and what is dropped or cut is counted.
 //!
 //! Exponential histograms are stored with explicit bounds: the first bucket holds the zero and
@@ -42,7 +42,7 @@ pub(crate) fn normalise_metrics(
 ) -> Result<Normalised<MetricRows>, WireError> {
     let window = now_unix_ns.saturating_sub(limits.max_age.as_nanos() as u64)
         ..=now_unix_ns.saturating_add(limits.max_future.as_nanos() as u64);
-    let numbers = Bump::new();
+    let arena = Bump::new();
     let mut scratch = Scratch::default();
     let mut out = Normalised {
         accepted: MetricRows::for_request(request.len()),
@@ -54,7 +54,7 @@ pub(crate) fn normalise_metrics(
         };
         let mut resource = Vec::new();
         let truncations = &mut out.truncations;
-        let scopes = resource_and_scopes(resource_metrics.bytes()?, &numbers, |kv| {
+        let scopes = resource_and_scopes(resource_metrics.bytes()?, &arena, |kv| {
             truncations.push(&mut resource, 0, kv, &limits);
         })?;
         let service = match find(&resource, "service.name") {
@@ -70,7 +70,7 @@ pub(crate) fn normalise_metrics(
                         service,
                         window: &window,
                         limits: &limits,
-                        numbers: &numbers,
+                        arena: &arena,
                     };
                     metric.points(&context, &mut scratch, &mut out)?;
                 }
@@ -88,8 +88,8 @@ struct PointContext<'c, 'a> {
     window: &'c RangeInclusive<u64>,
     /// The attribute limits.
     limits: &'c SpanLimits,
-    /// The request's arena, for integer attribute values.
-    numbers: &'a Bump,
+    /// The request's arena, for attribute values that are not text.
+    arena: &'a Bump,
 }
 
 /// One metric as found on the wire: its names and its data (the field number says which kind).
@@ -222,7 +222,7 @@ fn read_point<'a>(
             (_, (n, kv)) if n == attributes_field => {
                 let kv = kv.bytes()?;
                 let run = run.get_or_insert_with(|| attribute_run(bytes, kv));
-                let kv = key_value(kv, run, context.numbers)?;
+                let kv = key_value(kv, run, context.arena)?;
                 truncations.push(&mut scratch.attributes, 0, kv, context.limits);
             }
             (_, (3, v)) => time_ns = v.fixed64()?,

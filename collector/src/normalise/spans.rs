@@ -103,7 +103,7 @@ struct WireSpan<'a> {
 fn wire_span<'a>(
     bytes: &'a [u8],
     attributes: &mut Vec<Attribute<'a>>,
-    numbers: &'a Bump,
+    arena: &'a Bump,
     limits: &SpanLimits,
     truncations: &mut Truncations,
 ) -> Result<WireSpan<'a>, WireError> {
@@ -123,7 +123,7 @@ fn wire_span<'a>(
             (9, v) => {
                 let kv = v.bytes()?;
                 let run = run.get_or_insert_with(|| attribute_run(bytes, kv));
-                truncations.push(attributes, start, key_value(kv, run, numbers)?, limits);
+                truncations.push(attributes, start, key_value(kv, run, arena)?, limits);
             }
             (15, v) => {
                 for field in Fields::new(v.bytes()?) {
@@ -154,7 +154,7 @@ static SPAN_ATTRIBUTES: SizeGuess = SizeGuess::new(&ATTRIBUTES_PER_SPAN, 64);
 pub(crate) fn normalise_traces<'a>(
     request: &'a [u8],
     attributes: &'a mut Vec<Attribute<'a>>,
-    numbers: &'a Bump,
+    arena: &'a Bump,
     limits: SpanLimits,
     operations: &NameLimiter,
     now_unix_ns: u64,
@@ -173,7 +173,7 @@ pub(crate) fn normalise_traces<'a>(
                 continue;
             };
             let mut resource_attributes = Vec::new();
-            let scopes = resource_and_scopes(resource_spans.bytes()?, numbers, |kv| {
+            let scopes = resource_and_scopes(resource_spans.bytes()?, arena, |kv| {
                 truncations.push(&mut resource_attributes, 0, kv, &limits);
             })?;
             let resource = Arc::new(resource_attributes);
@@ -202,13 +202,8 @@ pub(crate) fn normalise_traces<'a>(
                     if out.accepted.len() as u64 + out.rejected >= limits.max_spans as u64 {
                         return Err(TraceRequestError::TooManySpans(limits.max_spans));
                     }
-                    let wire = wire_span(
-                        span.bytes()?,
-                        attributes,
-                        numbers,
-                        &limits,
-                        &mut truncations,
-                    )?;
+                    let wire =
+                        wire_span(span.bytes()?, attributes, arena, &limits, &mut truncations)?;
                     let place = wire.attributes.clone();
                     match validate(wire, &attributes[place.clone()], &window, &resource, names) {
                         Ok(span) => {
@@ -333,9 +328,9 @@ mod tests {
         check: impl FnOnce(&Normalised<Vec<Span<'_>>>) -> R,
     ) -> R {
         let mut attributes = Vec::new();
-        let numbers = Bump::new();
+        let arena = Bump::new();
         let names = NameLimiter::new(operations);
-        let out = normalise_traces(bytes, &mut attributes, &numbers, LIMITS, &names, now);
+        let out = normalise_traces(bytes, &mut attributes, &arena, LIMITS, &names, now);
         check(&out.expect("valid"))
     }
 
@@ -472,8 +467,8 @@ mod tests {
             let mut bytes = request.encode_to_vec();
             let limiter = NameLimiter::new(10);
             let mut read = Vec::new();
-            let numbers = Bump::new();
-            normalise_traces(&bytes, &mut read, &numbers, LIMITS, &limiter, now)
+            let arena = Bump::new();
+            normalise_traces(&bytes, &mut read, &arena, LIMITS, &limiter, now)
                 .expect("valid as sent");
             let at = bytes
                 .windows(4)
@@ -481,8 +476,8 @@ mod tests {
                 .expect("the value");
             bytes[at + 1] = 0xff;
             let mut read = Vec::new();
-            let numbers = Bump::new();
-            let refused = normalise_traces(&bytes, &mut read, &numbers, LIMITS, &limiter, now);
+            let arena = Bump::new();
+            let refused = normalise_traces(&bytes, &mut read, &arena, LIMITS, &limiter, now);
             assert!(
                 matches!(refused, Err(TraceRequestError::Malformed(_))),
                 "{attributes:?}"
@@ -525,8 +520,8 @@ mod tests {
         };
         let names = NameLimiter::new(10);
         let mut attributes = Vec::new();
-        let numbers = Bump::new();
-        let out = normalise_traces(&bytes, &mut attributes, &numbers, limits, &names, now)
+        let arena = Bump::new();
+        let out = normalise_traces(&bytes, &mut attributes, &arena, limits, &names, now)
             .expect("within limits");
         let first = &out.accepted[0];
         // "é" is two bytes: five bytes keep two of them, cut at a character boundary.
@@ -544,8 +539,8 @@ mod tests {
             ..limits
         };
         let mut attributes = Vec::new();
-        let numbers = Bump::new();
-        let refused = normalise_traces(&bytes, &mut attributes, &numbers, two, &names, now)
+        let arena = Bump::new();
+        let refused = normalise_traces(&bytes, &mut attributes, &arena, two, &names, now)
             .expect_err("too many spans");
         assert!(
             matches!(refused, TraceRequestError::TooManySpans(2)),
@@ -609,8 +604,8 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             let mut attributes = Vec::new();
-            let numbers = Bump::new();
-            let _ = normalise_traces(&bytes, &mut attributes, &numbers, LIMITS, &NameLimiter::new(10), 0);
+            let arena = Bump::new();
+            let _ = normalise_traces(&bytes, &mut attributes, &arena, LIMITS, &NameLimiter::new(10), 0);
         }
     }
 }

@@ -12,7 +12,7 @@ use std::ops::Range;
 /// to `attribute`, and the bytes of its scopes (`ScopeSpans` or `ScopeMetrics`) come back.
 pub(super) fn resource_and_scopes<'a>(
     message: &'a [u8],
-    numbers: &'a Bump,
+    arena: &'a Bump,
     mut attribute: impl FnMut(Attribute<'a>),
 ) -> Result<Vec<&'a [u8]>, WireError> {
     let mut scopes = Vec::new();
@@ -24,7 +24,7 @@ pub(super) fn resource_and_scopes<'a>(
                 let run = TextMessage::leading_text(resource);
                 for field in Fields::new(resource) {
                     if let (1, kv) = field? {
-                        attribute(key_value(kv.bytes()?, &run, numbers)?);
+                        attribute(key_value(kv.bytes()?, &run, arena)?);
                     }
                 }
             }
@@ -66,7 +66,7 @@ fn short_text_pair(bytes: &[u8]) -> Option<(Range<usize>, Range<usize>)> {
 pub(super) fn key_value<'a>(
     bytes: &'a [u8],
     run: &TextMessage<'a>,
-    numbers: &'a Bump,
+    arena: &'a Bump,
 ) -> Result<Attribute<'a>, WireError> {
     if let Some((key, value)) = short_text_pair(bytes) {
         // Its tags and lengths are below 0x80: the message is UTF-8 when its two strings are.
@@ -102,7 +102,7 @@ pub(super) fn key_value<'a>(
         None => "",
     };
     let value = match value {
-        Some(v) => attribute_text(v, &message, numbers)?,
+        Some(v) => attribute_text(v, &message, arena)?,
         None => "",
     };
     Ok((key, value))
@@ -126,12 +126,12 @@ mod tests {
         };
         // Read alone, and as the run of attributes it is in (then checked up to the first byte
         // that is not UTF-8, here the integer's).
-        let numbers = Bump::new();
+        let arena = Bump::new();
         let both_ways = |bytes: &[u8]| {
             // (An empty run holds nothing.)
-            let alone = key_value(bytes, &TextMessage::new(&[]), &numbers).map_err(|e| e.0);
+            let alone = key_value(bytes, &TextMessage::new(&[]), &arena).map_err(|e| e.0);
             let in_run =
-                key_value(bytes, &TextMessage::leading_text(bytes), &numbers).map_err(|e| e.0);
+                key_value(bytes, &TextMessage::leading_text(bytes), &arena).map_err(|e| e.0);
             assert_eq!(alone, in_run, "{bytes:?}");
             alone.map(|(key, value)| (key.to_owned(), value.to_owned()))
         };
