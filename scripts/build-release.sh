@@ -10,7 +10,7 @@
 # ask for most; on its exit the counts are merged by llvm-profdata
 # (from rustup's llvm-tools, added when missing) and the compiler lays out and inlines the
 # collector from them. Nothing about what the collector does changes, only how fast its code
-# runs: see the README's Speed section for the figures, plain against PGO.
+# runs: see docs/SPEED-HISTORY.md for the figures, plain against PGO.
 #
 #   scripts/build-release.sh [PACKAGE...]   more packages for the plain build (plumb-demo, ...)
 #   PLUMB_PGO=0   the plain build only; target/pgo/release/plumb-collector is then not made

@@ -6,7 +6,7 @@
 //! straight into the [`QueueProcessor`](crate::QueueProcessor)'s queue. Why: through the SDK a
 //! request builds a `SpanBuilder`, an SDK span and then a `SpanData` that is packed for the
 //! queue and freed, and allocates its attribute list and a copy of the path on the way; here the
-//! span is written into its packed record as it is recorded (see the README's Speed section for
+//! span is written into its packed record as it is recorded (see `docs/SPEED-HISTORY.md` for
 //! what that saved).
 //!
 //! The span behaves as the SDK's would: the provider's sampler decides (the samplers `init` can

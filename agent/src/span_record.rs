@@ -7,7 +7,7 @@
 //! them, so every request allocates memory that was last touched on the other core (and, with
 //! glibc, waits on the arena lock the export thread holds while it frees). In a scratch harness
 //! running the layer bench's request, dropping each span where it was made instead of sending it
-//! took the request from 3.6 to 2.4 µs (see the README's Speed section). Packing copies the
+//! took the request from 3.6 to 2.4 µs (see `docs/SPEED-HISTORY.md`). Packing copies the
 //! span's text into the record and frees the `SpanData` where it was made.
 //!
 //! A span packs when its owned text and attributes fit in [`TEXT_BYTES`] bytes, it has no events,
