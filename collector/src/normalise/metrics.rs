@@ -5,8 +5,8 @@
 //! point is read ([`MetricRows`]): no prost structs are built and nothing is allocated per point
 //! (attribute values that are not text aside: numbers go into the request's arena). Points with
 //! timestamps outside the accepted window are rejected one by one; bytes that are not a valid
-//! request are a [`WireError`]. Attributes are kept within the same limits as spans' (count per point and per
-//! resource, value length), and what is dropped or cut is counted.
+//! request are a [`WireError`]. Attributes are kept within the same limits as spans' (count per
+//! point and per resource, value length), and what is dropped or cut is counted.
 //!
 //! Exponential histograms are stored with explicit bounds: the first bucket holds the zero and
 //! negative counts up to the lowest positive bound, then one bucket per positive exponential
